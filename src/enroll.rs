@@ -20,12 +20,10 @@ pub enum EnrollError {
     SeveralFaces { path: PathBuf, count: usize },
     #[error("{path}: the face is too small ({size:.0} px, at least {min:.0} px needed); use a closer or larger photo")]
     TooSmall { path: PathBuf, size: f32, min: f32 },
-    #[error("{path}: the face is too blurry (sharpness {sharpness:.0}, at least {min:.0} needed); use a sharper photo")]
-    Blurry {
-        path: PathBuf,
-        sharpness: f64,
-        min: f64,
-    },
+    #[error(
+        "{path}: the face is too blurry (sharpness {sharpness:.0}, at least {min:.0} needed); use a sharper photo"
+    )]
+    Blurry { path: PathBuf, sharpness: f64, min: f64 },
     #[error("{path}: {source}")]
     Face { path: PathBuf, source: FaceError },
     #[error("no photos given")]
@@ -52,47 +50,22 @@ pub fn embed_photo(
     path: &Path,
 ) -> Result<AcceptedPhoto, EnrollError> {
     let image = load_bgr(path)?;
-    let with_path = |source| EnrollError::Face {
-        path: path.to_path_buf(),
-        source,
-    };
+    let with_path = |source| EnrollError::Face { path: path.to_path_buf(), source };
     let mut faces = pipeline.analyze(&image).map_err(with_path)?;
     let face = match faces.len() {
-        0 => {
-            return Err(EnrollError::NoFace {
-                path: path.to_path_buf(),
-            })
-        }
+        0 => return Err(EnrollError::NoFace { path: path.to_path_buf() }),
         1 => faces.remove(0),
-        count => {
-            return Err(EnrollError::SeveralFaces {
-                path: path.to_path_buf(),
-                count,
-            })
-        }
+        count => return Err(EnrollError::SeveralFaces { path: path.to_path_buf(), count }),
     };
     let face_px = quality::face_size(&face.detection);
     if face_px < quality.min_face_px {
-        return Err(EnrollError::TooSmall {
-            path: path.to_path_buf(),
-            size: face_px,
-            min: quality.min_face_px,
-        });
+        return Err(EnrollError::TooSmall { path: path.to_path_buf(), size: face_px, min: quality.min_face_px });
     }
     let sharpness = quality::sharpness(&face.aligned).map_err(with_path)?;
     if sharpness < quality.min_sharpness {
-        return Err(EnrollError::Blurry {
-            path: path.to_path_buf(),
-            sharpness,
-            min: quality.min_sharpness,
-        });
+        return Err(EnrollError::Blurry { path: path.to_path_buf(), sharpness, min: quality.min_sharpness });
     }
-    Ok(AcceptedPhoto {
-        path: path.to_path_buf(),
-        embedding: face.embedding,
-        face_px,
-        sharpness,
-    })
+    Ok(AcceptedPhoto { path: path.to_path_buf(), embedding: face.embedding, face_px, sharpness })
 }
 
 /// What an enrolment did, for the CLI to report.
@@ -126,30 +99,16 @@ pub fn enroll(
         return Err(EnrollError::NoPhotos);
     }
     crate::gallery::validate_id(request.id)?;
-    let photos = request
-        .photos
-        .iter()
-        .map(|p| embed_photo(pipeline, quality, p))
-        .collect::<Result<Vec<_>, _>>()?;
+    let photos = request.photos.iter().map(|p| embed_photo(pipeline, quality, p)).collect::<Result<Vec<_>, _>>()?;
     let model_id = pipeline.models.embedder.model_id().to_string();
     let threshold = pipeline.matcher.threshold();
     store.update(|gallery| {
-        let existing: Vec<Embedding> = gallery
-            .get(request.id)
-            .map(|p| p.embeddings.clone())
-            .unwrap_or_default();
+        let existing: Vec<Embedding> = gallery.get(request.id).map(|p| p.embeddings.clone()).unwrap_or_default();
         let mut inconsistent = Vec::new();
         for (i, photo) in photos.iter().enumerate() {
-            let others = existing.iter().chain(
-                photos
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(_, p)| &p.embedding),
-            );
-            let best = others
-                .map(|e| e.similarity(&photo.embedding))
-                .fold(f32::NEG_INFINITY, f32::max);
+            let others =
+                existing.iter().chain(photos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, p)| &p.embedding));
+            let best = others.map(|e| e.similarity(&photo.embedding)).fold(f32::NEG_INFINITY, f32::max);
             if best.is_finite() && best < threshold {
                 inconsistent.push((photo.path.clone(), best));
             }
@@ -167,20 +126,8 @@ pub fn enroll(
             })
             .max_by(|a, b| a.1.total_cmp(&b.1));
         let embeddings = photos.iter().map(|p| p.embedding.clone()).collect();
-        gallery.enroll(
-            request.id,
-            request.role,
-            request.name,
-            embeddings,
-            &model_id,
-            now,
-        )?;
+        gallery.enroll(request.id, request.role, request.name, embeddings, &model_id, now)?;
         let total_embeddings = gallery.get(request.id).map_or(0, |p| p.embeddings.len());
-        Ok(EnrollReport {
-            photos: photos.clone(),
-            total_embeddings,
-            inconsistent,
-            resembles,
-        })
+        Ok(EnrollReport { photos: photos.clone(), total_embeddings, inconsistent, resembles })
     })
 }

@@ -46,11 +46,7 @@ impl FacePipeline {
         for detection in detections {
             let aligned = self.models.aligner.align(image, &detection)?;
             let embedding = self.models.embedder.embed(&aligned)?;
-            faces.push(AnalyzedFace {
-                detection,
-                aligned,
-                embedding,
-            });
+            faces.push(AnalyzedFace { detection, aligned, embedding });
         }
         Ok(faces)
     }

@@ -15,11 +15,7 @@ use dolbom::identify::FacePipeline;
 use tracing::{info_span, warn};
 
 #[derive(Parser)]
-#[command(
-    name = "dolbom",
-    version,
-    about = "Daycare entrance kiosk: on-device face recognition and events"
-)]
+#[command(name = "dolbom", version, about = "Daycare entrance kiosk: on-device face recognition and events")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -95,13 +91,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode> {
     match command {
-        Command::Enroll {
-            config,
-            person,
-            role,
-            name,
-            images,
-        } => {
+        Command::Enroll { config, person, role, name, images } => {
             let config = Config::load(&config)?;
             let _span = info_span!("enroll", person = %person).entered();
             let mut pipeline = pipeline(&config)?;
@@ -110,12 +100,7 @@ fn run(command: Command) -> Result<ExitCode> {
                 &mut pipeline,
                 &config.face.quality,
                 &store,
-                &Enrollment {
-                    id: &person,
-                    role,
-                    name: &name,
-                    photos: &images,
-                },
+                &Enrollment { id: &person, role, name: &name, photos: &images },
                 unix_now(),
             )?;
             for (path, s) in &report.inconsistent {
@@ -131,9 +116,7 @@ fn run(command: Command) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Gallery {
-            action: GalleryAction::List { config, json },
-        } => {
+        Command::Gallery { action: GalleryAction::List { config, json } } => {
             let config = Config::load(&config)?;
             let gallery = GalleryStore::new(&config.gallery.path).load()?;
             for p in &gallery.people {
@@ -149,9 +132,7 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Gallery {
-            action: GalleryAction::Remove { id, config },
-        } => {
+        Command::Gallery { action: GalleryAction::Remove { id, config } } => {
             let config = Config::load(&config)?;
             let store = GalleryStore::new(&config.gallery.path);
             let removed = store.update(|g| g.remove(&id).map_err(anyhow::Error::from))?;
@@ -177,17 +158,12 @@ fn run(command: Command) -> Result<ExitCode> {
             for path in &images {
                 let _span = info_span!("identify", image = %path.display()).entered();
                 let result = load_bgr(path).map_err(anyhow::Error::from).and_then(|img| {
-                    pipeline
-                        .identify(&path.display().to_string(), &img, &gallery)
-                        .map_err(anyhow::Error::from)
+                    pipeline.identify(&path.display().to_string(), &img, &gallery).map_err(anyhow::Error::from)
                 });
                 match result {
                     Ok(faces) => {
                         for face in faces {
-                            println!(
-                                "{}",
-                                serde_json::to_string(&face).context("serialising a result")?
-                            );
+                            println!("{}", serde_json::to_string(&face).context("serialising a result")?);
                         }
                     }
                     Err(e) => {
@@ -196,25 +172,16 @@ fn run(command: Command) -> Result<ExitCode> {
                     }
                 }
             }
-            Ok(if failed == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
     }
 }
 
 fn pipeline(config: &Config) -> Result<FacePipeline> {
     let models = FaceModels::load(config)?;
-    Ok(FacePipeline::new(
-        models,
-        Matcher::new(config.face.matcher.threshold),
-    ))
+    Ok(FacePipeline::new(models, Matcher::new(config.face.matcher.threshold)))
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -19,24 +19,13 @@ pub enum OnnxError {
     #[error("model file {path} is missing (run scripts/setup.sh to fetch the models)")]
     ModelMissing { path: PathBuf },
     #[error("cannot read model file {path}: {source}")]
-    ModelRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    ModelRead { path: PathBuf, source: std::io::Error },
     #[error("model file {path} is corrupt: sha256 is {actual}, expected {expected} (run scripts/setup.sh to fetch it again)")]
-    ModelChecksum {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
+    ModelChecksum { path: PathBuf, expected: String, actual: String },
     #[error("model file {path} cannot be loaded: {reason}")]
     ModelLoad { path: PathBuf, reason: String },
     #[error("model {model} has no {what} named `{name}`")]
-    ModelShape {
-        model: String,
-        what: &'static str,
-        name: String,
-    },
+    ModelShape { model: String, what: &'static str, name: String },
     #[error("inference failed in {model}: {reason}")]
     Inference { model: String, reason: String },
 }
@@ -49,10 +38,7 @@ pub fn environment(library: &Path) -> Result<&'static Environment, OnnxError> {
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env);
     }
-    let fail = |reason: String| OnnxError::Library {
-        path: library.to_path_buf(),
-        reason,
-    };
+    let fail = |reason: String| OnnxError::Library { path: library.to_path_buf(), reason };
     if library.components().count() > 1 && !library.exists() {
         return Err(fail("no such file".into()));
     }
@@ -78,28 +64,16 @@ pub struct ModelSpec<'a> {
 pub fn open_session(env: &Environment, spec: &ModelSpec<'_>) -> Result<Session, OnnxError> {
     let path = spec.path;
     if !path.exists() {
-        return Err(OnnxError::ModelMissing {
-            path: path.to_path_buf(),
-        });
+        return Err(OnnxError::ModelMissing { path: path.to_path_buf() });
     }
-    let bytes = std::fs::read(path).map_err(|source| OnnxError::ModelRead {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| OnnxError::ModelRead { path: path.to_path_buf(), source })?;
     if let Some(expected) = spec.sha256 {
         let actual = hex(&Sha256::digest(&bytes));
         if !actual.eq_ignore_ascii_case(expected) {
-            return Err(OnnxError::ModelChecksum {
-                path: path.to_path_buf(),
-                expected: expected.to_string(),
-                actual,
-            });
+            return Err(OnnxError::ModelChecksum { path: path.to_path_buf(), expected: expected.to_string(), actual });
         }
     }
-    let load = |reason: String| OnnxError::ModelLoad {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let load = |reason: String| OnnxError::ModelLoad { path: path.to_path_buf(), reason };
     Session::builder(env)
         .map_err(|e| load(e.to_string()))?
         .with_optimization_level(GraphOptimizationLevel::Level3)
@@ -112,28 +86,15 @@ pub fn open_session(env: &Environment, spec: &ModelSpec<'_>) -> Result<Session, 
 
 /// Checks that a session has the named inputs and outputs the caller's decoder relies on, so a
 /// wrong model file fails at start-up with a clear message rather than on the first frame.
-pub fn require_names(
-    session: &Session,
-    model: &str,
-    inputs: &[&str],
-    outputs: &[&str],
-) -> Result<(), OnnxError> {
+pub fn require_names(session: &Session, model: &str, inputs: &[&str], outputs: &[&str]) -> Result<(), OnnxError> {
     for name in inputs {
         if !session.inputs().iter().any(|o| o.name() == *name) {
-            return Err(OnnxError::ModelShape {
-                model: model.to_string(),
-                what: "input",
-                name: name.to_string(),
-            });
+            return Err(OnnxError::ModelShape { model: model.to_string(), what: "input", name: name.to_string() });
         }
     }
     for name in outputs {
         if !session.outputs().iter().any(|o| o.name() == *name) {
-            return Err(OnnxError::ModelShape {
-                model: model.to_string(),
-                what: "output",
-                name: name.to_string(),
-            });
+            return Err(OnnxError::ModelShape { model: model.to_string(), what: "output", name: name.to_string() });
         }
     }
     Ok(())

@@ -11,13 +11,8 @@ pub trait Aligner: Send {
 }
 
 /// The five-point template of ArcFace-style recognisers (InsightFace, SFace), in a 112x112 crop.
-pub const ARCFACE_112: [[f32; 2]; 5] = [
-    [38.2946, 51.6963],
-    [73.5318, 51.5014],
-    [56.0252, 71.7366],
-    [41.5493, 92.3655],
-    [70.7299, 92.2041],
-];
+pub const ARCFACE_112: [[f32; 2]; 5] =
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
 
 /// Least-squares similarity transform (rotation, uniform scale, translation) from five landmarks
 /// onto a template.
@@ -28,10 +23,7 @@ pub struct FivePointAligner {
 
 impl FivePointAligner {
     pub fn arcface_112() -> Self {
-        Self {
-            template: ARCFACE_112,
-            size: 112,
-        }
+        Self { template: ARCFACE_112, size: 112 }
     }
 
     pub fn new(template: [[f32; 2]; 5], size: i32) -> Self {
@@ -63,9 +55,7 @@ impl Aligner for FivePointAligner {
 pub fn similarity_transform(src: &[[f32; 2]; 5], dst: &[[f32; 2]; 5]) -> [f64; 6] {
     let n = src.len() as f64;
     let mean = |pts: &[[f32; 2]; 5]| {
-        let (sx, sy) = pts.iter().fold((0.0, 0.0), |(x, y), p| {
-            (x + f64::from(p[0]), y + f64::from(p[1]))
-        });
+        let (sx, sy) = pts.iter().fold((0.0, 0.0), |(x, y), p| (x + f64::from(p[0]), y + f64::from(p[1])));
         (sx / n, sy / n)
     };
     let (smx, smy) = mean(src);
@@ -83,14 +73,7 @@ pub fn similarity_transform(src: &[[f32; 2]; 5], dst: &[[f32; 2]; 5]) -> [f64; 6
         return [1.0, 0.0, dmx - smx, 0.0, 1.0, dmy - smy];
     }
     let (a, b) = (dot / var, cross / var);
-    [
-        a,
-        -b,
-        dmx - (a * smx - b * smy),
-        b,
-        a,
-        dmy - (b * smx + a * smy),
-    ]
+    [a, -b, dmx - (a * smx - b * smy), b, a, dmy - (b * smx + a * smy)]
 }
 
 #[cfg(test)]
@@ -115,10 +98,7 @@ mod tests {
         let m = similarity_transform(&src, &ARCFACE_112);
         for (p, q) in src.iter().zip(ARCFACE_112.iter()) {
             let (x, y) = apply(&m, *p);
-            assert!(
-                (x - f64::from(q[0])).abs() < 1e-3 && (y - f64::from(q[1])).abs() < 1e-3,
-                "{x},{y} vs {q:?}"
-            );
+            assert!((x - f64::from(q[0])).abs() < 1e-3 && (y - f64::from(q[1])).abs() < 1e-3, "{x},{y} vs {q:?}");
         }
     }
 

@@ -27,24 +27,12 @@ mod tests {
     use super::*;
 
     fn det(x: f32, score: f32) -> Detection {
-        Detection {
-            bbox: [x, 0.0, x + 10.0, 10.0],
-            score,
-            landmarks: [[0.0; 2]; 5],
-        }
+        Detection { bbox: [x, 0.0, x + 10.0, 10.0], score, landmarks: [[0.0; 2]; 5] }
     }
 
     #[test]
     fn nms_keeps_best_of_each_cluster() {
-        let kept = non_max_suppression(
-            vec![
-                det(0.0, 0.99),
-                det(1.0, 0.95),
-                det(50.0, 0.93),
-                det(51.0, 0.91),
-            ],
-            0.3,
-        );
+        let kept = non_max_suppression(vec![det(0.0, 0.99), det(1.0, 0.95), det(50.0, 0.93), det(51.0, 0.91)], 0.3);
         let scores: Vec<f32> = kept.iter().map(|d| d.score).collect();
         assert_eq!(scores, vec![0.99, 0.93]);
     }

@@ -84,11 +84,7 @@ impl FaceModels {
         let detector: Box<dyn FaceDetector> = match d.kind {
             DetectorKind::Yunet => Box::new(yunet::YuNet::new(
                 env,
-                &ModelSpec {
-                    path: &d.model,
-                    sha256: d.sha256.as_deref(),
-                    threads,
-                },
+                &ModelSpec { path: &d.model, sha256: d.sha256.as_deref(), threads },
                 yunet::YuNetParams {
                     max_input_side: d.max_input_side,
                     score_threshold: d.score_threshold,
@@ -99,22 +95,11 @@ impl FaceModels {
         let e = &config.face.embedder;
         let (embedder, aligner): (Box<dyn FaceEmbedder>, Box<dyn Aligner>) = match e.kind {
             EmbedderKind::Sface => (
-                Box::new(sface::SFace::new(
-                    env,
-                    &ModelSpec {
-                        path: &e.model,
-                        sha256: e.sha256.as_deref(),
-                        threads,
-                    },
-                )?),
+                Box::new(sface::SFace::new(env, &ModelSpec { path: &e.model, sha256: e.sha256.as_deref(), threads })?),
                 Box::new(FivePointAligner::arcface_112()),
             ),
         };
-        Ok(Self {
-            detector,
-            aligner,
-            embedder,
-        })
+        Ok(Self { detector, aligner, embedder })
     }
 }
 
@@ -134,11 +119,7 @@ pub(crate) fn to_planar_f32(
     out.clear();
     out.resize(3 * plane, 0.0);
     let (c0, c2) = if swap_rb { (2, 0) } else { (0, 2) };
-    for (y, row) in pixels
-        .chunks_exact(3 * width)
-        .take(height.min(ph))
-        .enumerate()
-    {
+    for (y, row) in pixels.chunks_exact(3 * width).take(height.min(ph)).enumerate() {
         for (x, px) in row.chunks_exact(3).take(pw).enumerate() {
             let i = y * pw + x;
             out[i] = f32::from(px[c0]);
@@ -153,11 +134,7 @@ mod tests {
     use super::*;
 
     fn det(b: [f32; 4]) -> Detection {
-        Detection {
-            bbox: b,
-            score: 1.0,
-            landmarks: [[0.0; 2]; 5],
-        }
+        Detection { bbox: b, score: 1.0, landmarks: [[0.0; 2]; 5] }
     }
 
     #[test]
@@ -178,12 +155,6 @@ mod tests {
         to_planar_f32(&px, 2, 1, (2, 1), true, &mut out);
         assert_eq!(out, vec![3.0, 6.0, 2.0, 5.0, 1.0, 4.0]);
         to_planar_f32(&px, 2, 1, (3, 2), false, &mut out);
-        assert_eq!(
-            out,
-            vec![
-                1.0, 4.0, 0.0, 0.0, 0.0, 0.0, 2.0, 5.0, 0.0, 0.0, 0.0, 0.0, 3.0, 6.0, 0.0, 0.0,
-                0.0, 0.0
-            ]
-        );
+        assert_eq!(out, vec![1.0, 4.0, 0.0, 0.0, 0.0, 0.0, 2.0, 5.0, 0.0, 0.0, 0.0, 0.0, 3.0, 6.0, 0.0, 0.0, 0.0, 0.0]);
     }
 }

@@ -6,7 +6,7 @@ use opencv::imgproc;
 use super::{Detection, FaceError};
 
 /// Variance of the Laplacian of the grey image: the usual focus measure. Sharp 112x112 face
-/// crops score in the hundreds; motion blur and defocus push it toward zero.
+/// crops score in the thousands; motion blur and defocus push it toward zero.
 pub fn sharpness(aligned: &Mat) -> Result<f64, FaceError> {
     let mut grey = Mat::default();
     imgproc::cvt_color(aligned, &mut grey, imgproc::COLOR_BGR2GRAY, 0)?;

@@ -20,10 +20,7 @@ impl SFace {
     pub fn new(env: &Environment, spec: &ModelSpec<'_>) -> Result<Self, OnnxError> {
         let session = onnx::open_session(env, spec)?;
         onnx::require_names(&session, "SFace", &["data"], &["fc1"])?;
-        Ok(Self {
-            session,
-            input: Vec::with_capacity(3 * SIZE * SIZE),
-        })
+        Ok(Self { session, input: Vec::with_capacity(3 * SIZE * SIZE) })
     }
 }
 
@@ -33,10 +30,7 @@ impl FaceEmbedder for SFace {
     }
 
     fn embed(&mut self, aligned: &Mat) -> Result<Embedding, FaceError> {
-        if aligned.cols() as usize != SIZE
-            || aligned.rows() as usize != SIZE
-            || aligned.channels() != 3
-        {
+        if aligned.cols() as usize != SIZE || aligned.rows() as usize != SIZE || aligned.channels() != 3 {
             return Err(FaceError::Input(format!(
                 "SFace needs a 112x112 BGR crop, got {}x{} with {} channels",
                 aligned.cols(),
@@ -52,24 +46,10 @@ impl FaceEmbedder for SFace {
             &owned
         };
         // The model was trained on RGB; OpenCV hands us BGR.
-        to_planar_f32(
-            aligned.data_bytes()?,
-            SIZE,
-            SIZE,
-            (SIZE, SIZE),
-            true,
-            &mut self.input,
-        );
-        let fail = |e: ort::Error| OnnxError::Inference {
-            model: "SFace".into(),
-            reason: e.to_string(),
-        };
-        let tensor =
-            TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..])).map_err(fail)?;
-        let outputs = self
-            .session
-            .run(ort::inputs!["data" => tensor])
-            .map_err(fail)?;
+        to_planar_f32(aligned.data_bytes()?, SIZE, SIZE, (SIZE, SIZE), true, &mut self.input);
+        let fail = |e: ort::Error| OnnxError::Inference { model: "SFace".into(), reason: e.to_string() };
+        let tensor = TensorRef::from_array_view(([1usize, 3, SIZE, SIZE], &self.input[..])).map_err(fail)?;
+        let outputs = self.session.run(ort::inputs!["data" => tensor]).map_err(fail)?;
         let (_, values) = outputs["fc1"].try_extract_tensor::<f32>().map_err(fail)?;
         Embedding::normalized(values.to_vec()).ok_or_else(|| {
             FaceError::Onnx(OnnxError::Inference {

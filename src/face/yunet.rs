@@ -17,8 +17,8 @@ use crate::onnx::{self, ModelSpec, OnnxError};
 const STRIDES: [usize; 3] = [8, 16, 32];
 const DIVISOR: usize = 32;
 const OUTPUTS: [&str; 12] = [
-    "cls_8", "cls_16", "cls_32", "obj_8", "obj_16", "obj_32", "bbox_8", "bbox_16", "bbox_32",
-    "kps_8", "kps_16", "kps_32",
+    "cls_8", "cls_16", "cls_32", "obj_8", "obj_16", "obj_32", "bbox_8", "bbox_16", "bbox_32", "kps_8", "kps_16",
+    "kps_32",
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -35,18 +35,10 @@ pub struct YuNet {
 }
 
 impl YuNet {
-    pub fn new(
-        env: &Environment,
-        spec: &ModelSpec<'_>,
-        params: YuNetParams,
-    ) -> Result<Self, OnnxError> {
+    pub fn new(env: &Environment, spec: &ModelSpec<'_>, params: YuNetParams) -> Result<Self, OnnxError> {
         let session = onnx::open_session(env, spec)?;
         onnx::require_names(&session, "YuNet", &["input"], &OUTPUTS)?;
-        Ok(Self {
-            session,
-            params,
-            input: Vec::new(),
-        })
+        Ok(Self { session, params, input: Vec::new() })
     }
 
     /// The size the image is scaled to before padding: longest side at most `max_input_side`.
@@ -56,10 +48,7 @@ impl YuNet {
         if scale >= 1.0 {
             (width, height)
         } else {
-            (
-                ((width as f32) * scale).round().max(1.0) as i32,
-                ((height as f32) * scale).round().max(1.0) as i32,
-            )
+            (((width as f32) * scale).round().max(1.0) as i32, ((height as f32) * scale).round().max(1.0) as i32)
         }
     }
 
@@ -77,16 +66,9 @@ impl YuNet {
         };
         to_planar_f32(image.data_bytes()?, w, h, (pw, ph), false, &mut self.input);
 
-        let fail = |e: ort::Error| OnnxError::Inference {
-            model: "YuNet".into(),
-            reason: e.to_string(),
-        };
-        let tensor =
-            TensorRef::from_array_view(([1usize, 3, ph, pw], &self.input[..])).map_err(fail)?;
-        let outputs = self
-            .session
-            .run(ort::inputs!["input" => tensor])
-            .map_err(fail)?;
+        let fail = |e: ort::Error| OnnxError::Inference { model: "YuNet".into(), reason: e.to_string() };
+        let tensor = TensorRef::from_array_view(([1usize, 3, ph, pw], &self.input[..])).map_err(fail)?;
+        let outputs = self.session.run(ort::inputs!["input" => tensor]).map_err(fail)?;
         let mut found = Vec::new();
         for (i, stride) in STRIDES.iter().enumerate() {
             let (cols, rows) = (pw / stride, ph / stride);
@@ -96,11 +78,7 @@ impl YuNet {
                 if data.len() != anchors * width {
                     return Err(OnnxError::Inference {
                         model: "YuNet".into(),
-                        reason: format!(
-                            "output {name} has {} values, expected {}",
-                            data.len(),
-                            anchors * width
-                        ),
+                        reason: format!("output {name} has {} values, expected {}", data.len(), anchors * width),
                     });
                 }
                 Ok(data)
@@ -149,24 +127,12 @@ impl FaceDetector for YuNet {
             self.infer(image)?
         } else {
             let mut small = Mat::default();
-            imgproc::resize(
-                image,
-                &mut small,
-                Size::new(sw, sh),
-                0.0,
-                0.0,
-                imgproc::INTER_LINEAR,
-            )?;
+            imgproc::resize(image, &mut small, Size::new(sw, sh), 0.0, 0.0, imgproc::INTER_LINEAR)?;
             self.infer(&small)?
         };
         let (fx, fy) = (w as f32 / sw as f32, h as f32 / sh as f32);
         for d in &mut found {
-            d.bbox = [
-                d.bbox[0] * fx,
-                d.bbox[1] * fy,
-                d.bbox[2] * fx,
-                d.bbox[3] * fy,
-            ];
+            d.bbox = [d.bbox[0] * fx, d.bbox[1] * fy, d.bbox[2] * fx, d.bbox[3] * fy];
             for lm in &mut d.landmarks {
                 *lm = [lm[0] * fx, lm[1] * fy];
             }

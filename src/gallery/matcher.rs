@@ -34,28 +34,15 @@ impl Matcher {
     pub fn best<'g>(&self, gallery: &'g Gallery, probe: &Embedding) -> Match<'g> {
         let mut best: Option<(&Person, f32)> = None;
         for person in &gallery.people {
-            let score = person
-                .embeddings
-                .iter()
-                .map(|e| e.similarity(probe))
-                .fold(f32::NEG_INFINITY, f32::max);
+            let score = person.embeddings.iter().map(|e| e.similarity(probe)).fold(f32::NEG_INFINITY, f32::max);
             if best.is_none_or(|(_, s)| score > s) {
                 best = Some((person, score));
             }
         }
         match best {
-            Some((p, s)) if s >= self.threshold => Match {
-                person: Some(p),
-                similarity: Some(s),
-            },
-            Some((_, s)) => Match {
-                person: None,
-                similarity: Some(s),
-            },
-            None => Match {
-                person: None,
-                similarity: None,
-            },
+            Some((p, s)) if s >= self.threshold => Match { person: Some(p), similarity: Some(s) },
+            Some((_, s)) => Match { person: None, similarity: Some(s) },
+            None => Match { person: None, similarity: None },
         }
     }
 }
@@ -71,24 +58,8 @@ mod tests {
 
     fn gallery() -> Gallery {
         let mut g = Gallery::empty();
-        g.enroll(
-            "a",
-            Role::Child,
-            "A",
-            vec![emb(&[1.0, 0.0, 0.0]), emb(&[0.9, 0.1, 0.0])],
-            "m",
-            0,
-        )
-        .expect("a");
-        g.enroll(
-            "b",
-            Role::Guardian,
-            "B",
-            vec![emb(&[0.0, 1.0, 0.0])],
-            "m",
-            0,
-        )
-        .expect("b");
+        g.enroll("a", Role::Child, "A", vec![emb(&[1.0, 0.0, 0.0]), emb(&[0.9, 0.1, 0.0])], "m", 0).expect("a");
+        g.enroll("b", Role::Guardian, "B", vec![emb(&[0.0, 1.0, 0.0])], "m", 0).expect("b");
         g
     }
 
@@ -111,12 +82,6 @@ mod tests {
     #[test]
     fn empty_gallery_knows_nobody() {
         let m = Matcher::new(0.5).best(&Gallery::empty(), &emb(&[1.0]));
-        assert_eq!(
-            m,
-            Match {
-                person: None,
-                similarity: None
-            }
-        );
+        assert_eq!(m, Match { person: None, similarity: None });
     }
 }

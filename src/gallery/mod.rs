@@ -38,9 +38,7 @@ impl FromStr for Role {
             "child" => Ok(Role::Child),
             "guardian" => Ok(Role::Guardian),
             "staff" => Ok(Role::Staff),
-            other => Err(format!(
-                "unknown role `{other}` (expected child, guardian or staff)"
-            )),
+            other => Err(format!("unknown role `{other}` (expected child, guardian or staff)")),
         }
     }
 }
@@ -75,10 +73,7 @@ pub enum GalleryError {
 
 impl Gallery {
     pub fn empty() -> Self {
-        Self {
-            embedder: None,
-            people: Vec::new(),
-        }
+        Self { embedder: None, people: Vec::new() }
     }
 
     pub fn get(&self, id: &str) -> Option<&Person> {
@@ -89,10 +84,7 @@ impl Gallery {
     pub fn check_embedder(&self, model_id: &str) -> Result<(), GalleryError> {
         match &self.embedder {
             Some(e) if e != model_id && !self.people.is_empty() => {
-                Err(GalleryError::EmbedderMismatch {
-                    gallery: e.clone(),
-                    config: model_id.to_string(),
-                })
+                Err(GalleryError::EmbedderMismatch { gallery: e.clone(), config: model_id.to_string() })
             }
             _ => Ok(()),
         }
@@ -130,11 +122,8 @@ impl Gallery {
     }
 
     pub fn remove(&mut self, id: &str) -> Result<Person, GalleryError> {
-        let pos = self
-            .people
-            .iter()
-            .position(|p| p.id == id)
-            .ok_or_else(|| GalleryError::UnknownPerson(id.to_string()))?;
+        let pos =
+            self.people.iter().position(|p| p.id == id).ok_or_else(|| GalleryError::UnknownPerson(id.to_string()))?;
         Ok(self.people.remove(pos))
     }
 }
@@ -143,9 +132,7 @@ impl Gallery {
 pub fn validate_id(id: &str) -> Result<(), GalleryError> {
     let ok = !id.is_empty()
         && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && !id.starts_with('.');
     if ok {
         Ok(())
@@ -165,24 +152,8 @@ mod tests {
     #[test]
     fn enroll_adds_then_extends() {
         let mut g = Gallery::empty();
-        g.enroll(
-            "minji",
-            Role::Child,
-            "김민지",
-            vec![emb(&[1.0, 0.0])],
-            "m",
-            1,
-        )
-        .expect("enrol");
-        g.enroll(
-            "minji",
-            Role::Child,
-            "Kim Minji",
-            vec![emb(&[0.0, 1.0])],
-            "m",
-            2,
-        )
-        .expect("enrol again");
+        g.enroll("minji", Role::Child, "김민지", vec![emb(&[1.0, 0.0])], "m", 1).expect("enrol");
+        g.enroll("minji", Role::Child, "Kim Minji", vec![emb(&[0.0, 1.0])], "m", 2).expect("enrol again");
         let p = g.get("minji").expect("present");
         assert_eq!(p.embeddings.len(), 2);
         assert_eq!(p.name, "Kim Minji");
@@ -192,10 +163,7 @@ mod tests {
     #[test]
     fn remove_unknown_is_an_error() {
         let mut g = Gallery::empty();
-        assert_eq!(
-            g.remove("nobody"),
-            Err(GalleryError::UnknownPerson("nobody".into()))
-        );
+        assert_eq!(g.remove("nobody"), Err(GalleryError::UnknownPerson("nobody".into())));
     }
 
     #[test]
@@ -209,8 +177,7 @@ mod tests {
     #[test]
     fn embedders_are_not_mixed() {
         let mut g = Gallery::empty();
-        g.enroll("a", Role::Staff, "A", vec![emb(&[1.0])], "sface", 1)
-            .expect("enrol");
+        g.enroll("a", Role::Staff, "A", vec![emb(&[1.0])], "sface", 1).expect("enrol");
         assert!(matches!(
             g.enroll("b", Role::Staff, "B", vec![emb(&[1.0])], "arcface", 1),
             Err(GalleryError::EmbedderMismatch { .. })

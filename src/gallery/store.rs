@@ -20,17 +20,11 @@ pub const FORMAT: &str = "dolbom.gallery/1";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot read gallery {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("gallery {path} is not a valid dolbom gallery: {reason} (it was left untouched)")]
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot write gallery {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -57,12 +51,7 @@ impl GalleryStore {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Gallery::empty()),
-            Err(source) => {
-                return Err(StoreError::Read {
-                    path: self.path.clone(),
-                    source,
-                })
-            }
+            Err(source) => return Err(StoreError::Read { path: self.path.clone(), source }),
         };
         self.decode(&bytes)
     }
@@ -81,46 +70,28 @@ impl GalleryStore {
     }
 
     fn lock(&self) -> Result<File, StoreError> {
-        let write = |source| StoreError::Write {
-            path: self.path.clone(),
-            source,
-        };
+        let write = |source| StoreError::Write { path: self.path.clone(), source };
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(write)?;
         }
         let lock_path = self.path.with_extension("lock");
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(lock_path)
-            .map_err(write)?;
+        let file =
+            OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(lock_path).map_err(write)?;
         file.lock().map_err(write)?;
         Ok(file)
     }
 
     fn save(&self, gallery: &Gallery) -> Result<(), StoreError> {
-        let write = |source| StoreError::Write {
-            path: self.path.clone(),
-            source,
-        };
+        let write = |source| StoreError::Write { path: self.path.clone(), source };
         let bytes = encode(gallery).map_err(|e| write(std::io::Error::other(e)))?;
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let tmp = self
-            .path
-            .with_extension(format!("tmp-{}", std::process::id()));
+        let tmp = self.path.with_extension(format!("tmp-{}", std::process::id()));
         let result = (|| {
             // Biometric data: readable by the daemon's user only.
-            let mut f = OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(&tmp)?;
+            let mut f = OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, &self.path)?;
@@ -133,27 +104,17 @@ impl GalleryStore {
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<Gallery, StoreError> {
-        let corrupt = |reason: String| StoreError::Corrupt {
-            path: self.path.clone(),
-            reason,
-        };
-        let envelope: Envelope =
-            serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
+        let corrupt = |reason: String| StoreError::Corrupt { path: self.path.clone(), reason };
+        let envelope: Envelope = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
         if envelope.format != FORMAT {
-            return Err(corrupt(format!(
-                "format `{}` is not `{FORMAT}`",
-                envelope.format
-            )));
+            return Err(corrupt(format!("format `{}` is not `{FORMAT}`", envelope.format)));
         }
         Ok(envelope.gallery)
     }
 }
 
 fn encode(gallery: &Gallery) -> Result<Vec<u8>, serde_json::Error> {
-    let mut bytes = serde_json::to_vec(&Envelope {
-        format: FORMAT.to_string(),
-        gallery: gallery.clone(),
-    })?;
+    let mut bytes = serde_json::to_vec(&Envelope { format: FORMAT.to_string(), gallery: gallery.clone() })?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -167,8 +128,7 @@ mod tests {
     fn one_person() -> Gallery {
         let mut g = Gallery::empty();
         let e = Embedding::normalized(vec![0.6, 0.8]).expect("non-zero");
-        g.enroll("minji", Role::Child, "김민지", vec![e], "sface_2021dec", 7)
-            .expect("enrol");
+        g.enroll("minji", Role::Child, "김민지", vec![e], "sface_2021dec", 7).expect("enrol");
         g
     }
 
@@ -185,10 +145,7 @@ mod tests {
             .expect("save");
         assert_eq!(store.load().expect("load"), one_person());
         let mode = fs::metadata(store.path()).expect("meta");
-        assert_eq!(
-            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
-            0o600
-        );
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
     }
 
     #[test]
@@ -204,10 +161,7 @@ mod tests {
         let before = fs::read(store.path()).expect("read");
         let r: Result<(), StoreError> = store.update(|g| {
             g.people.clear();
-            Err(StoreError::Corrupt {
-                path: PathBuf::new(),
-                reason: "refused".into(),
-            })
+            Err(StoreError::Corrupt { path: PathBuf::new(), reason: "refused".into() })
         });
         assert!(r.is_err());
         assert_eq!(fs::read(store.path()).expect("read"), before);
@@ -222,9 +176,6 @@ mod tests {
         assert!(matches!(store.load(), Err(StoreError::Corrupt { .. })));
         let r = store.update(|_| -> Result<(), StoreError> { Ok(()) });
         assert!(r.is_err());
-        assert_eq!(
-            fs::read(&path).expect("read"),
-            b"{\"format\":\"dolbom.gallery/1\",\"gallery\":"
-        );
+        assert_eq!(fs::read(&path).expect("read"), b"{\"format\":\"dolbom.gallery/1\",\"gallery\":");
     }
 }

@@ -1,0 +1,59 @@
+//! Shared set-up for the integration tests: the real models and photos that scripts/setup.sh
+//! fetched into .dolbom/, and configs written into temporary directories.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn assets() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(".dolbom")
+}
+
+/// A file under .dolbom/testdata; fails loudly when the set-up has not run, never skips.
+pub fn photo(rel: &str) -> PathBuf {
+    let p = assets().join("testdata").join(rel);
+    assert!(p.exists(), "{} is missing: run scripts/setup.sh first", p.display());
+    p
+}
+
+/// The sample config with the gallery moved into `dir`, plus `extra` TOML appended.
+pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/sample.toml");
+    let text = std::fs::read_to_string(&sample).expect("config/sample.toml");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut out = String::new();
+    for line in text.lines() {
+        let line = line.replace("\"../.dolbom/", &format!("\"{}/.dolbom/", root.display()));
+        if line.starts_with("path = ") {
+            out.push_str(&format!("path = \"{}\"\n", dir.join("gallery.json").display()));
+        } else {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out.push_str(extra);
+    let path = dir.join("kiosk.toml");
+    std::fs::write(&path, out).expect("write config");
+    path
+}
+
+pub fn dolbom(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dolbom")).args(args).output().expect("run dolbom")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn load(config: &Path) -> dolbom::config::Config {
+    dolbom::config::Config::load(config).expect("config loads")
+}
+
+pub fn pipeline(config: &dolbom::config::Config) -> dolbom::identify::FacePipeline {
+    let models = dolbom::face::FaceModels::load(config).expect("models load");
+    dolbom::identify::FacePipeline::new(models, dolbom::gallery::Matcher::new(config.face.matcher.threshold))
+}
