@@ -1,0 +1,208 @@
+//! The `dolbom` command line end to end: enrol, list, identify, remove, and the errors that must
+//! leave everything unchanged.
+
+mod common;
+
+use std::path::Path;
+
+use common::{dolbom, photo, stderr, stdout, write_config};
+use opencv::core::{Mat, Scalar, Size, Vector, CV_8UC3};
+use opencv::{imgcodecs, imgproc};
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+fn gallery_bytes(dir: &Path) -> Option<Vec<u8>> {
+    std::fs::read(dir.join("gallery.json")).ok()
+}
+
+#[test]
+fn enroll_list_identify_remove() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let (o1, o2, o3) =
+        (photo("face_recognition/obama.jpg"), photo("face_recognition/obama2.jpg"), photo("face_recognition/obama3.jpg"));
+
+    let out = dolbom(&["enroll", "--config", s(&cfg), "--person", "obama", "--role", "guardian", "--name", "버락 오바마", s(&o1), s(&o2)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("2 photo(s) added"), "{}", stdout(&out));
+
+    // Only embeddings are stored: no pixels, no file names of the photos.
+    let stored: serde_json::Value = serde_json::from_slice(&gallery_bytes(dir.path()).expect("gallery")).expect("json");
+    let person = &stored["gallery"]["people"][0];
+    let keys: Vec<&str> = person.as_object().expect("object").keys().map(String::as_str).collect();
+    assert_eq!(keys, ["embeddings", "enrolled_at", "id", "name", "role"]);
+    assert_eq!(person["embeddings"].as_array().expect("array").len(), 2);
+    assert!(!String::from_utf8_lossy(&gallery_bytes(dir.path()).expect("gallery")).contains("obama.jpg"));
+
+    let out = dolbom(&["gallery", "list", "--config", s(&cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "obama\tguardian\t2\t버락 오바마\n");
+
+    let out = dolbom(&["identify", "--config", s(&cfg), s(&o3), s(&photo("insightface/t1.jpg"))]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> =
+        stdout(&out).lines().map(|l| serde_json::from_str(l).expect("one JSON object per line")).collect();
+    assert_eq!(lines.len(), 5, "1 face in obama3.jpg + 4 in t1.jpg: {lines:?}");
+    let first = &lines[0];
+    assert_eq!(first["image"], s(&o3));
+    assert_eq!(first["person"], "obama");
+    assert_eq!(first["role"], "guardian");
+    assert!(first["similarity"].as_f64().expect("similarity") > 0.6);
+    assert_eq!(first["box"].as_array().expect("box").len(), 4);
+    assert_eq!(first["landmarks"].as_array().expect("landmarks").len(), 5);
+    assert!(first["score"].as_f64().expect("score") > 0.9);
+    for stranger in &lines[1..] {
+        assert!(stranger["person"].is_null(), "{stranger}");
+    }
+
+    let out = dolbom(&["gallery", "remove", "obama", "--config", s(&cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = dolbom(&["gallery", "list", "--config", s(&cfg)]);
+    assert_eq!(stdout(&out), "");
+}
+
+/// Runs an enrolment that must fail, and checks the message and that the gallery did not change.
+fn enroll_fails(dir: &Path, cfg: &Path, images: &[&Path], expect: &str) {
+    let before = gallery_bytes(dir);
+    let mut args = vec!["enroll", "--config", s(cfg), "--person", "kid", "--role", "child", "--name", "Kid"];
+    args.extend(images.iter().map(|p| s(p)));
+    let out = dolbom(&args);
+    assert!(!out.status.success(), "enrolment of {images:?} should fail");
+    assert!(stderr(&out).contains(expect), "expected {expect:?} in: {}", stderr(&out));
+    assert_eq!(gallery_bytes(dir), before, "gallery changed by a failed enrolment");
+}
+
+#[test]
+fn bad_photos_are_rejected_with_a_reason_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let good = photo("face_recognition/obama.jpg");
+    let out = dolbom(&["enroll", "--config", s(&cfg), "--person", "obama", "--role", "staff", "--name", "O", s(&good)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // No face: a plain grey picture.
+    let blank = dir.path().join("wall.png");
+    let grey = Mat::new_size_with_default(Size::new(640, 480), CV_8UC3, Scalar::all(128.0)).expect("mat");
+    imgcodecs::imwrite(s(&blank), &grey, &Vector::new()).expect("write");
+    enroll_fails(dir.path(), &cfg, &[&good, &blank], "no face found");
+
+    // Several faces: a group photo.
+    enroll_fails(dir.path(), &cfg, &[&photo("insightface/t1.jpg")], "4 faces found");
+
+    // Blurry: a real photo under a strong Gaussian blur.
+    let blurred = dir.path().join("blurred.png");
+    let sharp = imgcodecs::imread(s(&good), imgcodecs::IMREAD_COLOR).expect("read");
+    let mut soft = Mat::default();
+    imgproc::gaussian_blur(&sharp, &mut soft, Size::new(0, 0), 8.0, 8.0, opencv::core::BORDER_DEFAULT)
+        .expect("blur");
+    imgcodecs::imwrite(s(&blurred), &soft, &Vector::new()).expect("write");
+    enroll_fails(dir.path(), &cfg, &[&blurred], "too blurry");
+
+    // Too small: the same photo shrunk so the face is about 60 px.
+    let small = dir.path().join("small.png");
+    let mut tiny = Mat::default();
+    imgproc::resize(&sharp, &mut tiny, Size::new(0, 0), 0.25, 0.25, imgproc::INTER_AREA).expect("resize");
+    imgcodecs::imwrite(s(&small), &tiny, &Vector::new()).expect("write");
+    enroll_fails(dir.path(), &cfg, &[&small], "too small");
+
+    // Unreadable: not an image at all, and a path that does not exist.
+    let text = dir.path().join("notes.jpg");
+    std::fs::write(&text, "not a jpeg").expect("write");
+    enroll_fails(dir.path(), &cfg, &[&text], "cannot read image");
+    enroll_fails(dir.path(), &cfg, &[&dir.path().join("missing.jpg")], "cannot read image");
+
+    // A bad id is refused before anything is stored.
+    let out = dolbom(&["enroll", "--config", s(&cfg), "--person", "../x", "--role", "child", "--name", "X", s(&good)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not valid"), "{}", stderr(&out));
+}
+
+#[test]
+fn model_and_config_errors_are_clear_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = photo("face_recognition/obama.jpg");
+    let enroll = |cfg: &Path| {
+        dolbom(&["enroll", "--config", s(cfg), "--person", "p", "--role", "child", "--name", "P", s(&good)])
+    };
+
+    // Missing model file.
+    let missing = dir.path().join("missing");
+    std::fs::create_dir(&missing).expect("dir");
+    let cfg = write_config(&missing, "");
+    let text = std::fs::read_to_string(&cfg).expect("read");
+    std::fs::write(&cfg, text.replace("sface_2021dec.onnx", "no_such_model.onnx")).expect("write");
+    let out = enroll(&cfg);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no_such_model.onnx is missing"), "{}", stderr(&out));
+    assert!(gallery_bytes(&missing).is_none());
+
+    // Corrupt model: the right name, garbage inside; with and without a pinned sha256.
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir(&corrupt).expect("dir");
+    let bad_model = corrupt.join("yunet.onnx");
+    std::fs::write(&bad_model, b"\x08\x07garbage that is not an ONNX graph").expect("write");
+    let cfg = write_config(&corrupt, "");
+    let text = std::fs::read_to_string(&cfg).expect("read");
+    let yunet = common::assets().join("models/yunet_2023mar_dynamic.onnx");
+    let text = text.replace(s(&yunet), s(&bad_model));
+    std::fs::write(&cfg, &text).expect("write");
+    let out = enroll(&cfg);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("is corrupt: sha256"), "{}", stderr(&out));
+    let unpinned: String = text.lines().filter(|l| !l.contains("85260e29")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&cfg, unpinned).expect("write");
+    let out = enroll(&cfg);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot be loaded"), "{}", stderr(&out));
+    assert!(gallery_bytes(&corrupt).is_none());
+
+    // A misspelt key is named, with its line.
+    let typo = dir.path().join("typo");
+    std::fs::create_dir(&typo).expect("dir");
+    let cfg = write_config(&typo, "");
+    let text = std::fs::read_to_string(&cfg).expect("read");
+    std::fs::write(&cfg, text.replace("score_threshold", "score_treshold")).expect("write");
+    let out = enroll(&cfg);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("score_treshold"), "{}", stderr(&out));
+
+    // A value out of range is named by its full key.
+    let cfg = write_config(&typo, "");
+    let text = std::fs::read_to_string(&cfg).expect("read");
+    std::fs::write(&cfg, text.replace("threshold = 0.40", "threshold = 4.0")).expect("write");
+    let out = enroll(&cfg);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("face.matcher.threshold"), "{}", stderr(&out));
+    assert!(gallery_bytes(&typo).is_none());
+
+    // Removing someone who is not enrolled.
+    let cfg = write_config(&typo, "");
+    let out = dolbom(&["gallery", "remove", "nobody", "--config", s(&cfg)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("no person with id `nobody`"), "{}", stderr(&out));
+
+    // A missing ONNX Runtime library.
+    let cfg = write_config(&typo, "");
+    let text = std::fs::read_to_string(&cfg).expect("read");
+    std::fs::write(&cfg, text.replace("lib/libonnxruntime.so", "lib/libonnxruntime-nope.so")).expect("write");
+    let out = enroll(&cfg);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot load the ONNX Runtime library"), "{}", stderr(&out));
+}
+
+#[test]
+fn identify_reports_unreadable_images_but_keeps_going() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let text = dir.path().join("notes.jpg");
+    std::fs::write(&text, "not a jpeg").expect("write");
+    let out = dolbom(&["identify", "--config", s(&cfg), s(&text), s(&photo("face_recognition/biden.jpg"))]);
+    assert!(!out.status.success(), "an unreadable image must fail the run");
+    assert!(stderr(&out).contains("notes.jpg"), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let lines: Vec<&str> = printed.lines().collect();
+    assert_eq!(lines.len(), 1, "biden.jpg still identified: {lines:?}");
+    assert!(lines[0].contains("\"person\":null"), "empty gallery knows nobody: {}", lines[0]);
+}
