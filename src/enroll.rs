@@ -24,8 +24,8 @@ pub enum EnrollError {
         "{path}: the face is too blurry (sharpness {sharpness:.0}, at least {min:.0} needed); use a sharper photo"
     )]
     Blurry { path: PathBuf, sharpness: f64, min: f64 },
-    #[error("{path}: {source}")]
-    Face { path: PathBuf, source: FaceError },
+    #[error("{path}: {error}")]
+    Face { path: PathBuf, error: FaceError },
     #[error("no photos given")]
     NoPhotos,
     #[error(transparent)]
@@ -50,7 +50,7 @@ pub fn embed_photo(
     path: &Path,
 ) -> Result<AcceptedPhoto, EnrollError> {
     let image = load_bgr(path)?;
-    let with_path = |source| EnrollError::Face { path: path.to_path_buf(), source };
+    let with_path = |error| EnrollError::Face { path: path.to_path_buf(), error };
     let mut faces = pipeline.analyze(&image).map_err(with_path)?;
     let face = match faces.len() {
         0 => return Err(EnrollError::NoFace { path: path.to_path_buf() }),

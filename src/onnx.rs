@@ -18,8 +18,8 @@ pub enum OnnxError {
     Library { path: PathBuf, reason: String },
     #[error("model file {path} is missing (run scripts/setup.sh to fetch the models)")]
     ModelMissing { path: PathBuf },
-    #[error("cannot read model file {path}: {source}")]
-    ModelRead { path: PathBuf, source: std::io::Error },
+    #[error("cannot read model file {path}: {error}")]
+    ModelRead { path: PathBuf, error: std::io::Error },
     #[error("model file {path} is corrupt: sha256 is {actual}, expected {expected} (run scripts/setup.sh to fetch it again)")]
     ModelChecksum { path: PathBuf, expected: String, actual: String },
     #[error("model file {path} cannot be loaded: {reason}")]
@@ -66,7 +66,7 @@ pub fn open_session(env: &Environment, spec: &ModelSpec<'_>) -> Result<Session, 
     if !path.exists() {
         return Err(OnnxError::ModelMissing { path: path.to_path_buf() });
     }
-    let bytes = std::fs::read(path).map_err(|source| OnnxError::ModelRead { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|error| OnnxError::ModelRead { path: path.to_path_buf(), error })?;
     if let Some(expected) = spec.sha256 {
         let actual = hex(&Sha256::digest(&bytes));
         if !actual.eq_ignore_ascii_case(expected) {
@@ -79,6 +79,11 @@ pub fn open_session(env: &Environment, spec: &ModelSpec<'_>) -> Result<Session, 
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| load(e.to_string()))?
         .with_intra_threads(spec.threads)
+        .map_err(|e| load(e.to_string()))?
+        // The detector and embedder run one after the other; threads of one session spinning
+        // after its run would steal the cores the next one needs, and on a fanless kiosk they
+        // only turn power into heat.
+        .with_intra_op_spinning(false)
         .map_err(|e| load(e.to_string()))?
         .commit_from_memory(&bytes)
         .map_err(|e| load(e.to_string()))

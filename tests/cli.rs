@@ -21,10 +21,25 @@ fn gallery_bytes(dir: &Path) -> Option<Vec<u8>> {
 fn enroll_list_identify_remove() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write_config(dir.path(), "");
-    let (o1, o2, o3) =
-        (photo("face_recognition/obama.jpg"), photo("face_recognition/obama2.jpg"), photo("face_recognition/obama3.jpg"));
+    let (o1, o2, o3) = (
+        photo("face_recognition/obama.jpg"),
+        photo("face_recognition/obama2.jpg"),
+        photo("face_recognition/obama3.jpg"),
+    );
 
-    let out = dolbom(&["enroll", "--config", s(&cfg), "--person", "obama", "--role", "guardian", "--name", "버락 오바마", s(&o1), s(&o2)]);
+    let out = dolbom(&[
+        "enroll",
+        "--config",
+        s(&cfg),
+        "--person",
+        "obama",
+        "--role",
+        "guardian",
+        "--name",
+        "버락 오바마",
+        s(&o1),
+        s(&o2),
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("2 photo(s) added"), "{}", stdout(&out));
 
@@ -95,8 +110,7 @@ fn bad_photos_are_rejected_with_a_reason_and_change_nothing() {
     let blurred = dir.path().join("blurred.png");
     let sharp = imgcodecs::imread(s(&good), imgcodecs::IMREAD_COLOR).expect("read");
     let mut soft = Mat::default();
-    imgproc::gaussian_blur(&sharp, &mut soft, Size::new(0, 0), 8.0, 8.0, opencv::core::BORDER_DEFAULT)
-        .expect("blur");
+    imgproc::gaussian_blur(&sharp, &mut soft, Size::new(0, 0), 8.0, 8.0, opencv::core::BORDER_DEFAULT).expect("blur");
     imgcodecs::imwrite(s(&blurred), &soft, &Vector::new()).expect("write");
     enroll_fails(dir.path(), &cfg, &[&blurred], "too blurry");
 

@@ -17,8 +17,14 @@ fn same_person_matches_and_strangers_stay_unknown() {
     let store = GalleryStore::new(&config.gallery.path);
     let q = &config.face.quality;
     let obama = [common::photo("face_recognition/obama.jpg"), common::photo("face_recognition/obama2.jpg")];
-    enroll(&mut pipeline, q, &store, &Enrollment { id: "obama", role: Role::Guardian, name: "Obama", photos: &obama }, 1)
-        .expect("enrol obama");
+    enroll(
+        &mut pipeline,
+        q,
+        &store,
+        &Enrollment { id: "obama", role: Role::Guardian, name: "Obama", photos: &obama },
+        1,
+    )
+    .expect("enrol obama");
     let biden = [common::photo("face_recognition/biden.jpg")];
     enroll(&mut pipeline, q, &store, &Enrollment { id: "biden", role: Role::Staff, name: "Biden", photos: &biden }, 1)
         .expect("enrol biden");
@@ -44,10 +50,8 @@ fn same_person_matches_and_strangers_stay_unknown() {
     // 160-odd strangers from another package, and the group photo: nobody is taken for an enrolled person.
     let mut strangers = 0;
     let mut worst = f32::MIN;
-    let mut unknowns: Vec<PathBuf> = std::fs::read_dir(common::photo("unknowns"))
-        .expect("unknowns dir")
-        .map(|e| e.expect("entry").path())
-        .collect();
+    let mut unknowns: Vec<PathBuf> =
+        std::fs::read_dir(common::photo("unknowns")).expect("unknowns dir").map(|e| e.expect("entry").path()).collect();
     unknowns.sort();
     unknowns.push(common::photo("insightface/t1.jpg"));
     for path in &unknowns {

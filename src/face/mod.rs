@@ -106,7 +106,7 @@ impl FaceModels {
 /// Packs an 8-bit, 3-channel image into a planar float tensor of `padded` (width, height),
 /// optionally swapping B and R. The padding at the right and bottom is zero, as OpenCV's
 /// `copyMakeBorder` with a constant border gives.
-pub(crate) fn to_planar_f32(
+pub fn to_planar_f32(
     pixels: &[u8],
     width: usize,
     height: usize,

@@ -81,7 +81,8 @@ mod tests {
 
     #[test]
     fn empty_gallery_knows_nobody() {
-        let m = Matcher::new(0.5).best(&Gallery::empty(), &emb(&[1.0]));
+        let empty = Gallery::empty();
+        let m = Matcher::new(0.5).best(&empty, &emb(&[1.0]));
         assert_eq!(m, Match { person: None, similarity: None });
     }
 }

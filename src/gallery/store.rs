@@ -19,12 +19,12 @@ pub const FORMAT: &str = "dolbom.gallery/1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot read gallery {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot read gallery {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("gallery {path} is not a valid dolbom gallery: {reason} (it was left untouched)")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("cannot write gallery {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    #[error("cannot write gallery {path}: {error}")]
+    Write { path: PathBuf, error: std::io::Error },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -51,7 +51,7 @@ impl GalleryStore {
         let bytes = match fs::read(&self.path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Gallery::empty()),
-            Err(source) => return Err(StoreError::Read { path: self.path.clone(), source }),
+            Err(error) => return Err(StoreError::Read { path: self.path.clone(), error }),
         };
         self.decode(&bytes)
     }
@@ -70,7 +70,7 @@ impl GalleryStore {
     }
 
     fn lock(&self) -> Result<File, StoreError> {
-        let write = |source| StoreError::Write { path: self.path.clone(), source };
+        let write = |error| StoreError::Write { path: self.path.clone(), error };
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(write)?;
         }
@@ -82,7 +82,7 @@ impl GalleryStore {
     }
 
     fn save(&self, gallery: &Gallery) -> Result<(), StoreError> {
-        let write = |source| StoreError::Write { path: self.path.clone(), source };
+        let write = |error| StoreError::Write { path: self.path.clone(), error };
         let bytes = encode(gallery).map_err(|e| write(std::io::Error::other(e)))?;
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Sets up what is missing and runs every test against the real models and photos.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo test --release --locked "$@"
