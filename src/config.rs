@@ -6,6 +6,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::attendance::{AttendancePolicy, KioskMode};
+use crate::camera::CameraConfig;
+use crate::mqtt::MqttConfig;
+use crate::track::TrackingConfig;
+use crate::vision::RecognitionConfig;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {error}")]
@@ -23,6 +29,69 @@ pub struct Config {
     pub runtime: RuntimeConfig,
     pub face: FaceConfig,
     pub gallery: GalleryConfig,
+    /// Required by `dolbom kiosk` only.
+    #[serde(default)]
+    pub site: Option<SiteConfig>,
+    #[serde(default)]
+    pub camera: Option<CameraConfig>,
+    #[serde(default)]
+    pub tracking: TrackingConfig,
+    #[serde(default)]
+    pub recognition: RecognitionConfig,
+    #[serde(default)]
+    pub attendance: AttendanceConfig,
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    /// Appears in MQTT topics: letters, digits, '-', '_' and '.'.
+    pub center_id: String,
+    pub kiosk_id: String,
+    /// IANA time zone of the center, e.g. "Asia/Seoul": days and event times are in it.
+    pub timezone: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttendanceConfig {
+    pub mode: KioskMode,
+    pub min_stay_minutes: u64,
+    pub cooldown_minutes: u64,
+    /// Local pick-up window, e.g. ["15:00", "20:00"]: a sighting in it is a departure.
+    pub departure_window: Option<[String; 2]>,
+}
+
+impl Default for AttendanceConfig {
+    fn default() -> Self {
+        Self { mode: KioskMode::Both, min_stay_minutes: 120, cooldown_minutes: 10, departure_window: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Holds kiosk.db (outbox and attendance book) and status.json.
+    pub dir: PathBuf,
+    /// Events the outbox holds at most before dropping the least valuable.
+    pub outbox_capacity: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("/var/lib/dolbom"), outbox_capacity: 100_000 }
+    }
+}
+
+/// Everything `dolbom kiosk` needs beyond the face pipeline, checked together.
+pub struct KioskSettings<'a> {
+    pub site: &'a SiteConfig,
+    pub camera: &'a CameraConfig,
+    pub policy: AttendancePolicy,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -169,6 +238,10 @@ impl Config {
         resolve(&mut self.face.detector.model);
         resolve(&mut self.face.embedder.model);
         resolve(&mut self.gallery.path);
+        resolve(&mut self.state.dir);
+        if let Some(camera) = &mut self.camera {
+            camera.resolve_paths(base);
+        }
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
@@ -212,7 +285,71 @@ impl Config {
         if self.gallery.path.as_os_str().is_empty() {
             return Err(invalid("gallery.path", "must not be empty".into()));
         }
+        if let Some(site) = &self.site {
+            for (key, v) in [("site.center_id", &site.center_id), ("site.kiosk_id", &site.kiosk_id)] {
+                if crate::gallery::validate_id(v).is_err() {
+                    return Err(invalid(key, format!("= \"{v}\": use 1 to 64 letters, digits, '-', '_' or '.'")));
+                }
+            }
+            jiff::tz::TimeZone::get(&site.timezone)
+                .map_err(|e| invalid("site.timezone", format!("= \"{}\": {e}", site.timezone)))?;
+        }
+        if let Some(camera) = &self.camera {
+            camera.validate().map_err(|(k, m)| invalid(k, m))?;
+        }
+        self.mqtt.validate().map_err(|(k, m)| invalid(k, m))?;
+        let t = &self.tracking;
+        if !(0.0..1.0).contains(&t.iou_match) || t.iou_match == 0.0 {
+            return Err(invalid("tracking.iou_match", format!("= {}: must be between 0 and 1", t.iou_match)));
+        }
+        if t.min_votes == 0 || t.max_attempts < t.min_votes || t.max_attempts < t.unknown_min_attempts {
+            return Err(invalid(
+                "tracking.max_attempts",
+                "must be at least tracking.min_votes and tracking.unknown_min_attempts; min_votes at least 1".into(),
+            ));
+        }
+        if self.recognition.settled_detect_interval == 0 {
+            return Err(invalid("recognition.settled_detect_interval", "must be at least 1".into()));
+        }
+        if self.state.outbox_capacity < 10 {
+            return Err(invalid("state.outbox_capacity", format!("= {}: must be at least 10", self.state.outbox_capacity)));
+        }
+        if let Some([from, to]) = &self.attendance.departure_window {
+            let parse = |v: &str| v.parse::<jiff::civil::Time>();
+            match (parse(from), parse(to)) {
+                (Ok(a), Ok(b)) if a < b => {}
+                _ => {
+                    return Err(invalid(
+                        "attendance.departure_window",
+                        format!("= [\"{from}\", \"{to}\"]: two local times \"HH:MM\", the first earlier"),
+                    ))
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The sections `dolbom kiosk` needs, or an error naming the first one missing.
+    pub fn kiosk(&self, path: &Path) -> Result<KioskSettings<'_>, ConfigError> {
+        let missing = |key: &'static str| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message: "is required by `dolbom kiosk`".into(),
+        };
+        let site = self.site.as_ref().ok_or_else(|| missing("site"))?;
+        let camera = self.camera.as_ref().ok_or_else(|| missing("camera"))?;
+        // Both were checked by validate(); these cannot fail here.
+        let tz = jiff::tz::TimeZone::get(&site.timezone).map_err(|_| missing("site.timezone"))?;
+        let window = self.attendance.departure_window.as_ref().and_then(|[a, b]| Some((a.parse().ok()?, b.parse().ok()?)));
+        let a = &self.attendance;
+        let policy = AttendancePolicy {
+            mode: a.mode,
+            min_stay_ms: (a.min_stay_minutes * 60_000) as i64,
+            cooldown_ms: (a.cooldown_minutes * 60_000) as i64,
+            departure_window: window,
+            tz,
+        };
+        Ok(KioskSettings { site, camera, policy })
     }
 }
 

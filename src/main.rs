@@ -1,6 +1,6 @@
 //! The `dolbom` command line: the kiosk's tools for enrolment and identification.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,7 +11,9 @@ use dolbom::enroll::{self, Enrollment};
 use dolbom::face::image::load_bgr;
 use dolbom::face::FaceModels;
 use dolbom::gallery::{GalleryError, GalleryStore, Matcher, Role};
+use dolbom::contract::StatusPayload;
 use dolbom::identify::FacePipeline;
+use dolbom::sim::{write_walk_up, WalkUp};
 use tracing::{info_span, warn};
 
 #[derive(Parser)]
@@ -50,6 +52,34 @@ enum Command {
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
     },
+    /// Run the kiosk daemon: camera → faces → attendance and visitor events over MQTT.
+    Kiosk {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Print the kiosk's health (from its status file); exit 1 when degraded, stale or offline.
+    Status {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Simulated inputs for demos and tests.
+    Sim {
+        #[command(subcommand)]
+        what: SimCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Write an MJPG .avi in which each photo walks up to the door in turn.
+    WalkUp {
+        #[arg(long, value_name = "FILE.avi")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 10.0)]
+        fps: f64,
+        #[arg(required = true, value_name = "PHOTO")]
+        photos: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,12 +101,21 @@ enum GalleryAction {
     },
 }
 
+/// The daemon logs its life (starts, events, reconnects) by default; the one-shot tools stay quiet.
+fn default_log_level() -> &'static str {
+    if std::env::args().nth(1).as_deref() == Some("kiosk") {
+        "info"
+    } else {
+        "warn"
+    }
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DOLBOM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_level())),
         )
         .init();
     let cli = Cli::parse();
@@ -174,7 +213,44 @@ fn run(command: Command) -> Result<ExitCode> {
             }
             Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
         }
+        Command::Kiosk { config: path } => {
+            let config = Config::load(&path)?;
+            dolbom::kiosk::run(&config, &path)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { config } => status(&config),
+        Command::Sim { what: SimCommand::WalkUp { out, fps, photos } } => {
+            let refs: Vec<&Path> = photos.iter().map(PathBuf::as_path).collect();
+            let appearances = write_walk_up(&out, &refs, WalkUp { fps, ..WalkUp::default() })?;
+            for a in appearances {
+                println!("{}\t{}\t{}", a.first_frame, a.last_frame, a.photo);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn status(config_path: &Path) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let path = dolbom::kiosk::status_file(&config);
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no status at {} (has `dolbom kiosk` run with this config?)", path.display()))?;
+    let status: StatusPayload = serde_json::from_str(&text).with_context(|| format!("{} is not a status file", path.display()))?;
+    println!("{text}");
+    // The daemon rewrites the file at every status interval; much older means it is not running.
+    let age = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|m| m.elapsed().ok());
+    let stale = age.is_some_and(|a| a.as_secs() > 3 * config.mqtt.status_interval_secs + 5);
+    let degraded = status.health.as_ref().is_none_or(|h| h.degraded);
+    if status.state != "online" || stale || degraded {
+        eprintln!(
+            "kiosk is {}{}{}",
+            status.state,
+            if stale { ", status is stale (daemon not running?)" } else { "" },
+            if degraded { ", degraded" } else { "" }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn pipeline(config: &Config) -> Result<FacePipeline> {

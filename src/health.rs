@@ -1,0 +1,121 @@
+//! What the daemon knows about its own health: written by every stage, read by the status
+//! publisher, the status file and `dolbom status`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraState {
+    Starting,
+    Ok,
+    /// Failing to open or to deliver frames; being retried.
+    Retrying,
+    /// A file or image sequence has been read to the end.
+    Finished,
+}
+
+/// A snapshot, as published in the status payload and written to the status file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthSummary {
+    /// True when anything needs attention: camera not delivering, broker unreachable.
+    pub degraded: bool,
+    pub camera: CameraState,
+    pub camera_error: Option<String>,
+    pub models: String,
+    pub broker_connected: bool,
+    pub mqtt_protocol: Option<String>,
+    pub outbox_depth: u64,
+    pub outbox_dropped: u64,
+    pub frames_read: u64,
+    pub frames_processed: u64,
+    pub frames_dropped: u64,
+    pub active_tracks: u64,
+    pub events_queued: u64,
+    pub events_published: u64,
+}
+
+/// Shared, lock-light health counters and states.
+#[derive(Debug)]
+pub struct Health {
+    camera: Mutex<(CameraState, Option<String>)>,
+    mqtt_protocol: Mutex<Option<String>>,
+    pub broker_connected: AtomicBool,
+    pub outbox_depth: AtomicU64,
+    pub outbox_dropped: AtomicU64,
+    pub frames_read: AtomicU64,
+    pub frames_processed: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub active_tracks: AtomicU64,
+    pub events_queued: AtomicU64,
+    pub events_published: AtomicU64,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            camera: Mutex::new((CameraState::Starting, None)),
+            mqtt_protocol: Mutex::new(None),
+            broker_connected: AtomicBool::new(false),
+            outbox_depth: AtomicU64::new(0),
+            outbox_dropped: AtomicU64::new(0),
+            frames_read: AtomicU64::new(0),
+            frames_processed: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            active_tracks: AtomicU64::new(0),
+            events_queued: AtomicU64::new(0),
+            events_published: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Health {
+    pub fn set_camera(&self, state: CameraState, error: Option<String>) {
+        if let Ok(mut c) = self.camera.lock() {
+            *c = (state, error);
+        }
+    }
+
+    pub fn camera(&self) -> CameraState {
+        self.camera.lock().map(|c| c.0).unwrap_or(CameraState::Retrying)
+    }
+
+    pub fn set_mqtt_protocol(&self, protocol: Option<&str>) {
+        if let Ok(mut p) = self.mqtt_protocol.lock() {
+            *p = protocol.map(str::to_string);
+        }
+    }
+
+    pub fn summary(&self) -> HealthSummary {
+        let (camera, camera_error) = self.camera.lock().map(|c| c.clone()).unwrap_or((CameraState::Retrying, None));
+        let broker_connected = self.broker_connected.load(Ordering::Relaxed);
+        HealthSummary {
+            degraded: camera == CameraState::Retrying || !broker_connected,
+            camera,
+            camera_error,
+            models: "ok".into(),
+            broker_connected,
+            mqtt_protocol: self.mqtt_protocol.lock().ok().and_then(|p| p.clone()),
+            outbox_depth: self.outbox_depth.load(Ordering::Relaxed),
+            outbox_dropped: self.outbox_dropped.load(Ordering::Relaxed),
+            frames_read: self.frames_read.load(Ordering::Relaxed),
+            frames_processed: self.frames_processed.load(Ordering::Relaxed),
+            frames_dropped: self.frames_dropped.load(Ordering::Relaxed),
+            active_tracks: self.active_tracks.load(Ordering::Relaxed),
+            events_queued: self.events_queued.load(Ordering::Relaxed),
+            events_published: self.events_published.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Writes the status file atomically (temporary file and rename), so `dolbom status` never reads
+/// half of it.
+pub fn write_status_file(path: &Path, status: &crate::contract::StatusPayload) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,167 @@
+//! `dolbom kiosk`: the daemon. Wires the stages together and owns shutdown.
+//!
+//! ```text
+//! camera thread ──FrameSlot──► vision thread ──mpsc──► event stage ──outbox (SQLite)──► MQTT stage ──► broker
+//! ```
+//!
+//! Shutdown (SIGTERM, SIGINT, or the end of a file with `camera.at_end = "exit"`) flows down the
+//! same path: the camera stops, the vision stage settles the tracks still open, the event stage
+//! records what it was handed, and the MQTT stage drains the outbox, publishes the offline
+//! status and disconnects. Whatever could not be delivered stays in the outbox for next time.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::camera::{run_camera, FrameSlot};
+use crate::config::{Config, ConfigError};
+use crate::contract::Topics;
+use crate::events::EventStage;
+use crate::face::{FaceError, FaceModels};
+use crate::gallery::{GalleryError, GalleryStore, Matcher, StoreError as GalleryStoreError};
+use crate::health::Health;
+use crate::identify::FacePipeline;
+use crate::mqtt::{Identity, Publisher};
+use crate::outbox::Outbox;
+use crate::store::{Store, StoreError};
+use crate::track::Tracker;
+use crate::vision::Vision;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KioskError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Models(#[from] FaceError),
+    #[error(transparent)]
+    Gallery(#[from] GalleryError),
+    #[error(transparent)]
+    GalleryStore(#[from] GalleryStoreError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create state directory {path}: {error}")]
+    StateDir { path: std::path::PathBuf, error: std::io::Error },
+    #[error("cannot start: {0}")]
+    Start(std::io::Error),
+}
+
+pub fn status_file(config: &Config) -> std::path::PathBuf {
+    config.state.dir.join("status.json")
+}
+
+/// Runs the daemon until it is told to stop. Start-up problems (config, models, database) are
+/// errors; everything after start-up is logged, counted and retried instead.
+pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
+    let settings = config.kiosk(config_path)?;
+    let site = settings.site;
+    std::fs::create_dir_all(&config.state.dir)
+        .map_err(|error| KioskError::StateDir { path: config.state.dir.clone(), error })?;
+
+    let models = FaceModels::load(config)?;
+    let gallery_store = GalleryStore::new(&config.gallery.path);
+    let gallery = gallery_store.load()?;
+    gallery.check_embedder(models.embedder.model_id())?;
+    info!(people = gallery.people.len(), center = %site.center_id, kiosk = %site.kiosk_id, "starting");
+
+    let health = Arc::new(Health::default());
+    let store = Arc::new(Store::open(&config.state.dir.join("kiosk.db"))?);
+    let outbox = Outbox::new(store, config.state.outbox_capacity, health.clone())?;
+    let topics = Topics::new(&site.center_id, &site.kiosk_id);
+    let identity = Identity { center: site.center_id.clone(), kiosk: site.kiosk_id.clone(), tz: settings.policy.tz.clone() };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let slot = Arc::new(FrameSlot::default());
+    let camera = {
+        let (config, slot, health, stop) = (settings.camera.clone(), slot.clone(), health.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("camera".into())
+            .spawn(move || run_camera(config, slot, health, stop))
+            .map_err(KioskError::Start)?
+    };
+    let (sightings_tx, sightings_rx) = mpsc::channel(64);
+    let vision = {
+        let stage = Vision {
+            pipeline: FacePipeline::new(models, Matcher::new(config.face.matcher.threshold)),
+            tracker: Tracker::new(config.tracking.clone()),
+            config: config.recognition.clone(),
+            gallery_store,
+            health: health.clone(),
+        };
+        let slot = slot.clone();
+        std::thread::Builder::new()
+            .name("vision".into())
+            .spawn(move || stage.run(slot, sightings_tx))
+            .map_err(KioskError::Start)?
+    };
+    let events = EventStage {
+        center: site.center_id.clone(),
+        kiosk: site.kiosk_id.clone(),
+        topics: topics.clone(),
+        policy: settings.policy.clone(),
+        outbox: outbox.clone(),
+        expiry_ms: (config.mqtt.event_expiry_minutes * 60_000) as i64,
+    };
+    let publisher = Publisher {
+        config: config.mqtt.clone(),
+        identity,
+        topics,
+        outbox,
+        health: health.clone(),
+        status_file: Some(status_file(config)),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(KioskError::Start)?;
+    runtime.block_on(async {
+        let signals = {
+            let (stop, slot) = (stop.clone(), slot.clone());
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                info!("shutdown requested");
+                stop.store(true, Ordering::Relaxed);
+                // The camera may sit in a blocking read; end the hand-over so vision finishes now.
+                slot.end();
+            })
+        };
+        let (done_tx, done_rx) = watch::channel(false);
+        let mqtt = tokio::spawn(publisher.run(done_rx));
+        // Returns when the vision thread has exited and dropped its sender.
+        events.run(sightings_rx).await;
+        let _ = done_tx.send(true);
+        if let Err(e) = mqtt.await {
+            warn!(error = %e, "MQTT stage ended abnormally");
+        }
+        signals.abort();
+    });
+    if vision.join().is_err() {
+        warn!("vision stage panicked");
+    }
+    stop.store(true, Ordering::Relaxed);
+    if camera.is_finished() {
+        let _ = camera.join();
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            warn!("cannot listen for signals; stop with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}

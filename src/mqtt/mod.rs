@@ -1,0 +1,401 @@
+//! The MQTT stage: drains the outbox to the broker in order, deletes each event only after its
+//! PUBACK, keeps the retained status up to date, and reconnects with backoff for as long as the
+//! daemon runs. MQTT v5 when the broker speaks it (message expiry, content type, user
+//! properties), v3.1.1 otherwise.
+
+pub mod session;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::time::{sleep, Instant};
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::contract::{self, StatusPayload, Topics};
+use crate::health::{write_status_file, Health};
+use crate::outbox::Outbox;
+use session::{ConnectOptions, Outgoing5, Protocol, Session, SessionError, SessionEvent};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ProtocolChoice {
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "5")]
+    V5,
+    #[serde(rename = "3.1.1")]
+    V311,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttConfig {
+    #[serde(default = "default_host")]
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Defaults to `dolbom-{center_id}-{kiosk_id}`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default = "default_protocol")]
+    pub protocol: ProtocolChoice,
+    #[serde(default = "default_keep_alive_secs")]
+    pub keep_alive_secs: u64,
+    /// Events older than this are not worth delivering (an arrival texted hours late misleads).
+    #[serde(default = "default_event_expiry_minutes")]
+    pub event_expiry_minutes: u64,
+    /// Unacknowledged publishes at a time.
+    #[serde(default = "default_inflight")]
+    pub inflight: u16,
+    #[serde(default = "default_reconnect_initial_ms")]
+    pub reconnect_initial_ms: u64,
+    #[serde(default = "default_reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+    #[serde(default = "default_status_interval_secs")]
+    pub status_interval_secs: u64,
+    /// On shutdown, how long to keep trying to deliver what is queued before going offline.
+    #[serde(default = "default_drain_timeout_secs")]
+    pub drain_timeout_secs: u64,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    1883
+}
+fn default_protocol() -> ProtocolChoice {
+    ProtocolChoice::Auto
+}
+fn default_keep_alive_secs() -> u64 {
+    15
+}
+fn default_event_expiry_minutes() -> u64 {
+    12 * 60
+}
+fn default_inflight() -> u16 {
+    16
+}
+fn default_reconnect_initial_ms() -> u64 {
+    250
+}
+fn default_reconnect_max_ms() -> u64 {
+    15_000
+}
+fn default_status_interval_secs() -> u64 {
+    30
+}
+fn default_drain_timeout_secs() -> u64 {
+    10
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        toml::from_str("").unwrap_or_else(|_| unreachable!("all MqttConfig fields have defaults"))
+    }
+}
+
+impl MqttConfig {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.host.trim().is_empty() {
+            return Err(("mqtt.host", "must not be empty".into()));
+        }
+        if self.keep_alive_secs < 5 {
+            return Err(("mqtt.keep_alive_secs", format!("= {}: must be at least 5", self.keep_alive_secs)));
+        }
+        if self.inflight == 0 {
+            return Err(("mqtt.inflight", "must be at least 1".into()));
+        }
+        if self.event_expiry_minutes == 0 {
+            return Err(("mqtt.event_expiry_minutes", "must be at least 1".into()));
+        }
+        if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
+            return Err(("mqtt.reconnect_max_ms", "must be at least mqtt.reconnect_initial_ms, which must be above 0".into()));
+        }
+        if self.status_interval_secs == 0 {
+            return Err(("mqtt.status_interval_secs", "must be at least 1".into()));
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err(("mqtt.password", "username and password go together".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Who this kiosk is, for topics and payloads.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub center: String,
+    pub kiosk: String,
+    pub tz: TimeZone,
+}
+
+impl Identity {
+    pub fn status(&self, state: &str, health: Option<&Health>) -> StatusPayload {
+        StatusPayload {
+            schema: contract::STATUS_SCHEMA.into(),
+            state: state.into(),
+            center: self.center.clone(),
+            kiosk: self.kiosk.clone(),
+            ts: contract::rfc3339(Timestamp::now(), &self.tz),
+            version: env!("CARGO_PKG_VERSION").into(),
+            health: health.map(Health::summary),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pending {
+    Event(i64),
+    Status { last: bool },
+}
+
+enum Outcome {
+    Finished,
+    Lost { error: SessionError, connected: bool },
+}
+
+pub struct Publisher {
+    pub config: MqttConfig,
+    pub identity: Identity,
+    pub topics: Topics,
+    pub outbox: Outbox,
+    pub health: Arc<Health>,
+    pub status_file: Option<std::path::PathBuf>,
+}
+
+impl Publisher {
+    /// Runs until `upstream_done` turns true and the outbox is drained (or the drain timeout
+    /// passes), then publishes the offline status and disconnects.
+    pub async fn run(self, mut upstream_done: watch::Receiver<bool>) {
+        let span = info_span!("mqtt", host = %self.config.host, port = self.config.port);
+        async move {
+            let mut protocol = match self.config.protocol {
+                ProtocolChoice::V311 => Protocol::V311,
+                _ => Protocol::V5,
+            };
+            let initial = Duration::from_millis(self.config.reconnect_initial_ms);
+            let mut backoff = initial;
+            let mut deadline: Option<Instant> = None;
+            loop {
+                let mut session = Session::new(protocol, &self.connect_options());
+                match self.serve(&mut session, &mut upstream_done, &mut deadline).await {
+                    Outcome::Finished => break,
+                    Outcome::Lost { error, connected } => {
+                        self.health.broker_connected.store(false, Ordering::Relaxed);
+                        self.health.set_mqtt_protocol(None);
+                        self.write_status("online");
+                        if connected {
+                            backoff = initial;
+                        }
+                        let protocol_problem = !connected && matches!(error, SessionError::Connection(_));
+                        if protocol_problem && self.config.protocol == ProtocolChoice::Auto {
+                            protocol = if protocol == Protocol::V5 { Protocol::V311 } else { Protocol::V5 };
+                            info!(error = %error, next = protocol.name(), "broker refused the handshake; trying the other MQTT version");
+                        } else {
+                            warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
+                        }
+                        if deadline.is_some_and(|d| Instant::now() >= d) {
+                            warn!(left = self.outbox.depth().unwrap_or(0), "shutting down without a broker; queued events stay on disk");
+                            break;
+                        }
+                        tokio::select! {
+                            _ = sleep(backoff) => {}
+                            _ = upstream_done.changed(), if deadline.is_none() => {
+                                deadline = Some(Instant::now() + Duration::from_secs(self.config.drain_timeout_secs));
+                            }
+                        }
+                        backoff = (backoff * 2).min(Duration::from_millis(self.config.reconnect_max_ms));
+                    }
+                }
+            }
+            self.health.broker_connected.store(false, Ordering::Relaxed);
+            self.write_status("offline");
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn connect_options(&self) -> ConnectOptions {
+        let will = self.identity.status("offline", None);
+        ConnectOptions {
+            client_id: self
+                .config
+                .client_id
+                .clone()
+                .unwrap_or_else(|| format!("dolbom-{}-{}", self.identity.center, self.identity.kiosk)),
+            host: self.config.host.clone(),
+            port: self.config.port,
+            keep_alive: Duration::from_secs(self.config.keep_alive_secs),
+            credentials: self.config.username.clone().zip(self.config.password.clone()),
+            will: Outgoing5 {
+                topic: self.topics.status(),
+                payload: serde_json::to_vec(&will).unwrap_or_default(),
+                retain: true,
+                expiry_secs: None,
+                user_properties: Vec::new(),
+            },
+            inflight: self.config.inflight,
+        }
+    }
+
+    fn status_message(&self, state: &str) -> Outgoing5 {
+        let status = self.identity.status(state, Some(&self.health));
+        Outgoing5 {
+            topic: self.topics.status(),
+            payload: serde_json::to_vec(&status).unwrap_or_default(),
+            retain: true,
+            expiry_secs: None,
+            user_properties: vec![("schema".into(), contract::STATUS_SCHEMA.into())],
+        }
+    }
+
+    fn write_status(&self, state: &str) {
+        if let Some(path) = &self.status_file {
+            if let Err(e) = write_status_file(path, &self.identity.status(state, Some(&self.health))) {
+                debug!(error = %e, "status file not written");
+            }
+        }
+    }
+
+    async fn serve(
+        &self,
+        session: &mut Session,
+        upstream_done: &mut watch::Receiver<bool>,
+        deadline: &mut Option<Instant>,
+    ) -> Outcome {
+        let window = usize::from(self.config.inflight);
+        let mut requested: VecDeque<Pending> = VecDeque::new();
+        let mut by_pkid: HashMap<u16, Pending> = HashMap::new();
+        let mut connected = false;
+        let mut last_sent = 0i64;
+        let mut going_offline = false;
+        let mut status_tick = tokio::time::interval(Duration::from_secs(self.config.status_interval_secs));
+        let queued = self.outbox.queued().clone();
+        loop {
+            let far = Instant::now() + Duration::from_secs(3600);
+            tokio::select! {
+                ev = session.poll() => match ev {
+                    Err(error) => return Outcome::Lost { error, connected },
+                    Ok(SessionEvent::Connected) => {
+                        connected = true;
+                        info!(protocol = session.protocol().name(), "connected to broker");
+                        self.health.broker_connected.store(true, Ordering::Relaxed);
+                        self.health.set_mqtt_protocol(Some(session.protocol().name()));
+                        if session.publish(&self.status_message("online")).is_ok() {
+                            requested.push_back(Pending::Status { last: false });
+                        }
+                    }
+                    Ok(SessionEvent::Sent(pkid)) => {
+                        if let Some(p) = requested.pop_front() {
+                            by_pkid.insert(pkid, p);
+                        }
+                    }
+                    Ok(SessionEvent::Acked { pkid, ok, reason }) => match by_pkid.remove(&pkid) {
+                        Some(Pending::Event(seq)) if ok => {
+                            if let Err(e) = self.outbox.ack(seq) {
+                                warn!(error = %e, seq, "acknowledged event could not be removed; it may be sent again");
+                            }
+                            self.health.events_published.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Some(Pending::Event(seq)) => {
+                            // Keep the event; reconnecting later retries it from the outbox.
+                            let error = SessionError::Connection(format!("broker refused event {seq}: {}", reason.unwrap_or_default()));
+                            return Outcome::Lost { error, connected };
+                        }
+                        Some(Pending::Status { last: true }) => {
+                            session.disconnect();
+                            // Let the event loop send the DISCONNECT before the session is dropped.
+                            let _ = tokio::time::timeout(Duration::from_millis(500), session.poll()).await;
+                            info!("offline status published; disconnected");
+                            return Outcome::Finished;
+                        }
+                        _ => {}
+                    },
+                    Ok(_) => {}
+                },
+                _ = queued.notified(), if connected => {}
+                _ = status_tick.tick(), if !going_offline => {
+                    self.write_status("online");
+                    if connected && session.publish(&self.status_message("online")).is_ok() {
+                        requested.push_back(Pending::Status { last: false });
+                    }
+                }
+                _ = upstream_done.changed(), if deadline.is_none() => {
+                    *deadline = Some(Instant::now() + Duration::from_secs(self.config.drain_timeout_secs));
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() && !going_offline => {
+                    if !connected {
+                        return Outcome::Lost { error: SessionError::Network("drain timeout while disconnected".into()), connected };
+                    }
+                    warn!(left = self.outbox.depth().unwrap_or(0), "drain timeout: going offline with events still queued");
+                    going_offline = true;
+                    if session.publish(&self.status_message("offline")).is_ok() {
+                        requested.push_back(Pending::Status { last: true });
+                    }
+                }
+            }
+            if !connected || going_offline {
+                continue;
+            }
+            // Top up the in-flight window from the outbox, oldest first.
+            let events_in_flight = |r: &VecDeque<Pending>, m: &HashMap<u16, Pending>| {
+                r.iter().chain(m.values()).filter(|p| matches!(p, Pending::Event(_))).count()
+            };
+            let mut room = window.saturating_sub(requested.len() + by_pkid.len());
+            while room > 0 {
+                let batch = match self.outbox.pending_after(last_sent, room) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        warn!(error = %e, "outbox unreadable");
+                        break;
+                    }
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let now_ms = Timestamp::now().as_millisecond();
+                for m in batch {
+                    if m.expires_ms.is_some_and(|e| e <= now_ms) {
+                        warn!(seq = m.seq, kind = %m.kind, "event expired while queued; dropped");
+                        let _ = self.outbox.discard_expired(m.seq);
+                        last_sent = m.seq;
+                        continue;
+                    }
+                    let out = Outgoing5 {
+                        topic: m.topic.clone(),
+                        payload: m.payload.clone(),
+                        retain: m.retain,
+                        expiry_secs: m.expires_ms.map(|e| (((e - now_ms) / 1000).max(1)).min(i64::from(u32::MAX)) as u32),
+                        user_properties: vec![("kind".into(), m.kind.clone())],
+                    };
+                    if session.publish(&out).is_err() {
+                        room = 0;
+                        break;
+                    }
+                    requested.push_back(Pending::Event(m.seq));
+                    last_sent = m.seq;
+                    room -= 1;
+                }
+            }
+            let drained = deadline.is_some()
+                && events_in_flight(&requested, &by_pkid) == 0
+                && self.outbox.depth().map(|d| d == 0).unwrap_or(false);
+            if drained {
+                going_offline = true;
+                if session.publish(&self.status_message("offline")).is_ok() {
+                    requested.push_back(Pending::Status { last: true });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! The vision stage: frames in, settled identities out. Runs on its own thread because ONNX
+//! Runtime inference is blocking CPU work.
+//!
+//! Per frame: an optional motion gate (no tracks and nothing moving: skip detection), detection
+//! (less often once every track is settled), tracking, and embedding only for unsettled tracks
+//! on good frames.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use opencv::core::{Mat, MatTraitConst, Size};
+use opencv::imgproc;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tracing::{debug, info, info_span, warn};
+
+use crate::camera::{FrameSlot, Take};
+use crate::face::quality;
+use crate::gallery::{Gallery, GalleryStore, Role};
+use crate::health::Health;
+use crate::identify::FacePipeline;
+use crate::track::{Settled, Tracker, Verdict};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecognitionConfig {
+    /// Faces blurrier than this (Laplacian variance of the aligned crop) are not embedded.
+    pub min_sharpness: f64,
+    /// Once every track is settled, run the detector on every n-th frame only.
+    pub settled_detect_interval: u32,
+    /// With no tracks, skip detection while the mean absolute change of a 64x48 grey thumbnail
+    /// stays below this (0..255); 0 detects on every frame.
+    pub motion_threshold: f64,
+}
+
+impl Default for RecognitionConfig {
+    fn default() -> Self {
+        Self { min_sharpness: 60.0, settled_detect_interval: 3, motion_threshold: 1.5 }
+    }
+}
+
+/// A settled track, with what the rest of the daemon needs to know about the person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting {
+    pub track_id: u64,
+    pub captured_ms: i64,
+    pub who: Who,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Who {
+    Person { id: String, role: Role, confidence: f32 },
+    Visitor,
+}
+
+pub struct Vision {
+    pub pipeline: FacePipeline,
+    pub tracker: Tracker,
+    pub config: RecognitionConfig,
+    pub gallery_store: GalleryStore,
+    pub health: Arc<Health>,
+}
+
+struct GalleryWatch {
+    gallery: Gallery,
+    modified: Option<SystemTime>,
+    path: PathBuf,
+}
+
+impl GalleryWatch {
+    /// Picks up enrolments made while the daemon runs, without a restart.
+    fn refresh(&mut self, store: &GalleryStore) {
+        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        if modified == self.modified {
+            return;
+        }
+        match store.load() {
+            Ok(g) => {
+                info!(people = g.people.len(), "gallery loaded");
+                self.gallery = g;
+                self.modified = modified;
+            }
+            Err(e) => warn!(error = %e, "gallery could not be reloaded; keeping the previous one"),
+        }
+    }
+}
+
+impl Vision {
+    /// Processes frames until the slot ends, then settles what is left and returns.
+    pub fn run(mut self, slot: Arc<FrameSlot>, out: mpsc::Sender<Sighting>) {
+        let _span = info_span!("vision").entered();
+        let mut watch = GalleryWatch {
+            gallery: Gallery::empty(),
+            modified: None,
+            path: self.gallery_store.path().to_path_buf(),
+        };
+        watch.refresh(&self.gallery_store);
+        let mut last_check = std::time::Instant::now();
+        let mut previous_thumb: Option<Mat> = None;
+        let mut since_detect = u32::MAX;
+        let mut last_ms = 0i64;
+        loop {
+            let frame = match slot.take(Duration::from_millis(200)) {
+                Take::Frame(f) => f,
+                Take::Idle => {
+                    // A stalled camera must not keep tracks (and their verdicts) pending forever.
+                    let now = jiff::Timestamp::now().as_millisecond().max(last_ms);
+                    let settled = self.tracker.sweep(now);
+                    self.emit(settled, &watch.gallery, &out);
+                    continue;
+                }
+                Take::Ended => break,
+            };
+            last_ms = frame.captured_ms;
+            if last_check.elapsed() > Duration::from_secs(2) {
+                watch.refresh(&self.gallery_store);
+                last_check = std::time::Instant::now();
+            }
+            let _frame_span = info_span!("frame", index = frame.index).entered();
+            if let Err(e) = self.process(&frame.image, frame.captured_ms, &mut previous_thumb, &mut since_detect, &watch.gallery, &out) {
+                warn!(error = %e, "frame skipped");
+            }
+            self.health.frames_processed.fetch_add(1, Ordering::Relaxed);
+            self.health.active_tracks.store(self.tracker.active() as u64, Ordering::Relaxed);
+        }
+        // The input ended: whoever was still in view has now left.
+        let settled = self.tracker.sweep(last_ms + 1_000_000);
+        self.emit(settled, &watch.gallery, &out);
+        self.health.active_tracks.store(0, Ordering::Relaxed);
+    }
+
+    fn process(
+        &mut self,
+        image: &Mat,
+        now_ms: i64,
+        previous_thumb: &mut Option<Mat>,
+        since_detect: &mut u32,
+        gallery: &Gallery,
+        out: &mpsc::Sender<Sighting>,
+    ) -> Result<(), crate::face::FaceError> {
+        if self.tracker.active() == 0 && self.config.motion_threshold > 0.0 {
+            let thumb = thumbnail(image)?;
+            let still = match previous_thumb.as_ref() {
+                Some(prev) => mean_abs_diff(prev, &thumb)? < self.config.motion_threshold,
+                None => false,
+            };
+            *previous_thumb = Some(thumb);
+            if still {
+                return Ok(());
+            }
+        } else {
+            *previous_thumb = None;
+        }
+        *since_detect = since_detect.saturating_add(1);
+        if self.tracker.active() > 0 && self.tracker.all_settled() && *since_detect < self.config.settled_detect_interval {
+            return Ok(());
+        }
+        *since_detect = 0;
+        let detections = self.pipeline.models.detector.detect(image)?;
+        let ids = self.tracker.observe(now_ms, &detections);
+        let mut settled = Vec::new();
+        for (det, id) in detections.iter().zip(ids) {
+            let Some(weight) = self.tracker.wants_embedding(id, det) else { continue };
+            let aligned = self.pipeline.models.aligner.align(image, det)?;
+            if quality::sharpness(&aligned)? < self.config.min_sharpness {
+                continue;
+            }
+            let embedding = self.pipeline.models.embedder.embed(&aligned)?;
+            let m = self.pipeline.matcher.best(gallery, &embedding);
+            debug!(track = id, person = ?m.person.map(|p| &p.id), similarity = ?m.similarity, "vote");
+            let matched = m.person.map(|p| (p.id.as_str(), m.similarity.unwrap_or(0.0)));
+            if let Some(s) = self.tracker.vote(id, matched, weight, now_ms) {
+                settled.push(s);
+            }
+        }
+        settled.extend(self.tracker.sweep(now_ms));
+        self.emit(settled, gallery, out);
+        Ok(())
+    }
+
+    fn emit(&self, settled: Vec<Settled>, gallery: &Gallery, out: &mpsc::Sender<Sighting>) {
+        for s in settled {
+            let who = match s.verdict {
+                Verdict::Person { id, confidence } => match gallery.get(&id) {
+                    Some(p) => Who::Person { id, role: p.role, confidence },
+                    None => continue, // removed from the gallery meanwhile
+                },
+                Verdict::Unknown => Who::Visitor,
+            };
+            info!(track = s.track_id, who = ?who, "track settled");
+            if out.blocking_send(Sighting { track_id: s.track_id, captured_ms: s.at_ms, who }).is_err() {
+                warn!("event stage has stopped; sighting not recorded");
+            }
+        }
+    }
+}
+
+fn thumbnail(image: &Mat) -> Result<Mat, opencv::Error> {
+    let mut small = Mat::default();
+    imgproc::resize(image, &mut small, Size::new(64, 48), 0.0, 0.0, imgproc::INTER_AREA)?;
+    let mut grey = Mat::default();
+    imgproc::cvt_color(&small, &mut grey, imgproc::COLOR_BGR2GRAY, 0)?;
+    Ok(grey)
+}
+
+fn mean_abs_diff(a: &Mat, b: &Mat) -> Result<f64, opencv::Error> {
+    if a.size()? != b.size()? {
+        return Ok(f64::MAX);
+    }
+    let mut diff = Mat::default();
+    opencv::core::absdiff(a, b, &mut diff)?;
+    Ok(opencv::core::mean(&diff, &opencv::core::no_array())?[0])
+}
