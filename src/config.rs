@@ -312,7 +312,10 @@ impl Config {
             return Err(invalid("recognition.settled_detect_interval", "must be at least 1".into()));
         }
         if self.state.outbox_capacity < 10 {
-            return Err(invalid("state.outbox_capacity", format!("= {}: must be at least 10", self.state.outbox_capacity)));
+            return Err(invalid(
+                "state.outbox_capacity",
+                format!("= {}: must be at least 10", self.state.outbox_capacity),
+            ));
         }
         if let Some([from, to]) = &self.attendance.departure_window {
             let parse = |v: &str| v.parse::<jiff::civil::Time>();
@@ -340,7 +343,8 @@ impl Config {
         let camera = self.camera.as_ref().ok_or_else(|| missing("camera"))?;
         // Both were checked by validate(); these cannot fail here.
         let tz = jiff::tz::TimeZone::get(&site.timezone).map_err(|_| missing("site.timezone"))?;
-        let window = self.attendance.departure_window.as_ref().and_then(|[a, b]| Some((a.parse().ok()?, b.parse().ok()?)));
+        let window =
+            self.attendance.departure_window.as_ref().and_then(|[a, b]| Some((a.parse().ok()?, b.parse().ok()?)));
         let a = &self.attendance;
         let policy = AttendancePolicy {
             mode: a.mode,

@@ -69,8 +69,13 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     let health = Arc::new(Health::default());
     let store = Arc::new(Store::open(&config.state.dir.join("kiosk.db"))?);
     let outbox = Outbox::new(store, config.state.outbox_capacity, health.clone())?;
+    let backlog = outbox.depth()?;
+    if backlog > 0 {
+        info!(backlog, "events from before the restart are still queued; they go out first");
+    }
     let topics = Topics::new(&site.center_id, &site.kiosk_id);
-    let identity = Identity { center: site.center_id.clone(), kiosk: site.kiosk_id.clone(), tz: settings.policy.tz.clone() };
+    let identity =
+        Identity { center: site.center_id.clone(), kiosk: site.kiosk_id.clone(), tz: settings.policy.tz.clone() };
 
     let stop = Arc::new(AtomicBool::new(false));
     let slot = Arc::new(FrameSlot::default());

@@ -4,19 +4,19 @@
 //! stages, each behind its own trait so that another model can be configured in:
 //! [`face::detect`] → [`face::align`] → [`face::embed`] → [`gallery::matcher`].
 
-pub mod config;
-pub mod enroll;
-pub mod face;
-pub mod gallery;
-pub mod identify;
-pub mod kiosk;
-pub mod onnx;
 pub mod attendance;
 pub mod camera;
+pub mod config;
 pub mod contract;
+pub mod enroll;
 pub mod events;
+pub mod face;
+pub mod gallery;
 pub mod health;
+pub mod identify;
+pub mod kiosk;
 pub mod mqtt;
+pub mod onnx;
 pub mod outbox;
 pub mod sim;
 pub mod store;

@@ -7,11 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use dolbom::config::Config;
+use dolbom::contract::StatusPayload;
 use dolbom::enroll::{self, Enrollment};
 use dolbom::face::image::load_bgr;
 use dolbom::face::FaceModels;
 use dolbom::gallery::{GalleryError, GalleryStore, Matcher, Role};
-use dolbom::contract::StatusPayload;
 use dolbom::identify::FacePipeline;
 use dolbom::sim::{write_walk_up, WalkUp};
 use tracing::{info_span, warn};
@@ -235,7 +235,8 @@ fn status(config_path: &Path) -> Result<ExitCode> {
     let path = dolbom::kiosk::status_file(&config);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("no status at {} (has `dolbom kiosk` run with this config?)", path.display()))?;
-    let status: StatusPayload = serde_json::from_str(&text).with_context(|| format!("{} is not a status file", path.display()))?;
+    let status: StatusPayload =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a status file", path.display()))?;
     println!("{text}");
     // The daemon rewrites the file at every status interval; much older means it is not running.
     let age = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|m| m.elapsed().ok());

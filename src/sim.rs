@@ -50,7 +50,7 @@ pub struct Appearance {
 pub fn write_walk_up(out: &Path, photos: &[&Path], p: WalkUp) -> Result<Vec<Appearance>, SimError> {
     let fourcc = VideoWriter::fourcc('M', 'J', 'P', 'G')?;
     let size = Size::new(p.width, p.height);
-    let mut writer = VideoWriter::new(&out.display().to_string(), fourcc, p.fps, size, true)?;
+    let mut writer = VideoWriter::new(out.display().to_string(), fourcc, p.fps, size, true)?;
     if !writer.is_opened()? {
         return Err(SimError::Writer(out.display().to_string()));
     }

@@ -182,13 +182,7 @@ impl Tracker {
     /// Records one embedding's verdict for a track. `matched` is the gallery person it matched,
     /// with its similarity, or None when it matched nobody. Returns the settled identity when
     /// this vote settles the track on a person.
-    pub fn vote(
-        &mut self,
-        track_id: u64,
-        matched: Option<(&str, f32)>,
-        weight: f32,
-        now_ms: i64,
-    ) -> Option<Settled> {
+    pub fn vote(&mut self, track_id: u64, matched: Option<(&str, f32)>, weight: f32, now_ms: i64) -> Option<Settled> {
         let min_votes = self.config.min_votes;
         let t = self.tracks.iter_mut().find(|t| t.id == track_id)?;
         if t.settled {
@@ -306,7 +300,7 @@ mod tests {
     fn person_settles_after_two_votes_and_is_not_embedded_again() {
         let mut t = Tracker::new(TrackingConfig::default());
         let f = face(100.0, 120.0);
-        let id = t.observe(0, &[f.clone()])[0];
+        let id = t.observe(0, std::slice::from_ref(&f))[0];
         let w = t.wants_embedding(id, &f).expect("good face");
         assert_eq!(t.vote(id, Some(("minji", 0.7)), w, 0), None);
         let s = t.vote(id, Some(("minji", 0.8)), w, 100).expect("settled");
@@ -320,13 +314,13 @@ mod tests {
     fn unknown_only_after_the_grace_window() {
         let mut t = Tracker::new(TrackingConfig::default());
         let f = face(100.0, 120.0);
-        let id = t.observe(0, &[f.clone()])[0];
+        let id = t.observe(0, std::slice::from_ref(&f))[0];
         for i in 0..4 {
-            t.observe(i * 100, &[f.clone()]);
+            t.observe(i * 100, std::slice::from_ref(&f));
             t.vote(id, None, 1.0, i * 100);
             assert!(t.sweep(i * 100).is_empty(), "too early to call a stranger");
         }
-        t.observe(1600, &[f.clone()]);
+        t.observe(1600, std::slice::from_ref(&f));
         let s = t.sweep(1600);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].verdict, Verdict::Unknown);
@@ -338,7 +332,7 @@ mod tests {
         // Far away the face matched nobody; closer it matches: the track is the person, never a visitor.
         let mut t = Tracker::new(TrackingConfig::default());
         let f = face(100.0, 120.0);
-        let id = t.observe(0, &[f.clone()])[0];
+        let id = t.observe(0, std::slice::from_ref(&f))[0];
         t.vote(id, None, 0.2, 0);
         t.vote(id, Some(("minji", 0.6)), 1.0, 100);
         let s = t.vote(id, Some(("minji", 0.6)), 1.0, 200).expect("settled");
@@ -351,11 +345,11 @@ mod tests {
     fn small_or_turned_faces_are_not_embedded() {
         let mut t = Tracker::new(TrackingConfig::default());
         let small = face(0.0, 30.0);
-        let id = t.observe(0, &[small.clone()])[0];
+        let id = t.observe(0, std::slice::from_ref(&small))[0];
         assert!(t.wants_embedding(id, &small).is_none());
         let mut turned = face(0.0, 120.0);
         turned.landmarks[2][0] += 40.0;
-        let id = t.observe(0, &[turned.clone()])[0];
+        let id = t.observe(0, std::slice::from_ref(&turned))[0];
         assert!(t.wants_embedding(id, &turned).is_none());
     }
 

@@ -91,11 +91,8 @@ impl Vision {
     /// Processes frames until the slot ends, then settles what is left and returns.
     pub fn run(mut self, slot: Arc<FrameSlot>, out: mpsc::Sender<Sighting>) {
         let _span = info_span!("vision").entered();
-        let mut watch = GalleryWatch {
-            gallery: Gallery::empty(),
-            modified: None,
-            path: self.gallery_store.path().to_path_buf(),
-        };
+        let mut watch =
+            GalleryWatch { gallery: Gallery::empty(), modified: None, path: self.gallery_store.path().to_path_buf() };
         watch.refresh(&self.gallery_store);
         let mut last_check = std::time::Instant::now();
         let mut previous_thumb: Option<Mat> = None;
@@ -119,7 +116,14 @@ impl Vision {
                 last_check = std::time::Instant::now();
             }
             let _frame_span = info_span!("frame", index = frame.index).entered();
-            if let Err(e) = self.process(&frame.image, frame.captured_ms, &mut previous_thumb, &mut since_detect, &watch.gallery, &out) {
+            if let Err(e) = self.process(
+                &frame.image,
+                frame.captured_ms,
+                &mut previous_thumb,
+                &mut since_detect,
+                &watch.gallery,
+                &out,
+            ) {
                 warn!(error = %e, "frame skipped");
             }
             self.health.frames_processed.fetch_add(1, Ordering::Relaxed);
@@ -154,7 +158,10 @@ impl Vision {
             *previous_thumb = None;
         }
         *since_detect = since_detect.saturating_add(1);
-        if self.tracker.active() > 0 && self.tracker.all_settled() && *since_detect < self.config.settled_detect_interval {
+        if self.tracker.active() > 0
+            && self.tracker.all_settled()
+            && *since_detect < self.config.settled_detect_interval
+        {
             return Ok(());
         }
         *since_detect = 0;

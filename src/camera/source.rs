@@ -103,7 +103,10 @@ impl CameraConfig {
             return Err(("camera.pace", "= \"fast\" only applies to kind = \"file\" or \"images\"".into()));
         }
         if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
-            return Err(("camera.retry_max_ms", "must be at least camera.retry_initial_ms, which must be above 0".into()));
+            return Err((
+                "camera.retry_max_ms",
+                "must be at least camera.retry_initial_ms, which must be above 0".into(),
+            ));
         }
         Ok(())
     }

@@ -119,7 +119,10 @@ impl MqttConfig {
             return Err(("mqtt.event_expiry_minutes", "must be at least 1".into()));
         }
         if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
-            return Err(("mqtt.reconnect_max_ms", "must be at least mqtt.reconnect_initial_ms, which must be above 0".into()));
+            return Err((
+                "mqtt.reconnect_max_ms",
+                "must be at least mqtt.reconnect_initial_ms, which must be above 0".into(),
+            ));
         }
         if self.status_interval_secs == 0 {
             return Err(("mqtt.status_interval_secs", "must be at least 1".into()));
@@ -375,7 +378,9 @@ impl Publisher {
                         topic: m.topic.clone(),
                         payload: m.payload.clone(),
                         retain: m.retain,
-                        expiry_secs: m.expires_ms.map(|e| (((e - now_ms) / 1000).max(1)).min(i64::from(u32::MAX)) as u32),
+                        expiry_secs: m
+                            .expires_ms
+                            .map(|e| (((e - now_ms) / 1000).max(1)).min(i64::from(u32::MAX)) as u32),
                         user_properties: vec![("kind".into(), m.kind.clone())],
                     };
                     if session.publish(&out).is_err() {

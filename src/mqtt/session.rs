@@ -40,8 +40,15 @@ pub enum SessionEvent {
     /// A QoS 1 publish went out with this packet id (in the order they were requested).
     Sent(u16),
     /// The broker acknowledged a publish; `ok` is false when it refused it (v5 reason code).
-    Acked { pkid: u16, ok: bool, reason: Option<String> },
-    Message { topic: String, payload: Vec<u8> },
+    Acked {
+        pkid: u16,
+        ok: bool,
+        reason: Option<String>,
+    },
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+    },
     Other,
 }
 
@@ -66,6 +73,8 @@ pub struct ConnectOptions {
     pub inflight: u16,
 }
 
+// One session lives at a time; boxing the event loops would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Session {
     V5(v5::AsyncClient, v5::EventLoop),
     V311(rumqttc::AsyncClient, rumqttc::EventLoop),
@@ -127,7 +136,7 @@ impl Session {
 
     /// Queues a QoS 1 publish without waiting.
     pub fn publish(&self, m: &Outgoing5) -> Result<(), SessionError> {
-        let r = match self {
+        match self {
             Session::V5(c, _) => {
                 let props = PublishProperties {
                     payload_format_indicator: Some(1),
@@ -142,8 +151,7 @@ impl Session {
             Session::V311(c, _) => c
                 .try_publish(&m.topic, QoS::AtLeastOnce, m.retain, m.payload.clone())
                 .map_err(|_| SessionError::QueueFull),
-        };
-        r
+        }
     }
 
     pub fn subscribe(&self, filter: &str) -> Result<(), SessionError> {

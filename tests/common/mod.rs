@@ -2,6 +2,9 @@
 //! fetched into .dolbom/, and configs written into temporary directories.
 #![allow(dead_code)]
 
+pub mod broker;
+pub mod kiosk;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

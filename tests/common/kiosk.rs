@@ -1,0 +1,166 @@
+//! Running the real `dolbom kiosk` daemon in tests: a gallery, a walk-up clip and a config.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use dolbom::sim::{write_walk_up, Appearance, WalkUp};
+
+use super::{dolbom, photo, stderr};
+
+pub const OBAMA_ENROL: [&str; 2] = ["face_recognition/obama.jpg", "face_recognition/obama2.jpg"];
+pub const BIDEN_ENROL: [&str; 1] = ["face_recognition/biden.jpg"];
+/// Who walks up in the standard clip: Obama, Biden, a stranger, and Obama again (another photo).
+pub const WALKERS: [&str; 4] = [
+    "face_recognition/obama.jpg",
+    "face_recognition/biden.jpg",
+    "unknowns/Female_42_7.jpg",
+    "face_recognition/obama3.jpg",
+];
+
+/// The standard clip, made once per test binary: its path and who is in view when.
+pub fn clip() -> (&'static Path, &'static [Appearance]) {
+    static CLIP: OnceLock<(tempfile::TempDir, PathBuf, Vec<Appearance>)> = OnceLock::new();
+    let (_, path, apps) = CLIP.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("walkup.avi");
+        let photos: Vec<PathBuf> = WALKERS.iter().map(|p| photo(p)).collect();
+        let refs: Vec<&Path> = photos.iter().map(PathBuf::as_path).collect();
+        let apps = write_walk_up(
+            &path,
+            &refs,
+            WalkUp { gap_secs: 1.0, approach_secs: 2.0, stay_secs: 1.0, ..WalkUp::default() },
+        )
+        .expect("clip");
+        (dir, path, apps)
+    });
+    (path, apps)
+}
+
+/// A clip of the empty doorway only.
+pub fn empty_clip(dir: &Path) -> PathBuf {
+    let path = dir.join("empty.avi");
+    write_walk_up(&path, &[], WalkUp { gap_secs: 1.0, ..WalkUp::default() }).expect("empty clip");
+    path
+}
+
+/// Enrols Obama (guardian) and Biden (staff) into `dir`'s gallery through the CLI.
+pub fn enrol(config: &Path) {
+    let c = config.to_str().expect("utf-8");
+    for (id, role, photos) in [("obama", "guardian", &OBAMA_ENROL[..]), ("biden", "staff", &BIDEN_ENROL[..])] {
+        let paths: Vec<String> = photos.iter().map(|p| photo(p).display().to_string()).collect();
+        let mut args = vec!["enroll", "--config", c, "--person", id, "--role", role, "--name", id];
+        args.extend(paths.iter().map(String::as_str));
+        let out = dolbom(&args);
+        assert!(out.status.success(), "enrol {id}: {}", stderr(&out));
+    }
+}
+
+pub struct KioskOptions<'a> {
+    pub center: &'a str,
+    pub port: u16,
+    pub clip: &'a Path,
+    pub pace: &'a str,
+    pub at_end: &'a str,
+    pub extra: &'a str,
+}
+
+/// Writes a kiosk config into `dir` (gallery and state there too) and returns its path.
+pub fn kiosk_config(dir: &Path, o: &KioskOptions<'_>) -> PathBuf {
+    let extra = format!(
+        r#"
+[site]
+center_id = "{center}"
+kiosk_id = "door-1"
+timezone = "Asia/Seoul"
+
+[camera]
+kind = "file"
+source = "{clip}"
+pace = "{pace}"
+at_end = "{at_end}"
+retry_initial_ms = 100
+retry_max_ms = 500
+
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+reconnect_initial_ms = 100
+reconnect_max_ms = 500
+status_interval_secs = 1
+drain_timeout_secs = 3
+
+[state]
+dir = "{state}"
+{extra}
+"#,
+        center = o.center,
+        clip = o.clip.display(),
+        pace = o.pace,
+        at_end = o.at_end,
+        port = o.port,
+        state = dir.join("state").display(),
+        extra = o.extra,
+    );
+    super::write_config(dir, &extra)
+}
+
+pub fn spawn_kiosk(config: &Path, log: &Path) -> Child {
+    let log = std::fs::File::create(log).expect("log file");
+    Command::new(env!("CARGO_BIN_EXE_dolbom"))
+        .args(["kiosk", "--config"])
+        .arg(config)
+        .env("DOLBOM_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn dolbom kiosk")
+}
+
+/// Waits for the daemon to exit on its own and returns its exit status.
+pub fn wait_exit(child: &mut Child, secs: u64, log: &Path) -> std::process::ExitStatus {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("kiosk did not exit within {secs}s; log:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The event payloads (attendance and visitor) in arrival order, first copy of each event only,
+/// and how many copies were duplicates.
+pub fn events(received: &[super::broker::Received]) -> (Vec<serde_json::Value>, usize) {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut dups = 0;
+    for m in received.iter().filter(|m| m.topic.contains("/event/")) {
+        let id = m.payload["event_id"].as_str().unwrap_or_default().to_string();
+        if seen.insert(id) {
+            out.push(m.payload.clone());
+        } else {
+            dups += 1;
+        }
+    }
+    (out, dups)
+}
+
+/// "arrival:obama", "visitor", ... for compact assertions.
+pub fn summary(events: &[serde_json::Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| match e["schema"].as_str() {
+            Some("dolbom.attendance/1") => {
+                format!("{}:{}", e["kind"].as_str().unwrap_or("?"), e["person"]["id"].as_str().unwrap_or("?"))
+            }
+            Some("dolbom.visitor/1") => "visitor".into(),
+            other => format!("unexpected:{other:?}"),
+        })
+        .collect()
+}

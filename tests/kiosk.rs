@@ -1,0 +1,218 @@
+//! The kiosk daemon end to end: the real binary on a real video file, real models, a real
+//! Mosquitto broker, and a subscriber that checks exactly what comes out.
+
+mod common;
+
+use std::time::Duration;
+
+use common::broker::{signal, system_broker_port, Broker, Subscriber};
+use common::kiosk::{clip, empty_clip, enrol, events, kiosk_config, spawn_kiosk, summary, wait_exit, KioskOptions};
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file")).expect("schema json");
+    jsonschema::validator_for(&schema).expect("valid schema")
+}
+
+fn assert_valid(v: &jsonschema::Validator, payload: &serde_json::Value) {
+    let errors: Vec<String> = v.iter_errors(payload).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{payload} does not match its schema: {errors:?}");
+}
+
+fn unique_center(tag: &str) -> String {
+    format!("test-{tag}-{}-{}", std::process::id(), common::broker::free_port())
+}
+
+#[test]
+fn walk_up_clip_gives_exactly_the_expected_events_matching_the_schemas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let center = unique_center("exact");
+    let port = system_broker_port();
+    let (clip, _) = clip();
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port, clip, pace: "fast", at_end: "exit", extra: "" },
+    );
+    enrol(&config);
+    let sub = Subscriber::start(port, &format!("dolbom/v1/{center}/#"));
+
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+    let status = wait_exit(&mut kiosk, 120, &log);
+    assert!(status.success(), "exit status {status}; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    sub.wait_for(Duration::from_secs(10), "offline status", |m| {
+        m.iter().any(|r| r.topic.ends_with("/status") && r.payload["state"] == "offline")
+    });
+
+    let received = sub.snapshot();
+    let (evs, dups) = events(&received);
+    // Obama walks up twice (two photos): one arrival. Biden arrives. The stranger is a visitor.
+    assert_eq!(summary(&evs), ["arrival:obama", "arrival:biden", "visitor"]);
+    assert_eq!(dups, 0, "nothing was redelivered on a healthy connection");
+    assert_eq!(evs[0]["person"]["role"], "guardian");
+    assert_eq!(evs[1]["person"]["role"], "staff");
+    for e in &evs {
+        assert!(e["ts"].as_str().expect("ts").ends_with("+09:00"), "capture time in the site's offset: {e}");
+        assert!(e["temperature_c"].is_null());
+    }
+    let times: Vec<&str> = evs.iter().map(|e| e["ts"].as_str().expect("ts")).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "events in capture order: {times:?}");
+
+    let (attendance, visitor, status_schema) =
+        (schema("attendance.schema.json"), schema("visitor.schema.json"), schema("status.schema.json"));
+    for m in &received {
+        let v = if m.topic.ends_with("/event/attendance") {
+            &attendance
+        } else if m.topic.ends_with("/event/visitor") {
+            &visitor
+        } else if m.topic.ends_with("/status") {
+            &status_schema
+        } else {
+            panic!("unexpected topic {}", m.topic);
+        };
+        assert_valid(v, &m.payload);
+    }
+    let last_status = received.iter().rev().find(|m| m.topic.ends_with("/status")).expect("status");
+    assert_eq!(last_status.payload["state"], "offline");
+    assert_eq!(last_status.payload["health"]["events_published"], 3);
+    assert_eq!(last_status.payload["health"]["outbox_depth"], 0);
+
+    // The kiosk went offline cleanly: `dolbom status` shows it and says so in its exit code.
+    let out = common::dolbom(&["status", "--config", config.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert_eq!(printed["state"], "offline");
+    assert_eq!(printed["health"]["frames_processed"], printed["health"]["frames_read"], "fast pace drops nothing");
+
+    // A restart later the same day remembers who arrived: the same clip gives only the stranger.
+    let mut again = spawn_kiosk(&config, &log);
+    assert!(wait_exit(&mut again, 120, &log).success());
+    sub.wait_for(Duration::from_secs(10), "the second visitor", |m| events(m).0.len() >= 4);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(summary(&events(&sub.snapshot()).0), ["arrival:obama", "arrival:biden", "visitor", "visitor"]);
+}
+
+#[test]
+fn broker_stopped_and_restarted_mid_run_loses_and_reorders_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut broker = Broker::start(dir.path());
+    let center = unique_center("restart");
+    let (clip, _) = clip();
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port: broker.port, clip, pace: "realtime", at_end: "exit", extra: "" },
+    );
+    enrol(&config);
+    let sub = Subscriber::start(broker.port, &format!("dolbom/v1/{center}/#"));
+
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+    sub.wait_for(Duration::from_secs(60), "the first arrival", |m| !events(m).0.is_empty());
+    broker.stop();
+    // Biden and the stranger walk by while the broker is gone.
+    std::thread::sleep(Duration::from_secs(6));
+    broker.restart();
+    let status = wait_exit(&mut kiosk, 120, &log);
+    assert!(status.success(), "log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    sub.wait_for(Duration::from_secs(20), "all three events", |m| events(m).0.len() >= 3);
+    std::thread::sleep(Duration::from_millis(500));
+    let (evs, _) = events(&sub.snapshot());
+    assert_eq!(summary(&evs), ["arrival:obama", "arrival:biden", "visitor"]);
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(log_text.contains("broker connection lost"), "the outage was noticed:\n{log_text}");
+}
+
+#[test]
+fn sigkill_with_unacknowledged_events_then_restart_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(dir.path());
+    let center = unique_center("sigkill");
+    let (clip, _) = clip();
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port: broker.port, clip, pace: "fast", at_end: "exit", extra: "" },
+    );
+    enrol(&config);
+    let sub = Subscriber::start(broker.port, &format!("dolbom/v1/{center}/#"));
+
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+    sub.wait_for(Duration::from_secs(30), "online status", |m| m.iter().any(|r| r.payload["state"] == "online"));
+    // Freeze the broker: publishes go out, no PUBACK comes back.
+    broker.pause();
+    let status_file = dir.path().join("state/status.json");
+    let until = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let queued = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["health"]["events_queued"].as_u64())
+            .unwrap_or(0);
+        if queued >= 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "events never queued; log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(events(&sub.snapshot()).0.is_empty(), "nothing can have been delivered through a frozen broker");
+    signal(kiosk.id(), "KILL");
+    let _ = kiosk.wait();
+    broker.unpause();
+
+    // Restarted on an empty doorway: it has nothing new to say, only what was never acknowledged.
+    let empty = empty_clip(dir.path());
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace(&clip.display().to_string(), &empty.display().to_string())).expect("config");
+    let log2 = dir.path().join("kiosk2.log");
+    let mut again = spawn_kiosk(&config, &log2);
+    assert!(wait_exit(&mut again, 60, &log2).success(), "log:\n{}", std::fs::read_to_string(&log2).unwrap_or_default());
+    let log2_text = std::fs::read_to_string(&log2).unwrap_or_default();
+    assert!(log2_text.contains("backlog=3"), "the killed daemon's events were on disk:\n{log2_text}");
+    sub.wait_for(Duration::from_secs(20), "all three events", |m| events(m).0.len() >= 3);
+    std::thread::sleep(Duration::from_millis(500));
+    let (evs, dups) = events(&sub.snapshot());
+    assert_eq!(summary(&evs), ["arrival:obama", "arrival:biden", "visitor"], "duplicates seen: {dups}");
+    let out = common::dolbom(&["status", "--config", config.to_str().expect("utf-8")]);
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert_eq!(printed["health"]["outbox_depth"], 0, "everything acknowledged in the end");
+}
+
+#[test]
+fn missing_camera_is_retried_reported_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let center = unique_center("nocam");
+    let port = system_broker_port();
+    let missing = dir.path().join("no-such-camera.avi");
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port, clip: &missing, pace: "realtime", at_end: "exit", extra: "" },
+    );
+    let sub = Subscriber::start(port, &format!("dolbom/v1/{center}/#"));
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+    sub.wait_for(Duration::from_secs(30), "a degraded online status", |m| {
+        m.iter().any(|r| {
+            r.payload["state"] == "online"
+                && r.payload["health"]["camera"] == "retrying"
+                && r.payload["health"]["degraded"] == true
+        })
+    });
+    let out = common::dolbom(&["status", "--config", config.to_str().expect("utf-8")]);
+    assert!(!out.status.success(), "degraded is a failing status");
+    assert!(common::stderr(&out).contains("degraded"), "{}", common::stderr(&out));
+
+    // The camera appears: the daemon recovers by itself.
+    let (clip, _) = clip();
+    std::fs::copy(clip, &missing).expect("copy clip");
+    sub.wait_for(Duration::from_secs(30), "camera ok", |m| m.iter().any(|r| r.payload["health"]["camera"] == "ok"));
+
+    signal(kiosk.id(), "TERM");
+    let status = wait_exit(&mut kiosk, 30, &log);
+    assert!(status.success(), "SIGTERM exits 0; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    sub.wait_for(Duration::from_secs(10), "offline status", |m| m.iter().any(|r| r.payload["state"] == "offline"));
+}
