@@ -113,6 +113,8 @@ fn default_log_level() -> &'static str {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // journald and log files want plain text; colours only for a person at a terminal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DOLBOM_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_level())),
