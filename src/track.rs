@@ -7,6 +7,10 @@
 //! them that also hold the majority of the weight; it becomes *unknown* only after a grace
 //! window with enough attempts, so a stranger is never announced while the real name is still
 //! a frame or two away.
+//!
+//! A settled track is re-checked with one embedding every `reverify_ms`: when someone else steps
+//! into the same spot (a parent right behind a child, a camera cut), two disagreeing checks in a
+//! row end the track and start a new one for the new face.
 
 use std::collections::HashMap;
 
@@ -34,6 +38,8 @@ pub struct TrackingConfig {
     pub unknown_min_attempts: u32,
     /// Embeddings per track at most; an unsettled track is then decided on what it has.
     pub max_attempts: u32,
+    /// How often a settled track's face is embedded again to check it is still the same person.
+    pub reverify_ms: i64,
 }
 
 impl Default for TrackingConfig {
@@ -47,6 +53,7 @@ impl Default for TrackingConfig {
             unknown_grace_ms: 1500,
             unknown_min_attempts: 3,
             max_attempts: 12,
+            reverify_ms: 1000,
         }
     }
 }
@@ -76,10 +83,34 @@ struct Track {
     votes: HashMap<String, (f32, u32, f32)>,
     unknown_weight: f32,
     attempts: u32,
-    settled: bool,
+    /// Who the track was settled as (`Some(None)`: unknown), once settled.
+    settled_as: Option<Option<String>>,
+    /// When the settled identity was last confirmed.
+    verified_ms: i64,
+    /// Consecutive re-checks that disagreed with the settled identity.
+    strikes: u32,
 }
 
 impl Track {
+    fn new(id: u64, det: Detection, now_ms: i64) -> Self {
+        Track {
+            id,
+            last: det,
+            first_ms: now_ms,
+            last_ms: now_ms,
+            votes: HashMap::new(),
+            unknown_weight: 0.0,
+            attempts: 0,
+            settled_as: None,
+            verified_ms: now_ms,
+            strikes: 0,
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.settled_as.is_some()
+    }
+
     fn total_weight(&self) -> f32 {
         self.unknown_weight + self.votes.values().map(|v| v.0).sum::<f32>()
     }
@@ -106,7 +137,7 @@ impl Tracker {
 
     /// True when every live track has settled: detection can then run less often.
     pub fn all_settled(&self) -> bool {
-        self.tracks.iter().all(|t| t.settled)
+        self.tracks.iter().all(Track::settled)
     }
 
     /// Associates this frame's detections with tracks (greedy, best overlap first), starts new
@@ -142,16 +173,7 @@ impl Tracker {
                 None => {
                     let id = self.next_id;
                     self.next_id += 1;
-                    self.tracks.push(Track {
-                        id,
-                        last: d.clone(),
-                        first_ms: now_ms,
-                        last_ms: now_ms,
-                        votes: HashMap::new(),
-                        unknown_weight: 0.0,
-                        attempts: 0,
-                        settled: false,
-                    });
+                    self.tracks.push(Track::new(id, d.clone(), now_ms));
                     ids.push(id);
                 }
             }
@@ -160,10 +182,15 @@ impl Tracker {
     }
 
     /// Whether this track's face in this frame is worth an embedding, and the vote weight it
-    /// would carry (0..1).
-    pub fn wants_embedding(&self, track_id: u64, face: &Detection) -> Option<f32> {
+    /// would carry (0..1). Settled tracks want one only when a re-check is due.
+    pub fn wants_embedding(&self, track_id: u64, face: &Detection, now_ms: i64) -> Option<f32> {
         let t = self.tracks.iter().find(|t| t.id == track_id)?;
-        if t.settled || t.attempts >= self.config.max_attempts {
+        let due = if t.settled() {
+            now_ms - t.verified_ms >= self.config.reverify_ms
+        } else {
+            t.attempts < self.config.max_attempts
+        };
+        if !due {
             return None;
         }
         let size = face.width().min(face.height());
@@ -184,9 +211,21 @@ impl Tracker {
     /// this vote settles the track on a person.
     pub fn vote(&mut self, track_id: u64, matched: Option<(&str, f32)>, weight: f32, now_ms: i64) -> Option<Settled> {
         let min_votes = self.config.min_votes;
+        let next_id = self.next_id;
         let t = self.tracks.iter_mut().find(|t| t.id == track_id)?;
-        if t.settled {
-            return None;
+        if let Some(settled_as) = &t.settled_as {
+            if settled_as.as_deref() == matched.map(|m| m.0) {
+                t.strikes = 0;
+                t.verified_ms = now_ms;
+                return None;
+            }
+            t.strikes += 1;
+            if t.strikes < 2 {
+                return None;
+            }
+            // Someone else is standing where the settled person was: a new track from here.
+            *t = Track::new(next_id, t.last.clone(), now_ms);
+            self.next_id += 1;
         }
         t.attempts += 1;
         match matched {
@@ -202,8 +241,9 @@ impl Tracker {
         let (person, (w, n, sim)) = t.leader()?;
         if *n >= min_votes && *w > total * 0.5 {
             let verdict = Verdict::Person { id: person.clone(), confidence: sim / *n as f32 };
-            t.settled = true;
-            return Some(Settled { track_id, verdict, at_ms: now_ms });
+            t.settled_as = Some(Some(person.clone()));
+            t.verified_ms = now_ms;
+            return Some(Settled { track_id: t.id, verdict, at_ms: now_ms });
         }
         None
     }
@@ -215,7 +255,7 @@ impl Tracker {
         let c = &self.config;
         let mut out = Vec::new();
         for t in &mut self.tracks {
-            if t.settled {
+            if t.settled() {
                 continue;
             }
             let lost = now_ms - t.last_ms > c.lost_after_ms;
@@ -225,7 +265,8 @@ impl Tracker {
             let exhausted = t.attempts >= c.max_attempts;
             let mostly_unknown = t.unknown_weight > t.total_weight() * 0.5;
             if enough_tries && mostly_unknown && (graced || lost || exhausted) && leader_votes < c.min_votes {
-                t.settled = true;
+                t.settled_as = Some(None);
+                t.verified_ms = now_ms;
                 out.push(Settled { track_id: t.id, verdict: Verdict::Unknown, at_ms: t.last_ms });
             }
         }
@@ -301,12 +342,13 @@ mod tests {
         let mut t = Tracker::new(TrackingConfig::default());
         let f = face(100.0, 120.0);
         let id = t.observe(0, std::slice::from_ref(&f))[0];
-        let w = t.wants_embedding(id, &f).expect("good face");
+        let w = t.wants_embedding(id, &f, 0).expect("good face");
         assert_eq!(t.vote(id, Some(("minji", 0.7)), w, 0), None);
         let s = t.vote(id, Some(("minji", 0.8)), w, 100).expect("settled");
         assert_eq!(s.verdict, Verdict::Person { id: "minji".into(), confidence: 0.75 });
         assert_eq!(s.at_ms, 100);
-        assert!(t.wants_embedding(id, &f).is_none(), "settled tracks are not re-embedded");
+        assert!(t.wants_embedding(id, &f, 500).is_none(), "settled tracks are not re-embedded every frame");
+        assert!(t.wants_embedding(id, &f, 1100).is_some(), "but re-checked every second");
         assert!(t.all_settled());
     }
 
@@ -346,11 +388,11 @@ mod tests {
         let mut t = Tracker::new(TrackingConfig::default());
         let small = face(0.0, 30.0);
         let id = t.observe(0, std::slice::from_ref(&small))[0];
-        assert!(t.wants_embedding(id, &small).is_none());
+        assert!(t.wants_embedding(id, &small, 0).is_none());
         let mut turned = face(0.0, 120.0);
         turned.landmarks[2][0] += 40.0;
         let id = t.observe(0, std::slice::from_ref(&turned))[0];
-        assert!(t.wants_embedding(id, &turned).is_none());
+        assert!(t.wants_embedding(id, &turned, 0).is_none());
     }
 
     #[test]
@@ -365,6 +407,27 @@ mod tests {
         assert_eq!(t.observe(300, &[grown])[0], a);
         // Someone a full face-width away is someone else.
         assert_ne!(t.observe(600, &[face(300.0, 125.0)])[0], a);
+    }
+
+    #[test]
+    fn someone_else_in_the_same_spot_becomes_a_new_track() {
+        let mut t = Tracker::new(TrackingConfig::default());
+        let f = face(100.0, 120.0);
+        let id = t.observe(0, std::slice::from_ref(&f))[0];
+        t.vote(id, Some(("minji", 0.7)), 1.0, 0);
+        assert!(t.vote(id, Some(("minji", 0.7)), 1.0, 100).is_some());
+        // One odd re-check (a turned head) changes nothing.
+        assert_eq!(t.vote(id, None, 1.0, 1200), None);
+        assert_eq!(t.vote(id, Some(("minji", 0.7)), 1.0, 2300), None);
+        assert_eq!(t.observe(2400, std::slice::from_ref(&f))[0], id);
+        // Two disagreeing re-checks in a row: the parent behind her is a new track, and settles as himself.
+        assert_eq!(t.vote(id, Some(("dad", 0.7)), 1.0, 3400), None);
+        assert_eq!(t.vote(id, Some(("dad", 0.7)), 1.0, 4500), None);
+        let new_id = t.observe(4600, std::slice::from_ref(&f))[0];
+        assert_ne!(new_id, id);
+        let s = t.vote(new_id, Some(("dad", 0.8)), 1.0, 4600).expect("settled");
+        assert_eq!(s.track_id, new_id);
+        assert_eq!(s.verdict, Verdict::Person { id: "dad".into(), confidence: 0.75 });
     }
 
     #[test]
