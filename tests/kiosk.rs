@@ -32,7 +32,7 @@ fn walk_up_clip_gives_exactly_the_expected_events_matching_the_schemas() {
     let (clip, _) = clip();
     let config = kiosk_config(
         dir.path(),
-        &KioskOptions { center: &center, port, clip, pace: "fast", at_end: "exit", extra: "" },
+        &KioskOptions { center: &center, port, clip, pace: "fast", at_end: "exit", mqtt: "", extra: "" },
     );
     enrol(&config);
     let sub = Subscriber::start(port, &format!("dolbom/v1/{center}/#"));
@@ -101,7 +101,15 @@ fn broker_stopped_and_restarted_mid_run_loses_and_reorders_nothing() {
     let (clip, _) = clip();
     let config = kiosk_config(
         dir.path(),
-        &KioskOptions { center: &center, port: broker.port, clip, pace: "realtime", at_end: "exit", extra: "" },
+        &KioskOptions {
+            center: &center,
+            port: broker.port,
+            clip,
+            pace: "realtime",
+            at_end: "exit",
+            mqtt: "",
+            extra: "",
+        },
     );
     enrol(&config);
     let sub = Subscriber::start(broker.port, &format!("dolbom/v1/{center}/#"));
@@ -131,7 +139,7 @@ fn sigkill_with_unacknowledged_events_then_restart_loses_nothing() {
     let (clip, _) = clip();
     let config = kiosk_config(
         dir.path(),
-        &KioskOptions { center: &center, port: broker.port, clip, pace: "fast", at_end: "exit", extra: "" },
+        &KioskOptions { center: &center, port: broker.port, clip, pace: "fast", at_end: "exit", mqtt: "", extra: "" },
     );
     enrol(&config);
     let sub = Subscriber::start(broker.port, &format!("dolbom/v1/{center}/#"));
@@ -190,7 +198,7 @@ fn missing_camera_is_retried_reported_and_sigterm_exits_cleanly() {
     let missing = dir.path().join("no-such-camera.avi");
     let config = kiosk_config(
         dir.path(),
-        &KioskOptions { center: &center, port, clip: &missing, pace: "realtime", at_end: "exit", extra: "" },
+        &KioskOptions { center: &center, port, clip: &missing, pace: "realtime", at_end: "exit", mqtt: "", extra: "" },
     );
     let sub = Subscriber::start(port, &format!("dolbom/v1/{center}/#"));
     let log = dir.path().join("kiosk.log");
@@ -215,4 +223,65 @@ fn missing_camera_is_retried_reported_and_sigterm_exits_cleanly() {
     let status = wait_exit(&mut kiosk, 30, &log);
     assert!(status.success(), "SIGTERM exits 0; log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
     sub.wait_for(Duration::from_secs(10), "offline status", |m| m.iter().any(|r| r.payload["state"] == "offline"));
+}
+
+#[test]
+fn speaks_mqtt_3_1_1_when_told_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let center = unique_center("v311");
+    let port = system_broker_port();
+    let (clip, _) = clip();
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions {
+            center: &center,
+            port,
+            clip,
+            pace: "fast",
+            at_end: "exit",
+            mqtt: "protocol = \"3.1.1\"",
+            extra: "",
+        },
+    );
+    enrol(&config);
+    let sub = Subscriber::start(port, &format!("dolbom/v1/{center}/#"));
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+    assert!(wait_exit(&mut kiosk, 120, &log).success(), "log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    sub.wait_for(Duration::from_secs(10), "offline status", |m| m.iter().any(|r| r.payload["state"] == "offline"));
+    assert_eq!(summary(&events(&sub.snapshot()).0), ["arrival:obama", "arrival:biden", "visitor"]);
+    let online = sub.snapshot().into_iter().find(|r| r.payload["state"] == "online").expect("online status");
+    assert_eq!(online.payload["health"]["mqtt_protocol"], "3.1.1");
+}
+
+#[test]
+fn kiosk_config_errors_name_the_key_and_start_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (clip, _) = clip();
+    let base = KioskOptions { center: "c", port: 1, clip, pace: "fast", at_end: "exit", mqtt: "", extra: "" };
+    let cases: [(&str, &str, &str); 4] = [
+        ("timezone = \"Asia/Seoul\"", "timezone = \"Mars/Olympus\"", "site.timezone"),
+        ("pace = \"fast\"\nat_end", "pace = \"fast\"\nwidth = -3\nat_end", "width"),
+        ("kind = \"file\"\nsource", "kind = \"v4l2\"\nsource", "camera.pace"),
+        (
+            "[state]",
+            "[attendance]\ndeparture_window = [\"20:00\", \"15:00\"]\n\n[state]",
+            "attendance.departure_window",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let config = kiosk_config(dir.path(), &base);
+        let text = std::fs::read_to_string(&config).expect("config");
+        assert!(text.contains(from), "fixture drift: {from}");
+        std::fs::write(&config, text.replace(from, to)).expect("write");
+        let out = common::dolbom(&["kiosk", "--config", config.to_str().expect("utf-8")]);
+        assert!(!out.status.success(), "{key}: must refuse to start");
+        assert!(common::stderr(&out).contains(key), "{key} not named in: {}", common::stderr(&out));
+        assert!(!dir.path().join("state/kiosk.db").exists(), "nothing started for {key}");
+    }
+    // Without [site] the face tools still work, but the daemon says what it lacks.
+    let plain = common::write_config(dir.path(), "");
+    let out = common::dolbom(&["kiosk", "--config", plain.to_str().expect("utf-8")]);
+    assert!(!out.status.success());
+    assert!(common::stderr(&out).contains("`site` is required by `dolbom kiosk`"), "{}", common::stderr(&out));
 }

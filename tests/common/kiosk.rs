@@ -63,6 +63,9 @@ pub struct KioskOptions<'a> {
     pub clip: &'a Path,
     pub pace: &'a str,
     pub at_end: &'a str,
+    /// More keys for the [mqtt] section.
+    pub mqtt: &'a str,
+    /// More sections.
     pub extra: &'a str,
 }
 
@@ -90,6 +93,7 @@ reconnect_initial_ms = 100
 reconnect_max_ms = 500
 status_interval_secs = 1
 drain_timeout_secs = 3
+{mqtt}
 
 [state]
 dir = "{state}"
@@ -101,6 +105,7 @@ dir = "{state}"
         at_end = o.at_end,
         port = o.port,
         state = dir.join("state").display(),
+        mqtt = o.mqtt,
         extra = o.extra,
     );
     super::write_config(dir, &extra)
