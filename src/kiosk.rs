@@ -46,6 +46,8 @@ pub enum KioskError {
     StateDir { path: std::path::PathBuf, error: std::io::Error },
     #[error("cannot start: {0}")]
     Start(std::io::Error),
+    #[error("the vision stage crashed; see the log above (queued events were kept)")]
+    VisionCrashed,
 }
 
 pub fn status_file(config: &Config) -> std::path::PathBuf {
@@ -144,13 +146,12 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         }
         signals.abort();
     });
-    if vision.join().is_err() {
-        warn!("vision stage panicked");
-    }
     stop.store(true, Ordering::Relaxed);
     if camera.is_finished() {
         let _ = camera.join();
     }
+    // A crash must end in a failing exit code, so systemd restarts the kiosk.
+    vision.join().map_err(|_| KioskError::VisionCrashed)?;
     info!("stopped");
     Ok(())
 }

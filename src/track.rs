@@ -220,6 +220,8 @@ impl Tracker {
                 return None;
             }
             t.strikes += 1;
+            // The next check comes a full interval later, so one blurry second cannot split a track.
+            t.verified_ms = now_ms;
             if t.strikes < 2 {
                 return None;
             }
@@ -259,15 +261,30 @@ impl Tracker {
                 continue;
             }
             let lost = now_ms - t.last_ms > c.lost_after_ms;
-            let leader_votes = t.leader().map_or(0, |(_, v)| v.1);
-            let enough_tries = t.attempts >= c.unknown_min_attempts;
             let graced = now_ms - t.first_ms >= c.unknown_grace_ms;
             let exhausted = t.attempts >= c.max_attempts;
-            let mostly_unknown = t.unknown_weight > t.total_weight() * 0.5;
-            if enough_tries && mostly_unknown && (graced || lost || exhausted) && leader_votes < c.min_votes {
-                t.settled_as = Some(None);
+            let total = t.total_weight();
+            let leader = t.leader().map(|(p, v)| (p.clone(), *v));
+            let verdict = match leader {
+                // Out of time or tries with a clear front-runner who has enough votes: them.
+                Some((p, (w, n, sim))) if (lost || exhausted) && n >= c.min_votes && w > t.unknown_weight => {
+                    Some(Verdict::Person { id: p, confidence: sim / n as f32 })
+                }
+                _ if t.attempts >= c.unknown_min_attempts
+                    && (t.unknown_weight > total * 0.5 || lost || exhausted)
+                    && (graced || lost || exhausted) =>
+                {
+                    Some(Verdict::Unknown)
+                }
+                _ => None,
+            };
+            if let Some(verdict) = verdict {
+                t.settled_as = Some(match &verdict {
+                    Verdict::Person { id, .. } => Some(id.clone()),
+                    Verdict::Unknown => None,
+                });
                 t.verified_ms = now_ms;
-                out.push(Settled { track_id: t.id, verdict: Verdict::Unknown, at_ms: t.last_ms });
+                out.push(Settled { track_id: t.id, verdict, at_ms: t.last_ms });
             }
         }
         self.tracks.retain(|t| now_ms - t.last_ms <= c.lost_after_ms);
@@ -428,6 +445,31 @@ mod tests {
         let s = t.vote(new_id, Some(("dad", 0.8)), 1.0, 4600).expect("settled");
         assert_eq!(s.track_id, new_id);
         assert_eq!(s.verdict, Verdict::Person { id: "dad".into(), confidence: 0.75 });
+    }
+
+    #[test]
+    fn an_undecided_track_is_decided_when_it_leaves() {
+        let mut t = Tracker::new(TrackingConfig::default());
+        let f = face(100.0, 120.0);
+        // Two votes for minji, the most weight, but not a majority of it: not settled while in view...
+        let id = t.observe(0, std::slice::from_ref(&f))[0];
+        t.vote(id, Some(("jiwoo", 0.45)), 0.3, 0);
+        t.vote(id, None, 0.4, 50);
+        t.vote(id, Some(("minji", 0.5)), 0.3, 100);
+        assert!(t.vote(id, Some(("minji", 0.5)), 0.3, 150).is_none(), "0.6 of 1.3 is no majority");
+        assert!(t.sweep(200).is_empty());
+        // ...but when she leaves, the front-runner with enough votes wins.
+        let s = t.sweep(2000);
+        assert_eq!(s.len(), 1);
+        assert!(matches!(&s[0].verdict, Verdict::Person { id, .. } if id == "minji"), "{s:?}");
+        // A mixed track without a qualified front-runner leaves as unknown.
+        let id = t.observe(3000, std::slice::from_ref(&f))[0];
+        t.vote(id, Some(("a", 0.5)), 0.3, 3000);
+        t.vote(id, Some(("b", 0.5)), 0.3, 3050);
+        t.vote(id, None, 0.2, 3100);
+        let s = t.sweep(6000);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].verdict, Verdict::Unknown);
     }
 
     #[test]

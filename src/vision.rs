@@ -69,6 +69,8 @@ struct GalleryWatch {
     gallery: Gallery,
     modified: Option<SystemTime>,
     path: PathBuf,
+    /// The running embedder's model id: a gallery made with another model is refused.
+    embedder: String,
 }
 
 impl GalleryWatch {
@@ -78,7 +80,10 @@ impl GalleryWatch {
         if modified == self.modified {
             return;
         }
-        match store.load() {
+        match store.load().map_err(|e| e.to_string()).and_then(|g| {
+            g.check_embedder(&self.embedder).map_err(|e| e.to_string())?;
+            Ok(g)
+        }) {
             Ok(g) => {
                 info!(people = g.people.len(), "gallery loaded");
                 self.gallery = g;
@@ -93,59 +98,63 @@ impl Vision {
     /// Processes frames until the slot ends, then settles what is left and returns.
     pub fn run(mut self, slot: Arc<FrameSlot>, out: mpsc::Sender<Sighting>) {
         let _span = info_span!("vision").entered();
-        let mut watch =
-            GalleryWatch { gallery: Gallery::empty(), modified: None, path: self.gallery_store.path().to_path_buf() };
+        let mut watch = GalleryWatch {
+            gallery: Gallery::empty(),
+            modified: None,
+            path: self.gallery_store.path().to_path_buf(),
+            embedder: self.pipeline.models.embedder.model_id().to_string(),
+        };
         watch.refresh(&self.gallery_store);
         let mut last_check = std::time::Instant::now();
         let mut previous_thumb: Option<Mat> = None;
         let mut since_detect = u32::MAX;
-        let mut last_ms = 0i64;
+        // The last frame's (monotonic, wall-clock) capture times, and when it came.
+        let mut clock = FrameClock::default();
         loop {
             let frame = match slot.take(Duration::from_millis(200)) {
                 Take::Frame(f) => f,
                 Take::Idle => {
                     // A stalled camera must not keep tracks (and their verdicts) pending forever.
-                    let now = jiff::Timestamp::now().as_millisecond().max(last_ms);
-                    let settled = self.tracker.sweep(now);
-                    self.emit(settled, &watch.gallery, &out);
+                    let settled = self.tracker.sweep(clock.mono_now());
+                    self.emit(settled, &clock, &watch.gallery, &out);
                     continue;
                 }
                 Take::Ended => break,
             };
-            last_ms = frame.captured_ms;
+            clock = FrameClock {
+                mono_ms: frame.mono_ms,
+                captured_ms: frame.captured_ms,
+                at: Some(std::time::Instant::now()),
+            };
             if last_check.elapsed() > Duration::from_secs(2) {
                 watch.refresh(&self.gallery_store);
                 last_check = std::time::Instant::now();
             }
             let _frame_span = info_span!("frame", index = frame.index).entered();
-            if let Err(e) = self.process(
-                &frame.image,
-                frame.captured_ms,
-                &mut previous_thumb,
-                &mut since_detect,
-                &watch.gallery,
-                &out,
-            ) {
+            if let Err(e) =
+                self.process(&frame.image, &clock, &mut previous_thumb, &mut since_detect, &watch.gallery, &out)
+            {
                 warn!(error = %e, "frame skipped");
             }
             self.health.frames_processed.fetch_add(1, Ordering::Relaxed);
             self.health.active_tracks.store(self.tracker.active() as u64, Ordering::Relaxed);
         }
         // The input ended: whoever was still in view has now left.
-        let settled = self.tracker.sweep(last_ms + 1_000_000);
-        self.emit(settled, &watch.gallery, &out);
+        let settled = self.tracker.sweep(clock.mono_ms + 1_000_000);
+        self.emit(settled, &clock, &watch.gallery, &out);
         self.health.active_tracks.store(0, Ordering::Relaxed);
     }
 
     fn process(
         &mut self,
         image: &Mat,
-        now_ms: i64,
+        clock: &FrameClock,
         previous_thumb: &mut Option<Mat>,
         since_detect: &mut u32,
         gallery: &Gallery,
         out: &mpsc::Sender<Sighting>,
     ) -> Result<(), crate::face::FaceError> {
+        let now_ms = clock.mono_ms;
         if self.tracker.active() == 0 && self.config.motion_threshold > 0.0 {
             let thumb = thumbnail(image)?;
             let still = match previous_thumb.as_ref() {
@@ -185,11 +194,11 @@ impl Vision {
             }
         }
         settled.extend(self.tracker.sweep(now_ms));
-        self.emit(settled, gallery, out);
+        self.emit(settled, clock, gallery, out);
         Ok(())
     }
 
-    fn emit(&self, settled: Vec<Settled>, gallery: &Gallery, out: &mpsc::Sender<Sighting>) {
+    fn emit(&self, settled: Vec<Settled>, clock: &FrameClock, gallery: &Gallery, out: &mpsc::Sender<Sighting>) {
         for s in settled {
             let who = match s.verdict {
                 Verdict::Person { id, confidence } => match gallery.get(&id) {
@@ -199,10 +208,30 @@ impl Vision {
                 Verdict::Unknown => Who::Visitor,
             };
             info!(track = s.track_id, who = ?who, "track settled");
-            if out.blocking_send(Sighting { track_id: s.track_id, captured_ms: s.at_ms, who }).is_err() {
+            let captured_ms = clock.to_captured(s.at_ms);
+            if out.blocking_send(Sighting { track_id: s.track_id, captured_ms, who }).is_err() {
                 warn!("event stage has stopped; sighting not recorded");
             }
         }
+    }
+}
+
+/// Maps the tracker's monotonic times back to wall-clock capture times, through the last frame.
+#[derive(Default)]
+struct FrameClock {
+    mono_ms: i64,
+    captured_ms: i64,
+    at: Option<std::time::Instant>,
+}
+
+impl FrameClock {
+    /// Monotonic "now" between frames: the last frame's time plus the time since it came.
+    fn mono_now(&self) -> i64 {
+        self.mono_ms + self.at.map_or(0, |a| a.elapsed().as_millis() as i64)
+    }
+
+    fn to_captured(&self, mono_ms: i64) -> i64 {
+        self.captured_ms - (self.mono_ms - mono_ms)
     }
 }
 

@@ -285,3 +285,39 @@ fn kiosk_config_errors_name_the_key_and_start_nothing() {
     assert!(!out.status.success());
     assert!(common::stderr(&out).contains("`site` is required by `dolbom kiosk`"), "{}", common::stderr(&out));
 }
+
+#[test]
+fn image_sequence_source_works_like_a_video() {
+    use opencv::core::{Mat, MatTraitConst, Vector};
+    use opencv::videoio::{VideoCapture, VideoCaptureTrait};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).expect("dir");
+    let (clip, _) = clip();
+    let mut cap = VideoCapture::from_file(clip.to_str().expect("utf-8"), opencv::videoio::CAP_ANY).expect("open");
+    let mut frame = Mat::default();
+    let mut n = 0;
+    while cap.read(&mut frame).expect("read") && !frame.empty() {
+        let path = frames.join(format!("frame_{n:04}.jpg"));
+        opencv::imgcodecs::imwrite(path.to_str().expect("utf-8"), &frame, &Vector::new()).expect("write");
+        n += 1;
+    }
+    let pattern = frames.join("frame_%04d.jpg");
+    let center = unique_center("images");
+    let port = system_broker_port();
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port, clip: &pattern, pace: "fast", at_end: "exit", mqtt: "", extra: "" },
+    );
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace("kind = \"file\"", "kind = \"images\"\nfps = 10.0")).expect("write");
+    enrol(&config);
+    let sub = Subscriber::start(port, &format!("dolbom/v1/{center}/#"));
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+    assert!(wait_exit(&mut kiosk, 120, &log).success(), "log:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+    sub.wait_for(Duration::from_secs(10), "offline status", |m| m.iter().any(|r| r.payload["state"] == "offline"));
+    assert_eq!(summary(&events(&sub.snapshot()).0), ["arrival:obama", "arrival:biden", "visitor"]);
+    let last = sub.snapshot().into_iter().rev().find(|r| r.topic.ends_with("/status")).expect("status");
+    assert_eq!(last.payload["health"]["frames_processed"], n);
+}

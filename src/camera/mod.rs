@@ -6,4 +6,4 @@ pub mod slot;
 pub mod source;
 
 pub use slot::{FrameSlot, Take};
-pub use source::{run_camera, CameraConfig, CameraKind, Frame, Pace};
+pub use source::{mono_now_ms, run_camera, CameraConfig, CameraKind, Frame, Pace};

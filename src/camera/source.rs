@@ -102,10 +102,10 @@ impl CameraConfig {
         if self.pace == Pace::Fast && !self.is_finite() {
             return Err(("camera.pace", "= \"fast\" only applies to kind = \"file\" or \"images\"".into()));
         }
-        if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms {
+        if self.retry_initial_ms == 0 || self.retry_max_ms < self.retry_initial_ms || self.retry_max_ms > 3_600_000 {
             return Err((
                 "camera.retry_max_ms",
-                "must be at least camera.retry_initial_ms, which must be above 0".into(),
+                "must be at least camera.retry_initial_ms (above 0) and at most 3600000".into(),
             ));
         }
         Ok(())
@@ -122,8 +122,17 @@ impl CameraConfig {
 pub struct Frame {
     pub image: Mat,
     pub index: u64,
-    /// Milliseconds since the Unix epoch.
+    /// Wall-clock capture time, milliseconds since the Unix epoch: what events report.
     pub captured_ms: i64,
+    /// Monotonic capture time in milliseconds: what tracking measures durations with, so a clock
+    /// step (NTP at boot) cannot stall or age tracks.
+    pub mono_ms: i64,
+}
+
+/// Milliseconds on a monotonic clock shared by the whole process.
+pub fn mono_now_ms() -> i64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as i64
 }
 
 fn open(config: &CameraConfig) -> Result<(VideoCapture, f64), String> {
@@ -209,8 +218,9 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
             }
             backoff = Duration::from_millis(config.retry_initial_ms);
             let offset = Duration::from_secs_f64(file_frame as f64 / fps);
-            let captured_ms = if fast {
-                epoch_ms + (index as f64 * 1000.0 / fps) as i64
+            let synthetic_ms = (index as f64 * 1000.0 / fps) as i64;
+            let (captured_ms, mono_ms) = if fast {
+                (epoch_ms + synthetic_ms, synthetic_ms)
             } else {
                 if config.is_finite() {
                     // Play files at their own rate.
@@ -218,9 +228,9 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
                         std::thread::sleep(wait);
                     }
                 }
-                Timestamp::now().as_millisecond()
+                (Timestamp::now().as_millisecond(), mono_now_ms())
             };
-            let frame = Frame { image: std::mem::take(&mut image), index, captured_ms };
+            let frame = Frame { image: std::mem::take(&mut image), index, captured_ms, mono_ms };
             index += 1;
             file_frame += 1;
             health.frames_read.fetch_add(1, Ordering::Relaxed);

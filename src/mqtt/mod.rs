@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
-use tracing::{debug, info, info_span, warn, Instrument};
+use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::contract::{self, StatusPayload, Topics};
 use crate::health::{write_status_file, Health};
@@ -109,8 +109,8 @@ impl MqttConfig {
         if self.host.trim().is_empty() {
             return Err(("mqtt.host", "must not be empty".into()));
         }
-        if self.keep_alive_secs < 5 {
-            return Err(("mqtt.keep_alive_secs", format!("= {}: must be at least 5", self.keep_alive_secs)));
+        if !(5..=3600).contains(&self.keep_alive_secs) {
+            return Err(("mqtt.keep_alive_secs", format!("= {}: must be between 5 and 3600", self.keep_alive_secs)));
         }
         if self.inflight == 0 {
             return Err(("mqtt.inflight", "must be at least 1".into()));
@@ -164,7 +164,12 @@ enum Pending {
 
 enum Outcome {
     Finished,
-    Lost { error: SessionError, connected: bool },
+    /// `connected`: the handshake had succeeded; `refused`: the broker turned an event down.
+    Lost {
+        error: SessionError,
+        connected: bool,
+        refused: bool,
+    },
 }
 
 pub struct Publisher {
@@ -193,11 +198,12 @@ impl Publisher {
                 let mut session = Session::new(protocol, &self.connect_options());
                 match self.serve(&mut session, &mut upstream_done, &mut deadline).await {
                     Outcome::Finished => break,
-                    Outcome::Lost { error, connected } => {
+                    Outcome::Lost { error, connected, refused } => {
                         self.health.broker_connected.store(false, Ordering::Relaxed);
                         self.health.set_mqtt_protocol(None);
                         self.write_status("online");
-                        if connected {
+                        // A connection that came up resets the backoff; one refused right away does not.
+                        if connected && !refused {
                             backoff = initial;
                         }
                         let protocol_problem = !connected && matches!(error, SessionError::Connection(_));
@@ -281,14 +287,15 @@ impl Publisher {
         let mut by_pkid: HashMap<u16, Pending> = HashMap::new();
         let mut connected = false;
         let mut last_sent = 0i64;
-        let mut going_offline = false;
+        // Set once the offline status is on its way; past it, stop waiting for its PUBACK.
+        let mut offline_by: Option<Instant> = None;
         let mut status_tick = tokio::time::interval(Duration::from_secs(self.config.status_interval_secs));
         let queued = self.outbox.queued().clone();
         loop {
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
                 ev = session.poll() => match ev {
-                    Err(error) => return Outcome::Lost { error, connected },
+                    Err(error) => return Outcome::Lost { error, connected, refused: false },
                     Ok(SessionEvent::Connected) => {
                         connected = true;
                         info!(protocol = session.protocol().name(), "connected to broker");
@@ -311,14 +318,19 @@ impl Publisher {
                             self.health.events_published.fetch_add(1, Ordering::Relaxed);
                         }
                         Some(Pending::Event(seq)) => {
-                            // Keep the event; reconnecting later retries it from the outbox.
-                            let error = SessionError::Connection(format!("broker refused event {seq}: {}", reason.unwrap_or_default()));
-                            return Outcome::Lost { error, connected };
+                            let reason = reason.unwrap_or_default();
+                            if PERMANENT_REFUSALS.contains(&reason.as_str()) {
+                                // Retrying cannot help and would block every event behind it.
+                                error!(seq, reason, "broker refused the event for good; dropped (check the broker's ACL)");
+                                let _ = self.outbox.discard_expired(seq);
+                            } else {
+                                // Keep the event; the next connection retries it from the outbox.
+                                let error = SessionError::Connection(format!("broker refused event {seq}: {reason}"));
+                                return Outcome::Lost { error, connected, refused: true };
+                            }
                         }
                         Some(Pending::Status { last: true }) => {
-                            session.disconnect();
-                            // Let the event loop send the DISCONNECT before the session is dropped.
-                            let _ = tokio::time::timeout(Duration::from_millis(500), session.poll()).await;
+                            finish(session).await;
                             info!("offline status published; disconnected");
                             return Outcome::Finished;
                         }
@@ -327,7 +339,7 @@ impl Publisher {
                     Ok(_) => {}
                 },
                 _ = queued.notified(), if connected => {}
-                _ = status_tick.tick(), if !going_offline => {
+                _ = status_tick.tick(), if offline_by.is_none() => {
                     self.write_status("online");
                     if connected && session.publish(&self.status_message("online")).is_ok() {
                         requested.push_back(Pending::Status { last: false });
@@ -336,18 +348,27 @@ impl Publisher {
                 _ = upstream_done.changed(), if deadline.is_none() => {
                     *deadline = Some(Instant::now() + Duration::from_secs(self.config.drain_timeout_secs));
                 }
-                _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() && !going_offline => {
+                _ = tokio::time::sleep_until(deadline.unwrap_or(far)), if deadline.is_some() && offline_by.is_none() => {
                     if !connected {
-                        return Outcome::Lost { error: SessionError::Network("drain timeout while disconnected".into()), connected };
+                        return Outcome::Lost {
+                            error: SessionError::Network("drain timeout while disconnected".into()),
+                            connected,
+                            refused: false,
+                        };
                     }
                     warn!(left = self.outbox.depth().unwrap_or(0), "drain timeout: going offline with events still queued");
-                    going_offline = true;
-                    if session.publish(&self.status_message("offline")).is_ok() {
-                        requested.push_back(Pending::Status { last: true });
+                    if !self.go_offline(session, &mut requested, &mut offline_by) {
+                        finish(session).await;
+                        return Outcome::Finished;
                     }
                 }
+                _ = tokio::time::sleep_until(offline_by.unwrap_or(far)), if offline_by.is_some() => {
+                    warn!("no acknowledgement for the offline status; disconnecting anyway");
+                    finish(session).await;
+                    return Outcome::Finished;
+                }
             }
-            if !connected || going_offline {
+            if !connected || offline_by.is_some() {
                 continue;
             }
             // Top up the in-flight window from the outbox, oldest first.
@@ -395,12 +416,45 @@ impl Publisher {
             let drained = deadline.is_some()
                 && events_in_flight(&requested, &by_pkid) == 0
                 && self.outbox.depth().map(|d| d == 0).unwrap_or(false);
-            if drained {
-                going_offline = true;
-                if session.publish(&self.status_message("offline")).is_ok() {
-                    requested.push_back(Pending::Status { last: true });
-                }
+            if drained && !self.go_offline(session, &mut requested, &mut offline_by) {
+                finish(session).await;
+                return Outcome::Finished;
             }
         }
     }
+
+    /// Queues the retained offline status; false when it could not even be queued.
+    fn go_offline(
+        &self,
+        session: &Session,
+        requested: &mut VecDeque<Pending>,
+        offline_by: &mut Option<Instant>,
+    ) -> bool {
+        *offline_by = Some(Instant::now() + OFFLINE_ACK_TIMEOUT);
+        if session.publish(&self.status_message("offline")).is_ok() {
+            requested.push_back(Pending::Status { last: true });
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// v5 PUBACK reasons after which sending the same message again cannot succeed.
+const PERMANENT_REFUSALS: [&str; 3] = ["NotAuthorized", "TopicNameInvalid", "PayloadFormatInvalid"];
+
+const OFFLINE_ACK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Sends DISCONNECT and gives the event loop a moment to write it, so the broker does not
+/// publish the Last Will over the offline status just sent.
+async fn finish(session: &mut Session) {
+    session.disconnect();
+    let _ = tokio::time::timeout(Duration::from_millis(500), async {
+        while let Ok(ev) = session.poll().await {
+            if matches!(ev, SessionEvent::Disconnected) {
+                break;
+            }
+        }
+    })
+    .await;
 }

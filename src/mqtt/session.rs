@@ -1,6 +1,9 @@
 //! One MQTT connection, v5 or v3.1.1, behind one small interface. A new session (client and
 //! event loop) is made for every connection attempt, so no state of rumqttc's survives a
 //! reconnect: the outbox alone decides what is sent again.
+//!
+//! The event loop runs in its own task and reports over a channel: rumqttc's `poll()` is not
+//! safe to cancel mid-write, and the publisher waits on several things at once.
 
 use std::time::Duration;
 
@@ -49,6 +52,8 @@ pub enum SessionEvent {
         topic: String,
         payload: Vec<u8>,
     },
+    /// Our DISCONNECT went out.
+    Disconnected,
     Other,
 }
 
@@ -73,11 +78,21 @@ pub struct ConnectOptions {
     pub inflight: u16,
 }
 
-// One session lives at a time; boxing the event loops would buy nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Session {
-    V5(v5::AsyncClient, v5::EventLoop),
-    V311(rumqttc::AsyncClient, rumqttc::EventLoop),
+enum Client {
+    V5(v5::AsyncClient),
+    V311(rumqttc::AsyncClient),
+}
+
+pub struct Session {
+    client: Client,
+    events: tokio::sync::mpsc::Receiver<Result<SessionEvent, SessionError>>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 impl Session {
@@ -106,8 +121,19 @@ impl Session {
                     o.will.retain,
                     Some(props),
                 ));
-                let (c, e) = v5::AsyncClient::new(opts, cap);
-                Session::V5(c, e)
+                opts.set_outgoing_inflight_upper_limit(o.inflight.max(1));
+                let (c, mut e) = v5::AsyncClient::new(opts, cap);
+                let (tx, events) = tokio::sync::mpsc::channel(cap);
+                let driver = tokio::spawn(async move {
+                    loop {
+                        let ev = map_v5(e.poll().await);
+                        let end = ev.is_err();
+                        if tx.send(ev).await.is_err() || end {
+                            break;
+                        }
+                    }
+                });
+                Session { client: Client::V5(c), events, driver }
             }
             Protocol::V311 => {
                 let mut opts = rumqttc::MqttOptions::new(&o.client_id, &o.host, o.port);
@@ -121,23 +147,33 @@ impl Session {
                     QoS::AtLeastOnce,
                     o.will.retain,
                 ));
-                let (c, e) = rumqttc::AsyncClient::new(opts, cap);
-                Session::V311(c, e)
+                let (c, mut e) = rumqttc::AsyncClient::new(opts, cap);
+                let (tx, events) = tokio::sync::mpsc::channel(cap);
+                let driver = tokio::spawn(async move {
+                    loop {
+                        let ev = map_v311(e.poll().await);
+                        let end = ev.is_err();
+                        if tx.send(ev).await.is_err() || end {
+                            break;
+                        }
+                    }
+                });
+                Session { client: Client::V311(c), events, driver }
             }
         }
     }
 
     pub fn protocol(&self) -> Protocol {
-        match self {
-            Session::V5(..) => Protocol::V5,
-            Session::V311(..) => Protocol::V311,
+        match self.client {
+            Client::V5(_) => Protocol::V5,
+            Client::V311(_) => Protocol::V311,
         }
     }
 
     /// Queues a QoS 1 publish without waiting.
     pub fn publish(&self, m: &Outgoing5) -> Result<(), SessionError> {
-        match self {
-            Session::V5(c, _) => {
+        match &self.client {
+            Client::V5(c) => {
                 let props = PublishProperties {
                     payload_format_indicator: Some(1),
                     message_expiry_interval: m.expiry_secs,
@@ -148,59 +184,70 @@ impl Session {
                 c.try_publish_with_properties(&m.topic, QoS5::AtLeastOnce, m.retain, m.payload.clone(), props)
                     .map_err(|_| SessionError::QueueFull)
             }
-            Session::V311(c, _) => c
+            Client::V311(c) => c
                 .try_publish(&m.topic, QoS::AtLeastOnce, m.retain, m.payload.clone())
                 .map_err(|_| SessionError::QueueFull),
         }
     }
 
     pub fn subscribe(&self, filter: &str) -> Result<(), SessionError> {
-        match self {
-            Session::V5(c, _) => c.try_subscribe(filter, QoS5::AtLeastOnce).map_err(|_| SessionError::QueueFull),
-            Session::V311(c, _) => c.try_subscribe(filter, QoS::AtLeastOnce).map_err(|_| SessionError::QueueFull),
+        match &self.client {
+            Client::V5(c) => c.try_subscribe(filter, QoS5::AtLeastOnce).map_err(|_| SessionError::QueueFull),
+            Client::V311(c) => c.try_subscribe(filter, QoS::AtLeastOnce).map_err(|_| SessionError::QueueFull),
         }
     }
 
     pub fn disconnect(&self) {
-        let _ = match self {
-            Session::V5(c, _) => c.try_disconnect().is_ok(),
-            Session::V311(c, _) => c.try_disconnect().is_ok(),
+        let _ = match &self.client {
+            Client::V5(c) => c.try_disconnect().is_ok(),
+            Client::V311(c) => c.try_disconnect().is_ok(),
         };
     }
 
+    /// The next thing that happened on the connection. Safe to cancel.
     pub async fn poll(&mut self) -> Result<SessionEvent, SessionError> {
-        match self {
-            Session::V5(_, e) => match e.poll().await {
-                Ok(v5::Event::Incoming(p)) => Ok(match p {
-                    v5::mqttbytes::v5::Packet::ConnAck(_) => SessionEvent::Connected,
-                    v5::mqttbytes::v5::Packet::PubAck(ack) => {
-                        let ok = matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers);
-                        let reason = (!ok).then(|| format!("{:?}", ack.reason));
-                        SessionEvent::Acked { pkid: ack.pkid, ok, reason }
-                    }
-                    v5::mqttbytes::v5::Packet::Publish(p) => SessionEvent::Message {
-                        topic: String::from_utf8_lossy(&p.topic).into_owned(),
-                        payload: p.payload.to_vec(),
-                    },
-                    _ => SessionEvent::Other,
-                }),
-                Ok(v5::Event::Outgoing(Outgoing::Publish(pkid))) => Ok(SessionEvent::Sent(pkid)),
-                Ok(v5::Event::Outgoing(_)) => Ok(SessionEvent::Other),
-                Err(v5::ConnectionError::Io(e)) => Err(SessionError::Network(e.to_string())),
-                Err(e) => Err(SessionError::Connection(e.to_string())),
-            },
-            Session::V311(_, e) => match e.poll().await {
-                Ok(Event::Incoming(p)) => Ok(match p {
-                    Incoming::ConnAck(_) => SessionEvent::Connected,
-                    Incoming::PubAck(ack) => SessionEvent::Acked { pkid: ack.pkid, ok: true, reason: None },
-                    Incoming::Publish(p) => SessionEvent::Message { topic: p.topic, payload: p.payload.to_vec() },
-                    _ => SessionEvent::Other,
-                }),
-                Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ok(SessionEvent::Sent(pkid)),
-                Ok(Event::Outgoing(_)) => Ok(SessionEvent::Other),
-                Err(ConnectionError::Io(e)) => Err(SessionError::Network(e.to_string())),
-                Err(e) => Err(SessionError::Connection(e.to_string())),
-            },
+        match self.events.recv().await {
+            Some(ev) => ev,
+            None => Err(SessionError::Connection("MQTT event loop ended".into())),
         }
+    }
+}
+
+fn map_v5(r: Result<v5::Event, v5::ConnectionError>) -> Result<SessionEvent, SessionError> {
+    match r {
+        Ok(v5::Event::Incoming(p)) => Ok(match p {
+            v5::mqttbytes::v5::Packet::ConnAck(_) => SessionEvent::Connected,
+            v5::mqttbytes::v5::Packet::PubAck(ack) => {
+                let ok = matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers);
+                let reason = (!ok).then(|| format!("{:?}", ack.reason));
+                SessionEvent::Acked { pkid: ack.pkid, ok, reason }
+            }
+            v5::mqttbytes::v5::Packet::Publish(p) => SessionEvent::Message {
+                topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                payload: p.payload.to_vec(),
+            },
+            _ => SessionEvent::Other,
+        }),
+        Ok(v5::Event::Outgoing(Outgoing::Publish(pkid))) => Ok(SessionEvent::Sent(pkid)),
+        Ok(v5::Event::Outgoing(Outgoing::Disconnect)) => Ok(SessionEvent::Disconnected),
+        Ok(v5::Event::Outgoing(_)) => Ok(SessionEvent::Other),
+        Err(v5::ConnectionError::Io(e)) => Err(SessionError::Network(e.to_string())),
+        Err(e) => Err(SessionError::Connection(e.to_string())),
+    }
+}
+
+fn map_v311(r: Result<Event, ConnectionError>) -> Result<SessionEvent, SessionError> {
+    match r {
+        Ok(Event::Incoming(p)) => Ok(match p {
+            Incoming::ConnAck(_) => SessionEvent::Connected,
+            Incoming::PubAck(ack) => SessionEvent::Acked { pkid: ack.pkid, ok: true, reason: None },
+            Incoming::Publish(p) => SessionEvent::Message { topic: p.topic, payload: p.payload.to_vec() },
+            _ => SessionEvent::Other,
+        }),
+        Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ok(SessionEvent::Sent(pkid)),
+        Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(SessionEvent::Disconnected),
+        Ok(Event::Outgoing(_)) => Ok(SessionEvent::Other),
+        Err(ConnectionError::Io(e)) => Err(SessionError::Network(e.to_string())),
+        Err(e) => Err(SessionError::Connection(e.to_string())),
     }
 }
