@@ -18,6 +18,17 @@ pub enum CameraState {
     Finished,
 }
 
+/// A sensor that may be absent, working, or being reopened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SensorState {
+    /// Not configured.
+    Off,
+    Starting,
+    Ok,
+    Retrying,
+}
+
 /// A snapshot, as published in the status payload and written to the status file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthSummary {
@@ -36,6 +47,11 @@ pub struct HealthSummary {
     pub active_tracks: u64,
     pub events_queued: u64,
     pub events_published: u64,
+    pub thermal: SensorState,
+    pub thermal_error: Option<String>,
+    pub thermal_frames: u64,
+    pub thermal_checksum_errors: u64,
+    pub thermal_malformed: u64,
 }
 
 /// Shared, lock-light health counters and states.
@@ -43,6 +59,7 @@ pub struct HealthSummary {
 pub struct Health {
     camera: Mutex<(CameraState, Option<String>)>,
     mqtt_protocol: Mutex<Option<String>>,
+    thermal: Mutex<(SensorState, Option<String>, crate::thermal::DecoderStats)>,
     pub broker_connected: AtomicBool,
     pub outbox_depth: AtomicU64,
     pub outbox_dropped: AtomicU64,
@@ -59,6 +76,7 @@ impl Default for Health {
         Self {
             camera: Mutex::new((CameraState::Starting, None)),
             mqtt_protocol: Mutex::new(None),
+            thermal: Mutex::new((SensorState::Off, None, crate::thermal::DecoderStats::default())),
             broker_connected: AtomicBool::new(false),
             outbox_depth: AtomicU64::new(0),
             outbox_dropped: AtomicU64::new(0),
@@ -89,11 +107,26 @@ impl Health {
         }
     }
 
+    pub fn set_thermal(&self, state: SensorState, error: Option<String>) {
+        if let Ok(mut t) = self.thermal.lock() {
+            t.0 = state;
+            t.1 = error;
+        }
+    }
+
+    pub fn set_thermal_stats(&self, stats: crate::thermal::DecoderStats) {
+        if let Ok(mut t) = self.thermal.lock() {
+            t.2 = stats;
+        }
+    }
+
     pub fn summary(&self) -> HealthSummary {
+        let (thermal, thermal_error, stats) =
+            self.thermal.lock().map(|t| t.clone()).unwrap_or((SensorState::Retrying, None, Default::default()));
         let (camera, camera_error) = self.camera.lock().map(|c| c.clone()).unwrap_or((CameraState::Retrying, None));
         let broker_connected = self.broker_connected.load(Ordering::Relaxed);
         HealthSummary {
-            degraded: camera == CameraState::Retrying || !broker_connected,
+            degraded: camera == CameraState::Retrying || !broker_connected || thermal == SensorState::Retrying,
             camera,
             camera_error,
             models: "ok".into(),
@@ -107,6 +140,11 @@ impl Health {
             active_tracks: self.active_tracks.load(Ordering::Relaxed),
             events_queued: self.events_queued.load(Ordering::Relaxed),
             events_published: self.events_published.load(Ordering::Relaxed),
+            thermal,
+            thermal_error,
+            thermal_frames: stats.frames,
+            thermal_checksum_errors: stats.checksum_errors,
+            thermal_malformed: stats.malformed,
         }
     }
 }
