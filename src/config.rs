@@ -8,6 +8,8 @@ use serde::Deserialize;
 
 use crate::attendance::{AttendancePolicy, KioskMode};
 use crate::camera::CameraConfig;
+use crate::fever::FeverConfig;
+use crate::thermal::source::ThermalConfig;
 use crate::mqtt::MqttConfig;
 use crate::track::TrackingConfig;
 use crate::vision::RecognitionConfig;
@@ -44,6 +46,11 @@ pub struct Config {
     pub mqtt: MqttConfig,
     #[serde(default)]
     pub state: StateConfig,
+    /// The thermal array; absent on a kiosk without one.
+    #[serde(default)]
+    pub thermal: Option<ThermalConfig>,
+    #[serde(default)]
+    pub fever: FeverConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -307,6 +314,13 @@ impl Config {
                 "tracking.max_attempts",
                 "must be at least tracking.min_votes and tracking.unknown_min_attempts; min_votes at least 1".into(),
             ));
+        }
+        if let Some(thermal) = &self.thermal {
+            thermal.validate().map_err(|(k, m)| invalid(k, m))?;
+        }
+        self.fever.validate().map_err(|(k, m)| invalid(k, m))?;
+        if self.fever.enabled && self.thermal.is_none() {
+            return Err(invalid("fever.enabled", "= true needs a [thermal] section describing the sensor".into()));
         }
         if self.recognition.settled_detect_interval == 0 {
             return Err(invalid("recognition.settled_detect_interval", "must be at least 1".into()));

@@ -2,15 +2,15 @@
 //! through the attendance book; the resulting arrival or departure is queued in the outbox in
 //! the same transaction. An unknown face is a visitor event.
 
-use std::sync::Arc;
-
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use tokio::sync::mpsc;
-use tracing::{error, info, info_span, Instrument};
+use tracing::{error, info, info_span, warn, Instrument};
 
 use crate::attendance::{self, AttendancePolicy};
-use crate::contract::{self, AttendanceEvent, PersonRef, Topics, VisitorEvent};
+use crate::alerts::AlertContext;
+use crate::contract::{self, AttendanceEvent, FeverEvent, PersonRef, TemperatureStatus, Topics, VisitorEvent};
+use crate::fever::{Decision, Screening};
 use crate::outbox::{self, NewMessage, Outbox, Priority};
 use crate::store::StoreError;
 use crate::vision::{Sighting, Who};
@@ -23,6 +23,8 @@ pub struct EventStage {
     pub outbox: Outbox,
     /// How long an event stays worth delivering (MQTT v5 message expiry).
     pub expiry_ms: i64,
+    pub alerts: AlertContext,
+    pub threshold_c: f32,
 }
 
 impl EventStage {
@@ -41,31 +43,38 @@ impl EventStage {
         &self.policy.tz
     }
 
-    /// Records one sighting; returns the message queued, if any.
-    pub fn record(&self, s: &Sighting) -> Result<Option<NewMessage>, StoreError> {
+    /// Records one sighting in one transaction: the attendance book, the attendance or visitor
+    /// event, and a fever alert if the temperature is elevated. Returns the messages queued.
+    pub fn record(&self, s: &Sighting) -> Result<Vec<NewMessage>, StoreError> {
         let at = Timestamp::from_millisecond(s.captured_ms).unwrap_or_else(|_| Timestamp::now());
         let now_ms = Timestamp::now().as_millisecond();
+        let (temperature_c, temperature_status) = TemperatureStatus::from_decision(s.temperature.as_ref());
         let mut conn = self.outbox.store().lock()?;
         let tx = conn.transaction()?;
-        let msg = match &s.who {
+        let mut queued = Vec::new();
+        let person = match &s.who {
+            Who::Person { id, role, .. } => Some(PersonRef { id: id.clone(), role: *role }),
+            Who::Visitor => None,
+        };
+        match &s.who {
             Who::Person { id, role, confidence } => {
-                let Some(kind) = attendance::record_sighting(&tx, &self.policy, id, at)? else {
-                    return Ok(None);
-                };
-                let event = AttendanceEvent {
-                    schema: contract::ATTENDANCE_SCHEMA.into(),
-                    event_id: contract::new_event_id(),
-                    center: self.center.clone(),
-                    kiosk: self.kiosk.clone(),
-                    ts: contract::rfc3339(at, self.tz()),
-                    kind,
-                    person: PersonRef { id: id.clone(), role: *role },
-                    confidence: (confidence * 1000.0).round() / 1000.0,
-                    temperature_c: None,
-                    method: "face".into(),
-                };
-                info!(event_id = %event.event_id, person = %id, kind = ?kind, ts = %event.ts, "attendance event");
-                self.message(self.topics.attendance(), "attendance", Priority::Attendance, &event, s.captured_ms)
+                if let Some(kind) = attendance::record_sighting(&tx, &self.policy, id, at)? {
+                    let event = AttendanceEvent {
+                        schema: contract::ATTENDANCE_SCHEMA.into(),
+                        event_id: contract::new_event_id(),
+                        center: self.center.clone(),
+                        kiosk: self.kiosk.clone(),
+                        ts: contract::rfc3339(at, self.tz()),
+                        kind,
+                        person: PersonRef { id: id.clone(), role: *role },
+                        confidence: (confidence * 1000.0).round() / 1000.0,
+                        temperature_c,
+                        temperature_status,
+                        method: "face".into(),
+                    };
+                    info!(event_id = %event.event_id, person = %id, kind = ?kind, ts = %event.ts, temperature = ?temperature_c, "attendance event");
+                    queued.push(self.message(self.topics.attendance(), "attendance", Priority::Attendance, &event, s.captured_ms));
+                }
             }
             Who::Visitor => {
                 let event = VisitorEvent {
@@ -75,17 +84,43 @@ impl EventStage {
                     kiosk: self.kiosk.clone(),
                     ts: contract::rfc3339(at, self.tz()),
                     track_id: s.track_id,
-                    temperature_c: None,
+                    temperature_c,
+                    temperature_status,
                 };
-                info!(event_id = %event.event_id, ts = %event.ts, "visitor event");
-                self.message(self.topics.visitor(), "visitor", Priority::Visitor, &event, s.captured_ms)
+                info!(event_id = %event.event_id, ts = %event.ts, temperature = ?temperature_c, "visitor event");
+                queued.push(self.message(self.topics.visitor(), "visitor", Priority::Visitor, &event, s.captured_ms));
             }
-        };
-        let (_, dropped) = outbox::enqueue(&tx, &msg, self.outbox.capacity(), now_ms)?;
+        }
+        if let Some(Decision::Measured { celsius, screening: Screening::Elevated }) = s.temperature {
+            // One alert per person per visit; a visitor is their own visit.
+            let subject = person.as_ref().map_or_else(|| format!("visitor:{}:{}", s.captured_ms, s.track_id), |p| p.id.clone());
+            let day = attendance::day_of(at, self.tz());
+            if let Some(alert) = self.alerts.raise(&tx, &subject, &day, person.clone(), celsius, s.captured_ms, now_ms)? {
+                let event = FeverEvent {
+                    schema: contract::FEVER_SCHEMA.into(),
+                    event_id: contract::new_event_id(),
+                    center: self.center.clone(),
+                    kiosk: self.kiosk.clone(),
+                    ts: contract::rfc3339(at, self.tz()),
+                    alert_id: alert.alert_id.clone(),
+                    person,
+                    track_id: s.track_id,
+                    temperature_c: celsius,
+                    threshold_c: self.threshold_c,
+                    message: contract::FEVER_MESSAGE.into(),
+                };
+                warn!(alert_id = %alert.alert_id, temperature = celsius, subject = %subject, "fever alert: {}", contract::FEVER_MESSAGE);
+                queued.push(self.message(self.topics.fever(), "fever", Priority::Attendance, &event, s.captured_ms));
+            }
+        }
+        let mut dropped = 0;
+        for msg in &queued {
+            dropped += outbox::enqueue(&tx, msg, self.outbox.capacity(), now_ms)?.1;
+        }
         tx.commit()?;
         drop(conn);
-        self.outbox.after_enqueue(1, dropped);
-        Ok(Some(msg))
+        self.outbox.after_enqueue(queued.len() as u64, dropped);
+        Ok(queued)
     }
 
     fn message(
@@ -108,6 +143,3 @@ impl EventStage {
         }
     }
 }
-
-/// Shared so the daemon can hand the same stage to tests.
-pub type SharedEventStage = Arc<EventStage>;

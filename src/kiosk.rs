@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::alerts::{AlertContext, CommandStage};
 use crate::camera::{run_camera, FrameSlot};
 use crate::config::{Config, ConfigError};
 use crate::contract::Topics;
@@ -28,7 +29,7 @@ use crate::mqtt::{Identity, Publisher};
 use crate::outbox::Outbox;
 use crate::store::{Store, StoreError};
 use crate::track::Tracker;
-use crate::vision::Vision;
+use crate::vision::{ScreeningStage, Vision};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KioskError {
@@ -88,6 +89,37 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             .spawn(move || run_camera(config, slot, health, stop))
             .map_err(KioskError::Start)?
     };
+    let thermal_latest: crate::thermal::source::LatestFrame = Arc::default();
+    let thermal = match &config.thermal {
+        Some(t) => {
+            health.set_thermal(crate::health::SensorState::Starting, None);
+            let (t, latest, health, stop) = (t.clone(), thermal_latest.clone(), health.clone(), stop.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("thermal".into())
+                    .spawn(move || crate::thermal::source::run_thermal(t, latest, health, stop))
+                    .map_err(KioskError::Start)?,
+            )
+        }
+        None => None,
+    };
+    let screening = match (&config.thermal, config.fever.enabled) {
+        (Some(t), true) => Some(ScreeningStage::new(
+            config.fever.clone(),
+            thermal_latest.clone(),
+            t.max_age_ms,
+            config.tracking.max_yaw_ratio,
+        )),
+        _ => None,
+    };
+    let alerts = AlertContext {
+        center: site.center_id.clone(),
+        kiosk: site.kiosk_id.clone(),
+        topics: topics.clone(),
+        tz: settings.policy.tz.clone(),
+        staff: config.fever.staff.clone(),
+        capacity: config.state.outbox_capacity,
+    };
     let (sightings_tx, sightings_rx) = mpsc::channel(64);
     let vision = {
         let stage = Vision {
@@ -96,6 +128,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             config: config.recognition.clone(),
             gallery_store,
             health: health.clone(),
+            screening,
         };
         let slot = slot.clone();
         std::thread::Builder::new()
@@ -110,7 +143,11 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         policy: settings.policy.clone(),
         outbox: outbox.clone(),
         expiry_ms: (config.mqtt.event_expiry_minutes * 60_000) as i64,
+        alerts: alerts.clone(),
+        threshold_c: config.fever.threshold_c,
     };
+    let (commands_tx, commands_rx) = mpsc::channel(64);
+    let commands = CommandStage { context: alerts, outbox: outbox.clone() };
     let publisher = Publisher {
         config: config.mqtt.clone(),
         identity,
@@ -118,6 +155,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         outbox,
         health: health.clone(),
         status_file: Some(status_file(config)),
+        commands: Some(commands_tx),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -138,6 +176,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         };
         let (done_tx, done_rx) = watch::channel(false);
         let mqtt = tokio::spawn(publisher.run(done_rx));
+        let command_task = tokio::spawn(commands.run(commands_rx));
         // Returns when the vision thread has exited and dropped its sender.
         events.run(sightings_rx).await;
         let _ = done_tx.send(true);
@@ -145,10 +184,14 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             warn!(error = %e, "MQTT stage ended abnormally");
         }
         signals.abort();
+        command_task.abort();
     });
     stop.store(true, Ordering::Relaxed);
     if camera.is_finished() {
         let _ = camera.join();
+    }
+    if let Some(t) = thermal.filter(|t| t.is_finished()) {
+        let _ = t.join();
     }
     // A crash must end in a failing exit code, so systemd restarts the kiosk.
     vision.join().map_err(|_| KioskError::VisionCrashed)?;

@@ -4,6 +4,7 @@
 //! stages, each behind its own trait so that another model can be configured in:
 //! [`face::detect`] → [`face::align`] → [`face::embed`] → [`gallery::matcher`].
 
+pub mod alerts;
 pub mod attendance;
 pub mod camera;
 pub mod config;

@@ -39,6 +39,20 @@ CREATE TABLE IF NOT EXISTS attendance (
     last_event_ms INTEGER NOT NULL,
     PRIMARY KEY (day, person)
 );
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id   TEXT PRIMARY KEY,
+    subject    TEXT NOT NULL,
+    day        TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_visit ON alerts (subject, day);
+CREATE TABLE IF NOT EXISTS commands (
+    request_id TEXT PRIMARY KEY,
+    result     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
 ";
 
 pub struct Store {

@@ -21,7 +21,11 @@ use crate::face::quality;
 use crate::gallery::{Gallery, GalleryStore, Role};
 use crate::health::Health;
 use crate::identify::FacePipeline;
+use crate::fever::{decide, Decision, FeverConfig, NotMeasured, Reading};
+use crate::thermal::fusion::measure;
+use crate::thermal::source::LatestFrame;
 use crate::track::{Settled, Tracker, Verdict};
+use std::collections::HashMap;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -49,6 +53,8 @@ pub struct Sighting {
     pub track_id: u64,
     pub captured_ms: i64,
     pub who: Who,
+    /// Fever screening's verdict; None when screening is off.
+    pub temperature: Option<crate::fever::Decision>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +69,67 @@ pub struct Vision {
     pub config: RecognitionConfig,
     pub gallery_store: GalleryStore,
     pub health: Arc<Health>,
+    /// Fever screening, when a thermal sensor is configured and screening is on.
+    pub screening: Option<ScreeningStage>,
+}
+
+/// Temperature readings per track, and settled tracks waiting for their screening decision.
+pub struct ScreeningStage {
+    pub fever: FeverConfig,
+    pub latest: LatestFrame,
+    pub max_age_ms: i64,
+    pub max_yaw: f32,
+    readings: HashMap<u64, (i64, Vec<Reading>)>,
+    pending: Vec<(Settled, i64)>,
+}
+
+impl ScreeningStage {
+    pub fn new(fever: FeverConfig, latest: LatestFrame, max_age_ms: i64, max_yaw: f32) -> Self {
+        Self { fever, latest, max_age_ms, max_yaw, readings: HashMap::new(), pending: Vec::new() }
+    }
+
+    /// One reading per face in this frame, from the newest thermal frame if it is fresh.
+    fn observe(&mut self, now_ms: i64, detections: &[crate::face::Detection], ids: &[u64]) {
+        let frame = self.latest.lock().ok().and_then(|l| l.clone());
+        for (det, id) in detections.iter().zip(ids) {
+            let reading = match &frame {
+                Some(f) if (now_ms - f.mono_ms).abs() <= self.max_age_ms => measure(f, det, &self.fever, self.max_yaw),
+                _ => Reading::NotMeasured(NotMeasured::NoThermal),
+            };
+            let entry = self.readings.entry(*id).or_insert_with(|| (now_ms, Vec::new()));
+            entry.0 = now_ms;
+            if entry.1.len() >= 64 {
+                entry.1.remove(0);
+            }
+            entry.1.push(reading);
+        }
+        // Forget tracks long gone.
+        let pending: Vec<u64> = self.pending.iter().map(|(s, _)| s.track_id).collect();
+        self.readings.retain(|id, (last, _)| now_ms - *last < 30_000 || pending.contains(id));
+    }
+
+    fn hold(&mut self, settled: Settled) {
+        let deadline = settled.at_ms + self.fever.decision_timeout_ms;
+        self.pending.push((settled, deadline));
+    }
+
+    /// Settled tracks whose screening is decided (all of them when `flush`).
+    fn ready(&mut self, now_ms: i64, flush: bool) -> Vec<(Settled, Decision)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.pending.len() {
+            let (settled, deadline) = &self.pending[i];
+            let readings = self.readings.get(&settled.track_id).map(|(_, r)| r.as_slice()).unwrap_or(&[]);
+            match decide(readings, flush || now_ms >= *deadline, &self.fever) {
+                Some(d) => {
+                    let (s, _) = self.pending.remove(i);
+                    out.push((s, d));
+                }
+                None => i += 1,
+            }
+        }
+        out
+    }
 }
 
 struct GalleryWatch {
@@ -115,8 +182,9 @@ impl Vision {
                 Take::Frame(f) => f,
                 Take::Idle => {
                     // A stalled camera must not keep tracks (and their verdicts) pending forever.
-                    let settled = self.tracker.sweep(clock.mono_now());
-                    self.emit(settled, &clock, &watch.gallery, &out);
+                    let now = clock.mono_now();
+                    let settled = self.tracker.sweep(now);
+                    self.emit(settled, now, false, &clock, &watch.gallery, &out);
                     continue;
                 }
                 Take::Ended => break,
@@ -141,7 +209,7 @@ impl Vision {
         }
         // The input ended: whoever was still in view has now left.
         let settled = self.tracker.sweep(clock.mono_ms + 1_000_000);
-        self.emit(settled, &clock, &watch.gallery, &out);
+        self.emit(settled, clock.mono_ms, true, &clock, &watch.gallery, &out);
         self.health.active_tracks.store(0, Ordering::Relaxed);
     }
 
@@ -171,6 +239,7 @@ impl Vision {
         *since_detect = since_detect.saturating_add(1);
         if self.tracker.active() > 0
             && self.tracker.all_settled()
+            && self.screening.as_ref().is_none_or(|s| s.pending.is_empty())
             && *since_detect < self.config.settled_detect_interval
         {
             return Ok(());
@@ -178,6 +247,9 @@ impl Vision {
         *since_detect = 0;
         let detections = self.pipeline.models.detector.detect(image)?;
         let ids = self.tracker.observe(now_ms, &detections);
+        if let Some(screening) = &mut self.screening {
+            screening.observe(now_ms, &detections, &ids);
+        }
         let mut settled = Vec::new();
         for (det, id) in detections.iter().zip(ids) {
             let Some(weight) = self.tracker.wants_embedding(id, det, now_ms) else { continue };
@@ -194,12 +266,30 @@ impl Vision {
             }
         }
         settled.extend(self.tracker.sweep(now_ms));
-        self.emit(settled, clock, gallery, out);
+        self.emit(settled, now_ms, false, clock, gallery, out);
         Ok(())
     }
 
-    fn emit(&self, settled: Vec<Settled>, clock: &FrameClock, gallery: &Gallery, out: &mpsc::Sender<Sighting>) {
-        for s in settled {
+    /// Sends settled tracks on, after their fever screening is decided when screening is on.
+    fn emit(
+        &mut self,
+        settled: Vec<Settled>,
+        now_ms: i64,
+        flush: bool,
+        clock: &FrameClock,
+        gallery: &Gallery,
+        out: &mpsc::Sender<Sighting>,
+    ) {
+        let ready: Vec<(Settled, Option<Decision>)> = match &mut self.screening {
+            Some(screening) => {
+                for s in settled {
+                    screening.hold(s);
+                }
+                screening.ready(now_ms, flush).into_iter().map(|(s, d)| (s, Some(d))).collect()
+            }
+            None => settled.into_iter().map(|s| (s, None)).collect(),
+        };
+        for (s, temperature) in ready {
             let who = match s.verdict {
                 Verdict::Person { id, confidence } => match gallery.get(&id) {
                     Some(p) => Who::Person { id, role: p.role, confidence },
@@ -207,9 +297,9 @@ impl Vision {
                 },
                 Verdict::Unknown => Who::Visitor,
             };
-            info!(track = s.track_id, who = ?who, "track settled");
+            info!(track = s.track_id, who = ?who, temperature = ?temperature, "track settled");
             let captured_ms = clock.to_captured(s.at_ms);
-            if out.blocking_send(Sighting { track_id: s.track_id, captured_ms, who }).is_err() {
+            if out.blocking_send(Sighting { track_id: s.track_id, captured_ms, who, temperature }).is_err() {
                 warn!("event stage has stopped; sighting not recorded");
             }
         }

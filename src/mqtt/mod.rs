@@ -179,6 +179,8 @@ pub struct Publisher {
     pub outbox: Outbox,
     pub health: Arc<Health>,
     pub status_file: Option<std::path::PathBuf>,
+    /// Where messages on the command topics go.
+    pub commands: Option<tokio::sync::mpsc::Sender<(String, Vec<u8>)>>,
 }
 
 impl Publisher {
@@ -291,6 +293,7 @@ impl Publisher {
         let mut offline_by: Option<Instant> = None;
         let mut status_tick = tokio::time::interval(Duration::from_secs(self.config.status_interval_secs));
         let queued = self.outbox.queued().clone();
+        let mut outbox_poll = tokio::time::interval(Duration::from_secs(1));
         loop {
             let far = Instant::now() + Duration::from_secs(3600);
             tokio::select! {
@@ -303,6 +306,21 @@ impl Publisher {
                         self.health.set_mqtt_protocol(Some(session.protocol().name()));
                         if session.publish(&self.status_message("online")).is_ok() {
                             requested.push_back(Pending::Status { last: false });
+                        }
+                        // Every connection is a clean session: subscribe again each time.
+                        if self.commands.is_some() {
+                            for topic in self.topics.commands() {
+                                if let Err(e) = session.subscribe(&topic) {
+                                    warn!(error = %e, topic, "could not subscribe");
+                                }
+                            }
+                        }
+                    }
+                    Ok(SessionEvent::Message { topic, payload }) => {
+                        if let Some(tx) = &self.commands {
+                            if tx.try_send((topic, payload)).is_err() {
+                                warn!("command queue full; command dropped (the sender gets no result and may retry)");
+                            }
                         }
                     }
                     Ok(SessionEvent::Sent(pkid)) => {
@@ -339,6 +357,8 @@ impl Publisher {
                     Ok(_) => {}
                 },
                 _ = queued.notified(), if connected => {}
+                // Other processes (`dolbom alerts`) queue messages too: look every second.
+                _ = outbox_poll.tick(), if connected => {}
                 _ = status_tick.tick(), if offline_by.is_none() => {
                     self.write_status("online");
                     if connected && session.publish(&self.status_message("online")).is_ok() {

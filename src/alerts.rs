@@ -1,0 +1,281 @@
+//! Fever alerts and the staff commands that silence and resolve them.
+//!
+//! An alert is raised once per person per visit (calendar day): a silenced or resolved alert
+//! does not fire again for the same person that day, and a second elevated reading while one is
+//! active adds nothing. Its state (`active` → `silenced` → `resolved`, with who and when) is kept
+//! in the kiosk database and published retained on `alert/{alert_id}`.
+//!
+//! Commands arrive on `cmd/silence` and `cmd/resolve` as `{"alert_id", "by", "request_id"}` and
+//! from `dolbom alerts`. Only configured staff ids may act. Every command gets a result on
+//! `cmd/result`; malformed, unknown and unauthorised commands change nothing; a repeated
+//! `request_id` gets the first answer again and changes nothing.
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tracing::{info, info_span, warn};
+
+use crate::contract::{self, AlertState, AlertStateKind, CommandResult, PersonRef, Topics};
+use crate::outbox::{self, NewMessage, Outbox, Priority};
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Silence,
+    Resolve,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Silence => "silence",
+            Action::Resolve => "resolve",
+        }
+    }
+}
+
+/// Who this kiosk is and how it writes times; shared by the raise and command paths.
+#[derive(Debug, Clone)]
+pub struct AlertContext {
+    pub center: String,
+    pub kiosk: String,
+    pub topics: Topics,
+    pub tz: TimeZone,
+    pub staff: Vec<String>,
+    pub capacity: u64,
+}
+
+impl AlertContext {
+    fn ts(&self, ms: i64) -> String {
+        contract::rfc3339(Timestamp::from_millisecond(ms).unwrap_or_else(|_| Timestamp::now()), &self.tz)
+    }
+
+    fn state_message(&self, state: &AlertState, now_ms: i64) -> NewMessage {
+        NewMessage {
+            topic: self.topics.alert(&state.alert_id),
+            payload: serde_json::to_vec(state).unwrap_or_default(),
+            kind: "alert".into(),
+            priority: Priority::Attendance,
+            retain: true,
+            created_ms: now_ms,
+            expires_ms: None,
+        }
+    }
+
+    /// Raises an alert inside the caller's transaction, unless this subject already had one
+    /// this visit. Returns the alert state that was queued.
+    pub fn raise(
+        &self,
+        conn: &Connection,
+        subject: &str,
+        day: &str,
+        person: Option<PersonRef>,
+        temperature_c: f32,
+        at_ms: i64,
+        now_ms: i64,
+    ) -> Result<Option<AlertState>, StoreError> {
+        let existing: Option<String> = conn
+            .query_row("SELECT alert_id FROM alerts WHERE subject = ?1 AND day = ?2", params![subject, day], |r| r.get(0))
+            .optional()?;
+        if existing.is_some() {
+            return Ok(None);
+        }
+        let alert_id = contract::new_event_id().to_string();
+        let state = AlertState {
+            schema: contract::ALERT_SCHEMA.into(),
+            alert_id: alert_id.clone(),
+            center: self.center.clone(),
+            kiosk: self.kiosk.clone(),
+            state: AlertStateKind::Active,
+            person,
+            temperature_c,
+            message: contract::FEVER_MESSAGE.into(),
+            raised_at: self.ts(at_ms),
+            silenced_by: None,
+            silenced_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            updated_at: self.ts(now_ms),
+        };
+        conn.execute(
+            "INSERT INTO alerts (alert_id, subject, day, state, payload, created_ms) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
+            params![alert_id, subject, day, serde_json::to_string(&state).unwrap_or_default(), now_ms],
+        )?;
+        outbox::enqueue(conn, &self.state_message(&state, now_ms), self.capacity, now_ms)?;
+        Ok(Some(state))
+    }
+
+    /// Applies a staff command in one transaction: the alert's new state and the result are
+    /// queued together. Errors in the command itself are results, not `Err`.
+    pub fn apply(
+        &self,
+        conn: &mut Connection,
+        action: Action,
+        cmd: &Command,
+        now_ms: i64,
+    ) -> Result<CommandResult, StoreError> {
+        let tx = conn.transaction()?;
+        if let Some(id) = &cmd.request_id {
+            let seen: Option<String> =
+                tx.query_row("SELECT result FROM commands WHERE request_id = ?1", params![id], |r| r.get(0)).optional()?;
+            if let Some(result) = seen.and_then(|r| serde_json::from_str::<CommandResult>(&r).ok()) {
+                // A repeat: the same answer again, nothing changed.
+                let msg = self.result_message(&result, now_ms);
+                outbox::enqueue(&tx, &msg, self.capacity, now_ms)?;
+                tx.commit()?;
+                return Ok(result);
+            }
+        }
+        let mut result = CommandResult {
+            schema: contract::COMMAND_RESULT_SCHEMA.into(),
+            request_id: cmd.request_id.clone(),
+            command: action.name().into(),
+            ok: false,
+            alert_id: Some(cmd.alert_id.clone()),
+            state: None,
+            error: None,
+            ts: self.ts(now_ms),
+        };
+        let current: Option<String> =
+            tx.query_row("SELECT payload FROM alerts WHERE alert_id = ?1", params![cmd.alert_id], |r| r.get(0)).optional()?;
+        match current.and_then(|p| serde_json::from_str::<AlertState>(&p).ok()) {
+            None => result.error = Some(format!("no alert `{}` on this kiosk", cmd.alert_id)),
+            Some(state) if !self.staff.iter().any(|s| s == &cmd.by) => {
+                result.state = Some(state.state);
+                result.error = Some(format!("`{}` is not a staff id allowed to {} alerts", cmd.by, action.name()));
+            }
+            Some(mut state) => {
+                let allowed = match (action, state.state) {
+                    (Action::Silence, AlertStateKind::Active) => true,
+                    (Action::Resolve, AlertStateKind::Active | AlertStateKind::Silenced) => true,
+                    _ => false,
+                };
+                if allowed {
+                    let when = Some(self.ts(now_ms));
+                    match action {
+                        Action::Silence => {
+                            state.state = AlertStateKind::Silenced;
+                            state.silenced_by = Some(cmd.by.clone());
+                            state.silenced_at = when;
+                        }
+                        Action::Resolve => {
+                            state.state = AlertStateKind::Resolved;
+                            state.resolved_by = Some(cmd.by.clone());
+                            state.resolved_at = when;
+                        }
+                    }
+                    state.updated_at = self.ts(now_ms);
+                    let state_name = serde_json::to_value(state.state).ok().and_then(|v| v.as_str().map(str::to_string));
+                    tx.execute(
+                        "UPDATE alerts SET state = ?2, payload = ?3 WHERE alert_id = ?1",
+                        params![state.alert_id, state_name, serde_json::to_string(&state).unwrap_or_default()],
+                    )?;
+                    outbox::enqueue(&tx, &self.state_message(&state, now_ms), self.capacity, now_ms)?;
+                    result.ok = true;
+                } else {
+                    result.error = Some(format!("alert is already {:?}", state.state).to_lowercase());
+                }
+                result.state = Some(state.state);
+            }
+        }
+        if let Some(id) = &cmd.request_id {
+            tx.execute(
+                "INSERT INTO commands (request_id, result, created_ms) VALUES (?1, ?2, ?3)",
+                params![id, serde_json::to_string(&result).unwrap_or_default(), now_ms],
+            )?;
+        }
+        outbox::enqueue(&tx, &self.result_message(&result, now_ms), self.capacity, now_ms)?;
+        tx.commit()?;
+        Ok(result)
+    }
+
+    fn result_message(&self, result: &CommandResult, now_ms: i64) -> NewMessage {
+        NewMessage {
+            topic: self.topics.command_result(),
+            payload: serde_json::to_vec(result).unwrap_or_default(),
+            kind: "cmd-result".into(),
+            priority: Priority::Visitor,
+            retain: false,
+            created_ms: now_ms,
+            expires_ms: Some(now_ms + 3_600_000),
+        }
+    }
+
+    /// A result for a message that is not a usable command at all.
+    fn malformed(&self, conn: &Connection, action: Action, error: String, now_ms: i64) -> Result<CommandResult, StoreError> {
+        let result = CommandResult {
+            schema: contract::COMMAND_RESULT_SCHEMA.into(),
+            request_id: None,
+            command: action.name().into(),
+            ok: false,
+            alert_id: None,
+            state: None,
+            error: Some(error),
+            ts: self.ts(now_ms),
+        };
+        outbox::enqueue(conn, &self.result_message(&result, now_ms), self.capacity, now_ms)?;
+        Ok(result)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    pub alert_id: String,
+    pub by: String,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+/// Every alert on this kiosk, newest first.
+pub fn list(conn: &Connection) -> Result<Vec<AlertState>, StoreError> {
+    let mut stmt = conn.prepare("SELECT payload FROM alerts ORDER BY created_ms DESC")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.filter_map(|r| r.ok()).filter_map(|p| serde_json::from_str(&p).ok()).collect())
+}
+
+/// The command stage: MQTT messages on the command topics in, results and alert states out
+/// through the outbox.
+pub struct CommandStage {
+    pub context: AlertContext,
+    pub outbox: Outbox,
+}
+
+impl CommandStage {
+    pub async fn run(self, mut messages: mpsc::Receiver<(String, Vec<u8>)>) {
+        while let Some((topic, payload)) = messages.recv().await {
+            let _span = info_span!("command", topic = %topic).entered();
+            let action = if topic.ends_with("/cmd/silence") {
+                Action::Silence
+            } else if topic.ends_with("/cmd/resolve") {
+                Action::Resolve
+            } else {
+                continue;
+            };
+            if let Err(e) = self.handle(action, &payload) {
+                warn!(error = %e, "command could not be recorded");
+            }
+        }
+    }
+
+    pub fn handle(&self, action: Action, payload: &[u8]) -> Result<CommandResult, StoreError> {
+        let now_ms = Timestamp::now().as_millisecond();
+        let mut conn = self.outbox.store().lock()?;
+        let result = match serde_json::from_slice::<Command>(payload) {
+            Ok(cmd) if cmd.alert_id.len() <= 64 && cmd.by.len() <= 64 && cmd.request_id.as_ref().is_none_or(|r| r.len() <= 128) => {
+                self.context.apply(&mut conn, action, &cmd, now_ms)?
+            }
+            Ok(_) => self.context.malformed(&conn, action, "alert_id, by or request_id is too long".into(), now_ms)?,
+            Err(e) => {
+                let error = format!("not a command: {e}; expected {{\"alert_id\", \"by\", \"request_id\"}}");
+                self.context.malformed(&conn, action, error, now_ms)?
+            }
+        };
+        drop(conn);
+        info!(ok = result.ok, error = ?result.error, alert = ?result.alert_id, "command handled");
+        self.outbox.after_enqueue(1, 0);
+        Ok(result)
+    }
+}
