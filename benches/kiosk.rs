@@ -51,9 +51,9 @@ fn main() {
                 "unknowns/Female_42_7.jpg",
                 "face_recognition/obama3.jpg",
             ];
-            let photos: Vec<PathBuf> = walkers.iter().map(|w| data.join(w)).collect();
-            let refs: Vec<&Path> = photos.iter().map(PathBuf::as_path).collect();
-            dolbom::sim::write_walk_up(&clip, &refs, dolbom::sim::WalkUp::default()).expect("clip");
+            let walkers: Vec<dolbom::sim::Walker> =
+                walkers.iter().map(|w| dolbom::sim::Walker { photo: data.join(w), skin_c: 36.5, far: false }).collect();
+            dolbom::sim::write_walk_up(&clip, &walkers, dolbom::sim::WalkUp::default()).expect("clip");
             let fr = data.join("face_recognition");
             (
                 clip,

@@ -66,18 +66,12 @@ impl AlertContext {
 
     /// Raises an alert inside the caller's transaction, unless this subject already had one
     /// this visit. Returns the alert state that was queued.
-    pub fn raise(
-        &self,
-        conn: &Connection,
-        subject: &str,
-        day: &str,
-        person: Option<PersonRef>,
-        temperature_c: f32,
-        at_ms: i64,
-        now_ms: i64,
-    ) -> Result<Option<AlertState>, StoreError> {
+    pub fn raise(&self, conn: &Connection, new: NewAlert, now_ms: i64) -> Result<Option<AlertState>, StoreError> {
+        let NewAlert { subject, day, person, temperature_c, at_ms } = new;
         let existing: Option<String> = conn
-            .query_row("SELECT alert_id FROM alerts WHERE subject = ?1 AND day = ?2", params![subject, day], |r| r.get(0))
+            .query_row("SELECT alert_id FROM alerts WHERE subject = ?1 AND day = ?2", params![subject, day], |r| {
+                r.get(0)
+            })
             .optional()?;
         if existing.is_some() {
             return Ok(None);
@@ -118,8 +112,9 @@ impl AlertContext {
     ) -> Result<CommandResult, StoreError> {
         let tx = conn.transaction()?;
         if let Some(id) = &cmd.request_id {
-            let seen: Option<String> =
-                tx.query_row("SELECT result FROM commands WHERE request_id = ?1", params![id], |r| r.get(0)).optional()?;
+            let seen: Option<String> = tx
+                .query_row("SELECT result FROM commands WHERE request_id = ?1", params![id], |r| r.get(0))
+                .optional()?;
             if let Some(result) = seen.and_then(|r| serde_json::from_str::<CommandResult>(&r).ok()) {
                 // A repeat: the same answer again, nothing changed.
                 let msg = self.result_message(&result, now_ms);
@@ -138,8 +133,9 @@ impl AlertContext {
             error: None,
             ts: self.ts(now_ms),
         };
-        let current: Option<String> =
-            tx.query_row("SELECT payload FROM alerts WHERE alert_id = ?1", params![cmd.alert_id], |r| r.get(0)).optional()?;
+        let current: Option<String> = tx
+            .query_row("SELECT payload FROM alerts WHERE alert_id = ?1", params![cmd.alert_id], |r| r.get(0))
+            .optional()?;
         match current.and_then(|p| serde_json::from_str::<AlertState>(&p).ok()) {
             None => result.error = Some(format!("no alert `{}` on this kiosk", cmd.alert_id)),
             Some(state) if !self.staff.iter().any(|s| s == &cmd.by) => {
@@ -147,11 +143,11 @@ impl AlertContext {
                 result.error = Some(format!("`{}` is not a staff id allowed to {} alerts", cmd.by, action.name()));
             }
             Some(mut state) => {
-                let allowed = match (action, state.state) {
-                    (Action::Silence, AlertStateKind::Active) => true,
-                    (Action::Resolve, AlertStateKind::Active | AlertStateKind::Silenced) => true,
-                    _ => false,
-                };
+                let allowed = matches!(
+                    (action, state.state),
+                    (Action::Silence, AlertStateKind::Active)
+                        | (Action::Resolve, AlertStateKind::Active | AlertStateKind::Silenced)
+                );
                 if allowed {
                     let when = Some(self.ts(now_ms));
                     match action {
@@ -167,7 +163,8 @@ impl AlertContext {
                         }
                     }
                     state.updated_at = self.ts(now_ms);
-                    let state_name = serde_json::to_value(state.state).ok().and_then(|v| v.as_str().map(str::to_string));
+                    let state_name =
+                        serde_json::to_value(state.state).ok().and_then(|v| v.as_str().map(str::to_string));
                     tx.execute(
                         "UPDATE alerts SET state = ?2, payload = ?3 WHERE alert_id = ?1",
                         params![state.alert_id, state_name, serde_json::to_string(&state).unwrap_or_default()],
@@ -204,7 +201,13 @@ impl AlertContext {
     }
 
     /// A result for a message that is not a usable command at all.
-    fn malformed(&self, conn: &Connection, action: Action, error: String, now_ms: i64) -> Result<CommandResult, StoreError> {
+    fn malformed(
+        &self,
+        conn: &Connection,
+        action: Action,
+        error: String,
+        now_ms: i64,
+    ) -> Result<CommandResult, StoreError> {
         let result = CommandResult {
             schema: contract::COMMAND_RESULT_SCHEMA.into(),
             request_id: None,
@@ -218,6 +221,17 @@ impl AlertContext {
         outbox::enqueue(conn, &self.result_message(&result, now_ms), self.capacity, now_ms)?;
         Ok(result)
     }
+}
+
+/// An elevated reading to raise an alert for: who (person id, or a visitor's own key), which
+/// visit (the site-local day), and what was measured when.
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    pub subject: String,
+    pub day: String,
+    pub person: Option<PersonRef>,
+    pub temperature_c: f32,
+    pub at_ms: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -264,7 +278,11 @@ impl CommandStage {
         let now_ms = Timestamp::now().as_millisecond();
         let mut conn = self.outbox.store().lock()?;
         let result = match serde_json::from_slice::<Command>(payload) {
-            Ok(cmd) if cmd.alert_id.len() <= 64 && cmd.by.len() <= 64 && cmd.request_id.as_ref().is_none_or(|r| r.len() <= 128) => {
+            Ok(cmd)
+                if cmd.alert_id.len() <= 64
+                    && cmd.by.len() <= 64
+                    && cmd.request_id.as_ref().is_none_or(|r| r.len() <= 128) =>
+            {
                 self.context.apply(&mut conn, action, &cmd, now_ms)?
             }
             Ok(_) => self.context.malformed(&conn, action, "alert_id, by or request_id is too long".into(), now_ms)?,

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use crate::attendance::{AttendancePolicy, KioskMode};
 use crate::camera::CameraConfig;
 use crate::fever::FeverConfig;
-use crate::thermal::source::ThermalConfig;
 use crate::mqtt::MqttConfig;
+use crate::thermal::source::ThermalConfig;
 use crate::track::TrackingConfig;
 use crate::vision::RecognitionConfig;
 

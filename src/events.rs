@@ -7,8 +7,8 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tracing::{error, info, info_span, warn, Instrument};
 
+use crate::alerts::{AlertContext, NewAlert};
 use crate::attendance::{self, AttendancePolicy};
-use crate::alerts::AlertContext;
 use crate::contract::{self, AttendanceEvent, FeverEvent, PersonRef, TemperatureStatus, Topics, VisitorEvent};
 use crate::fever::{Decision, Screening};
 use crate::outbox::{self, NewMessage, Outbox, Priority};
@@ -73,7 +73,13 @@ impl EventStage {
                         method: "face".into(),
                     };
                     info!(event_id = %event.event_id, person = %id, kind = ?kind, ts = %event.ts, temperature = ?temperature_c, "attendance event");
-                    queued.push(self.message(self.topics.attendance(), "attendance", Priority::Attendance, &event, s.captured_ms));
+                    queued.push(self.message(
+                        self.topics.attendance(),
+                        "attendance",
+                        Priority::Attendance,
+                        &event,
+                        s.captured_ms,
+                    ));
                 }
             }
             Who::Visitor => {
@@ -93,9 +99,17 @@ impl EventStage {
         }
         if let Some(Decision::Measured { celsius, screening: Screening::Elevated }) = s.temperature {
             // One alert per person per visit; a visitor is their own visit.
-            let subject = person.as_ref().map_or_else(|| format!("visitor:{}:{}", s.captured_ms, s.track_id), |p| p.id.clone());
+            let subject =
+                person.as_ref().map_or_else(|| format!("visitor:{}:{}", s.captured_ms, s.track_id), |p| p.id.clone());
             let day = attendance::day_of(at, self.tz());
-            if let Some(alert) = self.alerts.raise(&tx, &subject, &day, person.clone(), celsius, s.captured_ms, now_ms)? {
+            let new = NewAlert {
+                subject: subject.clone(),
+                day,
+                person: person.clone(),
+                temperature_c: celsius,
+                at_ms: s.captured_ms,
+            };
+            if let Some(alert) = self.alerts.raise(&tx, new, now_ms)? {
                 let event = FeverEvent {
                     schema: contract::FEVER_SCHEMA.into(),
                     event_id: contract::new_event_id(),

@@ -24,6 +24,9 @@ pub struct FeverConfig {
     pub decision_timeout_ms: i64,
     /// Thermal pixels the measured region must cover; fewer means the face is too far.
     pub min_pixels: usize,
+    /// Distance between the eyes in thermal pixels below which a face is too far to measure: each
+    /// pixel then mixes skin with hair and background. 2 px is about 1 m on a 55-degree 32x24 array.
+    pub min_eye_thermal_px: f64,
     /// Percentile of the region taken as the reading: the warmest skin, not a single hot pixel.
     pub percentile: f32,
     pub site_offset_c: f32,
@@ -65,6 +68,7 @@ impl Default for FeverConfig {
             consistency_c: 0.5,
             decision_timeout_ms: 3000,
             min_pixels: 4,
+            min_eye_thermal_px: 2.0,
             percentile: 0.9,
             site_offset_c: 0.0,
             distance_coeff_c_per_m: 0.6,

@@ -13,7 +13,7 @@ use dolbom::face::image::load_bgr;
 use dolbom::face::FaceModels;
 use dolbom::gallery::{GalleryError, GalleryStore, Matcher, Role};
 use dolbom::identify::FacePipeline;
-use dolbom::sim::{write_walk_up, WalkUp};
+use dolbom::sim::{write_walk_up, WalkUp, Walker};
 use tracing::{info_span, warn};
 
 #[derive(Parser)]
@@ -62,6 +62,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Fever alerts: list, silence, resolve (works while the daemon runs).
+    Alerts {
+        #[command(subcommand)]
+        action: AlertsAction,
+    },
+    /// Calibration helpers.
+    Calibrate {
+        #[command(subcommand)]
+        what: CalibrateWhat,
+    },
     /// Simulated inputs for demos and tests.
     Sim {
         #[command(subcommand)]
@@ -77,8 +87,77 @@ enum SimCommand {
         out: PathBuf,
         #[arg(long, default_value_t = 10.0)]
         fps: f64,
-        #[arg(required = true, value_name = "PHOTO")]
-        photos: Vec<PathBuf>,
+        /// PHOTO[@SKIN_C][@far]; the temperature is for `sim thermal`, `far` stops short of the door.
+        #[arg(required = true, value_name = "WALKER")]
+        walkers: Vec<Walker>,
+    },
+    /// Stream a thermal sensor on a pseudo-terminal, rendering the same walk-up scene; the
+    /// daemon opens the path given by --link as its serial port. Starts when the port is opened.
+    Thermal {
+        /// The kiosk config: its detector finds the faces, its calibration maps them.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Symlink created to the pseudo-terminal.
+        #[arg(long, value_name = "PATH")]
+        link: PathBuf,
+        /// Frame rate of the video the scene accompanies.
+        #[arg(long, default_value_t = 10.0)]
+        video_fps: f64,
+        #[arg(long, default_value_t = 8.0)]
+        fps: f64,
+        #[arg(long, default_value_t = 24.0)]
+        ambient: f32,
+        #[arg(long, default_value_t = 0.1)]
+        noise: f32,
+        #[arg(long, default_value_t = 0.02)]
+        dropout: f64,
+        #[arg(long, default_value_t = 0.02)]
+        corrupt: f64,
+        /// Speak the CSV line protocol instead of GY-MCU90640 frames.
+        #[arg(long)]
+        csv: bool,
+        /// Keep streaming this long (default: the scene's length plus 2 s).
+        #[arg(long)]
+        seconds: Option<f64>,
+        #[arg(required = true, value_name = "WALKER")]
+        walkers: Vec<Walker>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AlertsAction {
+    /// Every alert on this kiosk, newest first (JSON lines).
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Silence an active alert (it will not fire again for this person today).
+    Silence {
+        alert_id: String,
+        /// Your staff id (must be in fever.staff).
+        #[arg(long)]
+        by: String,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Mark an alert resolved (e.g. after a thermometer check).
+    Resolve {
+        alert_id: String,
+        #[arg(long)]
+        by: String,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum CalibrateWhat {
+    /// Fit the camera-to-thermal transform from point pairs seen by both (e.g. a heated target
+    /// at three or more places): prints the `fever.calibration` line for the config.
+    Thermal {
+        /// CAMERA_X,CAMERA_Y=THERMAL_X,THERMAL_Y, at least three, not all on one line.
+        #[arg(required = true, value_name = "PAIR")]
+        pairs: Vec<String>,
     },
 }
 
@@ -221,9 +300,64 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Status { config } => status(&config),
-        Command::Sim { what: SimCommand::WalkUp { out, fps, photos } } => {
-            let refs: Vec<&Path> = photos.iter().map(PathBuf::as_path).collect();
-            let appearances = write_walk_up(&out, &refs, WalkUp { fps, ..WalkUp::default() })?;
+        Command::Sim {
+            what:
+                SimCommand::Thermal {
+                    config,
+                    link,
+                    video_fps,
+                    fps,
+                    ambient,
+                    noise,
+                    dropout,
+                    corrupt,
+                    csv,
+                    seconds,
+                    walkers,
+                },
+        } => {
+            let config = Config::load(&config)?;
+            let mut models = FaceModels::load(&config)?;
+            let faces =
+                dolbom::sim::thermal::photo_faces(&walkers, models.detector.as_mut()).map_err(anyhow::Error::msg)?;
+            let mut pty = dolbom::sim::thermal::open_pty().context("cannot open a pseudo-terminal")?;
+            dolbom::sim::thermal::link(&link, &pty.slave_path)
+                .with_context(|| format!("cannot create {}", link.display()))?;
+            println!("{}", pty.slave_path);
+            let sim = dolbom::sim::thermal::ThermalSim {
+                fps,
+                ambient_c: ambient,
+                noise_c: noise,
+                dropout,
+                corrupt,
+                csv,
+                calibration: config.fever.calibration,
+                seed: 7,
+            };
+            let p = WalkUp { fps: video_fps, ..WalkUp::default() };
+            let sent = dolbom::sim::thermal::stream(
+                &mut pty,
+                &walkers,
+                &faces,
+                &p,
+                &sim,
+                seconds.map(std::time::Duration::from_secs_f64),
+            )?;
+            eprintln!("sim thermal: {sent} frames sent");
+            let _ = std::fs::remove_file(&link);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Alerts { action } => alerts(action),
+        Command::Calibrate { what: CalibrateWhat::Thermal { pairs } } => {
+            let pairs = pairs.iter().map(|p| parse_pair(p)).collect::<Result<Vec<_>>>()?;
+            let m = dolbom::thermal::fusion::fit_affine(&pairs).map_err(anyhow::Error::msg)?;
+            let residual = dolbom::thermal::fusion::rms_error(&m, &pairs);
+            println!("# fitted from {} point pairs; RMS error {residual:.2} thermal pixels", pairs.len());
+            println!("calibration = [{:.6}, {:.6}, {:.4}, {:.6}, {:.6}, {:.4}]", m[0], m[1], m[2], m[3], m[4], m[5]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sim { what: SimCommand::WalkUp { out, fps, walkers } } => {
+            let appearances = write_walk_up(&out, &walkers, WalkUp { fps, ..WalkUp::default() })?;
             for a in appearances {
                 println!("{}\t{}\t{}", a.first_frame, a.last_frame, a.photo);
             }
@@ -254,6 +388,50 @@ fn status(config_path: &Path) -> Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn alerts(action: AlertsAction) -> Result<ExitCode> {
+    use dolbom::alerts::{Action, AlertContext, Command as AlertCommand};
+    let (path, act) = match &action {
+        AlertsAction::List { config } => (config, None),
+        AlertsAction::Silence { alert_id, by, config } => (config, Some((Action::Silence, alert_id, by))),
+        AlertsAction::Resolve { alert_id, by, config } => (config, Some((Action::Resolve, alert_id, by))),
+    };
+    let config = Config::load(path)?;
+    let settings = config.kiosk(path)?;
+    let db = config.state.dir.join("kiosk.db");
+    anyhow::ensure!(db.exists(), "no kiosk database at {} (has `dolbom kiosk` run with this config?)", db.display());
+    let store = dolbom::store::Store::open(&db)?;
+    let mut conn = store.lock()?;
+    let Some((action, alert_id, by)) = act else {
+        for a in dolbom::alerts::list(&conn)? {
+            println!("{}", serde_json::to_string(&a)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let context = AlertContext {
+        center: settings.site.center_id.clone(),
+        kiosk: settings.site.kiosk_id.clone(),
+        topics: dolbom::contract::Topics::new(&settings.site.center_id, &settings.site.kiosk_id),
+        tz: settings.policy.tz.clone(),
+        staff: config.fever.staff.clone(),
+        capacity: config.state.outbox_capacity,
+    };
+    let cmd = AlertCommand { alert_id: alert_id.clone(), by: by.clone(), request_id: None };
+    let result = context.apply(&mut conn, action, &cmd, jiff::Timestamp::now().as_millisecond())?;
+    println!("{}", serde_json::to_string(&result)?);
+    // The running daemon publishes the new state from the outbox within a second.
+    Ok(if result.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn parse_pair(s: &str) -> Result<([f64; 2], [f64; 2])> {
+    let bad = || anyhow::anyhow!("`{s}` is not CAMERA_X,CAMERA_Y=THERMAL_X,THERMAL_Y");
+    let (a, b) = s.split_once('=').ok_or_else(bad)?;
+    let xy = |t: &str| -> Result<[f64; 2]> {
+        let (x, y) = t.split_once(',').ok_or_else(bad)?;
+        Ok([x.trim().parse().map_err(|_| bad())?, y.trim().parse().map_err(|_| bad())?])
+    };
+    Ok((xy(a)?, xy(b)?))
 }
 
 fn pipeline(config: &Config) -> Result<FacePipeline> {

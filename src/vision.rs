@@ -18,10 +18,10 @@ use tracing::{debug, info, info_span, warn};
 
 use crate::camera::{FrameSlot, Take};
 use crate::face::quality;
+use crate::fever::{decide, Decision, FeverConfig, NotMeasured, Reading};
 use crate::gallery::{Gallery, GalleryStore, Role};
 use crate::health::Health;
 use crate::identify::FacePipeline;
-use crate::fever::{decide, Decision, FeverConfig, NotMeasured, Reading};
 use crate::thermal::fusion::measure;
 use crate::thermal::source::LatestFrame;
 use crate::track::{Settled, Tracker, Verdict};

@@ -27,6 +27,9 @@ pub fn measure(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig, max_ya
         return Reading::NotMeasured(NotMeasured::NotFrontal);
     }
     let (x0, y0, x1, y1) = region(face, &cfg.calibration);
+    if (x1 - x0) / 1.4 < cfg.min_eye_thermal_px {
+        return Reading::NotMeasured(NotMeasured::TooFar);
+    }
     if x1 <= 0.0 || y1 <= 0.0 || x0 >= frame.width as f64 || y0 >= frame.height as f64 {
         return Reading::NotMeasured(NotMeasured::OutOfView);
     }
@@ -66,6 +69,60 @@ pub fn measure(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig, max_ya
         }
     }
     Reading::Measured(celsius + cfg.site_offset_c)
+}
+
+/// Least-squares affine transform from camera to thermal pixels, from point pairs.
+pub fn fit_affine(pairs: &[([f64; 2], [f64; 2])]) -> Result<[f64; 6], String> {
+    if pairs.len() < 3 {
+        return Err(format!("need at least 3 point pairs, got {}", pairs.len()));
+    }
+    // Normal equations for [a b c] (x') and [d e f] (y') share one 3x3 matrix.
+    let mut m = [[0.0f64; 3]; 3];
+    let (mut vx, mut vy) = ([0.0f64; 3], [0.0f64; 3]);
+    for ([x, y], [u, v]) in pairs {
+        let row = [*x, *y, 1.0];
+        for i in 0..3 {
+            for j in 0..3 {
+                m[i][j] += row[i] * row[j];
+            }
+            vx[i] += row[i] * u;
+            vy[i] += row[i] * v;
+        }
+    }
+    let det = |m: &[[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(&m);
+    if d.abs() < 1e-9 {
+        return Err("the camera points are all on one line; use points spread over the view".into());
+    }
+    // Cramer's rule.
+    let solve = |v: [f64; 3]| {
+        let mut out = [0.0; 3];
+        for (k, o) in out.iter_mut().enumerate() {
+            let mut mk = m;
+            for r in 0..3 {
+                mk[r][k] = v[r];
+            }
+            *o = det(&mk) / d;
+        }
+        out
+    };
+    let (a, b) = (solve(vx), solve(vy));
+    Ok([a[0], a[1], a[2], b[0], b[1], b[2]])
+}
+
+/// Root-mean-square distance, in thermal pixels, between mapped and measured points.
+pub fn rms_error(m: &[f64; 6], pairs: &[([f64; 2], [f64; 2])]) -> f64 {
+    let sum: f64 = pairs
+        .iter()
+        .map(|([x, y], [u, v])| {
+            let (pu, pv) = to_thermal(m, [*x as f32, *y as f32]);
+            (pu - u).powi(2) + (pv - v).powi(2)
+        })
+        .sum();
+    (sum / pairs.len().max(1) as f64).sqrt()
 }
 
 #[cfg(test)]
@@ -116,6 +173,26 @@ mod tests {
     fn far_face_is_not_measured() {
         let f = face_at(320.0, 240.0, 20.0); // eyes 1 thermal pixel apart
         assert_eq!(measure(&frame_with_face(36.6, false), &f, &cfg(), 0.35), Reading::NotMeasured(NotMeasured::TooFar));
+    }
+
+    #[test]
+    fn affine_fit_recovers_a_known_transform() {
+        let truth = [0.05, 0.002, -1.0, -0.001, 0.051, 0.5];
+        let pairs: Vec<([f64; 2], [f64; 2])> = [[10.0, 20.0], [600.0, 40.0], [320.0, 460.0], [100.0, 300.0]]
+            .iter()
+            .map(|p| {
+                let (u, v) = to_thermal(&truth, [p[0] as f32, p[1] as f32]);
+                (*p, [u, v])
+            })
+            .collect();
+        let fit = fit_affine(&pairs).expect("fit");
+        for (a, b) in fit.iter().zip(truth) {
+            assert!((a - b).abs() < 1e-4, "{fit:?}");
+        }
+        assert!(rms_error(&fit, &pairs) < 1e-3);
+        assert!(fit_affine(&pairs[..2]).is_err());
+        let line: Vec<_> = (0..4).map(|i| ([i as f64, i as f64], [0.0, 0.0])).collect();
+        assert!(fit_affine(&line).is_err());
     }
 
     #[test]

@@ -112,7 +112,9 @@ pub fn run_thermal(config: ThermalConfig, latest: LatestFrame, health: Arc<Healt
                     decoder.feed(&buf[..n], &mut frames);
                     let stats = decoder.stats();
                     health.set_thermal_stats(stats);
-                    if let Some(mut f) = frames.drain(..).last() {
+                    let newest = frames.pop();
+                    frames.clear();
+                    if let Some(mut f) = newest {
                         f.mono_ms = mono_now_ms();
                         if let Ok(mut l) = latest.lock() {
                             *l = Some(f);

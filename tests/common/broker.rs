@@ -188,3 +188,24 @@ impl Drop for Subscriber {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Publishes one QoS 1 message and waits for the broker's acknowledgement.
+pub fn publish(port: u16, topic: &str, payload: &[u8]) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let (client, mut el) =
+            rumqttc::AsyncClient::new(MqttOptions::new(format!("test-pub-{}", free_port()), "127.0.0.1", port), 10);
+        client.publish(topic, QoS::AtLeastOnce, false, payload.to_vec()).await.expect("queue publish");
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            assert!(Instant::now() < until, "no PUBACK for {topic}");
+            if let Ok(Ok(Event::Incoming(Incoming::PubAck(_)))) =
+                tokio::time::timeout(Duration::from_secs(1), el.poll()).await
+            {
+                break;
+            }
+        }
+        let _ = client.disconnect().await;
+        let _ = tokio::time::timeout(Duration::from_millis(300), el.poll()).await;
+    });
+}

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use dolbom::sim::{write_walk_up, Appearance, WalkUp};
+use dolbom::sim::{write_walk_up, Appearance, WalkUp, Walker};
 
 use super::{dolbom, photo, stderr};
 
@@ -25,11 +25,11 @@ pub fn clip() -> (&'static Path, &'static [Appearance]) {
     let (_, path, apps) = CLIP.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("walkup.avi");
-        let photos: Vec<PathBuf> = WALKERS.iter().map(|p| photo(p)).collect();
-        let refs: Vec<&Path> = photos.iter().map(PathBuf::as_path).collect();
+        let walkers: Vec<Walker> =
+            WALKERS.iter().map(|p| Walker { photo: photo(p), skin_c: 36.5, far: false }).collect();
         let apps = write_walk_up(
             &path,
-            &refs,
+            &walkers,
             WalkUp { gap_secs: 1.0, approach_secs: 2.0, stay_secs: 1.0, ..WalkUp::default() },
         )
         .expect("clip");

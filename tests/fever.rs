@@ -1,0 +1,173 @@
+//! Fever screening end to end: a video and a simulated thermal stream over a real pseudo-terminal
+//! pair, the real daemon, real Mosquitto; staff silence the alert by MQTT command and by CLI.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::broker::{publish, system_broker_port, Subscriber};
+use common::kiosk::{enrol, events, kiosk_config, spawn_kiosk, wait_exit, KioskOptions};
+use dolbom::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
+use dolbom::sim::{write_walk_up, WalkUp, Walker};
+
+fn walkers() -> Vec<Walker> {
+    vec![
+        Walker { photo: common::photo("face_recognition/obama.jpg"), skin_c: 38.2, far: false },
+        Walker { photo: common::photo("unknowns/Female_41_2_4.jpg"), skin_c: 36.5, far: false },
+        Walker { photo: common::photo("unknowns/Female_42_2_2_1.jpg"), skin_c: 36.6, far: true },
+    ]
+}
+
+const SCENE: WalkUp = WalkUp { width: 640, height: 480, fps: 10.0, approach_secs: 2.0, stay_secs: 1.5, gap_secs: 1.0 };
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("json");
+    jsonschema::validator_for(&v).expect("schema compiles")
+}
+
+#[test]
+fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("clip.avi");
+    write_walk_up(&clip, &walkers(), SCENE).expect("clip");
+    let port = system_broker_port();
+    let center = format!("fever-{}-{}", std::process::id(), common::broker::free_port());
+    let thermal_link: PathBuf = dir.path().join("thermal0");
+    let extra = format!(
+        "\n[thermal]\ndevice = \"gy-mcu90640\"\nport = \"{}\"\n\n[fever]\nenabled = true\nstaff = [\"kim\"]\n",
+        thermal_link.display()
+    );
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port, clip: &clip, pace: "realtime", at_end: "exit", mqtt: "", extra: &extra },
+    );
+    enrol(&config);
+
+    // The simulated sensor, in-process, on a real pty; it starts the scene when the daemon opens it.
+    let cfg = common::load(&config);
+    let mut models = dolbom::face::FaceModels::load(&cfg).expect("models");
+    let faces = photo_faces(&walkers(), models.detector.as_mut()).expect("faces");
+    let mut pty = open_pty().expect("pty");
+    link(&thermal_link, &pty.slave_path).expect("link");
+    let sim = ThermalSim {
+        fps: 8.0,
+        ambient_c: 24.0,
+        noise_c: 0.1,
+        dropout: 0.03,
+        corrupt: 0.03,
+        csv: false,
+        calibration: cfg.fever.calibration,
+        seed: 11,
+    };
+    let sensor = std::thread::spawn(move || stream(&mut pty, &walkers(), &faces, &SCENE, &sim, None));
+
+    let sub = Subscriber::start(port, &format!("dolbom/v1/{center}/#"));
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+
+    sub.wait_for(Duration::from_secs(60), "the fever alert", |m| m.iter().any(|r| r.topic.contains("/alert/")));
+    let alert = sub.on("").into_iter().find(|r| r.topic.contains("/alert/")).expect("alert");
+    let alert_id = alert.payload["alert_id"].as_str().expect("alert id").to_string();
+    assert_eq!(alert.payload["state"], "active");
+    assert!(alert.retained || alert.payload["state"] == "active");
+    assert_eq!(alert.payload["message"], "elevated skin temperature — confirm with a thermometer");
+
+    // Staff commands while the daemon runs: garbage, a stranger, the real thing, and a repeat.
+    let cmd = format!("dolbom/v1/{center}/door-1/cmd/silence");
+    publish(port, &cmd, b"\xff{not json");
+    publish(port, &cmd, format!(r#"{{"alert_id":"{alert_id}","by":"mallory","request_id":"r0"}}"#).as_bytes());
+    publish(port, &cmd, br#"{"alert_id":"no-such-alert","by":"kim","request_id":"r9"}"#);
+    publish(port, &cmd, format!(r#"{{"alert_id":"{alert_id}","by":"kim","request_id":"r1"}}"#).as_bytes());
+    publish(port, &cmd, format!(r#"{{"alert_id":"{alert_id}","by":"kim","request_id":"r1"}}"#).as_bytes());
+    sub.wait_for(Duration::from_secs(20), "five command results", |m| {
+        m.iter().filter(|r| r.topic.ends_with("/cmd/result")).count() >= 5
+    });
+
+    let status = wait_exit(&mut kiosk, 90, &log);
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "log:\n{log_text}");
+    let _ = sensor.join();
+    sub.wait_for(Duration::from_secs(10), "offline", |m| m.iter().any(|r| r.payload["state"] == "offline"));
+
+    let received = sub.snapshot();
+    let results: Vec<&serde_json::Value> =
+        received.iter().filter(|r| r.topic.ends_with("/cmd/result")).map(|r| &r.payload).collect();
+    assert_eq!(results[0]["ok"], false, "garbage: {}", results[0]);
+    assert!(results[0]["error"].as_str().unwrap_or("").contains("not a command"));
+    assert_eq!(results[1]["ok"], false);
+    assert!(results[1]["error"].as_str().unwrap_or("").contains("not a staff id"), "{}", results[1]);
+    assert_eq!(results[1]["state"], "active", "the stranger changed nothing");
+    assert_eq!(results[2]["ok"], false);
+    assert!(results[2]["error"].as_str().unwrap_or("").contains("no alert"));
+    assert_eq!(results[3]["ok"], true);
+    assert_eq!(results[3]["state"], "silenced");
+    assert_eq!(results[4], results[3], "a repeated request gets the first answer");
+
+    let states: Vec<&serde_json::Value> =
+        received.iter().filter(|r| r.topic.contains("/alert/")).map(|r| &r.payload).collect();
+    assert_eq!(states.len(), 2, "active, then silenced once: {states:?}");
+    assert_eq!(states[1]["state"], "silenced");
+    assert_eq!(states[1]["silenced_by"], "kim");
+
+    // Exactly one fever event, for the 38.2 degC person; the others as screened.
+    let fevers: Vec<&serde_json::Value> =
+        received.iter().filter(|r| r.topic.ends_with("/event/fever")).map(|r| &r.payload).collect();
+    assert_eq!(fevers.len(), 1, "{fevers:?}");
+    assert_eq!(fevers[0]["person"]["id"], "obama");
+    let (evs, _) = events(&received);
+    let arrival = evs.iter().find(|e| e["schema"] == "dolbom.attendance/1").expect("arrival");
+    assert_eq!(arrival["temperature_status"], "elevated");
+    let t = arrival["temperature_c"].as_f64().expect("measured");
+    assert!((37.7..=38.7).contains(&t), "38.2 degC skin read as {t}");
+    let visitors: Vec<&serde_json::Value> = evs.iter().filter(|e| e["schema"] == "dolbom.visitor/1").collect();
+    assert_eq!(visitors.len(), 2, "{visitors:?}");
+    assert_eq!(visitors[0]["temperature_status"], "normal");
+    let t = visitors[0]["temperature_c"].as_f64().expect("measured");
+    assert!((36.0..=37.0).contains(&t), "36.5 degC skin read as {t}");
+    assert_eq!(visitors[1]["temperature_status"], "too_far", "{}", visitors[1]);
+    assert!(visitors[1]["temperature_c"].is_null());
+
+    for (suffix, name) in [
+        ("/event/fever", "fever"),
+        ("/cmd/result", "cmd-result"),
+        ("/event/attendance", "attendance"),
+        ("/event/visitor", "visitor"),
+    ] {
+        let v = schema(&format!("{name}.schema.json"));
+        for m in received.iter().filter(|r| r.topic.ends_with(suffix)) {
+            let errors: Vec<String> = v.iter_errors(&m.payload).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{}: {errors:?}", m.payload);
+        }
+    }
+    let v = schema("alert.schema.json");
+    for m in received.iter().filter(|r| r.topic.contains("/alert/")) {
+        assert!(v.is_valid(&m.payload), "{}", m.payload);
+    }
+    let status_msg = received.iter().rev().find(|r| r.topic.ends_with("/status")).expect("status");
+    assert!(status_msg.payload["health"]["thermal_frames"].as_u64().unwrap_or(0) > 20);
+    assert!(
+        status_msg.payload["health"]["thermal_checksum_errors"].as_u64().unwrap_or(0) >= 1,
+        "corrupted frames were caught"
+    );
+
+    // A new subscriber sees the retained state: silenced, by whom.
+    let late = Subscriber::start(port, &format!("dolbom/v1/{center}/door-1/alert/#"));
+    late.wait_for(Duration::from_secs(5), "the retained alert", |m| !m.is_empty());
+    let retained = &late.snapshot()[0];
+    assert!(retained.retained);
+    assert_eq!(retained.payload["state"], "silenced");
+
+    // Staff can also act from the kiosk's shell: list, then resolve.
+    let c = config.to_str().expect("utf-8");
+    let out = common::dolbom(&["alerts", "list", "--config", c]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert!(common::stdout(&out).contains("\"state\":\"silenced\""));
+    let out = common::dolbom(&["alerts", "resolve", &alert_id, "--by", "mallory", "--config", c]);
+    assert!(!out.status.success(), "unknown staff refused");
+    let out = common::dolbom(&["alerts", "resolve", &alert_id, "--by", "kim", "--config", c]);
+    assert!(out.status.success(), "{}", common::stdout(&out));
+    let out = common::dolbom(&["alerts", "list", "--config", c]);
+    assert!(common::stdout(&out).contains("\"state\":\"resolved\""), "{}", common::stdout(&out));
+}
