@@ -1,0 +1,165 @@
+//! The thermal parsers under hostile input, and the serial source on a real pseudo-terminal:
+//! bytes through the kernel's tty layer, a port that vanishes and comes back.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dolbom::health::{Health, SensorState};
+use dolbom::sim::thermal::{link, open_pty, slave_is_open, Rng};
+use dolbom::thermal::mlx90640::{self, Checksum, GyMcu90640};
+use dolbom::thermal::source::{run_thermal, LatestFrame, ThermalConfig};
+use dolbom::thermal::{csv, DeviceKind, FrameDecoder, ThermalFrame};
+
+/// A mutational fuzzer with a time budget (DOLBOM_FUZZ_SECS, default 10 s per decoder): valid
+/// frames cut, spliced, bit-flipped, duplicated and mixed with random bytes, fed in random
+/// splits. Nothing may panic, every frame that comes out must be well-formed, and memory must
+/// stay bounded. Failing inputs are printed as a seed to replay.
+#[test]
+fn fuzz_decoders_never_panic_and_only_emit_valid_frames() {
+    let secs: u64 = std::env::var("DOLBOM_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let valid_bin: Vec<Vec<u8>> = (0..4)
+        .map(|k| {
+            mlx90640::encode(&(0..768).map(|i| 20.0 + ((i * (k + 1)) % 200) as f32 / 10.0).collect::<Vec<_>>(), 24.0)
+        })
+        .collect();
+    let valid_csv: Vec<Vec<u8>> = (0..4).map(|k| csv::encode(&[21.0 + k as f32; 64], 23.0)).collect();
+    for (name, valid) in [("gy-mcu90640", &valid_bin), ("csv", &valid_csv)] {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut cases = 0u64;
+        let mut emitted = 0u64;
+        while Instant::now() < deadline {
+            let seed = 0x9E37_79B9_7F4A_7C15u64 ^ cases;
+            let mut rng = Rng::new(seed);
+            let input = mutate(valid, &mut rng);
+            let mut decoder: Box<dyn FrameDecoder> = if name == "csv" {
+                Box::new(csv::CsvFrames::new(8, 8))
+            } else {
+                Box::new(GyMcu90640::new(Checksum::Sum16, None))
+            };
+            let mut out: Vec<ThermalFrame> = Vec::new();
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let mut rest = &input[..];
+                while !rest.is_empty() {
+                    let n = 1 + (rng.next_f64() * 2000.0) as usize % rest.len().max(1);
+                    let (chunk, tail) = rest.split_at(n.min(rest.len()));
+                    decoder.feed(chunk, &mut out);
+                    rest = tail;
+                }
+            }));
+            assert!(result.is_ok(), "{name} decoder panicked; replay seed {seed:#x}");
+            for f in &out {
+                assert_eq!(f.pixels.len(), f.width * f.height, "{name}: malformed frame from seed {seed:#x}");
+                assert!(f.pixels.iter().all(|p| p.is_finite()), "{name}: non-finite pixel from seed {seed:#x}");
+            }
+            emitted += out.len() as u64;
+            cases += 1;
+        }
+        eprintln!("fuzz {name}: {cases} cases, {emitted} frames accepted in {secs} s");
+        assert!(cases > 100, "{name}: the fuzzer hardly ran ({cases} cases)");
+        assert!(emitted > 0, "{name}: mutations never left a valid frame, so acceptance was not exercised");
+    }
+}
+
+fn mutate(valid: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
+    let mut out = Vec::new();
+    let pieces = 1 + (rng.next_f64() * 6.0) as usize;
+    for _ in 0..pieces {
+        let frame = &valid[(rng.next_f64() * valid.len() as f64) as usize % valid.len()];
+        match (rng.next_f64() * 7.0) as u32 {
+            0 => out.extend_from_slice(frame),
+            1 => {
+                let cut = (rng.next_f64() * frame.len() as f64) as usize;
+                out.extend_from_slice(&frame[..cut]);
+            }
+            2 => {
+                let mut f = frame.clone();
+                for _ in 0..1 + (rng.next_f64() * 4.0) as usize {
+                    let at = (rng.next_f64() * f.len() as f64) as usize % f.len();
+                    f[at] ^= 1 << ((rng.next_f64() * 8.0) as u32 % 8);
+                }
+                out.extend_from_slice(&f);
+            }
+            3 => out.extend((0..(rng.next_f64() * 3000.0) as usize).map(|_| (rng.next_f64() * 256.0) as u8)),
+            4 => out.extend(std::iter::repeat_n(0x5A, (rng.next_f64() * 50.0) as usize)),
+            5 => {
+                let cut = (rng.next_f64() * frame.len() as f64) as usize;
+                out.extend_from_slice(&frame[cut..]);
+            }
+            _ => {
+                let mut f = frame.clone();
+                let at = (rng.next_f64() * f.len() as f64) as usize % f.len();
+                f.insert(at, (rng.next_f64() * 256.0) as u8);
+                out.extend_from_slice(&f);
+            }
+        }
+    }
+    out
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn config(port: &Path, device: DeviceKind) -> ThermalConfig {
+    let toml = format!(
+        "device = \"{}\"\nport = \"{}\"\nretry_max_ms = 300\n",
+        if device == DeviceKind::Csv { "csv" } else { "gy-mcu90640" },
+        port.display()
+    );
+    toml::from_str(&toml).expect("thermal config")
+}
+
+#[test]
+fn serial_source_reads_a_pty_survives_unplug_and_reopens() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = dir.path().join("ttyTHERMAL");
+    let latest: LatestFrame = Arc::default();
+    let health = Arc::new(Health::default());
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Nothing plugged in yet: the source retries and says so.
+    let source = {
+        let (c, l, h, s) = (config(&port, DeviceKind::GyMcu90640), latest.clone(), health.clone(), stop.clone());
+        std::thread::spawn(move || run_thermal(c, l, h, s))
+    };
+    wait_until("retrying state", Duration::from_secs(5), || health.summary().thermal == SensorState::Retrying);
+
+    for round in 0..2 {
+        let mut pty = open_pty().expect("pty");
+        link(&port, &pty.slave_path).expect("link");
+        wait_until("the source to open the port", Duration::from_secs(10), || slave_is_open(&pty.master));
+        // Noise, a corrupted frame, then good frames split oddly, written through the tty layer.
+        let good = mlx90640::encode(&[30.0 + round as f32; 768], 24.0);
+        let mut bad = good.clone();
+        bad[100] ^= 0xFF;
+        pty.master.write_all(&[0x13, 0x5A, 0x00, 0x5A, 0x5A, 0x01]).expect("write");
+        pty.master.write_all(&bad).expect("write");
+        for chunk in good.chunks(97) {
+            pty.master.write_all(chunk).expect("write");
+        }
+        pty.master.write_all(&good).expect("write");
+        wait_until("a frame from the pty", Duration::from_secs(10), || {
+            latest.lock().ok().and_then(|l| l.as_ref().map(|f| f.pixels[0])) == Some(30.0 + round as f32)
+        });
+        assert_eq!(health.summary().thermal, SensorState::Ok);
+        // Unplug: the device disappears.
+        drop(pty);
+        let _ = std::fs::remove_file(&port);
+        wait_until("the source to notice the unplug", Duration::from_secs(10), || {
+            health.summary().thermal == SensorState::Retrying
+        });
+    }
+    let summary = health.summary();
+    assert!(summary.thermal_checksum_errors >= 1, "{summary:?}");
+    stop.store(true, Ordering::Relaxed);
+    source.join().expect("source thread");
+}
