@@ -297,3 +297,63 @@ impl CommandStage {
         Ok(result)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gallery::Role;
+
+    fn setup() -> (tempfile::TempDir, crate::store::Store, AlertContext) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(&dir.path().join("k.db")).expect("store");
+        let ctx = AlertContext {
+            center: "c".into(),
+            kiosk: "k".into(),
+            topics: Topics::new("c", "k"),
+            tz: TimeZone::get("Asia/Seoul").expect("tz"),
+            staff: vec!["kim".into()],
+            capacity: 100,
+        };
+        (dir, store, ctx)
+    }
+
+    fn new(subject: &str, day: &str) -> NewAlert {
+        NewAlert {
+            subject: subject.into(),
+            day: day.into(),
+            person: Some(PersonRef { id: subject.into(), role: Role::Child }),
+            temperature_c: 38.2,
+            at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn one_alert_per_person_per_visit_even_after_silencing() {
+        let (_d, store, ctx) = setup();
+        let mut conn = store.lock().expect("lock");
+        let first = ctx.raise(&conn, new("minji", "2026-11-25"), 0).expect("raise").expect("raised");
+        assert!(ctx.raise(&conn, new("minji", "2026-11-25"), 1).expect("raise").is_none(), "still active: no second alert");
+        let cmd = Command { alert_id: first.alert_id.clone(), by: "kim".into(), request_id: Some("r1".into()) };
+        let r = ctx.apply(&mut conn, Action::Silence, &cmd, 2).expect("apply");
+        assert!(r.ok);
+        assert!(ctx.raise(&conn, new("minji", "2026-11-25"), 3).expect("raise").is_none(), "silenced: does not fire again today");
+        assert!(ctx.raise(&conn, new("minji", "2026-11-26"), 4).expect("raise").is_some(), "a new visit may alert again");
+        assert!(ctx.raise(&conn, new("jiwoo", "2026-11-25"), 5).expect("raise").is_some(), "another child may alert");
+    }
+
+    #[test]
+    fn refused_commands_change_nothing() {
+        let (_d, store, ctx) = setup();
+        let mut conn = store.lock().expect("lock");
+        let a = ctx.raise(&conn, new("minji", "2026-11-25"), 0).expect("raise").expect("raised");
+        let by_stranger = Command { alert_id: a.alert_id.clone(), by: "mallory".into(), request_id: None };
+        let r = ctx.apply(&mut conn, Action::Silence, &by_stranger, 1).expect("apply");
+        assert!(!r.ok);
+        assert_eq!(list(&conn).expect("list")[0].state, AlertStateKind::Active);
+        let resolve = Command { alert_id: a.alert_id.clone(), by: "kim".into(), request_id: None };
+        assert!(ctx.apply(&mut conn, Action::Resolve, &resolve, 2).expect("apply").ok);
+        let again = ctx.apply(&mut conn, Action::Silence, &resolve, 3).expect("apply");
+        assert!(!again.ok, "a resolved alert cannot be silenced");
+        assert_eq!(again.state, Some(AlertStateKind::Resolved));
+    }
+}
