@@ -34,11 +34,15 @@ fn main() {
     };
     let temps = [36.0f32, 36.5, 37.0, 37.3, 37.6, 38.0, 38.5];
     println!("fever screening on simulated scenes: {trials} people per cell, threshold {} degC", cfg.threshold_c);
-    println!("{:>6} {:>8} {:>9} {:>9} {:>11} {:>11} {:>13}", "dist m", "ambient", "MAE degC", "bias", "sensitivity", "false alarm", "not measured");
+    println!(
+        "{:>6} {:>8} {:>9} {:>9} {:>11} {:>11} {:>13}",
+        "dist m", "ambient", "MAE degC", "bias", "sensitivity", "false alarm", "not measured"
+    );
     for distance in [0.5f32, 0.75, 1.0, 1.25, 1.5] {
         for ambient in [18.0f32, 24.0, 30.0] {
             let mut errors = Vec::new();
-            let (mut fever_n, mut fever_hit, mut normal_n, mut normal_alarm, mut not_measured, mut total) = (0, 0, 0, 0, 0, 0);
+            let (mut fever_n, mut fever_hit, mut normal_n, mut normal_alarm, mut not_measured, mut total) =
+                (0, 0, 0, 0, 0, 0);
             let mut rng = Rng::new((distance * 1000.0) as u64 * 31 + ambient as u64);
             for t in temps {
                 for _ in 0..trials {
@@ -67,7 +71,8 @@ fn main() {
             }
             let mae = errors.iter().map(|e| e.abs()).sum::<f32>() / errors.len().max(1) as f32;
             let bias = errors.iter().sum::<f32>() / errors.len().max(1) as f32;
-            let pct = |a: i32, b: i32| if b == 0 { "-".to_string() } else { format!("{:.0}%", 100.0 * a as f64 / b as f64) };
+            let pct =
+                |a: i32, b: i32| if b == 0 { "-".to_string() } else { format!("{:.0}%", 100.0 * a as f64 / b as f64) };
             let measured = total - not_measured;
             println!(
                 "{distance:>6.2} {ambient:>8.0} {:>9} {:>9} {:>11} {:>11} {:>13}",
@@ -92,8 +97,22 @@ fn screen_one(true_c: f32, distance: f32, ambient: f32, cfg: &FeverConfig, rng: 
         let face = face_at(cx, cy, eye);
         let to_t = |v: f32| f64::from(v) * 0.05;
         let blobs = [
-            Blob { x0: to_t(cx - 1.6 * eye), y0: to_t(cy - 1.2 * eye), x1: to_t(cx + 1.6 * eye), y1: 24.0, celsius: 30.0, ellipse: false },
-            Blob { x0: to_t(cx - eye), y0: to_t(cy - 1.1 * eye), x1: to_t(cx + eye), y1: to_t(cy + 1.5 * eye), celsius: skin, ellipse: true },
+            Blob {
+                x0: to_t(cx - 1.6 * eye),
+                y0: to_t(cy - 1.2 * eye),
+                x1: to_t(cx + 1.6 * eye),
+                y1: 24.0,
+                celsius: 30.0,
+                ellipse: false,
+            },
+            Blob {
+                x0: to_t(cx - eye),
+                y0: to_t(cy - 1.1 * eye),
+                x1: to_t(cx + eye),
+                y1: to_t(cy + 1.5 * eye),
+                celsius: skin,
+                ellipse: true,
+            },
             Blob { x0: 0.0, y0: 0.0, x1: 2.0, y1: 2.0, celsius: 35.0, ellipse: false },
         ];
         let pixels: Vec<f32> = render(&blobs, ambient, 0.1, rng).into_iter().map(|p| p + offset).collect();

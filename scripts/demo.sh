@@ -26,17 +26,37 @@ echo "== identify photos: Obama in two new photos; the group photo is all strang
     "$photos/face_recognition/obama_partial_face.jpg" \
     "$photos/insightface/t1.jpg"
 
-echo "== sample clip: Obama, Biden, a stranger, Obama again walk up to the door =="
-"$bin" sim walk-up --out .dolbom/demo/walkup.avi \
-    "$photos/face_recognition/obama.jpg" "$photos/face_recognition/biden.jpg" \
-    "$photos/unknowns/Female_42_7.jpg" "$photos/face_recognition/obama3.jpg"
+# Who walks up, with the skin temperature the simulated thermal sensor gives each face:
+# Obama (enrolled guardian), Biden (enrolled staff; his photo is tall, so his face stays small
+# for the 32x24 sensor: "not measured"), a stranger with an elevated temperature, Obama again.
+walkers=("$photos/face_recognition/obama.jpg@36.6" "$photos/face_recognition/biden.jpg@36.4"
+         "$photos/unknowns/Female_42_7.jpg@38.4" "$photos/face_recognition/obama3.jpg@36.7")
+echo "== sample clip: ${#walkers[@]} people walk up to the door =="
+"$bin" sim walk-up --out .dolbom/demo/walkup.avi "${walkers[@]}"
 
-echo "== kiosk daemon on the clip (config/sample-clip.toml); MQTT messages as they arrive =="
-mosquitto_sub -h 127.0.0.1 -p 1883 -V mqttv5 -v -t 'dolbom/v1/sunshine/door-1/#' &
+root='dolbom/v1/sunshine/door-1'
+# Alerts are retained; clear those left on the broker by earlier demo runs.
+mosquitto_sub -h 127.0.0.1 -t "$root/alert/#" --remove-retained -W 1 >/dev/null 2>&1 || true
+
+echo "== kiosk daemon with fever screening (config/sample-fever.toml); MQTT messages as they arrive =="
+mosquitto_sub -h 127.0.0.1 -p 1883 -V mqttv5 -v -t "$root/#" &
 sub=$!
-trap 'kill $sub 2>/dev/null || true' EXIT
-sleep 0.3
-"$bin" kiosk --config config/sample-clip.toml
+"$bin" sim thermal --config config/sample-fever.toml --link .dolbom/demo/thermal0 "${walkers[@]}" >/dev/null &
+sim=$!
+trap 'kill $sub $sim 2>/dev/null || true' EXIT
+sleep 0.5
+"$bin" kiosk --config config/sample-fever.toml &
+kiosk=$!
+# A teacher's app: on the first fever event, silence its alert over MQTT.
+fever=$(timeout 60 mosquitto_sub -h 127.0.0.1 -C 1 -t "$root/event/fever" || true)
+alert=$(printf '%s' "$fever" | sed -n 's/.*"alert_id":"\([^"]*\)".*/\1/p')
+if [ -n "$alert" ]; then
+    mosquitto_pub -h 127.0.0.1 -q 1 -t "$root/cmd/silence" \
+        -m "{\"alert_id\":\"$alert\",\"by\":\"kim-teacher\",\"request_id\":\"demo-1\"}"
+fi
+wait $kiosk
 sleep 0.5
 echo "== dolbom status =="
-"$bin" status --config config/sample-clip.toml || true
+"$bin" status --config config/sample-fever.toml || true
+echo "== fever alerts on this kiosk (dolbom alerts list) =="
+"$bin" alerts list --config config/sample-fever.toml

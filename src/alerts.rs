@@ -332,12 +332,21 @@ mod tests {
         let (_d, store, ctx) = setup();
         let mut conn = store.lock().expect("lock");
         let first = ctx.raise(&conn, new("minji", "2026-11-25"), 0).expect("raise").expect("raised");
-        assert!(ctx.raise(&conn, new("minji", "2026-11-25"), 1).expect("raise").is_none(), "still active: no second alert");
+        assert!(
+            ctx.raise(&conn, new("minji", "2026-11-25"), 1).expect("raise").is_none(),
+            "still active: no second alert"
+        );
         let cmd = Command { alert_id: first.alert_id.clone(), by: "kim".into(), request_id: Some("r1".into()) };
         let r = ctx.apply(&mut conn, Action::Silence, &cmd, 2).expect("apply");
         assert!(r.ok);
-        assert!(ctx.raise(&conn, new("minji", "2026-11-25"), 3).expect("raise").is_none(), "silenced: does not fire again today");
-        assert!(ctx.raise(&conn, new("minji", "2026-11-26"), 4).expect("raise").is_some(), "a new visit may alert again");
+        assert!(
+            ctx.raise(&conn, new("minji", "2026-11-25"), 3).expect("raise").is_none(),
+            "silenced: does not fire again today"
+        );
+        assert!(
+            ctx.raise(&conn, new("minji", "2026-11-26"), 4).expect("raise").is_some(),
+            "a new visit may alert again"
+        );
         assert!(ctx.raise(&conn, new("jiwoo", "2026-11-25"), 5).expect("raise").is_some(), "another child may alert");
     }
 

@@ -249,6 +249,11 @@ impl Config {
         if let Some(camera) = &mut self.camera {
             camera.resolve_paths(base);
         }
+        if let Some(thermal) = &mut self.thermal {
+            if !thermal.port.starts_with('/') {
+                thermal.port = base.join(&thermal.port).display().to_string();
+            }
+        }
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {

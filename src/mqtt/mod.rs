@@ -291,7 +291,9 @@ impl Publisher {
         let mut last_sent = 0i64;
         // Set once the offline status is on its way; past it, stop waiting for its PUBACK.
         let mut offline_by: Option<Instant> = None;
-        let mut status_tick = tokio::time::interval(Duration::from_secs(self.config.status_interval_secs));
+        // The first status goes out on connect; the ticks refresh it.
+        let period = Duration::from_secs(self.config.status_interval_secs);
+        let mut status_tick = tokio::time::interval_at(Instant::now() + period, period);
         let queued = self.outbox.queued().clone();
         let mut outbox_poll = tokio::time::interval(Duration::from_secs(1));
         loop {
