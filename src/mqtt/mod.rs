@@ -306,6 +306,7 @@ impl Publisher {
                         info!(protocol = session.protocol().name(), "connected to broker");
                         self.health.broker_connected.store(true, Ordering::Relaxed);
                         self.health.set_mqtt_protocol(Some(session.protocol().name()));
+                        self.write_status("online");
                         if session.publish(&self.status_message("online")).is_ok() {
                             requested.push_back(Pending::Status { last: false });
                         }
