@@ -6,6 +6,7 @@
 
 pub mod alerts;
 pub mod attendance;
+pub mod backoff;
 pub mod camera;
 pub mod config;
 pub mod contract;

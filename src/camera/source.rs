@@ -12,6 +12,7 @@ use serde::Deserialize;
 use tracing::{info, info_span, warn};
 
 use super::FrameSlot;
+use crate::backoff::{sleep_unless_stopped, Backoff};
 use crate::health::{CameraState, Health};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -172,8 +173,8 @@ fn open(config: &CameraConfig) -> Result<(VideoCapture, f64), String> {
 /// Runs until `stop` is set or a finite source ends with `at_end = "exit"`; then ends the slot.
 pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health>, stop: Arc<AtomicBool>) {
     let _span = info_span!("camera", kind = ?config.kind, source = %config.source).entered();
-    let mut backoff = Duration::from_millis(config.retry_initial_ms);
-    let max_backoff = Duration::from_millis(config.retry_max_ms);
+    let mut backoff =
+        Backoff::new(Duration::from_millis(config.retry_initial_ms), Duration::from_millis(config.retry_max_ms));
     let mut index = 0u64;
     // Files processed fast get a synthetic clock: frame i was "captured" i/fps after the start.
     let fast = config.pace == Pace::Fast;
@@ -182,10 +183,10 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
         let (mut cap, fps) = match open(&config) {
             Ok(c) => c,
             Err(e) => {
-                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "camera unavailable");
+                let delay = backoff.next_delay();
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "camera unavailable");
                 health.set_camera(CameraState::Retrying, Some(e));
-                sleep_unless_stopped(backoff, &stop);
-                backoff = (backoff * 2).min(max_backoff);
+                sleep_unless_stopped(delay, &stop);
                 continue;
             }
         };
@@ -210,13 +211,13 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
                         AtEnd::Loop => continue 'outer,
                     }
                 }
-                warn!(retry_in_ms = backoff.as_millis() as u64, "camera stopped delivering frames; reopening");
+                let delay = backoff.next_delay();
+                warn!(retry_in_ms = delay.as_millis() as u64, "camera stopped delivering frames; reopening");
                 health.set_camera(CameraState::Retrying, Some("no frames".into()));
-                sleep_unless_stopped(backoff, &stop);
-                backoff = (backoff * 2).min(max_backoff);
+                sleep_unless_stopped(delay, &stop);
                 continue 'outer;
             }
-            backoff = Duration::from_millis(config.retry_initial_ms);
+            backoff.reset();
             let offset = Duration::from_secs_f64(file_frame as f64 / fps);
             let synthetic_ms = (index as f64 * 1000.0 / fps) as i64;
             let (captured_ms, mono_ms) = if fast {
@@ -240,11 +241,4 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
         }
     }
     slot.end();
-}
-
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let until = Instant::now() + d;
-    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
-    }
 }

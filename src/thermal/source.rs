@@ -2,7 +2,7 @@
 //! keeps the newest frame for the vision stage, and reopens the port with backoff when it fails
 //! or disappears (a USB module unplugged and plugged back).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +12,7 @@ use tracing::{info, info_span, warn};
 
 use super::mlx90640::Checksum;
 use super::{DeviceKind, ThermalFrame};
+use crate::backoff::{sleep_unless_stopped, Backoff};
 use crate::camera::mono_now_ms;
 use crate::health::Health;
 
@@ -80,18 +81,17 @@ pub type LatestFrame = Arc<Mutex<Option<ThermalFrame>>>;
 pub fn run_thermal(config: ThermalConfig, latest: LatestFrame, health: Arc<Health>, stop: Arc<AtomicBool>) {
     let _span = info_span!("thermal", device = ?config.device, port = %config.port).entered();
     let mut decoder = super::decoder(&config);
-    let mut backoff = Duration::from_millis(200);
-    let max_backoff = Duration::from_millis(config.retry_max_ms);
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_millis(config.retry_max_ms));
     let mut buf = [0u8; 4096];
     let mut frames = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let mut port = match serialport::new(&config.port, config.baud).timeout(Duration::from_millis(200)).open() {
             Ok(p) => p,
             Err(e) => {
-                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "thermal sensor unavailable");
+                let delay = backoff.next_delay();
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "thermal sensor unavailable");
                 health.set_thermal(crate::health::SensorState::Retrying, Some(e.to_string()));
-                sleep_unless_stopped(backoff, &stop);
-                backoff = (backoff * 2).min(max_backoff);
+                sleep_unless_stopped(delay, &stop);
                 continue;
             }
         };
@@ -120,7 +120,7 @@ pub fn run_thermal(config: ThermalConfig, latest: LatestFrame, health: Arc<Healt
                             *l = Some(f);
                         }
                         last_frame = Instant::now();
-                        backoff = Duration::from_millis(200);
+                        backoff.reset();
                         health.set_thermal(crate::health::SensorState::Ok, None);
                     }
                 }
@@ -139,16 +139,6 @@ pub fn run_thermal(config: ThermalConfig, latest: LatestFrame, health: Arc<Healt
                 }
             }
         }
-        sleep_unless_stopped(backoff, &stop);
-        backoff = (backoff * 2).min(max_backoff);
+        sleep_unless_stopped(backoff.next_delay(), &stop);
     }
 }
-
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let until = Instant::now() + d;
-    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
-    }
-}
-
-use std::io::Write as _;
