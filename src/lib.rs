@@ -21,6 +21,7 @@ pub mod kiosk;
 pub mod mqtt;
 pub mod onnx;
 pub mod outbox;
+pub mod relay;
 pub mod sim;
 pub mod store;
 pub mod thermal;

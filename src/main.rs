@@ -62,6 +62,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Run the relay: kiosk events from MQTT to parents' phones by SMS (`relay log` shows what was sent).
+    Relay {
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<RelayAction>,
+    },
     /// Fever alerts: list, silence, resolve (works while the daemon runs).
     Alerts {
         #[command(subcommand)]
@@ -121,6 +128,18 @@ enum SimCommand {
         seconds: Option<f64>,
         #[arg(required = true, value_name = "WALKER")]
         walkers: Vec<Walker>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RelayAction {
+    /// Deliveries, newest first: to whom, what, when, and why something was not sent.
+    Log {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -348,6 +367,45 @@ fn run(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Alerts { action } => alerts(action),
+        Command::Relay { config, action } => {
+            let path = config.context("--config FILE is required")?;
+            let file = dolbom::relay::RelayFile::load(&path)?;
+            match action {
+                None => {
+                    dolbom::relay::run(file)?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Some(RelayAction::Log { limit, json }) => {
+                    let store = dolbom::relay::store::RelayStore::open(&file.relay.database)?;
+                    for d in store.log(limit)? {
+                        if json {
+                            let line = serde_json::json!({
+                                "id": d.id, "event_id": d.event_id, "to": d.recipient, "guardian": d.guardian,
+                                "child": d.child, "center": d.center, "notice": d.notice, "type": d.msg_type,
+                                "text": d.body, "status": d.status, "attempts": d.attempts,
+                                "updated_ms": d.updated_ms, "detail": d.detail,
+                            });
+                            println!("{line}");
+                        } else {
+                            let when = jiff::Timestamp::from_millisecond(d.updated_ms)
+                                .map(|t| t.to_string())
+                                .unwrap_or_default();
+                            println!(
+                                "{when}\t{}\t{}\t{}\t{}\t{}\t{}{}",
+                                d.status,
+                                d.recipient,
+                                d.child,
+                                d.notice,
+                                d.msg_type,
+                                d.body,
+                                d.detail.map(|x| format!("\t({x})")).unwrap_or_default()
+                            );
+                        }
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+            }
+        }
         Command::Calibrate { what: CalibrateWhat::Thermal { pairs } } => {
             let pairs = pairs.iter().map(|p| parse_pair(p)).collect::<Result<Vec<_>>>()?;
             let m = dolbom::thermal::fusion::fit_affine(&pairs).map_err(anyhow::Error::msg)?;

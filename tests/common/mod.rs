@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod gateway;
 pub mod kiosk;
 
 use std::path::{Path, PathBuf};

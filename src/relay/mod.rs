@@ -1,0 +1,434 @@
+//! `dolbom relay`: kiosk events from MQTT in, texts to parents out, exactly once.
+//!
+//! ```text
+//! broker ──(QoS 1, persistent session, manual ack)──► intake ──► relay.db ──► sender ──► SMS gateway
+//!                                                     (dedupe on event_id,     (quiet hours, rate limit,
+//!                                                      ack after commit)         retries, stale check)
+//! ```
+
+pub mod directory;
+pub mod provider;
+pub mod sms;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use jiff::Timestamp;
+use rumqttc::{Event, Incoming, MqttOptions, QoS};
+use serde::Deserialize;
+use tokio::sync::Notify;
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::mqtt::MqttConfig;
+use directory::{Directory, Notice};
+use provider::{Outgoing, ProviderConfig, SendOutcome, SmsGateway};
+use store::{Delivery, RelayStore};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayFile {
+    #[serde(default)]
+    pub mqtt: MqttConfig,
+    pub relay: RelaySettings,
+    pub provider: ProviderConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelaySettings {
+    /// Topic filters; add `dolbom/v1/+/+/event/fever` to text fever alerts.
+    #[serde(default = "default_topics")]
+    pub topics: Vec<String>,
+    /// With several relays, the MQTT shared-subscription group they split the load in.
+    #[serde(default)]
+    pub share_group: Option<String>,
+    pub database: PathBuf,
+    pub directory: PathBuf,
+    /// An event older than this when it reaches the relay, or when its text could go out, is not
+    /// texted (recorded as `stale`).
+    #[serde(default = "default_max_age")]
+    pub max_event_age_minutes: u64,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: i64,
+    #[serde(default = "default_retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// Texts per guardian per hour at most; more are recorded as `rate_limited`.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_hour: i64,
+}
+
+fn default_topics() -> Vec<String> {
+    vec!["dolbom/v1/+/+/event/attendance".into()]
+}
+fn default_max_age() -> u64 {
+    120
+}
+fn default_max_attempts() -> i64 {
+    8
+}
+fn default_retry_initial_ms() -> u64 {
+    1000
+}
+fn default_retry_max_ms() -> u64 {
+    300_000
+}
+fn default_rate_limit() -> i64 {
+    10
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("relay config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("relay database: {0}")]
+    Store(#[from] rusqlite::Error),
+    #[error("cannot start: {0}")]
+    Start(String),
+}
+
+impl RelayFile {
+    pub fn load(path: &Path) -> Result<Self, RelayError> {
+        let err = |message: String| RelayError::Config { path: path.to_path_buf(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let mut file: RelayFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        for p in [&mut file.relay.database, &mut file.relay.directory] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        file.mqtt.validate().map_err(|(k, m)| err(format!("`{k}` {m}")))?;
+        let r = &file.relay;
+        if r.topics.is_empty() || r.topics.iter().any(|t| t.is_empty() || t.starts_with("$share/")) {
+            return Err(err("`relay.topics` must list plain topic filters (use relay.share_group for $share)".into()));
+        }
+        if r.share_group.as_ref().is_some_and(|g| g.is_empty() || g.contains(['/', '+', '#'])) {
+            return Err(err("`relay.share_group` must be a plain name".into()));
+        }
+        if !(1..=100).contains(&r.max_attempts) || r.retry_initial_ms == 0 || r.retry_max_ms < r.retry_initial_ms {
+            return Err(err("`relay.max_attempts` must be 1-100 and retry_initial_ms <= retry_max_ms".into()));
+        }
+        if r.rate_limit_per_hour < 1 {
+            return Err(err("`relay.rate_limit_per_hour` must be at least 1".into()));
+        }
+        Ok(file)
+    }
+}
+
+fn now_ms() -> i64 {
+    Timestamp::now().as_millisecond()
+}
+
+/// What an incoming event means for the relay: its id, an outcome for the record, and the texts.
+pub fn plan(
+    payload: &[u8],
+    dir: &Directory,
+    settings: &RelaySettings,
+    now_ms: i64,
+) -> Result<(String, String, Vec<Delivery>), String> {
+    let v: serde_json::Value = serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
+    let event_id = v["event_id"].as_str().filter(|s| !s.is_empty() && s.len() <= 64).ok_or("no event_id")?.to_string();
+    let notice = match (v["schema"].as_str(), v["kind"].as_str()) {
+        (Some("dolbom.attendance/1"), Some("arrival")) => Notice::Arrival,
+        (Some("dolbom.attendance/1"), Some("departure")) => Notice::Departure,
+        (Some("dolbom.fever/1"), _) => Notice::Fever,
+        _ => return Ok((event_id, "not an event the relay texts".into(), Vec::new())),
+    };
+    let person = &v["person"];
+    if person["role"] != "child" {
+        return Ok((event_id, "not a child: nobody to text".into(), Vec::new()));
+    }
+    let child_id = person["id"].as_str().unwrap_or_default();
+    let Some(child) = dir.child(child_id) else {
+        return Ok((event_id, format!("child `{child_id}` is not in the directory"), Vec::new()));
+    };
+    let Some(center) = dir.center(&child.center) else {
+        return Ok((event_id, format!("center `{}` is not in the directory", child.center), Vec::new()));
+    };
+    let ts: Timestamp = v["ts"].as_str().and_then(|t| t.parse().ok()).ok_or("no valid ts")?;
+    let tz = TimeZone::get(&center.timezone).map_err(|e| e.to_string())?;
+    let time = ts.to_zoned_datetime(tz).time();
+    let time = format!("{:02}:{:02}", time.hour(), time.minute());
+    let temperature = v["temperature_c"].as_f64().map(|t| t as f32);
+    let stale = now_ms - ts.as_millisecond() > settings.max_event_age_minutes as i64 * 60_000;
+    let title = format!("[{}] 알림", center.name);
+    let deliveries = child
+        .guardians
+        .iter()
+        .filter(|g| g.notify.contains(&notice))
+        .map(|g| {
+            let body = directory::render(center, &g.lang, notice, &child.name, &time, temperature);
+            let text = sms::compose(&body, &title);
+            Delivery {
+                id: 0,
+                event_id: event_id.clone(),
+                recipient: directory::normalize_phone(&g.phone),
+                guardian: g.name.clone(),
+                child: child.id.clone(),
+                center: center.id.clone(),
+                notice: format!("{notice:?}").to_lowercase(),
+                event_ms: ts.as_millisecond(),
+                sender: directory::normalize_phone(&center.sender),
+                msg_type: text.kind.name().into(),
+                subject: text.subject,
+                body: text.body,
+                status: if stale { "stale" } else { "pending" }.into(),
+                attempts: 0,
+                next_ms: now_ms,
+                created_ms: now_ms,
+                updated_ms: now_ms,
+                detail: stale
+                    .then(|| format!("event older than {} minutes when it arrived", settings.max_event_age_minutes)),
+            }
+        })
+        .collect::<Vec<_>>();
+    let outcome = if stale { "stale" } else { "accepted" };
+    Ok((event_id, format!("{outcome}: {} text(s)", deliveries.len()), deliveries))
+}
+
+/// The sender: sends due deliveries one at a time, in order.
+pub struct Sender {
+    pub store: Arc<RelayStore>,
+    pub gateway: Box<dyn SmsGateway>,
+    pub settings: RelaySettings,
+    pub directory: Arc<Directory>,
+    pub wake: Arc<Notify>,
+}
+
+impl Sender {
+    pub async fn run(self) {
+        loop {
+            let now = now_ms();
+            match self.store.claim(now) {
+                Ok(Some(d)) => self.deliver(d).await,
+                Ok(None) => {
+                    let wait = self.store.next_due().ok().flatten().map_or(1000, |due| (due - now).clamp(10, 1000));
+                    tokio::select! {
+                        _ = self.wake.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "relay database unreadable; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, d: Delivery) {
+        let span = info_span!("delivery", event_id = %d.event_id, to = %d.recipient);
+        async {
+            let now = now_ms();
+            let finish = |status: &str, attempts: i64, next_ms: i64, detail: Option<&str>| {
+                if let Err(e) = self.store.finish(d.id, status, attempts, next_ms, detail, now_ms()) {
+                    warn!(error = %e, "delivery outcome not recorded");
+                }
+            };
+            if now - d.event_ms > self.settings.max_event_age_minutes as i64 * 60_000 {
+                info!("stale; not sent");
+                return finish("stale", d.attempts, now, Some("event became too old before it could be sent"));
+            }
+            if let Some(until) = self.quiet_until(&d, now) {
+                info!(until_ms = until, "quiet hours; holding");
+                return finish("pending", d.attempts, until, Some("quiet hours"));
+            }
+            let recent = self.store.sent_since(&d.recipient, now - 3_600_000).unwrap_or(0);
+            if recent >= self.settings.rate_limit_per_hour {
+                warn!(recent, "rate limit reached; not sent");
+                return finish(
+                    "rate_limited",
+                    d.attempts,
+                    now,
+                    Some("too many texts to this guardian in the last hour"),
+                );
+            }
+            let text = sms::Text {
+                kind: if d.msg_type == "LMS" { sms::MessageType::Lms } else { sms::MessageType::Sms },
+                subject: d.subject.clone(),
+                body: d.body.clone(),
+                bytes: sms::byte_len(&d.body),
+            };
+            let msg = Outgoing {
+                idempotency_key: format!("{}:{}", d.event_id, d.recipient),
+                to: d.recipient.clone(),
+                from: d.sender.clone(),
+                text,
+                event_id: d.event_id.clone(),
+                center: d.center.clone(),
+                notice: d.notice.clone(),
+            };
+            let attempts = d.attempts + 1;
+            match self.gateway.send(&msg).await {
+                SendOutcome::Sent { gateway_id } => {
+                    info!(gateway = self.gateway.name(), id = ?gateway_id, "sent");
+                    finish("sent", attempts, now, gateway_id.as_deref());
+                }
+                SendOutcome::Failed { reason } => {
+                    warn!(reason, "gateway refused; not retried");
+                    finish("failed", attempts, now, Some(&reason));
+                }
+                SendOutcome::Retry { after, reason } if attempts < self.settings.max_attempts => {
+                    let backoff = self.backoff(attempts);
+                    let delay = after.map_or(backoff, |a| a.max(Duration::from_millis(1)));
+                    warn!(
+                        reason,
+                        attempt = attempts,
+                        retry_in_ms = delay.as_millis() as u64,
+                        "gateway busy or failing; will retry"
+                    );
+                    finish("pending", attempts, now_ms() + delay.as_millis() as i64, Some(&reason));
+                }
+                SendOutcome::Retry { reason, .. } => {
+                    warn!(reason, attempts, "giving up");
+                    finish("failed", attempts, now, Some(&format!("gave up after {attempts} attempts: {reason}")));
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Exponential backoff with ±20 % jitter, so many relays do not retry in step.
+    fn backoff(&self, attempts: i64) -> Duration {
+        let base = (self.settings.retry_initial_ms as f64 * 2f64.powi((attempts - 1).clamp(0, 30) as i32))
+            .min(self.settings.retry_max_ms as f64);
+        Duration::from_millis((base * (0.8 + 0.4 * rand::random::<f64>())) as u64)
+    }
+
+    /// The end of the center's quiet hours, when `now` falls inside them.
+    fn quiet_until(&self, d: &Delivery, now: i64) -> Option<i64> {
+        let center = self.directory.center(&d.center)?;
+        let [from, to] = center.quiet_hours.as_ref()?;
+        let (from, to): (jiff::civil::Time, jiff::civil::Time) = (from.parse().ok()?, to.parse().ok()?);
+        let tz = TimeZone::get(&center.timezone).ok()?;
+        let local = Timestamp::from_millisecond(now).ok()?.to_zoned_datetime(tz.clone());
+        let t = local.time();
+        let inside = if from <= to { t >= from && t < to } else { t >= from || t < to };
+        if !inside {
+            return None;
+        }
+        let mut end_date = local.date();
+        if from > to && t >= from {
+            end_date = end_date.tomorrow().ok()?;
+        }
+        Some(end_date.to_datetime(to).in_tz(&center.timezone).ok()?.timestamp().as_millisecond())
+    }
+}
+
+/// Runs the relay until SIGTERM/SIGINT.
+pub fn run(file: RelayFile) -> Result<(), RelayError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let directory = Arc::new(Directory::load(&file.relay.directory).map_err(RelayError::Start)?);
+    let store = Arc::new(RelayStore::open(&file.relay.database)?);
+    let unknown = store.recover(now_ms())?;
+    if unknown > 0 {
+        warn!(unknown, "deliveries interrupted by the last stop were not re-sent; see `dolbom relay log`");
+    }
+    let gateway = provider::build(&file.provider).map_err(RelayError::Start)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| RelayError::Start(e.to_string()))?;
+    runtime.block_on(async move {
+        let wake = Arc::new(Notify::new());
+        let sender = Sender {
+            store: store.clone(),
+            gateway,
+            settings: file.relay.clone(),
+            directory: directory.clone(),
+            wake: wake.clone(),
+        };
+        let sender_task = tokio::spawn(sender.run());
+        tokio::select! {
+            _ = consume(&file, store, directory, wake) => {}
+            _ = shutdown_signal() => info!("shutdown requested"),
+        }
+        sender_task.abort();
+    });
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    if let (Ok(mut t), Ok(mut i)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        tokio::select! {
+            _ = t.recv() => {}
+            _ = i.recv() => {}
+        }
+    } else {
+        std::future::pending::<()>().await
+    }
+}
+
+/// The MQTT side: a persistent QoS 1 session with manual acknowledgements. A message is
+/// acknowledged only after its deliveries are committed, so the broker redelivers anything the
+/// relay did not finish taking in.
+async fn consume(file: &RelayFile, store: Arc<RelayStore>, directory: Arc<Directory>, wake: Arc<Notify>) {
+    let m = &file.mqtt;
+    let client_id = m.client_id.clone().unwrap_or_else(|| "dolbom-relay".into());
+    let mut opts = MqttOptions::new(client_id, &m.host, m.port);
+    opts.set_keep_alive(Duration::from_secs(m.keep_alive_secs)).set_clean_session(false).set_manual_acks(true);
+    if let (Some(u), Some(p)) = (&m.username, &m.password) {
+        opts.set_credentials(u, p);
+    }
+    let (client, mut eventloop) = rumqttc::AsyncClient::new(opts, 64);
+    let filters: Vec<String> = file
+        .relay
+        .topics
+        .iter()
+        .map(|t| match &file.relay.share_group {
+            Some(g) => format!("$share/{g}/{t}"),
+            None => t.clone(),
+        })
+        .collect();
+    let mut backoff = crate::backoff::Backoff::new(
+        Duration::from_millis(m.reconnect_initial_ms),
+        Duration::from_millis(m.reconnect_max_ms),
+    );
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Incoming::ConnAck(_))) => {
+                info!(filters = ?filters, "connected; subscribing");
+                backoff.reset();
+                for f in &filters {
+                    if let Err(e) = client.subscribe(f.clone(), QoS::AtLeastOnce).await {
+                        warn!(error = %e, filter = %f, "subscribe failed");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Incoming::Publish(p))) => {
+                let now = now_ms();
+                match plan(&p.payload, &directory, &file.relay, now) {
+                    Ok((event_id, outcome, deliveries)) => match store.intake(&event_id, &outcome, &deliveries, now) {
+                        Ok(fresh) => {
+                            info!(event_id, fresh, outcome, "event taken in");
+                            wake.notify_one();
+                        }
+                        Err(e) => {
+                            // Not acknowledged: the broker will deliver it again.
+                            warn!(error = %e, event_id, "event not recorded; leaving it unacknowledged");
+                            continue;
+                        }
+                    },
+                    Err(reason) => warn!(topic = %p.topic, reason, "malformed event dropped"),
+                }
+                if let Err(e) = client.ack(&p).await {
+                    warn!(error = %e, "ack failed; the broker may redeliver (deduplicated)");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let delay = backoff.next_delay();
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "broker connection lost");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! A real HTTP server on loopback playing the SMS gateway: records every request and answers
+//! from a script (status, Retry-After, delay), defaulting to 200.
+#![allow(dead_code)]
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_json::Value,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub delay: Duration,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn ok() -> Self {
+        Reply { status: 200, retry_after: None, delay: Duration::ZERO, body: "{}".into() }
+    }
+    pub fn status(status: u16) -> Self {
+        Reply { status, ..Reply::ok() }
+    }
+}
+
+pub struct Gateway {
+    pub port: u16,
+    pub requests: Arc<Mutex<Vec<Request>>>,
+    script: Arc<Mutex<VecDeque<Reply>>>,
+}
+
+impl Gateway {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let script: Arc<Mutex<VecDeque<Reply>>> = Arc::default();
+        let (r, s) = (requests.clone(), script.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (r, s) = (r.clone(), s.clone());
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut parts = line.split_whitespace();
+                        let (method, path) =
+                            (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+                        let mut headers = Vec::new();
+                        let mut len = 0usize;
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                                break;
+                            }
+                            if let Some((k, v)) = h.trim_end().split_once(':') {
+                                if k.eq_ignore_ascii_case("content-length") {
+                                    len = v.trim().parse().unwrap_or(0);
+                                }
+                                headers.push((k.trim().to_string(), v.trim().to_string()));
+                            }
+                        }
+                        let mut body = vec![0u8; len];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        let reply = s.lock().expect("script").pop_front().unwrap_or_else(Reply::ok);
+                        r.lock().expect("requests").push(Request {
+                            method,
+                            path,
+                            headers,
+                            body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+                        });
+                        std::thread::sleep(reply.delay);
+                        let retry = reply.retry_after.map(|s| format!("Retry-After: {s}\r\n")).unwrap_or_default();
+                        let resp = format!(
+                            "HTTP/1.1 {} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{retry}\r\n{}",
+                            reply.status,
+                            reply.body.len(),
+                            reply.body
+                        );
+                        if stream.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Gateway { port, requests, script }
+    }
+
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.script.lock().expect("script").extend(replies);
+    }
+
+    pub fn received(&self) -> Vec<Request> {
+        self.requests.lock().expect("requests").clone()
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}

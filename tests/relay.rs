@@ -1,0 +1,329 @@
+//! The relay end to end: real Mosquitto, the real `dolbom relay` binary, and a real HTTP server
+//! on loopback playing the SMS gateway (recording every request, failing on demand).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::broker::{free_port, publish, signal, system_broker_port};
+use common::gateway::{Gateway, Reply};
+
+struct Relay {
+    dir: tempfile::TempDir,
+    center: String,
+    config: PathBuf,
+    log: PathBuf,
+}
+
+impl Relay {
+    fn new(provider: &str, extra_directory: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let center = format!("relay{}x{}", std::process::id(), free_port());
+        let directory = format!(
+            r#"
+[[center]]
+id = "{center}"
+name = "햇살어린이집"
+sender = "02-123-4567"
+timezone = "Asia/Seoul"
+{extra_directory}
+
+[[child]]
+id = "minji"
+center = "{center}"
+name = "김민지"
+
+[[child.guardian]]
+name = "mom"
+phone = "010-1234-5678"
+lang = "ko"
+
+[[child.guardian]]
+name = "dad"
+phone = "010-8765-4321"
+lang = "en"
+notify = ["departure"]
+
+[[child]]
+id = "jiwoo"
+center = "{center}"
+name = "박지우"
+
+[[child.guardian]]
+name = "grandma"
+phone = "010-0000-1111"
+"#
+        );
+        std::fs::write(dir.path().join("directory.toml"), directory).expect("directory");
+        let config = dir.path().join("relay.toml");
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+client_id = "relay-{center}"
+reconnect_initial_ms = 100
+reconnect_max_ms = 500
+
+[relay]
+topics = ["dolbom/v1/{center}/+/event/attendance"]
+database = "relay.db"
+directory = "directory.toml"
+retry_initial_ms = 200
+retry_max_ms = 1000
+max_attempts = 5
+
+[provider]
+{provider}
+"#,
+                port = system_broker_port()
+            ),
+        )
+        .expect("config");
+        let log = dir.path().join("relay.log");
+        Relay { dir, center, config, log }
+    }
+
+    fn spawn(&self) -> Child {
+        let child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
+            .args(["relay", "--config"])
+            .arg(&self.config)
+            .env("DOLBOM_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log"))
+            .spawn()
+            .expect("spawn relay");
+        // Wait until it has subscribed (its session then queues whatever we publish).
+        let until = Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_to_string(&self.log).unwrap_or_default().contains("subscribing") {
+            assert!(
+                Instant::now() < until,
+                "relay did not connect:\n{}",
+                std::fs::read_to_string(&self.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        child
+    }
+
+    fn event(&self, event_id: &str, kind: &str, child: &str, role: &str, ts: jiff::Timestamp, temp: Option<f32>) {
+        let ts = dolbom::contract::rfc3339(ts, &jiff::tz::TimeZone::get("Asia/Seoul").expect("tz"));
+        let payload = serde_json::json!({
+            "schema": "dolbom.attendance/1", "event_id": event_id, "center": self.center, "kiosk": "door-1",
+            "ts": ts, "kind": kind, "person": {"id": child, "role": role}, "confidence": 0.8,
+            "temperature_c": temp, "temperature_status": if temp.is_some() { "normal" } else { "screening_off" }, "method": "face",
+        });
+        publish(
+            system_broker_port(),
+            &format!("dolbom/v1/{}/door-1/event/attendance", self.center),
+            payload.to_string().as_bytes(),
+        );
+    }
+
+    fn log_lines(&self) -> Vec<serde_json::Value> {
+        let out = common::dolbom(&["relay", "log", "--json", "--config", self.config.to_str().expect("utf-8")]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        common::stdout(&out).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn hhmm(ts: jiff::Timestamp) -> String {
+    let t = ts.to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Seoul").expect("tz")).time();
+    format!("{:02}:{:02}", t.hour(), t.minute())
+}
+
+#[test]
+fn exact_texts_to_the_right_guardians_once() {
+    let gw = Gateway::start();
+    let relay = Relay::new(&format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url()), "");
+    let mut child = relay.spawn();
+    let now = jiff::Timestamp::now();
+    relay.event("01a00000-0000-7000-8000-000000000001", "arrival", "minji", "child", now, Some(36.5));
+    relay.event("01a00000-0000-7000-8000-000000000001", "arrival", "minji", "child", now, Some(36.5)); // redelivered
+    relay.event("01a00000-0000-7000-8000-000000000002", "departure", "minji", "child", now, None);
+    relay.event("01a00000-0000-7000-8000-000000000003", "arrival", "teacher-kim", "staff", now, None);
+    relay.event("01a00000-0000-7000-8000-000000000004", "arrival", "nobody", "child", now, None);
+    wait_for("three texts", 20, || gw.received().len() >= 3);
+    std::thread::sleep(Duration::from_secs(1));
+    signal(child.id(), "TERM");
+    let _ = child.wait();
+
+    let texts: Vec<(String, String, String)> = gw
+        .received()
+        .iter()
+        .map(|r| {
+            (
+                r.body["to"].as_str().unwrap_or("").into(),
+                r.body["text"].as_str().unwrap_or("").into(),
+                r.body["type"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    let t = hhmm(now);
+    assert_eq!(
+        texts,
+        [
+            (
+                "01012345678".into(),
+                format!("[햇살어린이집] 김민지 어린이가 {t}에 등원했습니다. (체온 36.5℃)"),
+                "SMS".into()
+            ),
+            ("01012345678".into(), format!("[햇살어린이집] 김민지 어린이가 {t}에 하원했습니다."), "SMS".into()),
+            ("01087654321".into(), format!("[햇살어린이집] 김민지 left at {t}."), "SMS".into()),
+        ]
+    );
+    let first = &gw.received()[0];
+    assert_eq!(first.path, "/send");
+    assert_eq!(first.body["from"], "021234567");
+    assert_eq!(first.header("Idempotency-Key"), Some("01a00000-0000-7000-8000-000000000001:01012345678"));
+    let log = relay.log_lines();
+    assert_eq!(log.iter().filter(|l| l["status"] == "sent").count(), 3);
+}
+
+#[test]
+fn retries_5xx_429_and_timeouts_but_not_a_400() {
+    let gw = Gateway::start();
+    // minji's arrival: 500, 429 (Retry-After 1 s), a reply slower than the 1 s timeout, then 200.
+    gw.script([
+        Reply::status(500),
+        Reply { retry_after: Some(1), ..Reply::status(429) },
+        Reply { delay: Duration::from_millis(2500), ..Reply::ok() },
+        Reply::ok(),
+        // jiwoo's arrival: a bad number.
+        Reply { body: r#"{"error":"invalid recipient"}"#.into(), ..Reply::status(400) },
+    ]);
+    let relay = Relay::new(&format!("kind = \"webhook\"\nurl = \"{}/send\"\ntimeout_ms = 1000", gw.url()), "");
+    let mut child = relay.spawn();
+    let now = jiff::Timestamp::now();
+    relay.event("01a00000-0000-7000-8000-0000000000a1", "arrival", "minji", "child", now, None);
+    wait_for("four attempts", 30, || gw.received().len() >= 4);
+    let retry_after_gap = {
+        let log = std::fs::read_to_string(&relay.log).unwrap_or_default();
+        log.contains("retry_in_ms=1000")
+    };
+    relay.event("01a00000-0000-7000-8000-0000000000a2", "arrival", "jiwoo", "child", now, None);
+    wait_for("the 400", 20, || gw.received().len() >= 5);
+    std::thread::sleep(Duration::from_secs(2));
+    signal(child.id(), "TERM");
+    let _ = child.wait();
+    assert_eq!(gw.received().len(), 5, "no retry after the 400");
+    assert!(retry_after_gap, "Retry-After: 1 was honoured");
+    let log = relay.log_lines();
+    let minji = log.iter().find(|l| l["child"] == "minji").expect("minji");
+    assert_eq!(minji["status"], "sent");
+    assert_eq!(minji["attempts"], 4);
+    let jiwoo = log.iter().find(|l| l["child"] == "jiwoo").expect("jiwoo");
+    assert_eq!(jiwoo["status"], "failed");
+    assert!(jiwoo["detail"].as_str().unwrap_or("").contains("HTTP 400"), "{jiwoo}");
+}
+
+#[test]
+fn stale_events_are_recorded_not_sent() {
+    let gw = Gateway::start();
+    let relay = Relay::new(&format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url()), "");
+    let mut child = relay.spawn();
+    let morning = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(5)).expect("ts");
+    relay.event("01a00000-0000-7000-8000-0000000000b1", "arrival", "minji", "child", morning, None);
+    wait_for("the stale record", 20, || relay.log_lines().iter().any(|l| l["status"] == "stale"));
+    std::thread::sleep(Duration::from_millis(500));
+    signal(child.id(), "TERM");
+    let _ = child.wait();
+    assert!(gw.received().is_empty());
+}
+
+#[test]
+fn killed_mid_send_and_restarted_never_texts_twice() {
+    let gw = Gateway::start();
+    gw.script([Reply { delay: Duration::from_secs(4), ..Reply::ok() }]);
+    let relay = Relay::new(&format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url()), "");
+    let mut child = relay.spawn();
+    relay.event("01a00000-0000-7000-8000-0000000000c1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
+    wait_for("the request to reach the gateway", 20, || !gw.received().is_empty());
+    signal(child.id(), "KILL");
+    let _ = child.wait();
+    let mut again = relay.spawn();
+    std::thread::sleep(Duration::from_secs(3));
+    signal(again.id(), "TERM");
+    let _ = again.wait();
+    assert_eq!(gw.received().len(), 1, "the interrupted text was not sent again");
+    let log = relay.log_lines();
+    assert_eq!(log[0]["status"], "unknown", "{log:?}");
+    assert!(std::fs::read_to_string(&relay.log).unwrap_or_default().contains("not re-sent"));
+    let _ = relay.path();
+}
+
+#[test]
+fn solapi_and_nhn_requests_and_lms_for_long_texts() {
+    let long = "[center.templates]\n\"ko.arrival\" = \"{name} 어린이가 {time}에 등원했습니다. 오늘은 현장학습이 있으니 도시락과 물병, 모자를 꼭 챙겨 주세요. 감사합니다.\"";
+    // Solapi.
+    let gw = Gateway::start();
+    let relay = Relay::new(
+        &format!("kind = \"solapi\"\nbase_url = \"{}\"\napi_key = \"KEY\"\napi_secret = \"SECRET\"", gw.url()),
+        long,
+    );
+    let mut child = relay.spawn();
+    relay.event("01a00000-0000-7000-8000-0000000000d1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
+    relay.event("01a00000-0000-7000-8000-0000000000d2", "departure", "minji", "child", jiff::Timestamp::now(), None);
+    wait_for("solapi requests", 20, || gw.received().len() >= 3);
+    signal(child.id(), "TERM");
+    let _ = child.wait();
+    let r = &gw.received()[0];
+    assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/messages/v4/send"));
+    let auth = r.header("Authorization").expect("auth");
+    let field =
+        |name: &str| auth.split([' ', ',']).find_map(|p| p.strip_prefix(&format!("{name}="))).expect(name).to_string();
+    assert!(auth.starts_with("HMAC-SHA256 apiKey=KEY, date="), "{auth}");
+    assert_eq!(field("signature"), dolbom::relay::provider::solapi_signature("SECRET", &field("date"), &field("salt")));
+    assert_eq!(r.body["message"]["type"], "LMS", "{}", r.body);
+    assert_eq!(r.body["message"]["subject"], "[햇살어린이집] 알림");
+    assert_eq!(r.body["message"]["to"], "01012345678");
+    assert_eq!(r.body["message"]["from"], "021234567");
+    assert_eq!(gw.received()[1].body["message"]["type"], "SMS");
+
+    // NHN Cloud.
+    let gw = Gateway::start();
+    gw.script([Reply { body: r#"{"header":{"isSuccessful":true,"resultCode":0,"resultMessage":"SUCCESS"},"body":{"data":{"requestId":"R1"}}}"#.into(), ..Reply::ok() }]);
+    let relay = Relay::new(
+        &format!("kind = \"nhn\"\nbase_url = \"{}\"\napp_key = \"APP\"\nsecret_key = \"SK\"", gw.url()),
+        long,
+    );
+    let mut child = relay.spawn();
+    relay.event("01a00000-0000-7000-8000-0000000000e1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
+    relay.event("01a00000-0000-7000-8000-0000000000e2", "departure", "jiwoo", "child", jiff::Timestamp::now(), None);
+    wait_for("nhn requests", 20, || gw.received().len() >= 2);
+    signal(child.id(), "TERM");
+    let _ = child.wait();
+    let r = &gw.received()[0];
+    assert_eq!(r.path, "/sms/v3.0/appKeys/APP/sender/mms");
+    assert_eq!(r.header("X-Secret-Key"), Some("SK"));
+    assert_eq!(r.body["title"], "[햇살어린이집] 알림");
+    assert_eq!(r.body["sendNo"], "021234567");
+    assert_eq!(r.body["recipientList"][0]["recipientNo"], "01012345678");
+    let r = &gw.received()[1];
+    assert_eq!(r.path, "/sms/v3.0/appKeys/APP/sender/sms");
+    // The default reply carries no isSuccessful: recorded as failed, not retried.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(gw.received().len(), 2);
+    let log = relay.log_lines();
+    assert!(
+        log.iter().any(|l| l["status"] == "failed" && l["detail"].as_str().unwrap_or("").contains("NHN result")),
+        "{log:?}"
+    );
+}
