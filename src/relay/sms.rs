@@ -108,7 +108,7 @@ mod tests {
     fn the_typical_arrival_text_is_an_sms() {
         let t = compose("[햇살어린이집] 김민지 어린이가 08:42에 등원했습니다. (체온 36.5℃)", "t");
         assert_eq!(t.kind, MessageType::Sms, "{} bytes", t.bytes);
-        assert_eq!(t.bytes, 63);
+        assert_eq!(t.bytes, 66); // Python: len(text.encode("euc-kr"))
     }
 
     #[test]
