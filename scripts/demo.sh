@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on sample input: sets up what is missing, builds dolbom, enrols two people from
-# registry photos, identifies faces in other photos, then runs the kiosk daemon on a sample clip
-# (the photos walking up to a simulated door) against the local MQTT broker and prints every
-# message it publishes.
+# registry photos, identifies faces in other photos, then runs the kiosk daemon with fever
+# screening on a sample clip (the photos walking up to a simulated door, a simulated thermal
+# sensor on a pseudo-terminal) against the local MQTT broker, with the relay texting parents
+# through a console SMS gateway that prints the texts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -14,7 +15,7 @@ rm -rf .dolbom/demo
 mkdir -p .dolbom/demo
 
 echo "== enrol (config/sample.toml) =="
-"$bin" enroll --config config/sample.toml --person obama --role guardian --name "Barack Obama" \
+"$bin" enroll --config config/sample.toml --person obama --role child --name "Barack Obama" \
     "$photos/face_recognition/obama.jpg" "$photos/face_recognition/obama2.jpg"
 "$bin" enroll --config config/sample.toml --person biden --role staff --name "Joe Biden" \
     "$photos/face_recognition/biden.jpg"
@@ -27,7 +28,7 @@ echo "== identify photos: Obama in two new photos; the group photo is all strang
     "$photos/insightface/t1.jpg"
 
 # Who walks up, with the skin temperature the simulated thermal sensor gives each face:
-# Obama (enrolled guardian), Biden (enrolled staff; his photo is tall, so his face stays small
+# Obama (enrolled as a child, "김민지" in config/directory.toml), Biden (enrolled staff; his photo is tall, so his face stays small
 # for the 32x24 sensor: "not measured"), a stranger with an elevated temperature, Obama again.
 walkers=("$photos/face_recognition/obama.jpg@36.6" "$photos/face_recognition/biden.jpg@36.4"
          "$photos/unknowns/Female_42_7.jpg@38.4" "$photos/face_recognition/obama3.jpg@36.7")
@@ -43,7 +44,10 @@ mosquitto_sub -h 127.0.0.1 -p 1883 -V mqttv5 -v -t "$root/#" &
 sub=$!
 "$bin" sim thermal --config config/sample-fever.toml --link .dolbom/demo/thermal0 "${walkers[@]}" >/dev/null &
 sim=$!
-trap 'kill $sub $sim 2>/dev/null || true' EXIT
+echo "== relay (config/relay.toml, console SMS gateway): texts to parents are printed as they go out =="
+"$bin" relay --config config/relay.toml &
+relay=$!
+trap 'kill $sub $sim $relay 2>/dev/null || true' EXIT
 sleep 0.5
 "$bin" kiosk --config config/sample-fever.toml &
 kiosk=$!
@@ -55,8 +59,12 @@ if [ -n "$alert" ]; then
         -m "{\"alert_id\":\"$alert\",\"by\":\"kim-teacher\",\"request_id\":\"demo-1\"}"
 fi
 wait $kiosk
-sleep 0.5
+sleep 2
+kill -TERM $relay 2>/dev/null || true
+wait $relay 2>/dev/null || true
 echo "== dolbom status =="
 "$bin" status --config config/sample-fever.toml || true
 echo "== fever alerts on this kiosk (dolbom alerts list) =="
 "$bin" alerts list --config config/sample-fever.toml
+echo "== what the relay sent, to whom, and why not (dolbom relay log) =="
+"$bin" relay log --config config/relay.toml
