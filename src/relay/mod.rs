@@ -325,79 +325,6 @@ pub fn quiet_until(center: &directory::Center, now: i64) -> Option<i64> {
     Some(end_date.to_datetime(to).in_tz(&center.timezone).ok()?.timestamp().as_millisecond())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn center(quiet: Option<[&str; 2]>) -> directory::Center {
-        directory::Center {
-            id: "c".into(),
-            name: "C".into(),
-            sender: "0212345678".into(),
-            timezone: "Asia/Seoul".into(),
-            quiet_hours: quiet.map(|[a, b]| [a.into(), b.into()]),
-            templates: Default::default(),
-        }
-    }
-
-    fn seoul(h: i8, m: i8) -> i64 {
-        jiff::civil::date(2026, 11, 25).at(h, m, 0, 0).in_tz("Asia/Seoul").expect("tz").timestamp().as_millisecond()
-    }
-
-    #[test]
-    fn quiet_hours_across_midnight_hold_until_morning() {
-        let c = center(Some(["22:00", "06:30"]));
-        let next_morning = jiff::civil::date(2026, 11, 26)
-            .at(6, 30, 0, 0)
-            .in_tz("Asia/Seoul")
-            .expect("tz")
-            .timestamp()
-            .as_millisecond();
-        assert_eq!(quiet_until(&c, seoul(23, 15)), Some(next_morning));
-        assert_eq!(quiet_until(&c, seoul(5, 0)), Some(seoul(6, 30)));
-        assert_eq!(quiet_until(&c, seoul(8, 42)), None);
-        assert_eq!(quiet_until(&center(None), seoul(23, 15)), None);
-        let lunch = center(Some(["12:00", "13:00"]));
-        assert_eq!(quiet_until(&lunch, seoul(12, 30)), Some(seoul(13, 0)));
-    }
-
-    #[test]
-    fn plan_skips_what_nobody_should_get() {
-        let dir: Directory = toml::from_str(
-            r#"
-[[center]]
-id = "c"
-name = "C"
-sender = "0212345678"
-[[child]]
-id = "minji"
-center = "c"
-name = "김민지"
-[[child.guardian]]
-name = "mom"
-phone = "01012345678"
-notify = ["arrival"]
-"#,
-        )
-        .expect("directory");
-        let settings: RelaySettings = toml::from_str("database = \"x\"\ndirectory = \"y\"").expect("settings");
-        let now = Timestamp::now();
-        let ev = |kind: &str, role: &str| {
-            serde_json::json!({"schema": "dolbom.attendance/1", "event_id": "e1", "kind": kind, "ts": now.to_string(),
-                               "person": {"id": "minji", "role": role}, "temperature_c": null})
-            .to_string()
-        };
-        let (_, _, d) = plan(ev("arrival", "child").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
-        assert_eq!(d.len(), 1);
-        let (_, _, d) = plan(ev("departure", "child").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
-        assert!(d.is_empty(), "mom did not ask for departures");
-        let (_, outcome, d) =
-            plan(ev("arrival", "staff").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
-        assert!(d.is_empty() && outcome.contains("not a child"));
-        assert!(plan(b"{garbage", &dir, &settings, 0).is_err());
-    }
-}
-
 /// Runs the relay until SIGTERM/SIGINT.
 pub fn run(file: RelayFile) -> Result<(), RelayError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -469,11 +396,28 @@ async fn consume(file: &RelayFile, store: Arc<RelayStore>, directory: Arc<Direct
         Duration::from_millis(m.reconnect_initial_ms),
         Duration::from_millis(m.reconnect_max_ms),
     );
-    loop {
-        match eventloop.poll().await {
+    // The event loop runs in its own task: acknowledging and subscribing go through the client's
+    // request queue, which only drains while the loop is polled. The channel is unbounded in
+    // type but bounded in practice by the broker's in-flight window for unacknowledged QoS 1.
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        loop {
+            let ev = eventloop.poll().await;
+            let failed = ev.is_err();
+            if tx.send(ev).is_err() {
+                break;
+            }
+            if failed {
+                tokio::time::sleep(backoff.next_delay()).await;
+            } else {
+                backoff.reset();
+            }
+        }
+    });
+    while let Some(ev) = events.recv().await {
+        match ev {
             Ok(Event::Incoming(Incoming::ConnAck(_))) => {
                 info!(filters = ?filters, "connected; subscribing");
-                backoff.reset();
                 for f in &filters {
                     if let Err(e) = client.subscribe(f.clone(), QoS::AtLeastOnce).await {
                         warn!(error = %e, filter = %f, "subscribe failed");
@@ -501,11 +445,81 @@ async fn consume(file: &RelayFile, store: Arc<RelayStore>, directory: Arc<Direct
                 }
             }
             Ok(_) => {}
-            Err(e) => {
-                let delay = backoff.next_delay();
-                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "broker connection lost");
-                tokio::time::sleep(delay).await;
-            }
+            Err(e) => warn!(error = %e, "broker connection lost; reconnecting"),
         }
+    }
+    driver.abort();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn center(quiet: Option<[&str; 2]>) -> directory::Center {
+        directory::Center {
+            id: "c".into(),
+            name: "C".into(),
+            sender: "0212345678".into(),
+            timezone: "Asia/Seoul".into(),
+            quiet_hours: quiet.map(|[a, b]| [a.into(), b.into()]),
+            templates: Default::default(),
+        }
+    }
+
+    fn seoul(h: i8, m: i8) -> i64 {
+        jiff::civil::date(2026, 11, 25).at(h, m, 0, 0).in_tz("Asia/Seoul").expect("tz").timestamp().as_millisecond()
+    }
+
+    #[test]
+    fn quiet_hours_across_midnight_hold_until_morning() {
+        let c = center(Some(["22:00", "06:30"]));
+        let next_morning = jiff::civil::date(2026, 11, 26)
+            .at(6, 30, 0, 0)
+            .in_tz("Asia/Seoul")
+            .expect("tz")
+            .timestamp()
+            .as_millisecond();
+        assert_eq!(quiet_until(&c, seoul(23, 15)), Some(next_morning));
+        assert_eq!(quiet_until(&c, seoul(5, 0)), Some(seoul(6, 30)));
+        assert_eq!(quiet_until(&c, seoul(8, 42)), None);
+        assert_eq!(quiet_until(&center(None), seoul(23, 15)), None);
+        let lunch = center(Some(["12:00", "13:00"]));
+        assert_eq!(quiet_until(&lunch, seoul(12, 30)), Some(seoul(13, 0)));
+    }
+
+    #[test]
+    fn plan_skips_what_nobody_should_get() {
+        let dir: Directory = toml::from_str(
+            r#"
+[[center]]
+id = "c"
+name = "C"
+sender = "0212345678"
+[[child]]
+id = "minji"
+center = "c"
+name = "김민지"
+[[child.guardian]]
+name = "mom"
+phone = "01012345678"
+notify = ["arrival"]
+"#,
+        )
+        .expect("directory");
+        let settings: RelaySettings = toml::from_str("database = \"x\"\ndirectory = \"y\"").expect("settings");
+        let now = Timestamp::now();
+        let ev = |kind: &str, role: &str| {
+            serde_json::json!({"schema": "dolbom.attendance/1", "event_id": "e1", "kind": kind, "ts": now.to_string(),
+                               "person": {"id": "minji", "role": role}, "temperature_c": null})
+            .to_string()
+        };
+        let (_, _, d) = plan(ev("arrival", "child").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert_eq!(d.len(), 1);
+        let (_, _, d) = plan(ev("departure", "child").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert!(d.is_empty(), "mom did not ask for departures");
+        let (_, outcome, d) =
+            plan(ev("arrival", "staff").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert!(d.is_empty() && outcome.contains("not a child"));
+        assert!(plan(b"{garbage", &dir, &settings, 0).is_err());
     }
 }

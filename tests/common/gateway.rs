@@ -42,6 +42,8 @@ impl Reply {
 pub struct Gateway {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Request>>>,
+    /// When each request was read, in the same order.
+    pub times: Arc<Mutex<Vec<std::time::SystemTime>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
 }
 
@@ -50,11 +52,12 @@ impl Gateway {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let times: Arc<Mutex<Vec<std::time::SystemTime>>> = Arc::default();
         let script: Arc<Mutex<VecDeque<Reply>>> = Arc::default();
-        let (r, s) = (requests.clone(), script.clone());
+        let (r, s, tm) = (requests.clone(), script.clone(), times.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (r, s) = (r.clone(), s.clone());
+                let (r, s, tm) = (r.clone(), s.clone(), tm.clone());
                 std::thread::spawn(move || {
                     let mut stream = stream;
                     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
@@ -85,12 +88,16 @@ impl Gateway {
                             return;
                         }
                         let reply = s.lock().expect("script").pop_front().unwrap_or_else(Reply::ok);
-                        r.lock().expect("requests").push(Request {
+                        // One lock order for both lists keeps them aligned.
+                        let mut requests = r.lock().expect("requests");
+                        tm.lock().expect("times").push(std::time::SystemTime::now());
+                        requests.push(Request {
                             method,
                             path,
                             headers,
                             body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
                         });
+                        drop(requests);
                         std::thread::sleep(reply.delay);
                         let retry = reply.retry_after.map(|s| format!("Retry-After: {s}\r\n")).unwrap_or_default();
                         let resp = format!(
@@ -106,7 +113,7 @@ impl Gateway {
                 });
             }
         });
-        Gateway { port, requests, script }
+        Gateway { port, requests, times, script }
     }
 
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
@@ -115,6 +122,10 @@ impl Gateway {
 
     pub fn received(&self) -> Vec<Request> {
         self.requests.lock().expect("requests").clone()
+    }
+
+    pub fn received_at(&self) -> Vec<std::time::SystemTime> {
+        self.times.lock().expect("times").clone()
     }
 
     pub fn url(&self) -> String {
