@@ -169,7 +169,8 @@ pub fn decide(readings: &[Reading], timed_out: bool, cfg: &FeverConfig) -> Optio
         let mut last: Vec<f32> = measured[measured.len() - cfg.readings..].to_vec();
         last.sort_by(f32::total_cmp);
         if last[last.len() - 1] - last[0] <= cfg.consistency_c {
-            let celsius = last[last.len() / 2];
+            // Decide on the value that is reported, so "37.5" is never called "re-measure".
+            let celsius = (last[last.len() / 2] * 10.0).round() / 10.0;
             let screening = if celsius >= cfg.threshold_c {
                 Screening::Elevated
             } else if celsius >= cfg.threshold_c - cfg.borderline_c {
@@ -177,7 +178,7 @@ pub fn decide(readings: &[Reading], timed_out: bool, cfg: &FeverConfig) -> Optio
             } else {
                 Screening::Normal
             };
-            return Some(Decision::Measured { celsius: (celsius * 10.0).round() / 10.0, screening });
+            return Some(Decision::Measured { celsius, screening });
         }
     }
     if !timed_out {

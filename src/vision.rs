@@ -79,7 +79,8 @@ pub struct ScreeningStage {
     pub latest: LatestFrame,
     pub max_age_ms: i64,
     pub max_yaw: f32,
-    readings: HashMap<u64, (i64, Vec<Reading>)>,
+    /// Per track: when it was last read, the thermal frame it was read from, and the readings.
+    readings: HashMap<u64, (i64, i64, Vec<Reading>)>,
     pending: Vec<(Settled, i64)>,
 }
 
@@ -92,20 +93,26 @@ impl ScreeningStage {
     fn observe(&mut self, now_ms: i64, detections: &[crate::face::Detection], ids: &[u64]) {
         let frame = self.latest.lock().ok().and_then(|l| l.clone());
         for (det, id) in detections.iter().zip(ids) {
-            let reading = match &frame {
-                Some(f) if (now_ms - f.mono_ms).abs() <= self.max_age_ms => measure(f, det, &self.fever, self.max_yaw),
-                _ => Reading::NotMeasured(NotMeasured::NoThermal),
-            };
-            let entry = self.readings.entry(*id).or_insert_with(|| (now_ms, Vec::new()));
+            let entry = self.readings.entry(*id).or_insert_with(|| (now_ms, i64::MIN, Vec::new()));
             entry.0 = now_ms;
-            if entry.1.len() >= 64 {
-                entry.1.remove(0);
+            let (reading, source) = match &frame {
+                // One reading per thermal frame: the camera runs faster than the sensor, and
+                // "consistent readings" must come from different frames.
+                Some(f) if f.mono_ms == entry.1 => continue,
+                Some(f) if (now_ms - f.mono_ms).abs() <= self.max_age_ms => {
+                    (measure(f, det, &self.fever, self.max_yaw), f.mono_ms)
+                }
+                _ => (Reading::NotMeasured(NotMeasured::NoThermal), entry.1),
+            };
+            entry.1 = source;
+            if entry.2.len() >= 64 {
+                entry.2.remove(0);
             }
-            entry.1.push(reading);
+            entry.2.push(reading);
         }
         // Forget tracks long gone.
         let pending: Vec<u64> = self.pending.iter().map(|(s, _)| s.track_id).collect();
-        self.readings.retain(|id, (last, _)| now_ms - *last < 30_000 || pending.contains(id));
+        self.readings.retain(|id, (last, _, _)| now_ms - *last < 30_000 || pending.contains(id));
     }
 
     fn hold(&mut self, settled: Settled) {
@@ -119,7 +126,7 @@ impl ScreeningStage {
         let mut i = 0;
         while i < self.pending.len() {
             let (settled, deadline) = &self.pending[i];
-            let readings = self.readings.get(&settled.track_id).map(|(_, r)| r.as_slice()).unwrap_or(&[]);
+            let readings = self.readings.get(&settled.track_id).map(|(_, _, r)| r.as_slice()).unwrap_or(&[]);
             match decide(readings, flush || now_ms >= *deadline, &self.fever) {
                 Some(d) => {
                     let (s, _) = self.pending.remove(i);
@@ -223,7 +230,9 @@ impl Vision {
         out: &mpsc::Sender<Sighting>,
     ) -> Result<(), crate::face::FaceError> {
         let now_ms = clock.mono_ms;
-        if self.tracker.active() == 0 && self.config.motion_threshold > 0.0 {
+        // The motion gate must not park screened sightings waiting for their decision.
+        let awaiting = self.screening.as_ref().is_some_and(|s| !s.pending.is_empty());
+        if self.tracker.active() == 0 && !awaiting && self.config.motion_threshold > 0.0 {
             let thumb = thumbnail(image)?;
             let still = match previous_thumb.as_ref() {
                 Some(prev) => mean_abs_diff(prev, &thumb)? < self.config.motion_threshold,

@@ -113,6 +113,11 @@ impl RelayFile {
         if !(1..=100).contains(&r.max_attempts) || r.retry_initial_ms == 0 || r.retry_max_ms < r.retry_initial_ms {
             return Err(err("`relay.max_attempts` must be 1-100 and retry_initial_ms <= retry_max_ms".into()));
         }
+        if r.share_group.is_some() && file.mqtt.client_id.is_none() {
+            return Err(err(
+                "`mqtt.client_id` must be set, and unique per relay, when `relay.share_group` is set".into()
+            ));
+        }
         if r.rate_limit_per_hour < 1 {
             return Err(err("`relay.rate_limit_per_hour` must be at least 1".into()));
         }
@@ -230,7 +235,9 @@ impl Sender {
                     warn!(error = %e, "delivery outcome not recorded");
                 }
             };
-            if now - d.event_ms > self.settings.max_event_age_minutes as i64 * 60_000 {
+            // A text held through quiet hours was fresh when it was held: it still goes out.
+            let held = d.detail.as_deref() == Some("quiet hours");
+            if !held && now - d.event_ms > self.settings.max_event_age_minutes as i64 * 60_000 {
                 info!("stale; not sent");
                 return finish("stale", d.attempts, now, Some("event became too old before it could be sent"));
             }
@@ -275,14 +282,17 @@ impl Sender {
                 }
                 SendOutcome::Retry { after, reason } if attempts < self.settings.max_attempts => {
                     let backoff = self.backoff(attempts);
-                    let delay = after.map_or(backoff, |a| a.max(Duration::from_millis(1)));
+                    // Retry-After, but within our own bounds: never sooner than the backoff,
+                    // never later than retry_max_ms.
+                    let max = Duration::from_millis(self.settings.retry_max_ms);
+                    let delay = after.map_or(backoff, |a| a.clamp(backoff.min(max), max));
                     warn!(
                         reason,
                         attempt = attempts,
                         retry_in_ms = delay.as_millis() as u64,
                         "gateway busy or failing; will retry"
                     );
-                    finish("pending", attempts, now_ms() + delay.as_millis() as i64, Some(&reason));
+                    finish("pending", attempts, now_ms().saturating_add(delay.as_millis() as i64), Some(&reason));
                 }
                 SendOutcome::Retry { reason, .. } => {
                     warn!(reason, attempts, "giving up");
@@ -427,17 +437,25 @@ async fn consume(file: &RelayFile, store: Arc<RelayStore>, directory: Arc<Direct
             Ok(Event::Incoming(Incoming::Publish(p))) => {
                 let now = now_ms();
                 match plan(&p.payload, &directory, &file.relay, now) {
-                    Ok((event_id, outcome, deliveries)) => match store.intake(&event_id, &outcome, &deliveries, now) {
-                        Ok(fresh) => {
-                            info!(event_id, fresh, outcome, "event taken in");
-                            wake.notify_one();
+                    Ok((event_id, outcome, deliveries)) => {
+                        // Retry in place until the event is on disk: a broker does not redeliver
+                        // within a live session, and later acks must not overtake this one.
+                        let mut delay = Duration::from_millis(100);
+                        loop {
+                            match store.intake(&event_id, &outcome, &deliveries, now) {
+                                Ok(fresh) => {
+                                    info!(event_id, fresh, outcome, "event taken in");
+                                    wake.notify_one();
+                                    break;
+                                }
+                                Err(e) => {
+                                    warn!(error = %e, event_id, "event not recorded yet; retrying before acknowledging");
+                                    tokio::time::sleep(delay).await;
+                                    delay = (delay * 2).min(Duration::from_secs(5));
+                                }
+                            }
                         }
-                        Err(e) => {
-                            // Not acknowledged: the broker will deliver it again.
-                            warn!(error = %e, event_id, "event not recorded; leaving it unacknowledged");
-                            continue;
-                        }
-                    },
+                    }
                     Err(reason) => warn!(topic = %p.topic, reason, "malformed event dropped"),
                 }
                 if let Err(e) = client.ack(&p).await {
