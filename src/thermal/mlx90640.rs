@@ -19,8 +19,6 @@ pub const WIDTH: usize = 32;
 pub const HEIGHT: usize = 24;
 pub const FRAME_LEN: usize = 1544;
 const PAYLOAD_LEN: u16 = 1538;
-/// Longest run of bytes kept while hunting for a header.
-const MAX_BUFFER: usize = 4 * FRAME_LEN;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -66,51 +64,51 @@ impl GyMcu90640 {
     pub fn new(checksum: Checksum, rate_code: Option<u8>) -> Self {
         Self { buf: Vec::with_capacity(2 * FRAME_LEN), stats: DecoderStats::default(), checksum, rate_code }
     }
-
-    fn skip(&mut self, n: usize) {
-        let n = n.min(self.buf.len());
-        self.buf.drain(..n);
-        self.stats.bytes_skipped += n as u64;
-    }
 }
 
 impl FrameDecoder for GyMcu90640 {
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<ThermalFrame>) {
         self.buf.extend_from_slice(bytes);
+        // Walk a cursor over the buffer and compact once at the end: skipping byte by byte
+        // with a drain each time would be quadratic on a flood of 0x5A.
+        let mut pos = 0usize;
+        let mut skipped = 0usize;
         loop {
+            let rest = &self.buf[pos..];
             // Hunt for the header; keep a trailing 0x5A, it may be half of one.
-            match self.buf.windows(2).position(|w| w == [0x5A, 0x5A]) {
-                Some(0) => {}
-                Some(p) => self.skip(p),
+            match rest.windows(2).position(|w| w == [0x5A, 0x5A]) {
+                Some(p) => {
+                    pos += p;
+                    skipped += p;
+                }
                 None => {
-                    let keep = usize::from(self.buf.last() == Some(&0x5A));
-                    let drop = self.buf.len() - keep;
-                    self.skip(drop);
-                    return;
+                    let keep = usize::from(rest.last() == Some(&0x5A));
+                    pos += rest.len() - keep;
+                    skipped += rest.len() - keep;
+                    break;
                 }
             }
-            if self.buf.len() < 4 {
-                return;
+            let rest = &self.buf[pos..];
+            if rest.len() < 4 {
+                break;
             }
-            if u16::from_le_bytes([self.buf[2], self.buf[3]]) != PAYLOAD_LEN {
+            if u16::from_le_bytes([rest[2], rest[3]]) != PAYLOAD_LEN {
                 // Not a header after all (pixel data can contain 5A 5A), or another frame type.
                 self.stats.malformed += 1;
-                self.skip(1);
+                pos += 1;
+                skipped += 1;
                 continue;
             }
-            if self.buf.len() < FRAME_LEN {
-                if self.buf.len() > MAX_BUFFER {
-                    self.skip(1);
-                    continue;
-                }
-                return;
+            if rest.len() < FRAME_LEN {
+                break;
             }
-            let frame = &self.buf[..FRAME_LEN];
+            let frame = &rest[..FRAME_LEN];
             let stated = u16::from_le_bytes([frame[FRAME_LEN - 2], frame[FRAME_LEN - 1]]);
             if self.checksum == Checksum::Sum16 && sum16(&frame[..FRAME_LEN - 2]) != stated {
                 // Resynchronise just past this header: a real one may start inside the damage.
                 self.stats.checksum_errors += 1;
-                self.skip(2);
+                pos += 2;
+                skipped += 2;
                 continue;
             }
             let word = |i: usize| i16::from_le_bytes([frame[4 + 2 * i], frame[5 + 2 * i]]);
@@ -118,8 +116,11 @@ impl FrameDecoder for GyMcu90640 {
             let ambient = f32::from(word(WIDTH * HEIGHT)) / 100.0;
             out.push(ThermalFrame { width: WIDTH, height: HEIGHT, pixels, ambient_c: Some(ambient), mono_ms: 0 });
             self.stats.frames += 1;
-            self.buf.drain(..FRAME_LEN);
+            pos += FRAME_LEN;
         }
+        self.stats.bytes_skipped += skipped as u64;
+        // What is left is a partial frame behind a plausible header (or one 0x5A): under 1544 bytes.
+        self.buf.drain(..pos);
     }
 
     fn stats(&self) -> DecoderStats {
@@ -216,12 +217,24 @@ mod tests {
         let mut out = Vec::new();
         for c in garbage.chunks(333) {
             d.feed(c, &mut out);
-            assert!(d.buf.len() <= MAX_BUFFER + 333);
+            assert!(d.buf.len() < FRAME_LEN);
         }
         assert!(out.is_empty());
         let good = encode(&scene(0.0), 24.0);
         d.feed(&good, &mut out);
         assert_eq!(out.len(), 1, "recovers once real frames arrive");
+    }
+
+    #[test]
+    fn a_flood_of_header_bytes_is_passed_over_in_one_sweep() {
+        let mut d = GyMcu90640::new(Checksum::Sum16, None);
+        let mut out = Vec::new();
+        d.feed(&vec![0x5A; 1 << 20], &mut out);
+        assert!(out.is_empty());
+        assert!(d.buf.len() < FRAME_LEN);
+        assert_eq!(d.stats().malformed as usize + d.buf.len(), 1 << 20, "every false header counted");
+        d.feed(&encode(&scene(0.0), 24.0), &mut out);
+        assert_eq!(out.len(), 1);
     }
 
     #[test]
