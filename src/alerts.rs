@@ -48,6 +48,18 @@ pub struct AlertContext {
 }
 
 impl AlertContext {
+    /// The context a kiosk's config describes (the daemon and `dolbom alerts` share it).
+    pub fn for_kiosk(config: &crate::config::Config, settings: &crate::config::KioskSettings<'_>) -> Self {
+        Self {
+            center: settings.site.center_id.clone(),
+            kiosk: settings.site.kiosk_id.clone(),
+            topics: Topics::new(&settings.site.center_id, &settings.site.kiosk_id),
+            tz: settings.policy.tz.clone(),
+            staff: config.fever.staff.clone(),
+            capacity: config.state.outbox_capacity,
+        }
+    }
+
     fn ts(&self, ms: i64) -> String {
         contract::rfc3339(Timestamp::from_millisecond(ms).unwrap_or_else(|_| Timestamp::now()), &self.tz)
     }

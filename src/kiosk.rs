@@ -112,14 +112,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         )),
         _ => None,
     };
-    let alerts = AlertContext {
-        center: site.center_id.clone(),
-        kiosk: site.kiosk_id.clone(),
-        topics: topics.clone(),
-        tz: settings.policy.tz.clone(),
-        staff: config.fever.staff.clone(),
-        capacity: config.state.outbox_capacity,
-    };
+    let alerts = AlertContext::for_kiosk(config, &settings);
     let (sightings_tx, sightings_rx) = mpsc::channel(64);
     let vision = {
         let stage = Vision {

@@ -467,14 +467,7 @@ fn alerts(action: AlertsAction) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let context = AlertContext {
-        center: settings.site.center_id.clone(),
-        kiosk: settings.site.kiosk_id.clone(),
-        topics: dolbom::contract::Topics::new(&settings.site.center_id, &settings.site.kiosk_id),
-        tz: settings.policy.tz.clone(),
-        staff: config.fever.staff.clone(),
-        capacity: config.state.outbox_capacity,
-    };
+    let context = AlertContext::for_kiosk(&config, &settings);
     let cmd = AlertCommand { alert_id: alert_id.clone(), by: by.clone(), request_id: None };
     let result = context.apply(&mut conn, action, &cmd, jiff::Timestamp::now().as_millisecond())?;
     println!("{}", serde_json::to_string(&result)?);

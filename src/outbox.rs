@@ -152,8 +152,13 @@ impl Outbox {
 
     /// The broker has the message: forget it.
     pub fn ack(&self, seq: i64) -> Result<(), StoreError> {
-        self.store.lock()?.execute("DELETE FROM outbox WHERE seq = ?1", params![seq])?;
-        self.refresh_depth()?;
+        let deleted = self.store.lock()?.execute("DELETE FROM outbox WHERE seq = ?1", params![seq])? as u64;
+        // Counting the table on every PUBACK would make draining a long backlog quadratic;
+        // the count is refreshed exactly whenever something is queued.
+        let _ = self
+            .health
+            .outbox_depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| Some(d.saturating_sub(deleted)));
         Ok(())
     }
 

@@ -85,7 +85,7 @@ enum Client {
 
 pub struct Session {
     client: Client,
-    events: tokio::sync::mpsc::Receiver<Result<SessionEvent, SessionError>>,
+    events: Events,
     driver: tokio::task::JoinHandle<()>,
 }
 
@@ -122,17 +122,8 @@ impl Session {
                     Some(props),
                 ));
                 opts.set_outgoing_inflight_upper_limit(o.inflight.max(1));
-                let (c, mut e) = v5::AsyncClient::new(opts, cap);
-                let (tx, events) = tokio::sync::mpsc::channel(cap);
-                let driver = tokio::spawn(async move {
-                    loop {
-                        let ev = map_v5(e.poll().await);
-                        let end = ev.is_err();
-                        if tx.send(ev).await.is_err() || end {
-                            break;
-                        }
-                    }
-                });
+                let (c, e) = v5::AsyncClient::new(opts, cap);
+                let (events, driver) = spawn_driver(e, cap);
                 Session { client: Client::V5(c), events, driver }
             }
             Protocol::V311 => {
@@ -147,17 +138,8 @@ impl Session {
                     QoS::AtLeastOnce,
                     o.will.retain,
                 ));
-                let (c, mut e) = rumqttc::AsyncClient::new(opts, cap);
-                let (tx, events) = tokio::sync::mpsc::channel(cap);
-                let driver = tokio::spawn(async move {
-                    loop {
-                        let ev = map_v311(e.poll().await);
-                        let end = ev.is_err();
-                        if tx.send(ev).await.is_err() || end {
-                            break;
-                        }
-                    }
-                });
+                let (c, e) = rumqttc::AsyncClient::new(opts, cap);
+                let (events, driver) = spawn_driver(e, cap);
                 Session { client: Client::V311(c), events, driver }
             }
         }
@@ -211,6 +193,40 @@ impl Session {
             None => Err(SessionError::Connection("MQTT event loop ended".into())),
         }
     }
+}
+
+/// Either protocol's event loop, mapped to [`SessionEvent`]s.
+trait EventSource: Send + 'static {
+    fn next(&mut self) -> impl std::future::Future<Output = Result<SessionEvent, SessionError>> + Send;
+}
+
+impl EventSource for v5::EventLoop {
+    async fn next(&mut self) -> Result<SessionEvent, SessionError> {
+        map_v5(self.poll().await)
+    }
+}
+
+impl EventSource for rumqttc::EventLoop {
+    async fn next(&mut self) -> Result<SessionEvent, SessionError> {
+        map_v311(self.poll().await)
+    }
+}
+
+type Events = tokio::sync::mpsc::Receiver<Result<SessionEvent, SessionError>>;
+
+/// Polls the event loop in its own task until the connection fails or the session is dropped.
+fn spawn_driver(mut source: impl EventSource, cap: usize) -> (Events, tokio::task::JoinHandle<()>) {
+    let (tx, events) = tokio::sync::mpsc::channel(cap);
+    let driver = tokio::spawn(async move {
+        loop {
+            let ev = source.next().await;
+            let end = ev.is_err();
+            if tx.send(ev).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    (events, driver)
 }
 
 fn map_v5(r: Result<v5::Event, v5::ConnectionError>) -> Result<SessionEvent, SessionError> {
