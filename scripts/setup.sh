@@ -2,10 +2,22 @@
 # Installs what a fresh Debian 12 machine lacks to build, run and test dolbom, then fetches the
 # pinned ONNX Runtime library, models and test photos into .dolbom/ (see models/manifest.toml).
 # Idempotent: a second run installs nothing and only re-checks hashes.
+#
+#   scripts/setup.sh           what the demo needs
+#   scripts/setup.sh --tests   and PostgreSQL with a `dolbom` role for the relay's scale-out tests
+#                              (skipped when DOLBOM_TEST_POSTGRES names a server of your own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*" >&2; }
+
+with_tests=0
+for arg in "$@"; do
+    case "$arg" in
+        --tests) with_tests=1 ;;
+        *) log "unknown option $arg"; exit 2 ;;
+    esac
+done
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
@@ -47,6 +59,50 @@ if ! port_open 1883; then
     fi
     for _ in $(seq 50); do port_open 1883 && break; sleep 0.1; done
     port_open 1883 || { log "mosquitto did not start on 127.0.0.1:1883"; exit 1; }
+fi
+
+# The relay's scale-out tests: a PostgreSQL server on 127.0.0.1:5432 and a login role that may
+# create scratch databases. Password auth on loopback only, so it works with Debian's default
+# pg_hba.conf as well as with a trust-auth server.
+pg_role_ok() {
+    PGPASSWORD=dolbom PGCONNECT_TIMEOUT=5 psql "host=127.0.0.1 port=5432 user=dolbom dbname=postgres" \
+        -tAc 'SELECT 1' >/dev/null 2>&1
+}
+if [ "$with_tests" = 1 ] && [ -z "${DOLBOM_TEST_POSTGRES:-}" ]; then
+    if ! port_open 5432; then
+        if ! dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q "install ok installed"; then
+            log "installing postgresql"
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+        fi
+        log "starting postgresql on 127.0.0.1:5432"
+        if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+            as_root systemctl start postgresql
+        else
+            for conf in /etc/postgresql/*/main; do
+                v=$(basename "$(dirname "$conf")")
+                as_root pg_ctlcluster "$v" main start || true
+            done
+        fi
+        for _ in $(seq 100); do port_open 5432 && break; sleep 0.1; done
+        port_open 5432 || { log "postgresql did not start on 127.0.0.1:5432"; exit 1; }
+    fi
+    if ! pg_role_ok; then
+        log "creating the PostgreSQL role dolbom for the tests"
+        sql="DO \$\$ BEGIN
+               IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'dolbom') THEN
+                 ALTER ROLE dolbom LOGIN CREATEDB PASSWORD 'dolbom';
+               ELSE
+                 CREATE ROLE dolbom LOGIN CREATEDB PASSWORD 'dolbom';
+               END IF;
+             END \$\$"
+        # As the server's superuser: over the socket (Debian's peer auth), else over loopback
+        # (a trust-auth server).
+        as_root runuser -u postgres -- psql -q -d postgres -c "$sql" 2>/dev/null ||
+            psql -q "host=127.0.0.1 port=5432 user=postgres dbname=postgres" -c "$sql" ||
+            { log "cannot create the dolbom role: set DOLBOM_TEST_POSTGRES to a server you can use"; exit 1; }
+        pg_role_ok || { log "the dolbom role cannot log in on 127.0.0.1:5432"; exit 1; }
+    fi
 fi
 
 python3 scripts/fetch_assets.py

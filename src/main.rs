@@ -376,14 +376,14 @@ fn run(command: Command) -> Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(RelayAction::Log { limit, json }) => {
-                    let store = dolbom::relay::store::RelayStore::open(&file.relay.database)?;
+                    let store = dolbom::relay::store::open(&file.store())?;
                     for d in store.log(limit)? {
                         if json {
                             let line = serde_json::json!({
                                 "id": d.id, "event_id": d.event_id, "to": d.recipient, "guardian": d.guardian,
                                 "child": d.child, "center": d.center, "notice": d.notice, "type": d.msg_type,
                                 "text": d.body, "status": d.status, "attempts": d.attempts,
-                                "updated_ms": d.updated_ms, "detail": d.detail,
+                                "updated_ms": d.updated_ms, "detail": d.detail, "instance": d.instance,
                             });
                             println!("{line}");
                         } else {

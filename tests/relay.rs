@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::broker::{free_port, publish, signal, system_broker_port};
 use common::gateway::{Gateway, Reply};
+use common::postgres::TempDb;
 
 struct Relay {
     dir: tempfile::TempDir,
@@ -17,10 +18,39 @@ struct Relay {
     log: PathBuf,
 }
 
+/// Where a test relay keeps its records, and anything else its `[relay]` section needs.
+struct Setup<'a> {
+    /// `None`: its own SQLite file. `Some`: a relay of a group sharing this PostgreSQL database.
+    shared: Option<Shared<'a>>,
+    relay_extra: &'a str,
+}
+
+struct Shared<'a> {
+    postgres: &'a str,
+    instance: &'a str,
+    /// The center (and group) of the relays already started; `None` for the first.
+    center: Option<&'a str>,
+}
+
 impl Relay {
     fn new(provider: &str, extra_directory: &str) -> Self {
+        Self::with(provider, extra_directory, Setup { shared: None, relay_extra: "" })
+    }
+
+    fn with(provider: &str, extra_directory: &str, setup: Setup<'_>) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let center = format!("relay{}x{}", std::process::id(), free_port());
+        let center = match setup.shared.as_ref().and_then(|s| s.center) {
+            Some(c) => c.to_string(),
+            None => format!("relay{}x{}", std::process::id(), free_port()),
+        };
+        let (client_id, store) = match &setup.shared {
+            None => (format!("relay-{center}"), "database = \"relay.db\"".to_string()),
+            Some(s) => (
+                format!("relay-{center}-{}", s.instance),
+                format!("postgres = \"{}\"\nshare_group = \"g-{center}\"", s.postgres),
+            ),
+        };
+        let relay_extra = setup.relay_extra;
         let directory = format!(
             r#"
 [[center]]
@@ -65,17 +95,18 @@ phone = "010-0000-1111"
 [mqtt]
 host = "127.0.0.1"
 port = {port}
-client_id = "relay-{center}"
+client_id = "{client_id}"
 reconnect_initial_ms = 100
 reconnect_max_ms = 500
 
 [relay]
 topics = ["dolbom/v1/{center}/+/event/attendance"]
-database = "relay.db"
+{store}
 directory = "directory.toml"
 retry_initial_ms = 200
 retry_max_ms = 1000
 max_attempts = 5
+{relay_extra}
 
 [provider]
 {provider}
@@ -326,4 +357,86 @@ fn solapi_and_nhn_requests_and_lms_for_long_texts() {
         log.iter().any(|l| l["status"] == "failed" && l["detail"].as_str().unwrap_or("").contains("NHN result")),
         "{log:?}"
     );
+}
+
+#[test]
+fn rate_limit_caps_texts_per_guardian_per_hour() {
+    let gw = Gateway::start();
+    let relay = Relay::with(
+        &format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url()),
+        "",
+        Setup { shared: None, relay_extra: "rate_limit_per_hour = 2" },
+    );
+    let mut child = relay.spawn();
+    let now = jiff::Timestamp::now();
+    for i in 1..=3 {
+        relay.event(&format!("01a00000-0000-7000-8000-0000000000f{i}"), "arrival", "minji", "child", now, None);
+    }
+    relay.event("01a00000-0000-7000-8000-0000000000f9", "arrival", "jiwoo", "child", now, None);
+    wait_for("four records", 20, || relay.log_lines().iter().filter(|l| l["status"] != "pending").count() >= 4);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(child.id(), "TERM");
+    let _ = child.wait();
+    let to: Vec<String> = gw.received().iter().map(|r| r.body["to"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(to.iter().filter(|t| *t == "01012345678").count(), 2, "mom: two texts, the hourly cap: {to:?}");
+    assert_eq!(to.iter().filter(|t| *t == "01000001111").count(), 1, "grandma is not capped by mom's texts");
+    let log = relay.log_lines();
+    let limited: Vec<_> = log.iter().filter(|l| l["status"] == "rate_limited").collect();
+    assert_eq!(limited.len(), 1, "{log:?}");
+    assert_eq!(limited[0]["to"], "01012345678");
+    assert_eq!(limited[0]["event_id"], "01a00000-0000-7000-8000-0000000000f3");
+}
+
+#[test]
+fn two_relays_share_the_load_through_postgres_without_duplicates() {
+    let gw = Gateway::start();
+    let db = TempDb::create();
+    let pg = db.params();
+    let provider = format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url());
+    let relay_extra = "rate_limit_per_hour = 1000";
+    let a = Relay::with(
+        &provider,
+        "",
+        Setup { shared: Some(Shared { postgres: &pg, instance: "a", center: None }), relay_extra },
+    );
+    let b = Relay::with(
+        &provider,
+        "",
+        Setup { shared: Some(Shared { postgres: &pg, instance: "b", center: Some(&a.center) }), relay_extra },
+    );
+    let (mut ca, mut cb) = (a.spawn(), b.spawn());
+    // Every arrival is published twice in a row, as a kiosk resends after a lost PUBACK. The
+    // broker hands the two copies to different relays, so only the shared store can keep one.
+    let n = 40;
+    let now = jiff::Timestamp::now();
+    for i in 0..n {
+        let id = format!("01a00000-0000-7000-8000-{i:012}");
+        let child = if i % 2 == 0 { "minji" } else { "jiwoo" };
+        a.event(&id, "arrival", child, "child", now, None);
+        a.event(&id, "arrival", child, "child", now, None);
+    }
+    wait_for("a text per event", 40, || gw.received().len() >= n);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(ca.id(), "TERM");
+    signal(cb.id(), "TERM");
+    let _ = (ca.wait(), cb.wait());
+
+    let mut keys: Vec<String> =
+        gw.received().iter().map(|r| r.header("Idempotency-Key").unwrap_or("").to_string()).collect();
+    assert_eq!(keys.len(), n, "one text per event, no duplicate");
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+    let seen_twice = |r: &Relay| std::fs::read_to_string(&r.log).unwrap_or_default().matches("fresh=false").count();
+    let (dup_a, dup_b) = (seen_twice(&a), seen_twice(&b));
+    assert_eq!(dup_a + dup_b, n, "every second copy was recognised, by whichever relay got it");
+    // The broker alternates between the group's members, so copies met at the other relay.
+    assert!(dup_a > 0 && dup_b > 0, "duplicates caught: a {dup_a}, b {dup_b}");
+    let log = a.log_lines();
+    assert_eq!(log.len(), n);
+    assert!(log.iter().all(|l| l["status"] == "sent"), "{log:?}");
+    let by =
+        |instance: &str| log.iter().filter(|l| l["instance"].as_str().is_some_and(|i| i.ends_with(instance))).count();
+    assert!(by("-a") > 0 && by("-b") > 0, "both relays sent texts: a {}, b {}", by("-a"), by("-b"));
+    assert_eq!(by("-a") + by("-b"), n);
 }

@@ -1,10 +1,13 @@
 //! `dolbom relay`: kiosk events from MQTT in, texts to parents out, exactly once.
 //!
 //! ```text
-//! broker ──(QoS 1, persistent session, manual ack)──► intake ──► relay.db ──► sender ──► SMS gateway
-//!                                                     (dedupe on event_id,     (quiet hours, rate limit,
-//!                                                      ack after commit)         retries, stale check)
+//! broker ──(QoS 1, persistent session, manual ack)──► intake ──► store ──► sender ──► SMS gateway
+//!                                                     (dedupe on event_id,  (quiet hours, rate limit,
+//!                                                      ack after commit)      retries, stale check)
 //! ```
+//!
+//! The store is SQLite for one relay, PostgreSQL for several: they then split the events through
+//! an MQTT shared subscription and share the dedupe and the delivery claims.
 
 pub mod directory;
 pub mod provider;
@@ -25,7 +28,7 @@ use tracing::{info, info_span, warn, Instrument};
 use crate::mqtt::MqttConfig;
 use directory::{Directory, Notice};
 use provider::{Outgoing, ProviderConfig, SendOutcome, SmsGateway};
-use store::{Delivery, RelayStore};
+use store::{Delivery, Outcome, RelayStore, StoreConfig, StoreError};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,7 +48,12 @@ pub struct RelaySettings {
     /// With several relays, the MQTT shared-subscription group they split the load in.
     #[serde(default)]
     pub share_group: Option<String>,
-    pub database: PathBuf,
+    /// SQLite file (one relay).
+    #[serde(default)]
+    pub database: Option<PathBuf>,
+    /// PostgreSQL connection string (several relays sharing one store).
+    #[serde(default)]
+    pub postgres: Option<String>,
     pub directory: PathBuf,
     /// An event older than this when it reaches the relay, or when its text could go out, is not
     /// texted (recorded as `stale`).
@@ -86,7 +94,7 @@ pub enum RelayError {
     #[error("relay config {path}: {message}")]
     Config { path: PathBuf, message: String },
     #[error("relay database: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(#[from] StoreError),
     #[error("cannot start: {0}")]
     Start(String),
 }
@@ -97,7 +105,7 @@ impl RelayFile {
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let mut file: RelayFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
-        for p in [&mut file.relay.database, &mut file.relay.directory] {
+        for p in [file.relay.database.as_mut(), Some(&mut file.relay.directory)].into_iter().flatten() {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -113,6 +121,24 @@ impl RelayFile {
         if !(1..=100).contains(&r.max_attempts) || r.retry_initial_ms == 0 || r.retry_max_ms < r.retry_initial_ms {
             return Err(err("`relay.max_attempts` must be 1-100 and retry_initial_ms <= retry_max_ms".into()));
         }
+        match (&r.database, &r.postgres) {
+            (Some(_), None) | (None, Some(_)) => {}
+            _ => {
+                return Err(err(
+                    "set exactly one of `relay.database` (an SQLite file) and `relay.postgres` (a connection string)"
+                        .into(),
+                ))
+            }
+        }
+        // Relays in a group get each other's redeliveries: only a shared store can dedupe them.
+        if r.share_group.is_some() && r.postgres.is_none() {
+            return Err(err(
+                "`relay.share_group` needs `relay.postgres`: the relays in a group must share one store".into()
+            ));
+        }
+        if file.provider.timeout_ms().is_some_and(|t| !(100..=120_000).contains(&t)) {
+            return Err(err("`provider.timeout_ms` must be 100-120000".into()));
+        }
         if r.share_group.is_some() && file.mqtt.client_id.is_none() {
             return Err(err(
                 "`mqtt.client_id` must be set, and unique per relay, when `relay.share_group` is set".into()
@@ -122,6 +148,20 @@ impl RelayFile {
             return Err(err("`relay.rate_limit_per_hour` must be at least 1".into()));
         }
         Ok(file)
+    }
+
+    pub fn store(&self) -> StoreConfig {
+        match (&self.relay.postgres, &self.relay.database) {
+            (Some(params), _) => StoreConfig::Postgres(params.clone()),
+            (None, Some(path)) => StoreConfig::Sqlite(path.clone()),
+            // load() refuses a file with neither.
+            (None, None) => StoreConfig::Sqlite(PathBuf::from("relay.db")),
+        }
+    }
+
+    /// This relay's name in the store's claims: its MQTT client id.
+    pub fn instance(&self) -> String {
+        self.mqtt.client_id.clone().unwrap_or_else(|| "dolbom-relay".into())
     }
 }
 
@@ -189,6 +229,7 @@ pub fn plan(
                 updated_ms: now_ms,
                 detail: stale
                     .then(|| format!("event older than {} minutes when it arrived", settings.max_event_age_minutes)),
+                instance: None,
             }
         })
         .collect::<Vec<_>>();
@@ -198,7 +239,9 @@ pub fn plan(
 
 /// The sender: sends due deliveries one at a time, in order.
 pub struct Sender {
-    pub store: Arc<RelayStore>,
+    pub store: Arc<dyn RelayStore>,
+    /// This relay's name on its claims.
+    pub instance: String,
     pub gateway: Box<dyn SmsGateway>,
     pub settings: RelaySettings,
     pub directory: Arc<Directory>,
@@ -207,22 +250,40 @@ pub struct Sender {
 
 impl Sender {
     pub async fn run(self) {
+        let mut next_sweep = 0;
         loop {
             let now = now_ms();
-            match self.store.claim(now) {
+            if now >= next_sweep {
+                next_sweep = now + 60_000;
+                self.sweep_dead_claims(now).await;
+            }
+            let instance = self.instance.clone();
+            match store::call(&self.store, move |s| s.claim(&instance, now)).await {
                 Ok(Some(d)) => self.deliver(d).await,
                 Ok(None) => {
-                    let wait = self.store.next_due().ok().flatten().map_or(1000, |due| (due - now).clamp(10, 1000));
+                    let due = store::call(&self.store, |s| s.next_due()).await.ok().flatten();
+                    let wait = due.map_or(1000, |due| (due - now).clamp(10, 1000));
                     tokio::select! {
                         _ = self.wake.notified() => {}
                         _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
                     }
                 }
                 Err(e) => {
-                    warn!(error = %e, "relay database unreadable; retrying");
+                    warn!(error = %e, "relay database unreachable; retrying");
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
+        }
+    }
+
+    /// Claims held past the lease belong to a relay that died and has not come back (with a shared
+    /// store, another one may never): their texts are marked `unknown`, as at a restart.
+    async fn sweep_dead_claims(&self, now: i64) {
+        // An instance name no relay has: only the lease decides here.
+        match store::call(&self.store, move |s| s.recover("", now - store::CLAIM_LEASE_MS, now)).await {
+            Ok(0) => {}
+            Ok(n) => warn!(n, "deliveries claimed by a relay that stopped were marked unknown, not re-sent"),
+            Err(e) => warn!(error = %e, "could not check for abandoned deliveries"),
         }
     }
 
@@ -231,21 +292,30 @@ impl Sender {
         async {
             let now = now_ms();
             let finish = |status: &str, attempts: i64, next_ms: i64, detail: Option<&str>| {
-                if let Err(e) = self.store.finish(d.id, status, attempts, next_ms, detail, now_ms()) {
-                    warn!(error = %e, "delivery outcome not recorded");
+                let (id, status, detail) = (d.id, status.to_string(), detail.map(str::to_string));
+                async move {
+                    let recorded = store::call(&self.store, move |s| {
+                        let outcome = Outcome { status: &status, attempts, next_ms, detail: detail.as_deref() };
+                        s.finish(id, &outcome, now_ms())
+                    });
+                    if let Err(e) = recorded.await {
+                        warn!(error = %e, "delivery outcome not recorded");
+                    }
                 }
             };
             // A text held through quiet hours was fresh when it was held: it still goes out.
             let held = d.detail.as_deref() == Some("quiet hours");
             if !held && now - d.event_ms > self.settings.max_event_age_minutes as i64 * 60_000 {
                 info!("stale; not sent");
-                return finish("stale", d.attempts, now, Some("event became too old before it could be sent"));
+                return finish("stale", d.attempts, now, Some("event became too old before it could be sent")).await;
             }
             if let Some(until) = self.quiet_until(&d, now) {
                 info!(until_ms = until, "quiet hours; holding");
-                return finish("pending", d.attempts, until, Some("quiet hours"));
+                return finish("pending", d.attempts, until, Some("quiet hours")).await;
             }
-            let recent = self.store.sent_since(&d.recipient, now - 3_600_000).unwrap_or(0);
+            let recipient = d.recipient.clone();
+            let recent =
+                store::call(&self.store, move |s| s.sent_since(&recipient, now - 3_600_000)).await.unwrap_or(0);
             if recent >= self.settings.rate_limit_per_hour {
                 warn!(recent, "rate limit reached; not sent");
                 return finish(
@@ -253,7 +323,8 @@ impl Sender {
                     d.attempts,
                     now,
                     Some("too many texts to this guardian in the last hour"),
-                );
+                )
+                .await;
             }
             let text = sms::Text {
                 kind: if d.msg_type == "LMS" { sms::MessageType::Lms } else { sms::MessageType::Sms },
@@ -274,11 +345,11 @@ impl Sender {
             match self.gateway.send(&msg).await {
                 SendOutcome::Sent { gateway_id } => {
                     info!(gateway = self.gateway.name(), id = ?gateway_id, "sent");
-                    finish("sent", attempts, now, gateway_id.as_deref());
+                    finish("sent", attempts, now, gateway_id.as_deref()).await;
                 }
                 SendOutcome::Failed { reason } => {
                     warn!(reason, "gateway refused; not retried");
-                    finish("failed", attempts, now, Some(&reason));
+                    finish("failed", attempts, now, Some(&reason)).await;
                 }
                 SendOutcome::Retry { after, reason } if attempts < self.settings.max_attempts => {
                     let backoff = self.backoff(attempts);
@@ -292,11 +363,12 @@ impl Sender {
                         retry_in_ms = delay.as_millis() as u64,
                         "gateway busy or failing; will retry"
                     );
-                    finish("pending", attempts, now_ms().saturating_add(delay.as_millis() as i64), Some(&reason));
+                    finish("pending", attempts, now_ms().saturating_add(delay.as_millis() as i64), Some(&reason)).await;
                 }
                 SendOutcome::Retry { reason, .. } => {
                     warn!(reason, attempts, "giving up");
-                    finish("failed", attempts, now, Some(&format!("gave up after {attempts} attempts: {reason}")));
+                    finish("failed", attempts, now, Some(&format!("gave up after {attempts} attempts: {reason}")))
+                        .await;
                 }
             }
         }
@@ -339,8 +411,10 @@ pub fn quiet_until(center: &directory::Center, now: i64) -> Option<i64> {
 pub fn run(file: RelayFile) -> Result<(), RelayError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let directory = Arc::new(Directory::load(&file.relay.directory).map_err(RelayError::Start)?);
-    let store = Arc::new(RelayStore::open(&file.relay.database)?);
-    let unknown = store.recover(now_ms())?;
+    let store = store::open(&file.store())?;
+    let instance = file.instance();
+    let now = now_ms();
+    let unknown = store.recover(&instance, now - store::CLAIM_LEASE_MS, now)?;
     if unknown > 0 {
         warn!(unknown, "deliveries interrupted by the last stop were not re-sent; see `dolbom relay log`");
     }
@@ -354,6 +428,7 @@ pub fn run(file: RelayFile) -> Result<(), RelayError> {
         let wake = Arc::new(Notify::new());
         let sender = Sender {
             store: store.clone(),
+            instance,
             gateway,
             settings: file.relay.clone(),
             directory: directory.clone(),
@@ -384,10 +459,9 @@ async fn shutdown_signal() {
 /// The MQTT side: a persistent QoS 1 session with manual acknowledgements. A message is
 /// acknowledged only after its deliveries are committed, so the broker redelivers anything the
 /// relay did not finish taking in.
-async fn consume(file: &RelayFile, store: Arc<RelayStore>, directory: Arc<Directory>, wake: Arc<Notify>) {
+async fn consume(file: &RelayFile, store: Arc<dyn RelayStore>, directory: Arc<Directory>, wake: Arc<Notify>) {
     let m = &file.mqtt;
-    let client_id = m.client_id.clone().unwrap_or_else(|| "dolbom-relay".into());
-    let mut opts = MqttOptions::new(client_id, &m.host, m.port);
+    let mut opts = MqttOptions::new(file.instance(), &m.host, m.port);
     opts.set_keep_alive(Duration::from_secs(m.keep_alive_secs)).set_clean_session(false).set_manual_acks(true);
     if let (Some(u), Some(p)) = (&m.username, &m.password) {
         opts.set_credentials(u, p);
@@ -441,8 +515,10 @@ async fn consume(file: &RelayFile, store: Arc<RelayStore>, directory: Arc<Direct
                         // Retry in place until the event is on disk: a broker does not redeliver
                         // within a live session, and later acks must not overtake this one.
                         let mut delay = Duration::from_millis(100);
+                        let taken = Arc::new((event_id.clone(), outcome.clone(), deliveries));
                         loop {
-                            match store.intake(&event_id, &outcome, &deliveries, now) {
+                            let t = taken.clone();
+                            match store::call(&store, move |s| s.intake(&t.0, &t.1, &t.2, now)).await {
                                 Ok(fresh) => {
                                     info!(event_id, fresh, outcome, "event taken in");
                                     wake.notify_one();

@@ -75,6 +75,18 @@ pub enum ProviderConfig {
     },
 }
 
+impl ProviderConfig {
+    /// The HTTP timeout of gateways that have one.
+    pub fn timeout_ms(&self) -> Option<u64> {
+        match self {
+            ProviderConfig::Console => None,
+            ProviderConfig::Webhook { timeout_ms, .. }
+            | ProviderConfig::Solapi { timeout_ms, .. }
+            | ProviderConfig::Nhn { timeout_ms, .. } => Some(*timeout_ms),
+        }
+    }
+}
+
 fn default_timeout_ms() -> u64 {
     10_000
 }

@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod gateway;
 pub mod kiosk;
+pub mod postgres;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

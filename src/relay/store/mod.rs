@@ -1,0 +1,229 @@
+//! The relay's durable memory: which events it has taken in (the dedupe on `event_id`) and every
+//! delivery to every guardian with its outcome. An MQTT message is acknowledged only after its
+//! deliveries are committed here, so a crash or a redelivery can neither lose nor repeat a text.
+//!
+//! Two back ends behind one trait: SQLite (one relay, the default) and PostgreSQL (several relays
+//! sharing the load through an MQTT shared subscription; the event dedupe and the delivery claims
+//! are then shared, claims taken with `FOR UPDATE SKIP LOCKED`). Both run the same SQL, written
+//! once here with `?N` parameters.
+//!
+//! A delivery that was being sent when its relay died is marked `unknown` and not sent again: the
+//! gateway may already have it, and a parent must never get a text twice.
+
+mod postgres;
+mod sqlite;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use self::postgres::PgStore;
+pub use self::sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    #[error("database task: {0}")]
+    Task(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Where the relay keeps its records.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Sqlite(PathBuf),
+    /// A libpq-style connection string, `host=… user=… dbname=…` or `postgresql://…`.
+    Postgres(String),
+}
+
+/// A `sending` claim older than this is presumed dead (its relay stopped and has not come back)
+/// and is marked `unknown` by whichever relay notices. Far longer than any gateway timeout.
+pub const CLAIM_LEASE_MS: i64 = 10 * 60_000;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: i64,
+    pub event_id: String,
+    pub recipient: String,
+    pub guardian: String,
+    pub child: String,
+    pub center: String,
+    pub notice: String,
+    /// Capture time of the event at the kiosk.
+    pub event_ms: i64,
+    pub sender: String,
+    pub msg_type: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_ms: i64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub detail: Option<String>,
+    /// The relay instance (its MQTT client id) that last claimed it for sending.
+    pub instance: Option<String>,
+}
+
+/// The relay's records. Calls block (disk or network): async code goes through [`call`].
+pub trait RelayStore: Send + Sync {
+    /// Marks `sending` deliveries as `unknown` (never re-sent): those claimed by `instance` (it is
+    /// starting, so they were interrupted) and any claimed before `lease_before_ms`. Returns how many.
+    fn recover(&self, instance: &str, lease_before_ms: i64, now_ms: i64) -> StoreResult<usize>;
+
+    /// Takes in an event with its deliveries, once: false when the event was seen before.
+    fn intake(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool>;
+
+    /// Claims the oldest due pending delivery for `instance`, marking it `sending`.
+    fn claim(&self, instance: &str, now_ms: i64) -> StoreResult<Option<Delivery>>;
+
+    fn finish(&self, id: i64, outcome: &Outcome<'_>, now_ms: i64) -> StoreResult<()>;
+
+    /// Texts sent to `recipient` since `since_ms` (for the per-guardian rate limit).
+    fn sent_since(&self, recipient: &str, since_ms: i64) -> StoreResult<i64>;
+
+    /// When the next pending delivery is due, if any.
+    fn next_due(&self) -> StoreResult<Option<i64>>;
+
+    /// The newest deliveries first.
+    fn log(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome<'a> {
+    pub status: &'a str,
+    pub attempts: i64,
+    pub next_ms: i64,
+    pub detail: Option<&'a str>,
+}
+
+pub fn open(config: &StoreConfig) -> StoreResult<Arc<dyn RelayStore>> {
+    Ok(match config {
+        StoreConfig::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
+        StoreConfig::Postgres(params) => Arc::new(PgStore::open(params)?),
+    })
+}
+
+/// Runs a store call on tokio's blocking pool, so an fsync or a slow database never stalls the
+/// MQTT session or the sender.
+pub async fn call<T, F>(store: &Arc<dyn RelayStore>, f: F) -> StoreResult<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&dyn RelayStore) -> StoreResult<T> + Send + 'static,
+{
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&*store)).await.map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// The schema, with the one type that differs between the back ends left open.
+fn schema(id_column: &str) -> String {
+    format!(
+        "
+CREATE TABLE IF NOT EXISTS events_seen (
+    event_id    TEXT PRIMARY KEY,
+    received_ms BIGINT NOT NULL,
+    outcome     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    id          {id_column},
+    event_id    TEXT NOT NULL,
+    recipient   TEXT NOT NULL,
+    guardian    TEXT NOT NULL,
+    child       TEXT NOT NULL,
+    center      TEXT NOT NULL,
+    notice      TEXT NOT NULL,
+    event_ms    BIGINT NOT NULL,
+    sender      TEXT NOT NULL,
+    msg_type    TEXT NOT NULL,
+    subject     TEXT,
+    body        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    attempts    BIGINT NOT NULL DEFAULT 0,
+    next_ms     BIGINT NOT NULL,
+    created_ms  BIGINT NOT NULL,
+    updated_ms  BIGINT NOT NULL,
+    detail      TEXT,
+    claimed_by  TEXT,
+    UNIQUE (event_id, recipient)
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_ms);
+CREATE INDEX IF NOT EXISTS deliveries_recent ON deliveries (recipient, status, updated_ms);
+"
+    )
+}
+
+const COLUMNS: &str = "id, event_id, recipient, guardian, child, center, notice, event_ms, sender, msg_type, subject, \
+                       body, status, attempts, next_ms, created_ms, updated_ms, detail, claimed_by";
+
+const RECOVER: &str = "UPDATE deliveries SET status = 'unknown', updated_ms = ?3,
+     detail = 'the relay stopped while sending; not re-sent to avoid a duplicate (check the gateway log)'
+     WHERE status = 'sending' AND (claimed_by = ?1 OR claimed_by IS NULL OR updated_ms < ?2)";
+
+const SEE_EVENT: &str = "INSERT INTO events_seen (event_id, received_ms, outcome) VALUES (?1, ?2, ?3)
+     ON CONFLICT (event_id) DO NOTHING";
+
+const ADD_DELIVERY: &str =
+    "INSERT INTO deliveries (event_id, recipient, guardian, child, center, notice, event_ms, sender,
+         msg_type, subject, body, status, attempts, next_ms, created_ms, updated_ms, detail)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, ?13, ?14, ?14, ?15)
+     ON CONFLICT (event_id, recipient) DO NOTHING";
+
+/// One statement, so the claim is atomic; `lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, which
+/// lets several relays take different rows at once instead of queueing on the same one.
+fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE deliveries SET status = 'sending', updated_ms = ?2, claimed_by = ?1
+         WHERE status = 'pending'
+           AND id = (SELECT id FROM deliveries WHERE status = 'pending' AND next_ms <= ?2
+                     ORDER BY next_ms, id LIMIT 1 {lock})
+         RETURNING {COLUMNS}"
+    )
+}
+
+const FINISH: &str =
+    "UPDATE deliveries SET status = ?2, attempts = ?3, next_ms = ?4, detail = ?5, updated_ms = ?6 WHERE id = ?1";
+
+const SENT_SINCE: &str =
+    "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND status = 'sent' AND updated_ms >= ?2";
+
+const NEXT_DUE: &str = "SELECT MIN(next_ms) FROM deliveries WHERE status = 'pending'";
+
+fn log_sql() -> String {
+    format!("SELECT {COLUMNS} FROM deliveries ORDER BY id DESC LIMIT ?1")
+}
+
+/// A row read by either back end, column by column in [`COLUMNS`] order.
+trait Columns {
+    type Error;
+    fn int(&self, i: usize) -> Result<i64, Self::Error>;
+    fn text(&self, i: usize) -> Result<String, Self::Error>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>, Self::Error>;
+}
+
+fn delivery_from<R: Columns>(r: &R) -> Result<Delivery, R::Error> {
+    Ok(Delivery {
+        id: r.int(0)?,
+        event_id: r.text(1)?,
+        recipient: r.text(2)?,
+        guardian: r.text(3)?,
+        child: r.text(4)?,
+        center: r.text(5)?,
+        notice: r.text(6)?,
+        event_ms: r.int(7)?,
+        sender: r.text(8)?,
+        msg_type: r.text(9)?,
+        subject: r.opt_text(10)?,
+        body: r.text(11)?,
+        status: r.text(12)?,
+        attempts: r.int(13)?,
+        next_ms: r.int(14)?,
+        created_ms: r.int(15)?,
+        updated_ms: r.int(16)?,
+        detail: r.opt_text(17)?,
+        instance: r.opt_text(18)?,
+    })
+}

@@ -1,0 +1,119 @@
+//! The relay store in one SQLite file (WAL, synchronous=FULL): the default, for one relay.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{
+    claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, RelayStore, StoreResult, ADD_DELIVERY,
+    FINISH, NEXT_DUE, RECOVER, SEE_EVENT, SENT_SINCE,
+};
+
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(&schema("INTEGER PRIMARY KEY AUTOINCREMENT"))?;
+        // Databases written before claims were recorded per instance.
+        let has_claims: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('deliveries') WHERE name = 'claimed_by'",
+            [],
+            |r| r.get(0),
+        )?;
+        if !has_claims {
+            conn.execute_batch("ALTER TABLE deliveries ADD COLUMN claimed_by TEXT")?;
+        }
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A poisoned lock means a panic mid-statement; SQLite rolled back, the data is sound.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Columns for rusqlite::Row<'_> {
+    type Error = rusqlite::Error;
+    fn int(&self, i: usize) -> rusqlite::Result<i64> {
+        self.get(i)
+    }
+    fn text(&self, i: usize) -> rusqlite::Result<String> {
+        self.get(i)
+    }
+    fn opt_text(&self, i: usize) -> rusqlite::Result<Option<String>> {
+        self.get(i)
+    }
+}
+
+impl RelayStore for SqliteStore {
+    fn recover(&self, instance: &str, lease_before_ms: i64, now_ms: i64) -> StoreResult<usize> {
+        Ok(self.lock().execute(RECOVER, params![instance, lease_before_ms, now_ms])?)
+    }
+
+    fn intake(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let fresh = tx.execute(SEE_EVENT, params![event_id, now_ms, outcome])? == 1;
+        if fresh {
+            let mut add = tx.prepare_cached(ADD_DELIVERY)?;
+            for d in deliveries {
+                add.execute(params![
+                    d.event_id,
+                    d.recipient,
+                    d.guardian,
+                    d.child,
+                    d.center,
+                    d.notice,
+                    d.event_ms,
+                    d.sender,
+                    d.msg_type,
+                    d.subject,
+                    d.body,
+                    d.status,
+                    d.next_ms,
+                    now_ms,
+                    d.detail
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    fn claim(&self, instance: &str, now_ms: i64) -> StoreResult<Option<Delivery>> {
+        // SQLite has one writer at a time: the single UPDATE … RETURNING is already exclusive.
+        let conn = self.lock();
+        let row = conn.query_row(&claim_sql(""), params![instance, now_ms], |r| delivery_from(r)).optional()?;
+        Ok(row)
+    }
+
+    fn finish(&self, id: i64, o: &Outcome<'_>, now_ms: i64) -> StoreResult<()> {
+        self.lock().execute(FINISH, params![id, o.status, o.attempts, o.next_ms, o.detail, now_ms])?;
+        Ok(())
+    }
+
+    fn sent_since(&self, recipient: &str, since_ms: i64) -> StoreResult<i64> {
+        Ok(self.lock().query_row(SENT_SINCE, params![recipient, since_ms], |r| r.get(0))?)
+    }
+
+    fn next_due(&self) -> StoreResult<Option<i64>> {
+        Ok(self.lock().query_row(NEXT_DUE, [], |r| r.get(0))?)
+    }
+
+    fn log(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(&log_sql())?;
+        let rows = stmt.query_map(params![limit as i64], |r| delivery_from(r))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

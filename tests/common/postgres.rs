@@ -1,0 +1,40 @@
+//! A scratch PostgreSQL database per test, on the server the test set-up provides (this machine
+//! kind's own on 127.0.0.1:5432; scripts/test.sh installs one and the `dolbom` role elsewhere).
+//! `DOLBOM_TEST_POSTGRES` overrides the connection string. Fails loudly, never skips.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub fn admin_params() -> String {
+    std::env::var("DOLBOM_TEST_POSTGRES")
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=dolbom password=dolbom dbname=postgres".into())
+}
+
+pub struct TempDb {
+    name: String,
+}
+
+impl TempDb {
+    pub fn create() -> Self {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("dolbom_test_{}_{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
+        let mut admin = postgres::Client::connect(&admin_params(), postgres::NoTls)
+            .unwrap_or_else(|e| panic!("PostgreSQL at `{}`: {e} (run scripts/test.sh)", admin_params()));
+        // Separate statements: a multi-statement string runs as one transaction, which these refuse.
+        admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).expect("drop old db");
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).expect("create db");
+        TempDb { name }
+    }
+
+    /// The connection string for this database.
+    pub fn params(&self) -> String {
+        format!("{} dbname={}", admin_params(), self.name)
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = postgres::Client::connect(&admin_params(), postgres::NoTls) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+        }
+    }
+}
