@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use common::broker::{free_port, publish, signal, system_broker_port};
 use common::gateway::{Gateway, Reply};
 use common::postgres::TempDb;
+use common::tcp_proxy::Proxy;
 
 struct Relay {
     dir: tempfile::TempDir,
@@ -439,4 +440,44 @@ fn two_relays_share_the_load_through_postgres_without_duplicates() {
         |instance: &str| log.iter().filter(|l| l["instance"].as_str().is_some_and(|i| i.ends_with(instance))).count();
     assert!(by("-a") > 0 && by("-b") > 0, "both relays sent texts: a {}, b {}", by("-a"), by("-b"));
     assert_eq!(by("-a") + by("-b"), n);
+}
+
+#[test]
+fn relay_waits_for_postgres_and_rides_out_an_outage() {
+    let gw = Gateway::start();
+    let db = TempDb::create();
+    let proxy = Proxy::new(db.port());
+    let pg = format!("{} connect_timeout=2", db.params_via(proxy.port));
+    let relay = Relay::with(
+        &format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url()),
+        "",
+        Setup { shared: Some(Shared { postgres: &pg, instance: "a", center: None }), relay_extra: "" },
+    );
+    // The database comes up after the relay (both booting): the relay waits for it.
+    let mut child = std::thread::scope(|s| {
+        s.spawn(|| {
+            wait_for("the relay to find the database missing", 20, || {
+                std::fs::read_to_string(&relay.log).unwrap_or_default().contains("not reachable yet")
+            });
+            proxy.up();
+        });
+        relay.spawn()
+    });
+    let now = jiff::Timestamp::now();
+    relay.event("01a00000-0000-7000-8000-000000000101", "arrival", "minji", "child", now, None);
+    wait_for("the first text", 20, || gw.received().len() == 1);
+    // The database goes away mid-run: the next event waits, unacknowledged, until it is back.
+    proxy.down();
+    relay.event("01a00000-0000-7000-8000-000000000102", "arrival", "jiwoo", "child", now, None);
+    wait_for("the intake to fail", 20, || {
+        std::fs::read_to_string(&relay.log).unwrap_or_default().contains("event not recorded yet")
+    });
+    proxy.up();
+    wait_for("the second text", 30, || gw.received().len() >= 2);
+    std::thread::sleep(Duration::from_secs(1));
+    signal(child.id(), "TERM");
+    let _ = child.wait();
+    assert_eq!(gw.received().len(), 2, "each text once");
+    let log = relay.log_lines();
+    assert!(log.iter().all(|l| l["status"] == "sent"), "{log:?}");
 }

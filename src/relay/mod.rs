@@ -294,12 +294,23 @@ impl Sender {
             let finish = |status: &str, attempts: i64, next_ms: i64, detail: Option<&str>| {
                 let (id, status, detail) = (d.id, status.to_string(), detail.map(str::to_string));
                 async move {
-                    let recorded = store::call(&self.store, move |s| {
-                        let outcome = Outcome { status: &status, attempts, next_ms, detail: detail.as_deref() };
-                        s.finish(id, &outcome, now_ms())
-                    });
-                    if let Err(e) = recorded.await {
-                        warn!(error = %e, "delivery outcome not recorded");
+                    // The outcome is known only here: keep trying until it is on record (the
+                    // sender has nothing else it could do without its database anyway).
+                    let mut delay = Duration::from_millis(100);
+                    loop {
+                        let (st, detail) = (status.clone(), detail.clone());
+                        let recorded = store::call(&self.store, move |s| {
+                            let outcome = Outcome { status: &st, attempts, next_ms, detail: detail.as_deref() };
+                            s.finish(id, &outcome, now_ms())
+                        });
+                        match recorded.await {
+                            Ok(()) => break,
+                            Err(e) => {
+                                warn!(error = %e, status, "delivery outcome not recorded yet; retrying");
+                                tokio::time::sleep(delay).await;
+                                delay = (delay * 2).min(Duration::from_secs(5));
+                            }
+                        }
                     }
                 }
             };
@@ -411,13 +422,8 @@ pub fn quiet_until(center: &directory::Center, now: i64) -> Option<i64> {
 pub fn run(file: RelayFile) -> Result<(), RelayError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let directory = Arc::new(Directory::load(&file.relay.directory).map_err(RelayError::Start)?);
-    let store = store::open(&file.store())?;
     let instance = file.instance();
-    let now = now_ms();
-    let unknown = store.recover(&instance, now - store::CLAIM_LEASE_MS, now)?;
-    if unknown > 0 {
-        warn!(unknown, "deliveries interrupted by the last stop were not re-sent; see `dolbom relay log`");
-    }
+    let store = open_store(&file.store(), &instance)?;
     let gateway = provider::build(&file.provider).map_err(RelayError::Start)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -442,6 +448,33 @@ pub fn run(file: RelayFile) -> Result<(), RelayError> {
         sender_task.abort();
     });
     Ok(())
+}
+
+/// Opens the store and settles the last run's interrupted deliveries, waiting for a database that
+/// is not up yet (a relay and its PostgreSQL server booting together); other errors end the start.
+fn open_store(config: &StoreConfig, instance: &str) -> Result<Arc<dyn RelayStore>, RelayError> {
+    let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    loop {
+        let opened = store::open(config).and_then(|store| {
+            let now = now_ms();
+            let unknown = store.recover(instance, now - store::CLAIM_LEASE_MS, now)?;
+            Ok((store, unknown))
+        });
+        match opened {
+            Ok((store, unknown)) => {
+                if unknown > 0 {
+                    warn!(unknown, "deliveries interrupted by the last stop were not re-sent; see `dolbom relay log`");
+                }
+                return Ok(store);
+            }
+            Err(e) if e.is_transient() => {
+                let wait = backoff.next_delay();
+                warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "relay database not reachable yet");
+                std::thread::sleep(wait);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -6,6 +6,7 @@ pub mod broker;
 pub mod gateway;
 pub mod kiosk;
 pub mod postgres;
+pub mod tcp_proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

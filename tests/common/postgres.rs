@@ -25,9 +25,22 @@ impl TempDb {
         TempDb { name }
     }
 
+    /// The server's TCP port on loopback (for a proxy in front of it).
+    pub fn port(&self) -> u16 {
+        admin_params().split_whitespace().find_map(|kv| kv.strip_prefix("port=")?.parse().ok()).unwrap_or(5432)
+    }
+
     /// The connection string for this database.
     pub fn params(&self) -> String {
         format!("{} dbname={}", admin_params(), self.name)
+    }
+
+    /// The same database reached through another port on loopback (a proxy).
+    pub fn params_via(&self, port: u16) -> String {
+        let admin = admin_params();
+        let kept: Vec<&str> =
+            admin.split_whitespace().filter(|kv| !kv.starts_with("port=") && !kv.starts_with("host=")).collect();
+        format!("host=127.0.0.1 port={port} {} dbname={}", kept.join(" "), self.name)
     }
 }
 

@@ -27,6 +27,29 @@ pub enum StoreError {
     Postgres(#[from] ::postgres::Error),
     #[error("database task: {0}")]
     Task(String),
+    #[error("`relay.postgres`: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Worth waiting for: the database is not reachable or not ready yet (as opposed to a bad
+    /// connection string, a refused password or a broken file).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Postgres(e) => {
+                use ::postgres::error::SqlState;
+                let network = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+                let not_ready = e.code().is_some_and(|c| {
+                    [SqlState::CANNOT_CONNECT_NOW, SqlState::TOO_MANY_CONNECTIONS, SqlState::ADMIN_SHUTDOWN].contains(c)
+                });
+                network || e.is_closed() || not_ready
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+            }
+            _ => false,
+        }
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

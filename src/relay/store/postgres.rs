@@ -12,8 +12,8 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
 use super::{
-    claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, RelayStore, StoreResult, ADD_DELIVERY,
-    FINISH, NEXT_DUE, RECOVER, SEE_EVENT, SENT_SINCE,
+    claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, RelayStore, StoreError, StoreResult,
+    ADD_DELIVERY, FINISH, NEXT_DUE, RECOVER, SEE_EVENT, SENT_SINCE,
 };
 
 pub struct PgStore {
@@ -33,7 +33,9 @@ const SCHEMA_LOCK: i64 = 0x646f_6c62_6f6d;
 impl PgStore {
     /// Connects and creates the tables if they are missing.
     pub fn open(params: &str) -> StoreResult<Self> {
-        let mut config: postgres::Config = params.parse()?;
+        // The message of a parse error never repeats the string, which may hold a password.
+        let mut config: postgres::Config =
+            params.parse().map_err(|e: postgres::Error| StoreError::Config(e.to_string()))?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
