@@ -68,6 +68,9 @@ pub struct RelaySettings {
     /// Texts per guardian per hour at most; more are recorded as `rate_limited`.
     #[serde(default = "default_rate_limit")]
     pub rate_limit_per_hour: i64,
+    /// Texts in flight to the gateway at once, per relay.
+    #[serde(default = "default_senders")]
+    pub senders: usize,
 }
 
 fn default_topics() -> Vec<String> {
@@ -87,6 +90,9 @@ fn default_retry_max_ms() -> u64 {
 }
 fn default_rate_limit() -> i64 {
     10
+}
+fn default_senders() -> usize {
+    4
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,6 +149,9 @@ impl RelayFile {
             return Err(err(
                 "`mqtt.client_id` must be set, and unique per relay, when `relay.share_group` is set".into()
             ));
+        }
+        if !(1..=64).contains(&r.senders) {
+            return Err(err("`relay.senders` must be 1-64".into()));
         }
         if r.rate_limit_per_hour < 1 {
             return Err(err("`relay.rate_limit_per_hour` must be at least 1".into()));
@@ -237,7 +246,8 @@ pub fn plan(
     Ok((event_id, format!("{outcome}: {} text(s)", deliveries.len()), deliveries))
 }
 
-/// The sender: sends due deliveries one at a time, in order.
+/// The sender: `relay.senders` workers, each claiming the oldest due delivery and sending it, so
+/// a slow gateway answer does not hold up every other parent's text.
 pub struct Sender {
     pub store: Arc<dyn RelayStore>,
     /// This relay's name on its claims.
@@ -249,17 +259,21 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub async fn run(self) {
+    pub async fn run(self: Arc<Self>, worker: usize) {
         let mut next_sweep = 0;
         loop {
             let now = now_ms();
-            if now >= next_sweep {
+            if worker == 0 && now >= next_sweep {
                 next_sweep = now + 60_000;
                 self.sweep_dead_claims(now).await;
             }
             let instance = self.instance.clone();
             match store::call(&self.store, move |s| s.claim(&instance, now)).await {
-                Ok(Some(d)) => self.deliver(d).await,
+                Ok(Some(d)) => {
+                    // There may be more: an idle worker can take the next one meanwhile.
+                    self.wake.notify_one();
+                    self.deliver(d).await
+                }
                 Ok(None) => {
                     let due = store::call(&self.store, |s| s.next_due()).await.ok().flatten();
                     let wait = due.map_or(1000, |due| (due - now).clamp(10, 1000));
@@ -432,20 +446,20 @@ pub fn run(file: RelayFile) -> Result<(), RelayError> {
         .map_err(|e| RelayError::Start(e.to_string()))?;
     runtime.block_on(async move {
         let wake = Arc::new(Notify::new());
-        let sender = Sender {
+        let sender = Arc::new(Sender {
             store: store.clone(),
             instance,
             gateway,
             settings: file.relay.clone(),
             directory: directory.clone(),
             wake: wake.clone(),
-        };
-        let sender_task = tokio::spawn(sender.run());
+        });
+        let workers: Vec<_> = (0..file.relay.senders).map(|w| tokio::spawn(sender.clone().run(w))).collect();
         tokio::select! {
             _ = consume(&file, store, directory, wake) => {}
             _ = shutdown_signal() => info!("shutdown requested"),
         }
-        sender_task.abort();
+        workers.iter().for_each(|w| w.abort());
     });
     Ok(())
 }

@@ -196,12 +196,17 @@ const ADD_DELIVERY: &str =
      ON CONFLICT (event_id, recipient) DO NOTHING";
 
 /// One statement, so the claim is atomic; `lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, which
-/// lets several relays take different rows at once instead of queueing on the same one.
+/// lets several senders take different rows at once instead of queueing on the same one. A
+/// guardian with a text in flight waits for it, so one parent's texts arrive in order (best
+/// effort across relays; a claim older than the lease no longer holds them up).
 fn claim_sql(lock: &str) -> String {
     format!(
         "UPDATE deliveries SET status = 'sending', updated_ms = ?2, claimed_by = ?1
          WHERE status = 'pending'
-           AND id = (SELECT id FROM deliveries WHERE status = 'pending' AND next_ms <= ?2
+           AND id = (SELECT id FROM deliveries
+                     WHERE status = 'pending' AND next_ms <= ?2
+                       AND recipient NOT IN (SELECT recipient FROM deliveries
+                                             WHERE status = 'sending' AND updated_ms >= ?2 - {CLAIM_LEASE_MS})
                      ORDER BY next_ms, id LIMIT 1 {lock})
          RETURNING {COLUMNS}"
     )
