@@ -45,6 +45,8 @@ pub struct Gateway {
     /// When each request was read, in the same order.
     pub times: Arc<Mutex<Vec<std::time::SystemTime>>>,
     script: Arc<Mutex<VecDeque<Reply>>>,
+    /// The answer once the script has run out.
+    default: Arc<Mutex<Reply>>,
 }
 
 impl Gateway {
@@ -54,10 +56,11 @@ impl Gateway {
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
         let times: Arc<Mutex<Vec<std::time::SystemTime>>> = Arc::default();
         let script: Arc<Mutex<VecDeque<Reply>>> = Arc::default();
-        let (r, s, tm) = (requests.clone(), script.clone(), times.clone());
+        let default = Arc::new(Mutex::new(Reply::ok()));
+        let (r, s, tm, d) = (requests.clone(), script.clone(), times.clone(), default.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (r, s, tm) = (r.clone(), s.clone(), tm.clone());
+                let (r, s, tm, d) = (r.clone(), s.clone(), tm.clone(), d.clone());
                 std::thread::spawn(move || {
                     let mut stream = stream;
                     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
@@ -87,7 +90,8 @@ impl Gateway {
                         if reader.read_exact(&mut body).is_err() {
                             return;
                         }
-                        let reply = s.lock().expect("script").pop_front().unwrap_or_else(Reply::ok);
+                        let next = s.lock().expect("script").pop_front();
+                        let reply = next.unwrap_or_else(|| d.lock().expect("default").clone());
                         // One lock order for both lists keeps them aligned.
                         let mut requests = r.lock().expect("requests");
                         tm.lock().expect("times").push(std::time::SystemTime::now());
@@ -113,7 +117,12 @@ impl Gateway {
                 });
             }
         });
-        Gateway { port, requests, times, script }
+        Gateway { port, requests, times, script, default }
+    }
+
+    /// How the gateway answers once the script has run out (a real gateway's latency, say).
+    pub fn answer_by_default(&self, reply: Reply) {
+        *self.default.lock().expect("default") = reply;
     }
 
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {

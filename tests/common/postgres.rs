@@ -1,6 +1,7 @@
 //! A scratch PostgreSQL database per test, on the server the test set-up provides (this machine
 //! kind's own on 127.0.0.1:5432; scripts/test.sh installs one and the `dolbom` role elsewhere).
 //! `DOLBOM_TEST_POSTGRES` overrides the connection string. Fails loudly, never skips.
+#![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
