@@ -376,7 +376,7 @@ fn run(command: Command) -> Result<ExitCode> {
                     Ok(ExitCode::SUCCESS)
                 }
                 Some(RelayAction::Log { limit, json }) => {
-                    let store = dolbom::relay::store::open(&file.store())?;
+                    let store = dolbom::relay::store::open(&file.store(), None)?;
                     for d in store.log(limit)? {
                         if json {
                             let line = serde_json::json!({

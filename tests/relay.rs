@@ -31,6 +31,9 @@ struct Shared<'a> {
     instance: &'a str,
     /// The center (and group) of the relays already started; `None` for the first.
     center: Option<&'a str>,
+    /// In an MQTT shared-subscription group (the broker splits the events), or each relay
+    /// taking in every event (the store splits them).
+    group: bool,
 }
 
 impl Relay {
@@ -48,7 +51,11 @@ impl Relay {
             None => (format!("relay-{center}"), "database = \"relay.db\"".to_string()),
             Some(s) => (
                 format!("relay-{center}-{}", s.instance),
-                format!("postgres = \"{}\"\nshare_group = \"g-{center}\"", s.postgres),
+                format!(
+                    "postgres = \"{}\"\n{}",
+                    s.postgres,
+                    if s.group { format!("share_group = \"g-{center}\"") } else { String::new() }
+                ),
             ),
         };
         let relay_extra = setup.relay_extra;
@@ -406,22 +413,25 @@ fn two_relays_share_the_load_through_postgres_without_duplicates() {
     let a = Relay::with(
         &provider,
         "",
-        Setup { shared: Some(Shared { postgres: &pg, instance: "a", center: None }), relay_extra },
+        Setup { shared: Some(Shared { postgres: &pg, instance: "a", center: None, group: true }), relay_extra },
     );
     let b = Relay::with(
         &provider,
         "",
-        Setup { shared: Some(Shared { postgres: &pg, instance: "b", center: Some(&a.center) }), relay_extra },
+        Setup {
+            shared: Some(Shared { postgres: &pg, instance: "b", center: Some(&a.center), group: true }),
+            relay_extra,
+        },
     );
     let (mut ca, mut cb) = (a.spawn(), b.spawn());
     // Every arrival once, then every one again, as kiosks resend after lost PUBACKs. The broker
     // deals the copies out among the group (an odd count makes round-robin cross them over), so
     // only the shared store can keep a second copy from becoming a second text.
-    let n = 41;
+    let n: usize = 41;
     let now = jiff::Timestamp::now();
     for _round in 0..2 {
         for i in 0..n {
-            let child = if i % 2 == 0 { "minji" } else { "jiwoo" };
+            let child = if i.is_multiple_of(2) { "minji" } else { "jiwoo" };
             a.event(&format!("01a00000-0000-7000-8000-{i:012}"), "arrival", child, "child", now, None);
         }
     }
@@ -470,7 +480,7 @@ fn relay_waits_for_postgres_and_rides_out_an_outage() {
     let relay = Relay::with(
         &format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url()),
         "",
-        Setup { shared: Some(Shared { postgres: &pg, instance: "a", center: None }), relay_extra: "" },
+        Setup { shared: Some(Shared { postgres: &pg, instance: "a", center: None, group: false }), relay_extra: "" },
     );
     // The database comes up after the relay (both booting): the relay waits for it.
     let mut child = std::thread::scope(|s| {
@@ -499,4 +509,53 @@ fn relay_waits_for_postgres_and_rides_out_an_outage() {
     assert_eq!(gw.received().len(), 2, "each text once");
     let log = relay.log_lines();
     assert!(log.iter().all(|l| l["status"] == "sent"), "{log:?}");
+}
+
+/// Without a share group every relay takes in every event and the store splits the sending, so
+/// a stopped relay strands nothing (a broker like Mosquitto keeps dealing a stopped group
+/// member its share, queued until it returns).
+#[test]
+fn relays_without_a_group_stand_in_for_a_stopped_one() {
+    let gw = Gateway::start();
+    let db = TempDb::create();
+    let pg = db.params();
+    let provider = format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url());
+    let relay_extra = "rate_limit_per_hour = 1000";
+    let shared = |instance, center| Setup {
+        shared: Some(Shared { postgres: &pg, instance, center, group: false }),
+        relay_extra,
+    };
+    let a = Relay::with(&provider, "", shared("a", None));
+    let b = Relay::with(&provider, "", shared("b", Some(&a.center)));
+    let (mut ca, mut cb) = (a.spawn(), b.spawn());
+    let now = jiff::Timestamp::now();
+    let event = |i: usize| {
+        let child = if i.is_multiple_of(2) { "minji" } else { "jiwoo" };
+        a.event(&format!("01a00000-0000-7000-8000-{i:012}"), "arrival", child, "child", now, None);
+    };
+    (0..6).for_each(event);
+    wait_for("six texts", 20, || gw.received().len() >= 6);
+    signal(cb.id(), "TERM");
+    assert!(cb.wait().expect("b exits").success(), "a clean stop");
+    (6..12).for_each(event);
+    wait_for("a to text the rest alone", 20, || gw.received().len() >= 12);
+    // b comes back to the copies its session kept: all known already.
+    let mut cb = b.spawn();
+    wait_for("b to catch up", 20, || {
+        std::fs::read_to_string(&b.log).unwrap_or_default().matches("event taken in").count() >= 12
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    signal(ca.id(), "TERM");
+    signal(cb.id(), "TERM");
+    let _ = (ca.wait(), cb.wait());
+    let mut keys: Vec<String> =
+        gw.received().iter().map(|r| r.header("Idempotency-Key").unwrap_or("").to_string()).collect();
+    assert_eq!(keys.len(), 12, "each event texted once");
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 12);
+    for r in [&a, &b] {
+        let log = std::fs::read_to_string(&r.log).unwrap_or_default();
+        assert!(!log.contains("panicked"), "{log}");
+    }
 }

@@ -145,10 +145,8 @@ impl RelayFile {
         if file.provider.timeout_ms().is_some_and(|t| !(100..=120_000).contains(&t)) {
             return Err(err("`provider.timeout_ms` must be 100-120000".into()));
         }
-        if r.share_group.is_some() && file.mqtt.client_id.is_none() {
-            return Err(err(
-                "`mqtt.client_id` must be set, and unique per relay, when `relay.share_group` is set".into()
-            ));
+        if r.postgres.is_some() && file.mqtt.client_id.as_ref().is_none_or(|c| c.is_empty()) {
+            return Err(err("`mqtt.client_id` must be set, and unique per relay, when `relay.postgres` is set".into()));
         }
         if !(1..=64).contains(&r.senders) {
             return Err(err("`relay.senders` must be 1-64".into()));
@@ -259,9 +257,11 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub async fn run(self: Arc<Self>, worker: usize) {
+    /// One worker's loop, until `stop` turns true; a delivery under way is finished first, so a
+    /// restart does not leave a text half-sent.
+    pub async fn run(self: Arc<Self>, worker: usize, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut next_sweep = 0;
-        loop {
+        while !*stop.borrow() {
             let now = now_ms();
             if worker == 0 && now >= next_sweep {
                 next_sweep = now + 60_000;
@@ -279,6 +279,7 @@ impl Sender {
                     let wait = due.map_or(1000, |due| (due - now).clamp(10, 1000));
                     tokio::select! {
                         _ = self.wake.notified() => {}
+                        _ = stop.changed() => {}
                         _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
                     }
                 }
@@ -291,12 +292,16 @@ impl Sender {
     }
 
     /// Claims held past the lease belong to a relay that died and has not come back (with a shared
-    /// store, another one may never): their texts are marked `unknown`, as at a restart.
+    /// store, another one may never): settled as at a restart.
     async fn sweep_dead_claims(&self, now: i64) {
         // An instance name no relay has: only the lease decides here.
         match store::call(&self.store, move |s| s.recover("", now - store::CLAIM_LEASE_MS, now)).await {
-            Ok(0) => {}
-            Ok(n) => warn!(n, "deliveries claimed by a relay that stopped were marked unknown, not re-sent"),
+            Ok(r) if r == store::Recovered::default() => {}
+            Ok(r) => warn!(
+                requeued = r.requeued,
+                unknown = r.unknown,
+                "claims of a relay that stopped: unsent texts queued again, interrupted ones marked unknown"
+            ),
             Err(e) => warn!(error = %e, "could not check for abandoned deliveries"),
         }
     }
@@ -312,13 +317,17 @@ impl Sender {
                     // sender has nothing else it could do without its database anyway).
                     let mut delay = Duration::from_millis(100);
                     loop {
-                        let (st, detail) = (status.clone(), detail.clone());
+                        let (st, detail, me) = (status.clone(), detail.clone(), self.instance.clone());
                         let recorded = store::call(&self.store, move |s| {
                             let outcome = Outcome { status: &st, attempts, next_ms, detail: detail.as_deref() };
-                            s.finish(id, &outcome, now_ms())
+                            s.finish(id, &me, &outcome, now_ms())
                         });
                         match recorded.await {
-                            Ok(()) => break,
+                            Ok(true) => break,
+                            Ok(false) => {
+                                warn!(status, "the claim was taken back after its lease; outcome not recorded");
+                                break;
+                            }
                             Err(e) => {
                                 warn!(error = %e, status, "delivery outcome not recorded yet; retrying");
                                 tokio::time::sleep(delay).await;
@@ -339,8 +348,14 @@ impl Sender {
                 return finish("pending", d.attempts, until, Some("quiet hours")).await;
             }
             let recipient = d.recipient.clone();
-            let recent =
-                store::call(&self.store, move |s| s.sent_since(&recipient, now - 3_600_000)).await.unwrap_or(0);
+            let recent = match store::call(&self.store, move |s| s.sent_since(&recipient, now - 3_600_000)).await {
+                Ok(n) => n,
+                Err(e) => {
+                    // Never send past a limit we could not check: try again shortly.
+                    warn!(error = %e, "rate limit not checked; will retry");
+                    return finish("pending", d.attempts, now + 1000, Some("rate limit not checked yet")).await;
+                }
+            };
             if recent >= self.settings.rate_limit_per_hour {
                 warn!(recent, "rate limit reached; not sent");
                 return finish(
@@ -366,6 +381,20 @@ impl Sender {
                 center: d.center.clone(),
                 notice: d.notice.clone(),
             };
+            // The last step before the gateway: from here on an interruption leaves `sending`,
+            // which is never re-sent; before it, the claim simply goes back to the queue.
+            let (id, me) = (d.id, self.instance.clone());
+            match store::call(&self.store, move |s| s.begin_send(id, &me, now_ms())).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    warn!("the claim was taken back after its lease; not sent here");
+                    return;
+                }
+                Err(e) => {
+                    warn!(error = %e, "could not mark the text as sending; will retry");
+                    return finish("pending", d.attempts, now + 1000, d.detail.as_deref()).await;
+                }
+            }
             let attempts = d.attempts + 1;
             match self.gateway.send(&msg).await {
                 SendOutcome::Sent { gateway_id } => {
@@ -444,6 +473,9 @@ pub fn run(file: RelayFile) -> Result<(), RelayError> {
         .enable_all()
         .build()
         .map_err(|e| RelayError::Start(e.to_string()))?;
+    // Texts under way get this long to finish at shutdown: one gateway timeout and some.
+    let grace = Duration::from_millis(file.provider.timeout_ms().unwrap_or(0)) + Duration::from_secs(5);
+    let keep = store.clone();
     runtime.block_on(async move {
         let wake = Arc::new(Notify::new());
         let sender = Arc::new(Sender {
@@ -454,13 +486,24 @@ pub fn run(file: RelayFile) -> Result<(), RelayError> {
             directory: directory.clone(),
             wake: wake.clone(),
         });
-        let workers: Vec<_> = (0..file.relay.senders).map(|w| tokio::spawn(sender.clone().run(w))).collect();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let mut workers = tokio::task::JoinSet::new();
+        for w in 0..file.relay.senders {
+            workers.spawn(sender.clone().run(w, stopped.clone()));
+        }
         tokio::select! {
             _ = consume(&file, store, directory, wake) => {}
             _ = shutdown_signal() => info!("shutdown requested"),
         }
-        workers.iter().for_each(|w| w.abort());
+        let _ = stop.send(true);
+        if tokio::time::timeout(grace, async { while workers.join_next().await.is_some() {} }).await.is_err() {
+            warn!("texts still under way at shutdown; they will show as unknown, not re-sent");
+        }
+        workers.abort_all();
     });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    // The PostgreSQL client closes on its own runtime: dropped here, outside tokio's.
+    drop(keep);
     Ok(())
 }
 
@@ -469,15 +512,21 @@ pub fn run(file: RelayFile) -> Result<(), RelayError> {
 fn open_store(config: &StoreConfig, instance: &str) -> Result<Arc<dyn RelayStore>, RelayError> {
     let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
-        let opened = store::open(config).and_then(|store| {
+        let opened = store::open(config, Some(instance)).and_then(|store| {
             let now = now_ms();
-            let unknown = store.recover(instance, now - store::CLAIM_LEASE_MS, now)?;
-            Ok((store, unknown))
+            let recovered = store.recover(instance, now - store::CLAIM_LEASE_MS, now)?;
+            Ok((store, recovered))
         });
         match opened {
-            Ok((store, unknown)) => {
-                if unknown > 0 {
-                    warn!(unknown, "deliveries interrupted by the last stop were not re-sent; see `dolbom relay log`");
+            Ok((store, recovered)) => {
+                if recovered.unknown > 0 {
+                    warn!(
+                        unknown = recovered.unknown,
+                        "deliveries interrupted by the last stop were not re-sent; see `dolbom relay log`"
+                    );
+                }
+                if recovered.requeued > 0 {
+                    info!(requeued = recovered.requeued, "claimed but unsent texts from the last stop queued again");
                 }
                 return Ok(store);
             }

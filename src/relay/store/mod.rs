@@ -7,8 +7,10 @@
 //! are then shared, claims taken with `FOR UPDATE SKIP LOCKED`). Both run the same SQL, written
 //! once here with `?N` parameters.
 //!
-//! A delivery that was being sent when its relay died is marked `unknown` and not sent again: the
-//! gateway may already have it, and a parent must never get a text twice.
+//! A delivery goes `pending` → `claimed` (a sender took it) → `sending` (just before the gateway
+//! request) → an outcome. A claimed delivery whose relay died goes back to `pending`: it was never
+//! sent. One that was `sending` is marked `unknown` and not sent again: the gateway may already
+//! have it, and a parent must never get a text twice.
 
 mod postgres;
 mod sqlite;
@@ -29,6 +31,8 @@ pub enum StoreError {
     Task(String),
     #[error("`relay.postgres`: {0}")]
     Config(String),
+    #[error("another relay named `{0}` is using this database (each relay needs its own mqtt.client_id)")]
+    InstanceTaken(String),
 }
 
 impl StoreError {
@@ -62,7 +66,7 @@ pub enum StoreConfig {
     Postgres(String),
 }
 
-/// A `sending` claim older than this is presumed dead (its relay stopped and has not come back)
+/// A claim older than this is presumed dead (its relay stopped and has not come back)
 /// and is marked `unknown` by whichever relay notices. Far longer than any gateway timeout.
 pub const CLAIM_LEASE_MS: i64 = 10 * 60_000;
 
@@ -93,17 +97,22 @@ pub struct Delivery {
 
 /// The relay's records. Calls block (disk or network): async code goes through [`call`].
 pub trait RelayStore: Send + Sync {
-    /// Marks `sending` deliveries as `unknown` (never re-sent): those claimed by `instance` (it is
-    /// starting, so they were interrupted) and any claimed before `lease_before_ms`. Returns how many.
-    fn recover(&self, instance: &str, lease_before_ms: i64, now_ms: i64) -> StoreResult<usize>;
+    /// Settles claims of `instance` (it is starting, so they were interrupted) and any older than
+    /// `lease_before_ms`: `claimed` ones go back to `pending`, `sending` ones become `unknown`.
+    fn recover(&self, instance: &str, lease_before_ms: i64, now_ms: i64) -> StoreResult<Recovered>;
 
     /// Takes in an event with its deliveries, once: false when the event was seen before.
     fn intake(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool>;
 
-    /// Claims the oldest due pending delivery for `instance`, marking it `sending`.
+    /// Claims the oldest due pending delivery for `instance`, marking it `claimed`.
     fn claim(&self, instance: &str, now_ms: i64) -> StoreResult<Option<Delivery>>;
 
-    fn finish(&self, id: i64, outcome: &Outcome<'_>, now_ms: i64) -> StoreResult<()>;
+    /// Right before the gateway request: `claimed` → `sending`, only if the claim is still this
+    /// relay's (false when a sweep took it back after the lease).
+    fn begin_send(&self, id: i64, instance: &str, now_ms: i64) -> StoreResult<bool>;
+
+    /// Records how the attempt ended, if the claim is still `instance`'s (false when not).
+    fn finish(&self, id: i64, instance: &str, outcome: &Outcome<'_>, now_ms: i64) -> StoreResult<bool>;
 
     /// Texts sent to `recipient` since `since_ms` (for the per-guardian rate limit).
     fn sent_since(&self, recipient: &str, since_ms: i64) -> StoreResult<i64>;
@@ -115,6 +124,15 @@ pub trait RelayStore: Send + Sync {
     fn log(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
 }
 
+/// What [`RelayStore::recover`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// Claimed but never sent: pending again.
+    pub requeued: usize,
+    /// Caught mid-send: `unknown`, not re-sent.
+    pub unknown: usize,
+}
+
 /// How a delivery attempt ended.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome<'a> {
@@ -124,10 +142,12 @@ pub struct Outcome<'a> {
     pub detail: Option<&'a str>,
 }
 
-pub fn open(config: &StoreConfig) -> StoreResult<Arc<dyn RelayStore>> {
+/// Opens the store; a relay passes its instance name, which PostgreSQL then holds a lock on so
+/// two relays under one name cannot settle each other's claims. `relay log` passes `None`.
+pub fn open(config: &StoreConfig, instance: Option<&str>) -> StoreResult<Arc<dyn RelayStore>> {
     Ok(match config {
         StoreConfig::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
-        StoreConfig::Postgres(params) => Arc::new(PgStore::open(params)?),
+        StoreConfig::Postgres(params) => Arc::new(PgStore::open(params, instance)?),
     })
 }
 
@@ -182,6 +202,9 @@ CREATE INDEX IF NOT EXISTS deliveries_recent ON deliveries (recipient, status, u
 const COLUMNS: &str = "id, event_id, recipient, guardian, child, center, notice, event_ms, sender, msg_type, subject, \
                        body, status, attempts, next_ms, created_ms, updated_ms, detail, claimed_by";
 
+const REQUEUE: &str = "UPDATE deliveries SET status = 'pending', updated_ms = ?3, claimed_by = NULL
+     WHERE status = 'claimed' AND (claimed_by = ?1 OR updated_ms < ?2)";
+
 const RECOVER: &str = "UPDATE deliveries SET status = 'unknown', updated_ms = ?3,
      detail = 'the relay stopped while sending; not re-sent to avoid a duplicate (check the gateway log)'
      WHERE status = 'sending' AND (claimed_by = ?1 OR claimed_by IS NULL OR updated_ms < ?2)";
@@ -201,19 +224,24 @@ const ADD_DELIVERY: &str =
 /// effort across relays; a claim older than the lease no longer holds them up).
 fn claim_sql(lock: &str) -> String {
     format!(
-        "UPDATE deliveries SET status = 'sending', updated_ms = ?2, claimed_by = ?1
+        "UPDATE deliveries SET status = 'claimed', updated_ms = ?2, claimed_by = ?1
          WHERE status = 'pending'
            AND id = (SELECT id FROM deliveries
                      WHERE status = 'pending' AND next_ms <= ?2
                        AND recipient NOT IN (SELECT recipient FROM deliveries
-                                             WHERE status = 'sending' AND updated_ms >= ?2 - {CLAIM_LEASE_MS})
+                                             WHERE status IN ('claimed', 'sending')
+                                               AND updated_ms >= ?2 - {CLAIM_LEASE_MS})
                      ORDER BY next_ms, id LIMIT 1 {lock})
          RETURNING {COLUMNS}"
     )
 }
 
-const FINISH: &str =
-    "UPDATE deliveries SET status = ?2, attempts = ?3, next_ms = ?4, detail = ?5, updated_ms = ?6 WHERE id = ?1";
+const BEGIN_SEND: &str = "UPDATE deliveries SET status = 'sending', updated_ms = ?3
+     WHERE id = ?1 AND status = 'claimed' AND claimed_by = ?2";
+
+/// `unknown` too: a sweep may have given up on a slow send whose real outcome arrives after all.
+const FINISH: &str = "UPDATE deliveries SET status = ?2, attempts = ?3, next_ms = ?4, detail = ?5, updated_ms = ?6
+     WHERE id = ?1 AND claimed_by = ?7 AND status IN ('claimed', 'sending', 'unknown')";
 
 const SENT_SINCE: &str =
     "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND status = 'sent' AND updated_ms >= ?2";

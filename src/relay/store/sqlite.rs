@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, RelayStore, StoreResult, ADD_DELIVERY,
-    FINISH, NEXT_DUE, RECOVER, SEE_EVENT, SENT_SINCE,
+    claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Recovered, RelayStore, StoreResult,
+    ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, RECOVER, REQUEUE, SEE_EVENT, SENT_SINCE,
 };
 
 pub struct SqliteStore {
@@ -19,20 +19,25 @@ impl SqliteStore {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(&schema("INTEGER PRIMARY KEY AUTOINCREMENT"))?;
-        // Databases written before claims were recorded per instance.
-        let has_claims: bool = conn.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info('deliveries') WHERE name = 'claimed_by'",
+        // One writer at a time from here, so a relay and `relay log` starting together on an old
+        // file do not both add the column.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let old_file: bool = tx.query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'deliveries'
+               AND NOT EXISTS (SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'claimed_by')",
             [],
             |r| r.get(0),
         )?;
-        if !has_claims {
-            conn.execute_batch("ALTER TABLE deliveries ADD COLUMN claimed_by TEXT")?;
+        if old_file {
+            // Written before claims were recorded per relay.
+            tx.execute_batch("ALTER TABLE deliveries ADD COLUMN claimed_by TEXT")?;
         }
+        tx.execute_batch(&schema("INTEGER PRIMARY KEY AUTOINCREMENT"))?;
+        tx.commit()?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
@@ -56,8 +61,13 @@ impl Columns for rusqlite::Row<'_> {
 }
 
 impl RelayStore for SqliteStore {
-    fn recover(&self, instance: &str, lease_before_ms: i64, now_ms: i64) -> StoreResult<usize> {
-        Ok(self.lock().execute(RECOVER, params![instance, lease_before_ms, now_ms])?)
+    fn recover(&self, instance: &str, lease_before_ms: i64, now_ms: i64) -> StoreResult<Recovered> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let requeued = tx.execute(REQUEUE, params![instance, lease_before_ms, now_ms])?;
+        let unknown = tx.execute(RECOVER, params![instance, lease_before_ms, now_ms])?;
+        tx.commit()?;
+        Ok(Recovered { requeued, unknown })
     }
 
     fn intake(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool> {
@@ -97,9 +107,14 @@ impl RelayStore for SqliteStore {
         Ok(row)
     }
 
-    fn finish(&self, id: i64, o: &Outcome<'_>, now_ms: i64) -> StoreResult<()> {
-        self.lock().execute(FINISH, params![id, o.status, o.attempts, o.next_ms, o.detail, now_ms])?;
-        Ok(())
+    fn begin_send(&self, id: i64, instance: &str, now_ms: i64) -> StoreResult<bool> {
+        Ok(self.lock().execute(BEGIN_SEND, params![id, instance, now_ms])? == 1)
+    }
+
+    fn finish(&self, id: i64, instance: &str, o: &Outcome<'_>, now_ms: i64) -> StoreResult<bool> {
+        let n =
+            self.lock().execute(FINISH, params![id, o.status, o.attempts, o.next_ms, o.detail, now_ms, instance])?;
+        Ok(n == 1)
     }
 
     fn sent_since(&self, recipient: &str, since_ms: i64) -> StoreResult<i64> {
