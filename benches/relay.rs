@@ -8,7 +8,7 @@
 //!
 //! Prints sustained events/s (first publish to last text at the gateway) and p50/p99 latency from
 //! an event's publish to its gateway request. One guardian per child, so one text per event.
-//! PostgreSQL is the test server (`DOLBOM_TEST_POSTGRES`, else the `dolbom` role scripts/test.sh
+//! PostgreSQL is the test server (`DOLBOM_TEST_POSTGRES`, else the `dolbom_test` role scripts/test.sh
 //! creates), in a scratch database.
 
 #[path = "../tests/common/gateway.rs"]

@@ -4,7 +4,7 @@
 # Idempotent: a second run installs nothing and only re-checks hashes.
 #
 #   scripts/setup.sh           what the demo needs
-#   scripts/setup.sh --tests   and PostgreSQL with a `dolbom` role for the relay's scale-out tests
+#   scripts/setup.sh --tests   and PostgreSQL with a `dolbom_test` role for the relay's scale-out tests
 #                              (skipped when DOLBOM_TEST_POSTGRES names a server of your own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +21,14 @@ done
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
-        log "need root to run: $*"; exit 1
+        log "need root to run: $*"; return 1
     fi
+}
+
+apt_install() {
+    log "installing $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
 # OpenCV headers and libclang for the opencv crate's bindings; Python with venv for the model recipe;
@@ -38,9 +44,7 @@ elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
     missing+=(python3-venv)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
-    log "installing ${missing[*]}"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    apt_install "${missing[@]}"
 fi
 
 if ! command -v cargo >/dev/null; then
@@ -61,47 +65,43 @@ if ! port_open 1883; then
     port_open 1883 || { log "mosquitto did not start on 127.0.0.1:1883"; exit 1; }
 fi
 
-# The relay's scale-out tests: a PostgreSQL server on 127.0.0.1:5432 and a login role that may
-# create scratch databases. Password auth on loopback only, so it works with Debian's default
-# pg_hba.conf as well as with a trust-auth server.
+# The relay's scale-out tests: a PostgreSQL server on 127.0.0.1:5432 and a login role of their
+# own that may create scratch databases. Password auth on loopback, so it works with Debian's
+# default pg_hba.conf as well as with a trust-auth server. An existing role is never altered.
 pg_role_ok() {
-    PGPASSWORD=dolbom PGCONNECT_TIMEOUT=5 psql "host=127.0.0.1 port=5432 user=dolbom dbname=postgres" \
+    PGPASSWORD=dolbom_test PGCONNECT_TIMEOUT=5 psql -w "host=127.0.0.1 port=5432 user=dolbom_test dbname=postgres" \
         -tAc 'SELECT 1' >/dev/null 2>&1
 }
 if [ "$with_tests" = 1 ] && [ -z "${DOLBOM_TEST_POSTGRES:-}" ]; then
     if ! port_open 5432; then
-        if ! dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q "install ok installed"; then
-            log "installing postgresql"
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null
-        fi
+        dpkg-query -W -f='${Status}' postgresql 2>/dev/null | grep -q "install ok installed" || apt_install postgresql
         log "starting postgresql on 127.0.0.1:5432"
         if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
             as_root systemctl start postgresql
         else
             for conf in /etc/postgresql/*/main; do
-                v=$(basename "$(dirname "$conf")")
-                as_root pg_ctlcluster "$v" main start || true
+                as_root pg_ctlcluster "$(basename "$(dirname "$conf")")" main start || true
             done
         fi
         for _ in $(seq 100); do port_open 5432 && break; sleep 0.1; done
         port_open 5432 || { log "postgresql did not start on 127.0.0.1:5432"; exit 1; }
     fi
+    command -v psql >/dev/null || apt_install postgresql-client
     if ! pg_role_ok; then
-        log "creating the PostgreSQL role dolbom for the tests"
+        log "creating the PostgreSQL role dolbom_test for the tests"
         sql="DO \$\$ BEGIN
-               IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'dolbom') THEN
-                 ALTER ROLE dolbom LOGIN CREATEDB PASSWORD 'dolbom';
-               ELSE
-                 CREATE ROLE dolbom LOGIN CREATEDB PASSWORD 'dolbom';
+               IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'dolbom_test') THEN
+                 CREATE ROLE dolbom_test LOGIN CREATEDB PASSWORD 'dolbom_test';
                END IF;
              END \$\$"
         # As the server's superuser: over the socket (Debian's peer auth), else over loopback
         # (a trust-auth server).
-        as_root runuser -u postgres -- psql -q -d postgres -c "$sql" 2>/dev/null ||
-            psql -q "host=127.0.0.1 port=5432 user=postgres dbname=postgres" -c "$sql" ||
-            { log "cannot create the dolbom role: set DOLBOM_TEST_POSTGRES to a server you can use"; exit 1; }
-        pg_role_ok || { log "the dolbom role cannot log in on 127.0.0.1:5432"; exit 1; }
+        as_root runuser -u postgres -- psql -w -q -d postgres -c "$sql" 2>/dev/null ||
+            psql -w -q "host=127.0.0.1 port=5432 user=postgres dbname=postgres" -c "$sql" 2>/dev/null || true
+        pg_role_ok || {
+            log "cannot log in as dolbom_test on 127.0.0.1:5432: set DOLBOM_TEST_POSTGRES to a server you can use"
+            exit 1
+        }
     fi
 fi
 

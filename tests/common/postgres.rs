@@ -1,5 +1,5 @@
 //! A scratch PostgreSQL database per test, on the server the test set-up provides (this machine
-//! kind's own on 127.0.0.1:5432; scripts/test.sh installs one and the `dolbom` role elsewhere).
+//! kind's own on 127.0.0.1:5432; scripts/test.sh installs one and the `dolbom_test` role elsewhere).
 //! `DOLBOM_TEST_POSTGRES` overrides the connection string. Fails loudly, never skips.
 #![allow(dead_code)]
 
@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub fn admin_params() -> String {
     std::env::var("DOLBOM_TEST_POSTGRES")
-        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=dolbom password=dolbom dbname=postgres".into())
+        .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=dolbom_test password=dolbom_test dbname=postgres".into())
 }
 
 pub struct TempDb {
