@@ -2,12 +2,13 @@
 //! primary key (a second relay inserting the same event waits for the first one's transaction and
 //! then finds it), and delivery claims skip rows another relay holds (`FOR UPDATE SKIP LOCKED`).
 //!
-//! One connection per relay, re-opened on the next call after it breaks (a database restart costs
-//! the calls in between an error each; the relay retries them). A relay holds a session lock on
-//! its instance name, so a second process under the same name is refused instead of settling the
-//! first one's claims as interrupted.
+//! A few pooled connections per relay (the intake and each sender call at once), a broken one
+//! replaced on the next call (a database restart costs the calls in between an error each; the
+//! relay retries them). A relay holds a session lock on its instance name, on a connection of its
+//! own, so a second process under the same name is refused instead of settling the first one's
+//! claims as interrupted.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use postgres::types::ToSql;
@@ -21,7 +22,10 @@ use super::{
 pub struct PgStore {
     config: postgres::Config,
     instance: Option<String>,
-    client: Mutex<Option<Client>>,
+    /// Idle connections; a call takes one or opens one, and gives it back unless it broke.
+    idle: Mutex<Vec<Client>>,
+    /// The connection holding the instance lock (none for `relay log`).
+    lock: Mutex<Option<Client>>,
 }
 
 /// The shared SQL is written with SQLite's `?N`; PostgreSQL numbers its parameters `$N`. Only a
@@ -67,7 +71,12 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("dolbom-relay");
         }
-        let store = PgStore { config, instance: instance.map(str::to_string), client: Mutex::new(None) };
+        let store = PgStore {
+            config,
+            instance: instance.map(str::to_string),
+            idle: Mutex::new(Vec::new()),
+            lock: Mutex::new(None),
+        };
         store.with(|c| {
             let exists: bool = c.query_one("SELECT to_regclass('deliveries') IS NOT NULL", &[])?.try_get(0)?;
             if !exists {
@@ -82,29 +91,35 @@ impl PgStore {
         Ok(store)
     }
 
-    fn connect(&self) -> StoreResult<Client> {
-        let mut client = self.config.connect(NoTls)?;
-        if let Some(instance) = &self.instance {
-            let key = format!("dolbom-relay:{instance}");
-            let mine: bool = client.query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])?.try_get(0)?;
-            if !mine {
-                return Err(StoreError::InstanceTaken(instance.clone()));
-            }
+    /// Holds this relay's name lock, taking it (again) when its connection is gone.
+    fn hold_instance_lock(&self) -> StoreResult<()> {
+        let Some(instance) = &self.instance else { return Ok(()) };
+        let mut held = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        if held.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(());
         }
-        Ok(client)
+        *held = None;
+        let mut client = self.config.connect(NoTls)?;
+        let key = format!("dolbom-relay:{instance}");
+        let mine: bool = client.query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])?.try_get(0)?;
+        if !mine {
+            return Err(StoreError::InstanceTaken(instance.clone()));
+        }
+        *held = Some(client);
+        Ok(())
     }
 
-    /// Runs `f` on the connection, connecting first if there is none or it broke.
+    /// Runs `f` on a pooled connection, opening one when none is idle.
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> StoreResult<T> {
-        let mut slot: MutexGuard<'_, Option<Client>> = self.client.lock().unwrap_or_else(|p| p.into_inner());
-        let client = match slot.take() {
+        self.hold_instance_lock()?;
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let mut client = match idle {
             Some(c) if !c.is_closed() => c,
-            _ => self.connect()?,
+            _ => self.config.connect(NoTls)?,
         };
-        let client = slot.insert(client);
-        let result = f(client);
-        if client.is_closed() {
-            *slot = None;
+        let result = f(&mut client);
+        if !client.is_closed() {
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
         }
         Ok(result?)
     }
