@@ -75,7 +75,7 @@ fn main() {
                 .spawn()
                 .expect("relay");
             let until = Instant::now() + Duration::from_secs(20);
-            while !std::fs::read_to_string(&log).unwrap_or_default().contains("subscribing") {
+            while !std::fs::read_to_string(&log).unwrap_or_default().contains("subscribed") {
                 assert!(Instant::now() < until, "relay did not start");
                 std::thread::sleep(Duration::from_millis(20));
             }

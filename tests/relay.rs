@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::broker::{free_port, publish, signal, system_broker_port};
+use common::broker::{publish, signal, system_broker_port};
 use common::gateway::{Gateway, Reply};
 use common::postgres::TempDb;
 use common::tcp_proxy::Proxy;
@@ -45,7 +45,11 @@ impl Relay {
         let dir = tempfile::tempdir().expect("tempdir");
         let center = match setup.shared.as_ref().and_then(|s| s.center) {
             Some(c) => c.to_string(),
-            None => format!("relay{}x{}", std::process::id(), free_port()),
+            None => {
+                static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                format!("relay{}x{n}t{}", std::process::id(), jiff::Timestamp::now().as_millisecond())
+            }
         };
         let (client_id, store) = match &setup.shared {
             None => (format!("relay-{center}"), "database = \"relay.db\"".to_string()),
@@ -128,6 +132,8 @@ max_attempts = 5
     }
 
     fn spawn(&self) -> Child {
+        let subscribed = |log: &str| log.matches("subscribed").count();
+        let before = subscribed(&std::fs::read_to_string(&self.log).unwrap_or_default());
         let child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
             .args(["relay", "--config"])
             .arg(&self.config)
@@ -136,9 +142,10 @@ max_attempts = 5
             .stderr(std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log"))
             .spawn()
             .expect("spawn relay");
-        // Wait until it has subscribed (its session then queues whatever we publish).
+        // Wait until the broker has acknowledged this start's subscription (its session then
+        // queues whatever we publish); the log is appended to across restarts.
         let until = Instant::now() + Duration::from_secs(20);
-        while !std::fs::read_to_string(&self.log).unwrap_or_default().contains("subscribing") {
+        while subscribed(&std::fs::read_to_string(&self.log).unwrap_or_default()) <= before {
             assert!(
                 Instant::now() < until,
                 "relay did not connect:\n{}",
@@ -146,7 +153,6 @@ max_attempts = 5
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(300));
         child
     }
 
@@ -558,4 +564,28 @@ fn relays_without_a_group_stand_in_for_a_stopped_one() {
         let log = std::fs::read_to_string(&r.log).unwrap_or_default();
         assert!(!log.contains("panicked"), "{log}");
     }
+}
+
+/// A gateway without idempotency keys that takes the request and never answers may have sent
+/// the text: it is recorded `unknown`, not retried (the webhook, which carries a key, retries).
+#[test]
+fn no_answer_from_a_gateway_without_idempotency_is_not_retried() {
+    let gw = Gateway::start();
+    gw.script([Reply { delay: Duration::from_millis(2500), ..Reply::ok() }]);
+    let relay = Relay::new(
+        &format!(
+            "kind = \"solapi\"\nbase_url = \"{}\"\napi_key = \"KEY\"\napi_secret = \"SECRET\"\ntimeout_ms = 1000",
+            gw.url()
+        ),
+        "",
+    );
+    let mut child = relay.spawn();
+    relay.event("01a00000-0000-7000-8000-0000000000g1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
+    wait_for("the unknown record", 20, || relay.log_lines().iter().any(|l| l["status"] == "unknown"));
+    std::thread::sleep(Duration::from_secs(3));
+    signal(child.id(), "TERM");
+    let _ = child.wait();
+    assert_eq!(gw.received().len(), 1, "not retried");
+    let log = relay.log_lines();
+    assert!(log[0]["detail"].as_str().unwrap_or("").contains("may have sent it"), "{log:?}");
 }

@@ -37,44 +37,59 @@ fn contract(store: &dyn RelayStore) {
     assert!(!store.intake("e1", "accepted", &d, 11).expect("again"), "the same event twice is seen once");
     assert!(store.intake("e2", "accepted", &[delivery("e2", "010")], 12).expect("intake"));
     assert_eq!(store.next_due().expect("due"), Some(10));
-    assert!(store.claim("a", 9).expect("not yet").is_none(), "nothing is due before next_ms");
-    let first = store.claim("a", 20).expect("claim").expect("a row");
-    let second = store.claim("b", 20).expect("claim").expect("a row");
+    assert!(store.claim("a", "t0", 9).expect("not yet").is_none(), "nothing is due before next_ms");
+    let first = store.claim("a", "t1", 20).expect("claim").expect("a row");
+    let second = store.claim("b", "t2", 20).expect("claim").expect("a row");
     assert_eq!((first.recipient.as_str(), second.recipient.as_str()), ("010", "011"), "oldest first");
     assert_eq!((first.status.as_str(), first.instance.as_deref()), ("claimed", Some("a")));
-    assert!(store.claim("a", 20).expect("claim").is_none(), "010's second text waits for its first");
+    assert!(store.claim("a", "t3", 20).expect("claim").is_none(), "010's second text waits for its first");
+    assert_eq!(store.next_due().expect("due"), None, "nothing claimable while 010 and 011 are in flight");
 
-    // Only the claimant sends and records.
-    assert!(store.begin_send(first.id, "a", 21).expect("begin"));
-    assert!(!store.begin_send(second.id, "a", 21).expect("begin"), "b's claim is not a's to send");
+    // Only the claim's holder sends and records.
+    assert!(store.begin_send(first.id, "t1", 21).expect("begin"));
+    assert!(!store.begin_send(second.id, "t1", 21).expect("begin"), "t2's claim is not t1's to send");
     let sent = Outcome { status: "sent", attempts: 1, next_ms: 20, detail: Some("gw-1") };
-    assert!(store.finish(first.id, "a", &sent, 30).expect("finish"));
-    assert!(!store.finish(second.id, "a", &sent, 30).expect("finish"), "nor to record");
+    assert!(store.finish(first.id, "t1", &sent, 30).expect("finish"));
+    assert!(!store.finish(second.id, "t1", &sent, 30).expect("finish"), "nor to record");
     assert_eq!(store.sent_since("010", 25).expect("count"), 1);
     assert_eq!(store.sent_since("011", 25).expect("count"), 0);
 
     // a restarts: nothing of a's is in flight, and b's live claim is not a's to settle.
     assert_eq!(store.recover("a", 0, 40).expect("recover"), Recovered::default());
     // b dies mid-send and restarts: that text is unknown, never sent again.
-    assert!(store.begin_send(second.id, "b", 41).expect("begin"));
+    assert!(store.begin_send(second.id, "t2", 41).expect("begin"));
     assert_eq!(store.recover("b", 0, 42).expect("recover"), Recovered { requeued: 0, unknown: 1 });
 
     // 010's second text: claimed by c, which vanishes before sending; after the lease any relay
-    // puts it back in the queue, and it goes out once.
-    let third = store.claim("c", 50).expect("claim").expect("010's second text");
+    // puts it back in the queue. c's late steps then land nowhere.
+    let third = store.claim("c", "t4", 50).expect("claim").expect("010's second text");
     assert_eq!(third.event_id, "e2");
     assert_eq!(store.recover("", 40, 60).expect("sweep"), Recovered::default(), "a live claim stays");
     assert_eq!(store.recover("", 55, 60).expect("sweep"), Recovered { requeued: 1, unknown: 0 });
-    assert!(!store.begin_send(third.id, "c", 61).expect("begin"), "c lost its claim");
-    let again = store.claim("a", 62).expect("claim").expect("queued again");
+    assert!(!store.begin_send(third.id, "t4", 61).expect("begin"), "c lost its claim");
+    let again = store.claim("c", "t5", 62).expect("claim").expect("queued again");
     assert_eq!(again.id, third.id);
+    // The same relay's earlier attempt reporting late (a lost commit reply, retried) must not
+    // overwrite the new claim: the claim token, not the relay's name, decides.
+    let retry = Outcome { status: "pending", attempts: 1, next_ms: 63, detail: Some("HTTP 500") };
+    assert!(!store.finish(third.id, "t4", &retry, 63).expect("finish"), "a stale outcome is refused");
+    // A claim whose answer was lost is handed back by its token.
+    assert_eq!(store.release("t5", 64).expect("release"), 1);
+    assert_eq!(store.release("t5", 64).expect("release"), 0);
+    let last = store.claim("a", "t6", 65).expect("claim").expect("claimable again");
+    assert_eq!(last.id, third.id);
 
     let log = store.log(10).expect("log");
     assert_eq!(log.len(), 3);
     assert_eq!(log[0].id, third.id, "newest first");
     let statuses: Vec<&str> = log.iter().map(|d| d.status.as_str()).collect();
     assert_eq!(statuses, ["claimed", "unknown", "sent"]);
-    assert_eq!(store.next_due().expect("due"), None);
+
+    // Retention: settled rows and seen events go; a text still under way stays, whatever its age.
+    assert_eq!(store.prune(1_000).expect("prune"), 2 + 2, "two settled texts and both events");
+    let left = store.log(10).expect("log");
+    assert_eq!(left.iter().map(|d| d.id).collect::<Vec<_>>(), [third.id]);
+    assert!(store.intake("e1", "accepted", &[], 1_001).expect("intake"), "a forgotten event is new again");
 }
 
 #[test]
@@ -89,7 +104,7 @@ fn postgres_keeps_the_contract() {
     contract(&PgStore::open(&db.params(), None).expect("open"));
     // A second relay opening the same database finds the tables and the records.
     let again = PgStore::open(&db.params(), None).expect("reopen");
-    assert_eq!(again.log(10).expect("log").len(), 3);
+    assert_eq!(again.log(10).expect("log").len(), 1);
 }
 
 /// Two relays claiming from one PostgreSQL store at once never take the same delivery.
@@ -107,7 +122,9 @@ fn postgres_claims_are_exclusive_across_relays() {
                 s.spawn(move || {
                     let store = PgStore::open(&params, None).expect("open");
                     let mut mine = Vec::new();
-                    while let Some(d) = store.claim(name, 20).expect("claim") {
+                    let mut n = 0;
+                    while let Some(d) = store.claim(name, &format!("{name}-{n}"), 20).expect("claim") {
+                        n += 1;
                         mine.push(d.id);
                     }
                     mine
@@ -142,4 +159,57 @@ fn postgres_refuses_a_second_relay_under_the_same_name() {
     assert!(PgStore::open(&db.params(), Some("relay-2")).is_ok(), "another name is fine");
     drop(first);
     assert!(PgStore::open(&db.params(), Some("relay-1")).is_ok(), "free again once the first is gone");
+}
+
+/// One guardian never has two texts in flight, however many senders claim at once: four
+/// concurrent claimers over 60 texts to three guardians, each checked in and out around a send.
+#[test]
+fn postgres_keeps_one_text_in_flight_per_guardian() {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    let db = TempDb::create();
+    let setup = PgStore::open(&db.params(), None).expect("open");
+    for i in 0..20 {
+        let rows: Vec<Delivery> = ["010", "011", "012"].iter().map(|r| delivery(&format!("e{i}"), r)).collect();
+        assert!(setup.intake(&format!("e{i}"), "accepted", &rows, 10).expect("intake"));
+    }
+    let in_flight: Mutex<HashMap<String, usize>> = Mutex::default();
+    let sent: Mutex<Vec<i64>> = Mutex::default();
+    std::thread::scope(|s| {
+        for w in 0..4 {
+            let (params, in_flight, sent) = (db.params(), &in_flight, &sent);
+            s.spawn(move || {
+                let store = PgStore::open(&params, None).expect("open");
+                let mut idle = 0;
+                for n in 0.. {
+                    let token = format!("w{w}-{n}");
+                    let Some(d) = store.claim("r", &token, 20).expect("claim") else {
+                        idle += 1;
+                        if idle > 50 {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        continue;
+                    };
+                    idle = 0;
+                    {
+                        let mut map = in_flight.lock().expect("map");
+                        let c = map.entry(d.recipient.clone()).or_default();
+                        *c += 1;
+                        assert_eq!(*c, 1, "two texts in flight to {}", d.recipient);
+                    }
+                    assert!(store.begin_send(d.id, &token, 21).expect("begin"));
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                    *in_flight.lock().expect("map").get_mut(&d.recipient).expect("entry") -= 1;
+                    let done = Outcome { status: "sent", attempts: 1, next_ms: 20, detail: None };
+                    assert!(store.finish(d.id, &token, &done, 22).expect("finish"));
+                    sent.lock().expect("sent").push(d.id);
+                }
+            });
+        }
+    });
+    let mut ids = sent.into_inner().expect("sent");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 60, "every text sent once");
 }

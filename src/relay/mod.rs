@@ -71,6 +71,9 @@ pub struct RelaySettings {
     /// Texts in flight to the gateway at once, per relay.
     #[serde(default = "default_senders")]
     pub senders: usize,
+    /// Settled deliveries and seen events are forgotten after this many days.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
 }
 
 fn default_topics() -> Vec<String> {
@@ -93,6 +96,9 @@ fn default_rate_limit() -> i64 {
 }
 fn default_senders() -> usize {
     4
+}
+fn default_retention_days() -> u32 {
+    90
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +153,10 @@ impl RelayFile {
         }
         if r.postgres.is_some() && file.mqtt.client_id.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(err("`mqtt.client_id` must be set, and unique per relay, when `relay.postgres` is set".into()));
+        }
+        // A forgotten event arriving again must already be too old to text.
+        if r.retention_days == 0 || u64::from(r.retention_days) * 1440 <= r.max_event_age_minutes {
+            return Err(err("`relay.retention_days` must be at least 1 and longer than max_event_age_minutes".into()));
         }
         if !(1..=64).contains(&r.senders) {
             return Err(err("`relay.senders` must be 1-64".into()));
@@ -260,19 +270,31 @@ impl Sender {
     /// One worker's loop, until `stop` turns true; a delivery under way is finished first, so a
     /// restart does not leave a text half-sent.
     pub async fn run(self: Arc<Self>, worker: usize, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut next_sweep = 0;
+        let (mut next_sweep, mut next_prune) = (0, 0);
         while !*stop.borrow() {
             let now = now_ms();
             if worker == 0 && now >= next_sweep {
                 next_sweep = now + 60_000;
                 self.sweep_dead_claims(now).await;
             }
-            let instance = self.instance.clone();
-            match store::call(&self.store, move |s| s.claim(&instance, now)).await {
+            if worker == 0 && now >= next_prune {
+                next_prune = now + 3_600_000;
+                let before = now - i64::from(self.settings.retention_days) * 86_400_000;
+                match store::call(&self.store, move |s| s.prune(before)).await {
+                    Ok(0) => {}
+                    Ok(rows) => info!(rows, days = self.settings.retention_days, "old records removed"),
+                    Err(e) => warn!(error = %e, "old records not removed; will try again in an hour"),
+                }
+            }
+            let (instance, token) = (self.instance.clone(), uuid::Uuid::now_v7().to_string());
+            let claim_token = token.clone();
+            match store::call(&self.store, move |s| s.claim(&instance, &claim_token, now)).await {
                 Ok(Some(d)) => {
                     // There may be more: an idle worker can take the next one meanwhile.
                     self.wake.notify_one();
-                    self.deliver(d).await
+                    self.deliver(d, &token, &stop).await;
+                    // Its guardian's next text, if any, may now go.
+                    self.wake.notify_one();
                 }
                 Ok(None) => {
                     let due = store::call(&self.store, |s| s.next_due()).await.ok().flatten();
@@ -285,6 +307,8 @@ impl Sender {
                 }
                 Err(e) => {
                     warn!(error = %e, "relay database unreachable; retrying");
+                    // The claim may have committed with its answer lost: hand it back.
+                    let _ = store::call(&self.store, move |s| s.release(&token, now_ms())).await;
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -306,21 +330,21 @@ impl Sender {
         }
     }
 
-    async fn deliver(&self, d: Delivery) {
+    async fn deliver(&self, d: Delivery, token: &str, stop: &tokio::sync::watch::Receiver<bool>) {
         let span = info_span!("delivery", event_id = %d.event_id, to = %d.recipient);
         async {
             let now = now_ms();
             let finish = |status: &str, attempts: i64, next_ms: i64, detail: Option<&str>| {
-                let (id, status, detail) = (d.id, status.to_string(), detail.map(str::to_string));
+                let (id, status, detail, token) = (d.id, status.to_string(), detail.map(str::to_string), token.to_string());
                 async move {
                     // The outcome is known only here: keep trying until it is on record (the
                     // sender has nothing else it could do without its database anyway).
                     let mut delay = Duration::from_millis(100);
                     loop {
-                        let (st, detail, me) = (status.clone(), detail.clone(), self.instance.clone());
+                        let (st, detail, token) = (status.clone(), detail.clone(), token.clone());
                         let recorded = store::call(&self.store, move |s| {
                             let outcome = Outcome { status: &st, attempts, next_ms, detail: detail.as_deref() };
-                            s.finish(id, &me, &outcome, now_ms())
+                            s.finish(id, &token, &outcome, now_ms())
                         });
                         match recorded.await {
                             Ok(true) => break,
@@ -337,9 +361,10 @@ impl Sender {
                     }
                 }
             };
-            // A text held through quiet hours was fresh when it was held: it still goes out.
-            let held = d.detail.as_deref() == Some("quiet hours");
-            if !held && now - d.event_ms > self.settings.max_event_age_minutes as i64 * 60_000 {
+            // Only a text's first turn can find it stale: one held through quiet hours, or waiting
+            // for a retry, was fresh when it was first due, and still goes out.
+            let first_turn = d.attempts == 0 && d.detail.is_none();
+            if first_turn && now - d.event_ms > self.settings.max_event_age_minutes as i64 * 60_000 {
                 info!("stale; not sent");
                 return finish("stale", d.attempts, now, Some("event became too old before it could be sent")).await;
             }
@@ -381,10 +406,14 @@ impl Sender {
                 center: d.center.clone(),
                 notice: d.notice.clone(),
             };
+            if *stop.borrow() {
+                // Shutting down: hand the claim back rather than start a send we may not finish.
+                return finish("pending", d.attempts, now, d.detail.as_deref()).await;
+            }
             // The last step before the gateway: from here on an interruption leaves `sending`,
             // which is never re-sent; before it, the claim simply goes back to the queue.
-            let (id, me) = (d.id, self.instance.clone());
-            match store::call(&self.store, move |s| s.begin_send(id, &me, now_ms())).await {
+            let (id, claim) = (d.id, token.to_string());
+            match store::call(&self.store, move |s| s.begin_send(id, &claim, now_ms())).await {
                 Ok(true) => {}
                 Ok(false) => {
                     warn!("the claim was taken back after its lease; not sent here");
@@ -404,6 +433,13 @@ impl Sender {
                 SendOutcome::Failed { reason } => {
                     warn!(reason, "gateway refused; not retried");
                     finish("failed", attempts, now, Some(&reason)).await;
+                }
+                SendOutcome::Unknown { reason } => {
+                    warn!(reason, "no answer from the gateway after the request went out; not retried");
+                    let detail = format!(
+                        "{reason}: the gateway may have sent it; not retried to avoid a duplicate (check the gateway log)"
+                    );
+                    finish("unknown", attempts, now, Some(&detail)).await;
                 }
                 SendOutcome::Retry { after, reason } if attempts < self.settings.max_attempts => {
                     let backoff = self.backoff(attempts);
@@ -535,6 +571,13 @@ fn open_store(config: &StoreConfig, instance: &str) -> Result<Arc<dyn RelayStore
                 warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "relay database not reachable yet");
                 std::thread::sleep(wait);
             }
+            // Another process under this name (or the database still holds a dead session's
+            // lock until its keepalives end it): wait, loudly, rather than exit into a restart loop.
+            Err(e @ StoreError::InstanceTaken(_)) => {
+                let wait = backoff.next_delay();
+                tracing::error!(error = %e, retry_in_ms = wait.as_millis() as u64, "cannot start yet");
+                std::thread::sleep(wait);
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -604,6 +647,7 @@ async fn consume(file: &RelayFile, store: Arc<dyn RelayStore>, directory: Arc<Di
                     }
                 }
             }
+            Ok(Event::Incoming(Incoming::SubAck(ack))) => info!(codes = ?ack.return_codes, "subscribed"),
             Ok(Event::Incoming(Incoming::Publish(p))) => {
                 let now = now_ms();
                 match plan(&p.payload, &directory, &file.relay, now) {

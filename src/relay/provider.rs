@@ -39,12 +39,20 @@ pub enum SendOutcome {
     Failed {
         reason: String,
     },
+    /// The request went out but no answer came back, and the gateway cannot deduplicate a retry:
+    /// it may have been sent. Recorded, never retried (a parent must not get it twice).
+    Unknown {
+        reason: String,
+    },
 }
 
 pub type SendFuture<'a> = Pin<Box<dyn Future<Output = SendOutcome> + Send + 'a>>;
 
 pub trait SmsGateway: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Whether a repeated request for the same text is recognised by the gateway (an idempotency
+    /// key), so a request whose answer was lost may be retried.
+    fn idempotent(&self) -> bool;
     fn send<'a>(&'a self, msg: &'a Outgoing) -> SendFuture<'a>;
 }
 
@@ -99,7 +107,14 @@ fn nhn_base() -> String {
 
 pub fn build(config: &ProviderConfig) -> Result<Box<dyn SmsGateway>, String> {
     let client = |timeout_ms: u64| {
-        reqwest::Client::builder().timeout(Duration::from_millis(timeout_ms)).build().map_err(|e| e.to_string())
+        // A separate connect timeout, so "never reached the gateway" (safe to retry) is told
+        // apart from "no answer after the request went out" (maybe sent).
+        let total = Duration::from_millis(timeout_ms);
+        reqwest::Client::builder()
+            .timeout(total)
+            .connect_timeout(total.min(Duration::from_secs(5)))
+            .build()
+            .map_err(|e| e.to_string())
     };
     Ok(match config {
         ProviderConfig::Console => Box::new(Console),
@@ -128,6 +143,9 @@ impl SmsGateway for Console {
     fn name(&self) -> &'static str {
         "console"
     }
+    fn idempotent(&self) -> bool {
+        true
+    }
     fn send<'a>(&'a self, m: &'a Outgoing) -> SendFuture<'a> {
         Box::pin(async move {
             let subject = m.text.subject.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
@@ -146,6 +164,9 @@ impl SmsGateway for Webhook {
     fn name(&self) -> &'static str {
         "webhook"
     }
+    fn idempotent(&self) -> bool {
+        true // the Idempotency-Key header
+    }
     fn send<'a>(&'a self, m: &'a Outgoing) -> SendFuture<'a> {
         Box::pin(async move {
             let body = serde_json::json!({
@@ -154,7 +175,7 @@ impl SmsGateway for Webhook {
                 "event_id": m.event_id, "center": m.center, "notice": m.notice,
             });
             let r = self.http.post(&self.url).header("Idempotency-Key", &m.idempotency_key).json(&body).send().await;
-            classify(r).await.map_or_else(|o| o, |_| SendOutcome::Sent { gateway_id: None })
+            classify(r, self.idempotent()).await.map_or_else(|o| o, |_| SendOutcome::Sent { gateway_id: None })
         })
     }
 }
@@ -182,6 +203,9 @@ impl SmsGateway for Solapi {
     fn name(&self) -> &'static str {
         "solapi"
     }
+    fn idempotent(&self) -> bool {
+        false
+    }
     fn send<'a>(&'a self, m: &'a Outgoing) -> SendFuture<'a> {
         Box::pin(async move {
             let date = jiff::Timestamp::now().to_string();
@@ -202,7 +226,7 @@ impl SmsGateway for Solapi {
                 .json(&serde_json::json!({ "message": message }))
                 .send()
                 .await;
-            match classify(r).await {
+            match classify(r, self.idempotent()).await {
                 Err(o) => o,
                 Ok(v) => SendOutcome::Sent { gateway_id: v["messageId"].as_str().map(str::to_string) },
             }
@@ -223,6 +247,9 @@ impl SmsGateway for Nhn {
     fn name(&self) -> &'static str {
         "nhn"
     }
+    fn idempotent(&self) -> bool {
+        false
+    }
     fn send<'a>(&'a self, m: &'a Outgoing) -> SendFuture<'a> {
         Box::pin(async move {
             let (path, mut body) = match m.text.kind {
@@ -238,7 +265,7 @@ impl SmsGateway for Nhn {
                 .json(&body)
                 .send()
                 .await;
-            match classify(r).await {
+            match classify(r, self.idempotent()).await {
                 Err(o) => o,
                 Ok(v) if v["header"]["isSuccessful"] == true => {
                     SendOutcome::Sent { gateway_id: v["body"]["data"]["requestId"].as_str().map(str::to_string) }
@@ -255,13 +282,26 @@ impl SmsGateway for Nhn {
     }
 }
 
-/// Maps an HTTP exchange to an outcome: 2xx → the JSON body (or null), 5xx/429/408 and network
-/// errors → retry (honouring Retry-After), other 4xx → failed.
-async fn classify(r: Result<reqwest::Response, reqwest::Error>) -> Result<serde_json::Value, SendOutcome> {
+/// Maps an HTTP exchange to an outcome: 2xx → the JSON body (or null), 5xx/429/408 → retry
+/// (honouring Retry-After), other 4xx → failed. No answer: retry when the request never left
+/// (connection failed) or the gateway deduplicates; otherwise unknown, never retried.
+async fn classify(
+    r: Result<reqwest::Response, reqwest::Error>,
+    idempotent: bool,
+) -> Result<serde_json::Value, SendOutcome> {
     let resp = match r {
         Ok(resp) => resp,
-        Err(e) if e.is_timeout() => return Err(SendOutcome::Retry { after: None, reason: "gateway timed out".into() }),
-        Err(e) => return Err(SendOutcome::Retry { after: None, reason: format!("gateway unreachable: {e}") }),
+        Err(e) if e.is_connect() => {
+            return Err(SendOutcome::Retry { after: None, reason: format!("gateway unreachable: {e}") })
+        }
+        Err(e) => {
+            let reason = if e.is_timeout() { "gateway timed out".to_string() } else { format!("no answer: {e}") };
+            return Err(if idempotent {
+                SendOutcome::Retry { after: None, reason }
+            } else {
+                SendOutcome::Unknown { reason }
+            });
+        }
     };
     let status = resp.status();
     let retry_after = resp

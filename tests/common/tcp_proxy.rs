@@ -5,54 +5,56 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 pub struct Proxy {
     pub port: u16,
-    target: u16,
     up: Arc<AtomicBool>,
     conns: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Proxy {
-    /// A proxy to `127.0.0.1:target` on a free port, down until [`Proxy::up`].
+    /// A proxy to `127.0.0.1:target`, listening at once but down (closing every connection)
+    /// until [`Proxy::up`].
     pub fn new(target: u16) -> Self {
-        Proxy { port: super::broker::free_port(), target, up: Arc::new(AtomicBool::new(false)), conns: Arc::default() }
-    }
-
-    /// Starts listening and forwarding.
-    pub fn up(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).expect("bind proxy");
-        listener.set_nonblocking(true).expect("nonblocking");
-        self.up.store(true, Ordering::SeqCst);
-        let (up, conns, target) = (self.up.clone(), self.conns.clone(), self.target);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(false));
+        let conns: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (up2, conns2) = (up.clone(), conns.clone());
         std::thread::spawn(move || {
-            while up.load(Ordering::SeqCst) {
-                let Ok((client, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(20));
+            for client in listener.incoming().flatten() {
+                // Checked and registered under the lock `down` drains with, so a connection
+                // accepted while going down is either cut by `down` or closed here.
+                let mut open = conns2.lock().expect("conns");
+                if !up2.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
                     continue;
-                };
+                }
                 let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else { continue };
-                let _ = client.set_nonblocking(false);
                 for s in [&client, &server] {
                     if let Ok(c) = s.try_clone() {
-                        conns.lock().expect("conns").push(c);
+                        open.push(c);
                     }
                 }
+                drop(open);
                 pipe(client.try_clone().expect("clone"), server.try_clone().expect("clone"));
                 pipe(server, client);
             }
-            // Dropping the listener here closes the port: new connections are refused.
         });
+        Proxy { port, up, conns }
     }
 
-    /// Stops listening and cuts every open connection.
+    /// Starts forwarding.
+    pub fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// Cuts every open connection and closes new ones until [`Proxy::up`].
     pub fn down(&self) {
         self.up.store(false, Ordering::SeqCst);
         for c in self.conns.lock().expect("conns").drain(..) {
             let _ = c.shutdown(Shutdown::Both);
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -104,15 +104,20 @@ pub trait RelayStore: Send + Sync {
     /// Takes in an event with its deliveries, once: false when the event was seen before.
     fn intake(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool>;
 
-    /// Claims the oldest due pending delivery for `instance`, marking it `claimed`.
-    fn claim(&self, instance: &str, now_ms: i64) -> StoreResult<Option<Delivery>>;
+    /// Claims the oldest due pending delivery for `instance`, marking it `claimed` under `token`
+    /// (unique per claim: every later step of this attempt names it).
+    fn claim(&self, instance: &str, token: &str, now_ms: i64) -> StoreResult<Option<Delivery>>;
 
-    /// Right before the gateway request: `claimed` → `sending`, only if the claim is still this
-    /// relay's (false when a sweep took it back after the lease).
-    fn begin_send(&self, id: i64, instance: &str, now_ms: i64) -> StoreResult<bool>;
+    /// Puts a claim back in the queue (its claimer could not go on, or lost the claim's reply).
+    fn release(&self, token: &str, now_ms: i64) -> StoreResult<usize>;
 
-    /// Records how the attempt ended, if the claim is still `instance`'s (false when not).
-    fn finish(&self, id: i64, instance: &str, outcome: &Outcome<'_>, now_ms: i64) -> StoreResult<bool>;
+    /// Right before the gateway request: `claimed` → `sending`, only if the claim is still the
+    /// caller's (false when a sweep took it back after the lease).
+    fn begin_send(&self, id: i64, token: &str, now_ms: i64) -> StoreResult<bool>;
+
+    /// Records how the attempt ended, if the claim is still the caller's (false when not: an
+    /// outcome from an earlier claim can never land on a later one).
+    fn finish(&self, id: i64, token: &str, outcome: &Outcome<'_>, now_ms: i64) -> StoreResult<bool>;
 
     /// Texts sent to `recipient` since `since_ms` (for the per-guardian rate limit).
     fn sent_since(&self, recipient: &str, since_ms: i64) -> StoreResult<i64>;
@@ -122,6 +127,10 @@ pub trait RelayStore: Send + Sync {
 
     /// The newest deliveries first.
     fn log(&self, limit: usize) -> StoreResult<Vec<Delivery>>;
+
+    /// Forgets settled deliveries and seen events last touched before `before_ms` (parents' phone
+    /// numbers and children's names are kept no longer than needed). Returns the rows removed.
+    fn prune(&self, before_ms: i64) -> StoreResult<usize>;
 }
 
 /// What [`RelayStore::recover`] did.
@@ -191,10 +200,16 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_ms  BIGINT NOT NULL,
     detail      TEXT,
     claimed_by  TEXT,
+    claim_token TEXT,
     UNIQUE (event_id, recipient)
 );
+-- One text in flight per guardian, across every sender of every relay.
+CREATE UNIQUE INDEX IF NOT EXISTS deliveries_in_flight ON deliveries (recipient)
+    WHERE status IN ('claimed', 'sending');
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_ms);
 CREATE INDEX IF NOT EXISTS deliveries_recent ON deliveries (recipient, status, updated_ms);
+CREATE INDEX IF NOT EXISTS deliveries_age ON deliveries (updated_ms);
+CREATE INDEX IF NOT EXISTS events_seen_age ON events_seen (received_ms);
 "
     )
 }
@@ -202,8 +217,11 @@ CREATE INDEX IF NOT EXISTS deliveries_recent ON deliveries (recipient, status, u
 const COLUMNS: &str = "id, event_id, recipient, guardian, child, center, notice, event_ms, sender, msg_type, subject, \
                        body, status, attempts, next_ms, created_ms, updated_ms, detail, claimed_by";
 
-const REQUEUE: &str = "UPDATE deliveries SET status = 'pending', updated_ms = ?3, claimed_by = NULL
+const REQUEUE: &str = "UPDATE deliveries SET status = 'pending', updated_ms = ?3, claimed_by = NULL, claim_token = NULL
      WHERE status = 'claimed' AND (claimed_by = ?1 OR updated_ms < ?2)";
+
+const RELEASE: &str = "UPDATE deliveries SET status = 'pending', updated_ms = ?2, claimed_by = NULL, claim_token = NULL
+     WHERE claim_token = ?1 AND status = 'claimed'";
 
 const RECOVER: &str = "UPDATE deliveries SET status = 'unknown', updated_ms = ?3,
      detail = 'the relay stopped while sending; not re-sent to avoid a duplicate (check the gateway log)'
@@ -220,33 +238,39 @@ const ADD_DELIVERY: &str =
 
 /// One statement, so the claim is atomic; `lock` is PostgreSQL's `FOR UPDATE SKIP LOCKED`, which
 /// lets several senders take different rows at once instead of queueing on the same one. A
-/// guardian with a text in flight waits for it, so one parent's texts arrive in order (best
-/// effort across relays; a claim older than the lease no longer holds them up).
+/// guardian with a text in flight is skipped until it settles; two claims racing for one guardian
+/// meet the `deliveries_in_flight` index and the later one fails (the caller tries again).
 fn claim_sql(lock: &str) -> String {
     format!(
-        "UPDATE deliveries SET status = 'claimed', updated_ms = ?2, claimed_by = ?1
+        "UPDATE deliveries SET status = 'claimed', updated_ms = ?2, claimed_by = ?1, claim_token = ?3
          WHERE status = 'pending'
            AND id = (SELECT id FROM deliveries
                      WHERE status = 'pending' AND next_ms <= ?2
-                       AND recipient NOT IN (SELECT recipient FROM deliveries
-                                             WHERE status IN ('claimed', 'sending')
-                                               AND updated_ms >= ?2 - {CLAIM_LEASE_MS})
+                       AND recipient NOT IN (SELECT recipient FROM deliveries WHERE status IN ('claimed', 'sending'))
                      ORDER BY next_ms, id LIMIT 1 {lock})
          RETURNING {COLUMNS}"
     )
 }
 
 const BEGIN_SEND: &str = "UPDATE deliveries SET status = 'sending', updated_ms = ?3
-     WHERE id = ?1 AND status = 'claimed' AND claimed_by = ?2";
+     WHERE id = ?1 AND status = 'claimed' AND claim_token = ?2";
 
 /// `unknown` too: a sweep may have given up on a slow send whose real outcome arrives after all.
 const FINISH: &str = "UPDATE deliveries SET status = ?2, attempts = ?3, next_ms = ?4, detail = ?5, updated_ms = ?6
-     WHERE id = ?1 AND claimed_by = ?7 AND status IN ('claimed', 'sending', 'unknown')";
+     WHERE id = ?1 AND claim_token = ?7 AND status IN ('claimed', 'sending', 'unknown')";
 
 const SENT_SINCE: &str =
     "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND status = 'sent' AND updated_ms >= ?2";
 
-const NEXT_DUE: &str = "SELECT MIN(next_ms) FROM deliveries WHERE status = 'pending'";
+/// Only settled rows: anything still to send, or under way, stays whatever its age.
+const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE updated_ms < ?1
+     AND status NOT IN ('pending', 'claimed', 'sending')";
+
+const PRUNE_EVENTS: &str = "DELETE FROM events_seen WHERE received_ms < ?1";
+
+/// When the next delivery a sender could claim is due (guardians with a text in flight wait).
+const NEXT_DUE: &str = "SELECT MIN(next_ms) FROM deliveries WHERE status = 'pending'
+     AND recipient NOT IN (SELECT recipient FROM deliveries WHERE status IN ('claimed', 'sending'))";
 
 fn log_sql() -> String {
     format!("SELECT {COLUMNS} FROM deliveries ORDER BY id DESC LIMIT ?1")

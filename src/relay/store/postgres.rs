@@ -9,24 +9,32 @@
 //! claims as interrupted.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
 
 use super::{
     claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Recovered, RelayStore, StoreError,
-    StoreResult, ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, RECOVER, REQUEUE, SEE_EVENT, SENT_SINCE,
+    StoreResult, ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, PRUNE_DELIVERIES, PRUNE_EVENTS, RECOVER, RELEASE, REQUEUE,
+    SEE_EVENT, SENT_SINCE,
 };
 
 pub struct PgStore {
     config: postgres::Config,
     instance: Option<String>,
-    /// Idle connections; a call takes one or opens one, and gives it back unless it broke.
-    idle: Mutex<Vec<Client>>,
-    /// The connection holding the instance lock (none for `relay log`).
-    lock: Mutex<Option<Client>>,
+    /// Idle connections and when each was last used; a call takes one or opens one, and gives it
+    /// back unless it broke.
+    idle: Mutex<Vec<(Client, Instant)>>,
+    /// The connection holding the instance lock (none for `relay log`), and when it was last
+    /// seen alive.
+    lock: Mutex<Option<(Client, Instant)>>,
 }
+
+/// A connection idle longer than this is checked before use: the sync client only notices a
+/// dead socket when it next talks, so a database restart would otherwise cost a failed call per
+/// pooled connection, and a lost instance lock would go unnoticed.
+const CHECK_AFTER: Duration = Duration::from_secs(5);
 
 /// The shared SQL is written with SQLite's `?N`; PostgreSQL numbers its parameters `$N`. Only a
 /// `?` followed by a digit is a parameter (the shared SQL has no `?` in literals or operators).
@@ -47,10 +55,16 @@ fn pg(sql: &str) -> String {
 /// race in PostgreSQL). Any constant; this one spells "dolbom".
 const SCHEMA_LOCK: i64 = 0x646f_6c62_6f6d;
 
-/// Bounds on a call when the connection string sets none, so a dead network path or a stuck lock
-/// turns into an error the relay retries instead of a call that hangs while events wait unacked.
-const DEFAULT_SERVER_OPTIONS: &str =
-    "-c statement_timeout=30000 -c lock_timeout=10000 -c idle_in_transaction_session_timeout=60000";
+/// Bounds on a call when the connection string sets no `options`, so a dead network path or a
+/// stuck lock turns into an error the relay retries instead of a call that hangs while events
+/// wait unacked; the server-side keepalives end a session (and free its instance lock) soon
+/// after its relay's host vanishes.
+const DEFAULT_SERVER_OPTIONS: &str = "-c statement_timeout=30000 -c lock_timeout=10000 \
+     -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 \
+     -c tcp_keepalives_count=3";
+
+/// Bump with every schema change; `open` applies the (idempotent) schema below that version.
+const SCHEMA_VERSION: i32 = 1;
 
 impl PgStore {
     /// Connects, creates the tables if they are missing and, for a relay, takes its name's lock.
@@ -69,7 +83,8 @@ impl PgStore {
             config.options(DEFAULT_SERVER_OPTIONS);
         }
         if config.get_application_name().is_none() {
-            config.application_name("dolbom-relay");
+            // Names the holder of an instance lock in pg_stat_activity.
+            config.application_name(&format!("dolbom-relay:{}", instance.unwrap_or("log")));
         }
         let store = PgStore {
             config,
@@ -78,12 +93,20 @@ impl PgStore {
             lock: Mutex::new(None),
         };
         store.with(|c| {
-            let exists: bool = c.query_one("SELECT to_regclass('deliveries') IS NOT NULL", &[])?.try_get(0)?;
-            if !exists {
-                // Only when missing: a relay role without CREATE rights can use existing tables.
+            let version = |c: &mut Client| -> Result<i32, postgres::Error> {
+                let exists: bool = c.query_one("SELECT to_regclass('relay_schema') IS NOT NULL", &[])?.try_get(0)?;
+                if !exists {
+                    return Ok(0);
+                }
+                c.query_one("SELECT COALESCE(MAX(version), 0) FROM relay_schema", &[])?.try_get(0)
+            };
+            // Only when behind: a relay role without CREATE rights can use existing tables.
+            if version(c)? < SCHEMA_VERSION {
                 let mut tx = c.transaction()?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
                 tx.batch_execute(&schema("BIGSERIAL PRIMARY KEY"))?;
+                tx.batch_execute("CREATE TABLE IF NOT EXISTS relay_schema (version INTEGER NOT NULL)")?;
+                tx.execute("INSERT INTO relay_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])?;
                 tx.commit()?;
             }
             Ok(())
@@ -91,35 +114,47 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Holds this relay's name lock, taking it (again) when its connection is gone.
+    /// Holds this relay's name lock, taking it again when its connection is gone.
     fn hold_instance_lock(&self) -> StoreResult<()> {
         let Some(instance) = &self.instance else { return Ok(()) };
         let mut held = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        if held.as_ref().is_some_and(|c| !c.is_closed()) {
-            return Ok(());
+        if let Some((client, checked)) = held.as_mut() {
+            if checked.elapsed() < CHECK_AFTER {
+                return Ok(());
+            }
+            if !client.is_closed() && client.is_valid(Duration::from_secs(2)).is_ok() {
+                *checked = Instant::now();
+                return Ok(());
+            }
+            tracing::warn!(instance, "the connection holding this relay's name lock was lost; taking it again");
         }
         *held = None;
         let mut client = self.config.connect(NoTls)?;
         let key = format!("dolbom-relay:{instance}");
-        let mine: bool = client.query_one("SELECT pg_try_advisory_lock(hashtext($1))", &[&key])?.try_get(0)?;
+        let mine: bool =
+            client.query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])?.try_get(0)?;
         if !mine {
             return Err(StoreError::InstanceTaken(instance.clone()));
         }
-        *held = Some(client);
+        *held = Some((client, Instant::now()));
         Ok(())
     }
 
-    /// Runs `f` on a pooled connection, opening one when none is idle.
+    /// Runs `f` on a pooled connection, opening one when none is idle (or the idle one died).
     fn with<T>(&self, f: impl FnOnce(&mut Client) -> Result<T, postgres::Error>) -> StoreResult<T> {
         self.hold_instance_lock()?;
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let mut client = match idle {
-            Some(c) if !c.is_closed() => c,
-            _ => self.config.connect(NoTls)?,
+        let alive = |(mut c, used): (Client, Instant)| {
+            let ok = !c.is_closed() && (used.elapsed() < CHECK_AFTER || c.is_valid(Duration::from_secs(2)).is_ok());
+            ok.then_some(c)
+        };
+        let mut client = match idle.and_then(alive) {
+            Some(c) => c,
+            None => self.config.connect(NoTls)?,
         };
         let result = f(&mut client);
         if !client.is_closed() {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push((client, Instant::now()));
         }
         Ok(result?)
     }
@@ -181,17 +216,27 @@ impl RelayStore for PgStore {
         })
     }
 
-    fn claim(&self, instance: &str, now_ms: i64) -> StoreResult<Option<Delivery>> {
+    fn claim(&self, instance: &str, token: &str, now_ms: i64) -> StoreResult<Option<Delivery>> {
         let sql = pg(&claim_sql("FOR UPDATE SKIP LOCKED"));
-        self.with(|c| c.query_opt(&sql, &[&instance, &now_ms])?.map(|r| delivery_from(&r)).transpose())
+        self.with(|c| match c.query_opt(&sql, &[&instance, &now_ms, &token]) {
+            Ok(row) => row.map(|r| delivery_from(&r)).transpose(),
+            // Another sender's claim for the same guardian committed first: nothing for us this
+            // time; the next claim skips that guardian.
+            Err(e) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => Ok(None),
+            Err(e) => Err(e),
+        })
     }
 
-    fn begin_send(&self, id: i64, instance: &str, now_ms: i64) -> StoreResult<bool> {
-        self.with(|c| c.execute(&pg(BEGIN_SEND), &[&id, &instance, &now_ms])).map(|n| n == 1)
+    fn release(&self, token: &str, now_ms: i64) -> StoreResult<usize> {
+        self.with(|c| c.execute(&pg(RELEASE), &[&token, &now_ms])).map(|n| n as usize)
     }
 
-    fn finish(&self, id: i64, instance: &str, o: &Outcome<'_>, now_ms: i64) -> StoreResult<bool> {
-        let params: [&(dyn ToSql + Sync); 7] = [&id, &o.status, &o.attempts, &o.next_ms, &o.detail, &now_ms, &instance];
+    fn begin_send(&self, id: i64, token: &str, now_ms: i64) -> StoreResult<bool> {
+        self.with(|c| c.execute(&pg(BEGIN_SEND), &[&id, &token, &now_ms])).map(|n| n == 1)
+    }
+
+    fn finish(&self, id: i64, token: &str, o: &Outcome<'_>, now_ms: i64) -> StoreResult<bool> {
+        let params: [&(dyn ToSql + Sync); 7] = [&id, &o.status, &o.attempts, &o.next_ms, &o.detail, &now_ms, &token];
         self.with(|c| c.execute(&pg(FINISH), &params)).map(|n| n == 1)
     }
 
@@ -206,6 +251,15 @@ impl RelayStore for PgStore {
     fn log(&self, limit: usize) -> StoreResult<Vec<Delivery>> {
         let limit = limit as i64;
         self.with(|c| c.query(&pg(&log_sql()), &[&limit])?.iter().map(delivery_from).collect())
+    }
+
+    fn prune(&self, before_ms: i64) -> StoreResult<usize> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let n = tx.execute(&pg(PRUNE_DELIVERIES), &[&before_ms])? + tx.execute(&pg(PRUNE_EVENTS), &[&before_ms])?;
+            tx.commit()?;
+            Ok(n as usize)
+        })
     }
 }
 

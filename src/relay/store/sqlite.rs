@@ -7,7 +7,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Recovered, RelayStore, StoreResult,
-    ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, RECOVER, REQUEUE, SEE_EVENT, SENT_SINCE,
+    ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, PRUNE_DELIVERIES, PRUNE_EVENTS, RECOVER, RELEASE, REQUEUE, SEE_EVENT,
+    SENT_SINCE,
 };
 
 pub struct SqliteStore {
@@ -26,15 +27,17 @@ impl SqliteStore {
         // One writer at a time from here, so a relay and `relay log` starting together on an old
         // file do not both add the column.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let old_file: bool = tx.query_row(
-            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'deliveries'
-               AND NOT EXISTS (SELECT 1 FROM pragma_table_info('deliveries') WHERE name = 'claimed_by')",
-            [],
-            |r| r.get(0),
-        )?;
-        if old_file {
-            // Written before claims were recorded per relay.
-            tx.execute_batch("ALTER TABLE deliveries ADD COLUMN claimed_by TEXT")?;
+        // Files written before claims were recorded per relay and per claim.
+        for column in ["claimed_by", "claim_token"] {
+            let missing: bool = tx.query_row(
+                "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'deliveries'
+                   AND NOT EXISTS (SELECT 1 FROM pragma_table_info('deliveries') WHERE name = ?1)",
+                [column],
+                |r| r.get(0),
+            )?;
+            if missing {
+                tx.execute_batch(&format!("ALTER TABLE deliveries ADD COLUMN {column} TEXT"))?;
+            }
         }
         tx.execute_batch(&schema("INTEGER PRIMARY KEY AUTOINCREMENT"))?;
         tx.commit()?;
@@ -100,20 +103,23 @@ impl RelayStore for SqliteStore {
         Ok(fresh)
     }
 
-    fn claim(&self, instance: &str, now_ms: i64) -> StoreResult<Option<Delivery>> {
+    fn claim(&self, instance: &str, token: &str, now_ms: i64) -> StoreResult<Option<Delivery>> {
         // SQLite has one writer at a time: the single UPDATE … RETURNING is already exclusive.
         let conn = self.lock();
-        let row = conn.query_row(&claim_sql(""), params![instance, now_ms], |r| delivery_from(r)).optional()?;
+        let row = conn.query_row(&claim_sql(""), params![instance, now_ms, token], |r| delivery_from(r)).optional()?;
         Ok(row)
     }
 
-    fn begin_send(&self, id: i64, instance: &str, now_ms: i64) -> StoreResult<bool> {
-        Ok(self.lock().execute(BEGIN_SEND, params![id, instance, now_ms])? == 1)
+    fn release(&self, token: &str, now_ms: i64) -> StoreResult<usize> {
+        Ok(self.lock().execute(RELEASE, params![token, now_ms])?)
     }
 
-    fn finish(&self, id: i64, instance: &str, o: &Outcome<'_>, now_ms: i64) -> StoreResult<bool> {
-        let n =
-            self.lock().execute(FINISH, params![id, o.status, o.attempts, o.next_ms, o.detail, now_ms, instance])?;
+    fn begin_send(&self, id: i64, token: &str, now_ms: i64) -> StoreResult<bool> {
+        Ok(self.lock().execute(BEGIN_SEND, params![id, token, now_ms])? == 1)
+    }
+
+    fn finish(&self, id: i64, token: &str, o: &Outcome<'_>, now_ms: i64) -> StoreResult<bool> {
+        let n = self.lock().execute(FINISH, params![id, o.status, o.attempts, o.next_ms, o.detail, now_ms, token])?;
         Ok(n == 1)
     }
 
@@ -130,5 +136,13 @@ impl RelayStore for SqliteStore {
         let mut stmt = conn.prepare(&log_sql())?;
         let rows = stmt.query_map(params![limit as i64], |r| delivery_from(r))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn prune(&self, before_ms: i64) -> StoreResult<usize> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let n = tx.execute(PRUNE_DELIVERIES, params![before_ms])? + tx.execute(PRUNE_EVENTS, params![before_ms])?;
+        tx.commit()?;
+        Ok(n)
     }
 }
