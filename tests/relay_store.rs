@@ -4,7 +4,7 @@
 mod common;
 
 use common::postgres::TempDb;
-use dolbom::relay::store::{Delivery, Outcome, PgStore, Recovered, RelayStore, SqliteStore};
+use dolbom::relay::store::{Delivery, Outcome, PgStore, Recovered, RelayStore, SqliteStore, StoreError};
 
 fn delivery(event_id: &str, recipient: &str) -> Delivery {
     Delivery {
@@ -101,9 +101,9 @@ fn sqlite_keeps_the_contract() {
 #[test]
 fn postgres_keeps_the_contract() {
     let db = TempDb::create();
-    contract(&PgStore::open(&db.params(), None).expect("open"));
+    contract(&PgStore::open(&db.params(), None, None).expect("open"));
     // A second relay opening the same database finds the tables and the records.
-    let again = PgStore::open(&db.params(), None).expect("reopen");
+    let again = PgStore::open(&db.params(), None, None).expect("reopen");
     assert_eq!(again.log(10).expect("log").len(), 1);
 }
 
@@ -111,7 +111,7 @@ fn postgres_keeps_the_contract() {
 #[test]
 fn postgres_claims_are_exclusive_across_relays() {
     let db = TempDb::create();
-    let setup = PgStore::open(&db.params(), None).expect("open");
+    let setup = PgStore::open(&db.params(), None, None).expect("open");
     let rows: Vec<Delivery> = (0..200).map(|i| delivery("e", &format!("010{i:05}"))).collect();
     assert!(setup.intake("e", "accepted", &rows, 10).expect("intake"));
     let claimed: Vec<Vec<i64>> = std::thread::scope(|s| {
@@ -120,7 +120,7 @@ fn postgres_claims_are_exclusive_across_relays() {
             .map(|name| {
                 let params = db.params();
                 s.spawn(move || {
-                    let store = PgStore::open(&params, None).expect("open");
+                    let store = PgStore::open(&params, None, None).expect("open");
                     let mut mine = Vec::new();
                     let mut n = 0;
                     while let Some(d) = store.claim(name, &format!("{name}-{n}"), 20).expect("claim") {
@@ -149,16 +149,12 @@ fn postgres_claims_are_exclusive_across_relays() {
 #[test]
 fn postgres_refuses_a_second_relay_under_the_same_name() {
     let db = TempDb::create();
-    let first = PgStore::open(&db.params(), Some("relay-1")).expect("open");
-    let second = PgStore::open(&db.params(), Some("relay-1"));
-    assert!(
-        matches!(second, Err(dolbom::relay::store::StoreError::InstanceTaken(ref n)) if n == "relay-1"),
-        "{:?}",
-        second.err()
-    );
-    assert!(PgStore::open(&db.params(), Some("relay-2")).is_ok(), "another name is fine");
+    let first = PgStore::open(&db.params(), None, Some("relay-1")).expect("open");
+    let second = PgStore::open(&db.params(), None, Some("relay-1"));
+    assert!(matches!(second, Err(StoreError::InstanceTaken(ref n)) if n == "relay-1"), "{:?}", second.err());
+    assert!(PgStore::open(&db.params(), None, Some("relay-2")).is_ok(), "another name is fine");
     drop(first);
-    assert!(PgStore::open(&db.params(), Some("relay-1")).is_ok(), "free again once the first is gone");
+    assert!(PgStore::open(&db.params(), None, Some("relay-1")).is_ok(), "free again once the first is gone");
 }
 
 /// One guardian never has two texts in flight, however many senders claim at once: four
@@ -168,7 +164,7 @@ fn postgres_keeps_one_text_in_flight_per_guardian() {
     use std::collections::HashMap;
     use std::sync::Mutex;
     let db = TempDb::create();
-    let setup = PgStore::open(&db.params(), None).expect("open");
+    let setup = PgStore::open(&db.params(), None, None).expect("open");
     for i in 0..20 {
         let rows: Vec<Delivery> = ["010", "011", "012"].iter().map(|r| delivery(&format!("e{i}"), r)).collect();
         assert!(setup.intake(&format!("e{i}"), "accepted", &rows, 10).expect("intake"));
@@ -179,7 +175,7 @@ fn postgres_keeps_one_text_in_flight_per_guardian() {
         for w in 0..4 {
             let (params, in_flight, sent) = (db.params(), &in_flight, &sent);
             s.spawn(move || {
-                let store = PgStore::open(&params, None).expect("open");
+                let store = PgStore::open(&params, None, None).expect("open");
                 let mut idle = 0;
                 for n in 0.. {
                     let token = format!("w{w}-{n}");
@@ -212,4 +208,42 @@ fn postgres_keeps_one_text_in_flight_per_guardian() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 60, "every text sent once");
+}
+
+/// `sslmode=require` means TLS, verified: with the server's certificate as the CA the store
+/// connects and the server reports its sessions encrypted; against CAs that do not vouch for the
+/// server, or under another name, it is refused, never a silent plaintext fallback.
+#[test]
+fn postgres_over_tls_is_verified() {
+    let db = TempDb::create();
+    let (cert, name) = db.server_certificate();
+    let params = db.params_at(&format!("host={name} hostaddr=127.0.0.1 port={} sslmode=require", db.port()));
+    let store = PgStore::open(&params, Some(&cert), None).expect("TLS, verified against the server's certificate");
+    store.log(1).expect("a query over TLS");
+    let mut admin = postgres::Client::connect(&common::postgres::admin_params(), postgres::NoTls).expect("admin");
+    // The last `dbname=` wins in a connection string.
+    let db_name =
+        params.split_whitespace().rev().find_map(|kv| kv.strip_prefix("dbname=")).expect("dbname").to_string();
+    let row = admin
+        .query_one(
+            "SELECT count(*) FILTER (WHERE s.ssl), count(*) FILTER (WHERE NOT s.ssl)
+             FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = $1",
+            &[&db_name],
+        )
+        .expect("pg_stat_ssl");
+    let (encrypted, plain): (i64, i64) = (row.get(0), row.get(1));
+    assert!(encrypted >= 1 && plain == 0, "store sessions: {encrypted} encrypted, {plain} plain");
+    // The public CAs (Debian's bundle; set-up installs ca-certificates) do not vouch for it.
+    let public = std::path::Path::new("/etc/ssl/certs/ca-certificates.crt");
+    let refused = PgStore::open(&params, Some(public), None).err();
+    assert!(
+        matches!(&refused, Some(StoreError::Postgres(e)) if format!("{e:?}").contains("UnknownIssuer")),
+        "a server the CAs do not vouch for is refused: {refused:?}"
+    );
+    let wrong_name = db.params_at(&format!("host=not-{name} hostaddr=127.0.0.1 port={} sslmode=require", db.port()));
+    let refused = PgStore::open(&wrong_name, Some(&cert), None).err();
+    assert!(
+        matches!(&refused, Some(StoreError::Postgres(e)) if format!("{e:?}").contains("NotValidForName")),
+        "the server's name is checked too: {refused:?}"
+    );
 }

@@ -54,6 +54,10 @@ pub struct RelaySettings {
     /// PostgreSQL connection string (several relays sharing one store).
     #[serde(default)]
     pub postgres: Option<String>,
+    /// CA certificate(s), PEM, to verify the PostgreSQL server's TLS certificate with; setting it
+    /// requires TLS (as does `sslmode=require`, then against the system's roots).
+    #[serde(default)]
+    pub postgres_ca: Option<PathBuf>,
     pub directory: PathBuf,
     /// An event older than this when it reaches the relay, or when its text could go out, is not
     /// texted (recorded as `stale`).
@@ -117,7 +121,10 @@ impl RelayFile {
         let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
         let mut file: RelayFile = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
-        for p in [file.relay.database.as_mut(), Some(&mut file.relay.directory)].into_iter().flatten() {
+        for p in [file.relay.database.as_mut(), Some(&mut file.relay.directory), file.relay.postgres_ca.as_mut()]
+            .into_iter()
+            .flatten()
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -151,6 +158,9 @@ impl RelayFile {
         if file.provider.timeout_ms().is_some_and(|t| !(100..=120_000).contains(&t)) {
             return Err(err("`provider.timeout_ms` must be 100-120000".into()));
         }
+        if r.postgres_ca.is_some() && r.postgres.is_none() {
+            return Err(err("`relay.postgres_ca` is for `relay.postgres`".into()));
+        }
         if r.postgres.is_some() && file.mqtt.client_id.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(err("`mqtt.client_id` must be set, and unique per relay, when `relay.postgres` is set".into()));
         }
@@ -169,7 +179,7 @@ impl RelayFile {
 
     pub fn store(&self) -> StoreConfig {
         match (&self.relay.postgres, &self.relay.database) {
-            (Some(params), _) => StoreConfig::Postgres(params.clone()),
+            (Some(params), _) => StoreConfig::Postgres { params: params.clone(), ca: self.relay.postgres_ca.clone() },
             (None, Some(path)) => StoreConfig::Sqlite(path.clone()),
             // load() refuses a file with neither.
             (None, None) => StoreConfig::Sqlite(PathBuf::from("relay.db")),

@@ -38,10 +38,45 @@ impl TempDb {
 
     /// The same database reached through another port on loopback (a proxy).
     pub fn params_via(&self, port: u16) -> String {
+        self.params_at(&format!("host=127.0.0.1 port={port}"))
+    }
+
+    /// The same database with `where_` (host, hostaddr, port) in place of the server's address.
+    pub fn params_at(&self, where_: &str) -> String {
         let admin = admin_params();
         let kept: Vec<&str> =
             admin.split_whitespace().filter(|kv| !kv.starts_with("port=") && !kv.starts_with("host=")).collect();
-        format!("host=127.0.0.1 port={port} {} dbname={}", kept.join(" "), self.name)
+        format!("{where_} {} dbname={}", kept.join(" "), self.name)
+    }
+
+    /// The server's TLS certificate file and a name it is issued to (the test set-up's server:
+    /// Debian's, with its snakeoil certificate). Fails loudly when the server has no TLS.
+    pub fn server_certificate(&self) -> (std::path::PathBuf, String) {
+        let mut admin = postgres::Client::connect(&admin_params(), postgres::NoTls).expect("admin");
+        let ssl: String = admin.query_one("SHOW ssl", &[]).expect("ssl").get(0);
+        assert_eq!(ssl, "on", "the test server has TLS off");
+        let file: String = admin.query_one("SHOW ssl_cert_file", &[]).expect("ssl_cert_file").get(0);
+        let mut path = std::path::PathBuf::from(file);
+        if path.is_relative() {
+            let data: String = admin.query_one("SHOW data_directory", &[]).expect("data_directory").get(0);
+            path = std::path::Path::new(&data).join(path);
+        }
+        let out = std::process::Command::new("openssl")
+            .args(["x509", "-noout", "-ext", "subjectAltName", "-subject", "-nameopt", "multiline", "-in"])
+            .arg(&path)
+            .output()
+            .expect("openssl");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let name = text
+            .split([',', '\n'])
+            .find_map(|p| p.trim().strip_prefix("DNS:").map(str::to_string))
+            .or_else(|| {
+                text.lines().find_map(|l| {
+                    l.trim().strip_prefix("commonName").map(|v| v.trim_start_matches([' ', '=']).to_string())
+                })
+            })
+            .unwrap_or_else(|| panic!("no name in {}: {text}", path.display()));
+        (path, name)
     }
 }
 

@@ -62,8 +62,13 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     Sqlite(PathBuf),
-    /// A libpq-style connection string, `host=… user=… dbname=…` or `postgresql://…`.
-    Postgres(String),
+    /// A libpq-style connection string, `host=… user=… dbname=…` or `postgresql://…`, and the CA
+    /// certificate(s) to verify the server with (PEM; the system's roots when `None`). TLS is
+    /// used, and required, with `sslmode=require` or a CA file.
+    Postgres {
+        params: String,
+        ca: Option<PathBuf>,
+    },
 }
 
 /// A claim older than this is presumed dead (its relay stopped and has not come back)
@@ -156,7 +161,7 @@ pub struct Outcome<'a> {
 pub fn open(config: &StoreConfig, instance: Option<&str>) -> StoreResult<Arc<dyn RelayStore>> {
     Ok(match config {
         StoreConfig::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
-        StoreConfig::Postgres(params) => Arc::new(PgStore::open(params, instance)?),
+        StoreConfig::Postgres { params, ca } => Arc::new(PgStore::open(params, ca.as_deref(), instance)?),
     })
 }
 

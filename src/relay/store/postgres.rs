@@ -8,11 +8,14 @@
 //! own, so a second process under the same name is refused instead of settling the first one's
 //! claims as interrupted.
 
-use std::sync::Mutex;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use postgres::config::SslMode;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Recovered, RelayStore, StoreError,
@@ -22,6 +25,8 @@ use super::{
 
 pub struct PgStore {
     config: postgres::Config,
+    /// Set when the server must be reached over TLS (verified; never a silent fallback).
+    tls: Option<MakeRustlsConnect>,
     instance: Option<String>,
     /// Idle connections and when each was last used; a call takes one or opens one, and gives it
     /// back unless it broke.
@@ -68,7 +73,9 @@ const SCHEMA_VERSION: i32 = 1;
 
 impl PgStore {
     /// Connects, creates the tables if they are missing and, for a relay, takes its name's lock.
-    pub fn open(params: &str, instance: Option<&str>) -> StoreResult<Self> {
+    /// With `ca`, or `sslmode=require` in `params`, the connection is TLS, verified against `ca`
+    /// or else the system's roots.
+    pub fn open(params: &str, ca: Option<&Path>, instance: Option<&str>) -> StoreResult<Self> {
         // The message of a parse error never repeats the string, which may hold a password.
         let mut config: postgres::Config =
             params.parse().map_err(|e: postgres::Error| StoreError::Config(e.to_string()))?;
@@ -86,8 +93,15 @@ impl PgStore {
             // Names the holder of an instance lock in pg_stat_activity.
             config.application_name(&format!("dolbom-relay:{}", instance.unwrap_or("log")));
         }
+        let tls = if ca.is_some() || config.get_ssl_mode() == SslMode::Require {
+            config.ssl_mode(SslMode::Require);
+            Some(tls_connector(ca)?)
+        } else {
+            None
+        };
         let store = PgStore {
             config,
+            tls,
             instance: instance.map(str::to_string),
             idle: Mutex::new(Vec::new()),
             lock: Mutex::new(None),
@@ -114,6 +128,13 @@ impl PgStore {
         Ok(store)
     }
 
+    fn connect(&self) -> Result<Client, postgres::Error> {
+        match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        }
+    }
+
     /// Holds this relay's name lock, taking it again when its connection is gone.
     fn hold_instance_lock(&self) -> StoreResult<()> {
         let Some(instance) = &self.instance else { return Ok(()) };
@@ -129,7 +150,7 @@ impl PgStore {
             tracing::warn!(instance, "the connection holding this relay's name lock was lost; taking it again");
         }
         *held = None;
-        let mut client = self.config.connect(NoTls)?;
+        let mut client = self.connect()?;
         let key = format!("dolbom-relay:{instance}");
         let mine: bool =
             client.query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])?.try_get(0)?;
@@ -150,7 +171,7 @@ impl PgStore {
         };
         let mut client = match idle.and_then(alive) {
             Some(c) => c,
-            None => self.config.connect(NoTls)?,
+            None => self.connect()?,
         };
         let result = f(&mut client);
         if !client.is_closed() {
@@ -158,6 +179,43 @@ impl PgStore {
         }
         Ok(result?)
     }
+}
+
+/// A rustls client that verifies the server against `ca` (PEM, one or more certificates) or the
+/// system's roots, and its name against the connection's `host`.
+fn tls_connector(ca: Option<&Path>) -> StoreResult<MakeRustlsConnect> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| StoreError::Config(format!("`relay.postgres_ca` {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(StoreError::Config(format!("`relay.postgres_ca` {}: no certificate", path.display())));
+            }
+            for cert in certs {
+                roots.add(cert).map_err(|e| StoreError::Config(format!("`relay.postgres_ca`: {e}")))?;
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(StoreError::Config(
+                    "sslmode=require, but no system CA certificates: set `relay.postgres_ca`".into(),
+                ));
+            }
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StoreError::Config(format!("TLS: {e}")))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(MakeRustlsConnect::new(config))
 }
 
 impl Columns for postgres::Row {
