@@ -409,26 +409,35 @@ fn rate_limit_caps_texts_per_guardian_per_hour() {
     assert_eq!(limited[0]["event_id"], "01a00000-0000-7000-8000-0000000000f3");
 }
 
-#[test]
-fn two_relays_share_the_load_through_postgres_without_duplicates() {
+/// Two relays on one scratch PostgreSQL database, in a share group or not, texting through one
+/// gateway double (the database is returned to outlive them).
+fn relay_pair(group: bool) -> (Gateway, TempDb, Relay, Relay) {
     let gw = Gateway::start();
     let db = TempDb::create();
     let pg = db.params();
     let provider = format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url());
-    let relay_extra = "rate_limit_per_hour = 1000";
-    let a = Relay::with(
-        &provider,
-        "",
-        Setup { shared: Some(Shared { postgres: &pg, instance: "a", center: None, group: true }), relay_extra },
-    );
-    let b = Relay::with(
-        &provider,
-        "",
-        Setup {
-            shared: Some(Shared { postgres: &pg, instance: "b", center: Some(&a.center), group: true }),
-            relay_extra,
-        },
-    );
+    let setup = |instance, center| Setup {
+        shared: Some(Shared { postgres: &pg, instance, center, group }),
+        relay_extra: "rate_limit_per_hour = 1000",
+    };
+    let a = Relay::with(&provider, "", setup("a", None));
+    let b = Relay::with(&provider, "", setup("b", Some(&a.center)));
+    (gw, db, a, b)
+}
+
+/// Exactly `n` texts reached the gateway, no two for the same event and guardian.
+fn assert_one_text_each(gw: &Gateway, n: usize) {
+    let mut keys: Vec<String> =
+        gw.received().iter().map(|r| r.header("Idempotency-Key").unwrap_or("").to_string()).collect();
+    assert_eq!(keys.len(), n, "one text per event, no duplicate");
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), n);
+}
+
+#[test]
+fn two_relays_share_the_load_through_postgres_without_duplicates() {
+    let (gw, _db, a, b) = relay_pair(true);
     let (mut ca, mut cb) = (a.spawn(), b.spawn());
     // Every arrival once, then every one again, as kiosks resend after lost PUBACKs. The broker
     // deals the copies out among the group (an odd count makes round-robin cross them over), so
@@ -447,12 +456,7 @@ fn two_relays_share_the_load_through_postgres_without_duplicates() {
     signal(cb.id(), "TERM");
     let _ = (ca.wait(), cb.wait());
 
-    let mut keys: Vec<String> =
-        gw.received().iter().map(|r| r.header("Idempotency-Key").unwrap_or("").to_string()).collect();
-    assert_eq!(keys.len(), n, "one text per event, no duplicate");
-    keys.sort();
-    keys.dedup();
-    assert_eq!(keys.len(), n);
+    assert_one_text_each(&gw, n);
     // Which events each relay took in first (fresh=true) and which it found already there.
     let intake = |r: &Relay, fresh: bool| -> std::collections::HashSet<String> {
         std::fs::read_to_string(&r.log)
@@ -522,17 +526,7 @@ fn relay_waits_for_postgres_and_rides_out_an_outage() {
 /// member its share, queued until it returns).
 #[test]
 fn relays_without_a_group_stand_in_for_a_stopped_one() {
-    let gw = Gateway::start();
-    let db = TempDb::create();
-    let pg = db.params();
-    let provider = format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url());
-    let relay_extra = "rate_limit_per_hour = 1000";
-    let shared = |instance, center| Setup {
-        shared: Some(Shared { postgres: &pg, instance, center, group: false }),
-        relay_extra,
-    };
-    let a = Relay::with(&provider, "", shared("a", None));
-    let b = Relay::with(&provider, "", shared("b", Some(&a.center)));
+    let (gw, _db, a, b) = relay_pair(false);
     let (mut ca, mut cb) = (a.spawn(), b.spawn());
     let now = jiff::Timestamp::now();
     let event = |i: usize| {
@@ -554,12 +548,7 @@ fn relays_without_a_group_stand_in_for_a_stopped_one() {
     signal(ca.id(), "TERM");
     signal(cb.id(), "TERM");
     let _ = (ca.wait(), cb.wait());
-    let mut keys: Vec<String> =
-        gw.received().iter().map(|r| r.header("Idempotency-Key").unwrap_or("").to_string()).collect();
-    assert_eq!(keys.len(), 12, "each event texted once");
-    keys.sort();
-    keys.dedup();
-    assert_eq!(keys.len(), 12);
+    assert_one_text_each(&gw, 12);
     for r in [&a, &b] {
         let log = std::fs::read_to_string(&r.log).unwrap_or_default();
         assert!(!log.contains("panicked"), "{log}");
