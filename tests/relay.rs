@@ -555,12 +555,13 @@ fn relays_without_a_group_stand_in_for_a_stopped_one() {
     }
 }
 
-/// A gateway without idempotency keys that takes the request and never answers may have sent
-/// the text: it is recorded `unknown`, not retried (the webhook, which carries a key, retries).
+/// A gateway without idempotency keys that takes the request and never answers, or answers
+/// with an error from inside or behind it (502), may have sent the text: it is recorded
+/// `unknown`, not retried (the webhook, which carries a key, retries).
 #[test]
 fn no_answer_from_a_gateway_without_idempotency_is_not_retried() {
     let gw = Gateway::start();
-    gw.script([Reply { delay: Duration::from_millis(2500), ..Reply::ok() }]);
+    gw.script([Reply { delay: Duration::from_millis(2500), ..Reply::ok() }, Reply::status(502)]);
     let relay = Relay::new(
         &format!(
             "kind = \"solapi\"\nbase_url = \"{}\"\napi_key = \"KEY\"\napi_secret = \"SECRET\"\ntimeout_ms = 1000",
@@ -571,10 +572,13 @@ fn no_answer_from_a_gateway_without_idempotency_is_not_retried() {
     let mut child = relay.spawn();
     relay.event("01a00000-0000-7000-8000-0000000000g1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
     wait_for("the unknown record", 20, || relay.log_lines().iter().any(|l| l["status"] == "unknown"));
+    relay.event("01a00000-0000-7000-8000-0000000000g2", "arrival", "jiwoo", "child", jiff::Timestamp::now(), None);
+    wait_for("the second unknown", 20, || relay.log_lines().iter().filter(|l| l["status"] == "unknown").count() == 2);
     std::thread::sleep(Duration::from_secs(3));
     signal(child.id(), "TERM");
     let _ = child.wait();
-    assert_eq!(gw.received().len(), 1, "not retried");
+    assert_eq!(gw.received().len(), 2, "neither retried");
     let log = relay.log_lines();
-    assert!(log[0]["detail"].as_str().unwrap_or("").contains("may have sent it"), "{log:?}");
+    assert!(log.iter().all(|l| l["detail"].as_str().unwrap_or("").contains("may have sent it")), "{log:?}");
+    assert!(log[0]["detail"].as_str().unwrap_or("").contains("HTTP 502"), "{log:?}");
 }

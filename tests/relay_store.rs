@@ -247,3 +247,50 @@ fn postgres_over_tls_is_verified() {
         "the server's name is checked too: {refused:?}"
     );
 }
+
+/// The deliveries table as the first released relay wrote it: no claim columns, no in-flight
+/// index. Two `sending` rows for one guardian, as an interrupted older relay could leave.
+const OLD_SCHEMA: &str = "
+CREATE TABLE events_seen (event_id TEXT PRIMARY KEY, received_ms BIGINT NOT NULL, outcome TEXT NOT NULL);
+CREATE TABLE deliveries (
+    id {ID}, event_id TEXT NOT NULL, recipient TEXT NOT NULL, guardian TEXT NOT NULL,
+    child TEXT NOT NULL, center TEXT NOT NULL, notice TEXT NOT NULL, event_ms BIGINT NOT NULL,
+    sender TEXT NOT NULL, msg_type TEXT NOT NULL, subject TEXT, body TEXT NOT NULL, status TEXT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0, next_ms BIGINT NOT NULL, created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL, detail TEXT, UNIQUE (event_id, recipient));
+INSERT INTO deliveries (event_id, recipient, guardian, child, center, notice, event_ms, sender, msg_type, body,
+                        status, next_ms, created_ms, updated_ms)
+VALUES ('e1', '010', 'mom', 'minji', 'c', 'arrival', 1, 's', 'SMS', 'hi', 'sending', 1, 1, 1),
+       ('e2', '010', 'mom', 'minji', 'c', 'departure', 2, 's', 'SMS', 'bye', 'sending', 2, 2, 2),
+       ('e3', '011', 'dad', 'minji', 'c', 'arrival', 3, 's', 'SMS', 'hi', 'pending', 3, 3, 3);
+";
+
+/// A store written by an older relay opens: the claim columns are added, the second in-flight
+/// text for one guardian is settled as unknown, and the store works on.
+fn upgrade_check(store: &dyn RelayStore) {
+    let log = store.log(10).expect("log");
+    let statuses: Vec<&str> = log.iter().map(|d| d.status.as_str()).collect();
+    assert_eq!(statuses, ["pending", "unknown", "sending"], "newest first");
+    assert_eq!(store.recover("a", 0, 10).expect("recover").unknown, 1, "the interrupted send, at the restart");
+    let next = store.claim("a", "t1", 10).expect("claim").expect("the pending text");
+    assert_eq!(next.event_id, "e3");
+}
+
+#[test]
+fn sqlite_store_from_an_older_relay_upgrades() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("relay.db");
+    let conn = rusqlite::Connection::open(&path).expect("old file");
+    conn.execute_batch(&OLD_SCHEMA.replace("{ID}", "INTEGER PRIMARY KEY AUTOINCREMENT")).expect("old schema");
+    drop(conn);
+    upgrade_check(&SqliteStore::open(&path).expect("opens"));
+}
+
+#[test]
+fn postgres_store_from_an_older_relay_upgrades() {
+    let db = TempDb::create();
+    let mut old = postgres::Client::connect(&db.params(), postgres::NoTls).expect("connect");
+    old.batch_execute(&OLD_SCHEMA.replace("{ID}", "BIGSERIAL PRIMARY KEY")).expect("old schema");
+    drop(old);
+    upgrade_check(&PgStore::open(&db.params(), None, None).expect("opens"));
+}

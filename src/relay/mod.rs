@@ -281,8 +281,17 @@ impl Sender {
     /// restart does not leave a text half-sent.
     pub async fn run(self: Arc<Self>, worker: usize, mut stop: tokio::sync::watch::Receiver<bool>) {
         let (mut next_sweep, mut next_prune) = (0, 0);
+        // Claims whose answer was lost and that could not be handed back yet: until they are,
+        // their guardians' texts would wait for the lease.
+        let mut unreleased: Vec<String> = Vec::new();
         while !*stop.borrow() {
             let now = now_ms();
+            if let Some(token) = unreleased.last().cloned() {
+                if store::call(&self.store, move |s| s.release(&token, now_ms())).await.is_ok() {
+                    unreleased.pop();
+                    continue;
+                }
+            }
             if worker == 0 && now >= next_sweep {
                 next_sweep = now + 60_000;
                 self.sweep_dead_claims(now).await;
@@ -317,8 +326,12 @@ impl Sender {
                 }
                 Err(e) => {
                     warn!(error = %e, "relay database unreachable; retrying");
-                    // The claim may have committed with its answer lost: hand it back.
-                    let _ = store::call(&self.store, move |s| s.release(&token, now_ms())).await;
+                    // The claim may have committed with its answer lost: hand it back (now, or
+                    // once the database answers again).
+                    let retry = token.clone();
+                    if store::call(&self.store, move |s| s.release(&retry, now_ms())).await.is_err() {
+                        unreleased.push(token);
+                    }
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
@@ -371,10 +384,13 @@ impl Sender {
                     }
                 }
             };
-            // Only a text's first turn can find it stale: one held through quiet hours, or waiting
-            // for a retry, was fresh when it was first due, and still goes out.
+            // On its first turn a text is stale when the event is too old; later (held through
+            // quiet hours, or waiting for a retry) when it has been due for too long, as after
+            // a night the relay was down. A text held until 07:00 still goes out at 07:00.
+            let max_age = self.settings.max_event_age_minutes as i64 * 60_000;
             let first_turn = d.attempts == 0 && d.detail.is_none();
-            if first_turn && now - d.event_ms > self.settings.max_event_age_minutes as i64 * 60_000 {
+            let late = if first_turn { now - d.event_ms } else { now - d.next_ms };
+            if late > max_age {
                 info!("stale; not sent");
                 return finish("stale", d.attempts, now, Some("event became too old before it could be sent")).await;
             }

@@ -112,7 +112,8 @@ pub fn build(config: &ProviderConfig) -> Result<Box<dyn SmsGateway>, String> {
         let total = Duration::from_millis(timeout_ms);
         reqwest::Client::builder()
             .timeout(total)
-            .connect_timeout(total.min(Duration::from_secs(5)))
+            // Well inside the total, so a slow connect ends as a connect error (never sent).
+            .connect_timeout((total / 2).min(Duration::from_secs(5)))
             .build()
             .map_err(|e| e.to_string())
     };
@@ -282,9 +283,10 @@ impl SmsGateway for Nhn {
     }
 }
 
-/// Maps an HTTP exchange to an outcome: 2xx → the JSON body (or null), 5xx/429/408 → retry
-/// (honouring Retry-After), other 4xx → failed. No answer: retry when the request never left
-/// (connection failed) or the gateway deduplicates; otherwise unknown, never retried.
+/// Maps an HTTP exchange to an outcome: 2xx → the JSON body (or null), 503/429/408 → retry
+/// (honouring Retry-After), other 4xx → failed. Other 5xx, and no answer at all: retry when the
+/// request never left (connection failed) or the gateway deduplicates; otherwise unknown, never
+/// retried, because the text may have gone out.
 async fn classify(
     r: Result<reqwest::Response, reqwest::Error>,
     idempotent: bool,
@@ -315,10 +317,14 @@ async fn classify(
         return Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
     }
     let reason = format!("HTTP {}: {}", status.as_u16(), text.chars().take(200).collect::<String>());
-    if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-        Err(SendOutcome::Retry { after: retry_after, reason })
-    } else {
-        Err(SendOutcome::Failed { reason })
+    match status.as_u16() {
+        // Not taken: try again later.
+        503 | 429 | 408 => Err(SendOutcome::Retry { after: retry_after, reason }),
+        // An error inside or behind the gateway (a proxy's 502/504): it may have gone out, so
+        // only a gateway that deduplicates gets it again.
+        500..=599 if idempotent => Err(SendOutcome::Retry { after: retry_after, reason }),
+        500..=599 => Err(SendOutcome::Unknown { reason }),
+        _ => Err(SendOutcome::Failed { reason }),
     }
 }
 

@@ -42,7 +42,10 @@ impl StoreError {
         match self {
             StoreError::Postgres(e) => {
                 use ::postgres::error::SqlState;
-                let network = std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>());
+                let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+                // A refused certificate comes wrapped in an I/O error, but waiting will not fix it.
+                let tls = io.and_then(|io| io.get_ref()).is_some_and(|inner| inner.is::<rustls::Error>());
+                let network = io.is_some() && !tls;
                 let not_ready = e.code().is_some_and(|c| {
                     [SqlState::CANNOT_CONNECT_NOW, SqlState::TOO_MANY_CONNECTIONS, SqlState::ADMIN_SHUTDOWN].contains(c)
                 });
@@ -267,11 +270,29 @@ const FINISH: &str = "UPDATE deliveries SET status = ?2, attempts = ?3, next_ms 
 const SENT_SINCE: &str =
     "SELECT COUNT(*) FROM deliveries WHERE recipient = ?1 AND status = 'sent' AND updated_ms >= ?2";
 
-/// Only settled rows: anything still to send, or under way, stays whatever its age.
-const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE updated_ms < ?1
-     AND status NOT IN ('pending', 'claimed', 'sending')";
+/// Only settled rows: anything still to send, or under way, stays whatever its age. In batches,
+/// so a first prune over months of history neither holds the store for long nor times out.
+const PRUNE_DELIVERIES: &str = "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries
+     WHERE updated_ms < ?1 AND status NOT IN ('pending', 'claimed', 'sending') LIMIT ?2)";
 
-const PRUNE_EVENTS: &str = "DELETE FROM events_seen WHERE received_ms < ?1";
+const PRUNE_EVENTS: &str = "DELETE FROM events_seen WHERE event_id IN (SELECT event_id FROM events_seen
+     WHERE received_ms < ?1 LIMIT ?2)";
+
+const PRUNE_BATCH: i64 = 1000;
+
+/// Before the one-in-flight-per-guardian index exists on a store written by an older relay:
+/// a second `sending` row for a guardian becomes `unknown` (as at a restart), a `claimed` row
+/// beside another in-flight one goes back to the queue.
+const SETTLE_DUPLICATE_CLAIMS: &str = "
+UPDATE deliveries SET status = 'unknown',
+    detail = 'the relay stopped while sending; not re-sent to avoid a duplicate (check the gateway log)'
+ WHERE status = 'sending' AND EXISTS (SELECT 1 FROM deliveries o WHERE o.recipient = deliveries.recipient
+                                      AND o.status = 'sending' AND o.id < deliveries.id);
+UPDATE deliveries SET status = 'pending', claimed_by = NULL, claim_token = NULL
+ WHERE status = 'claimed' AND EXISTS (SELECT 1 FROM deliveries o WHERE o.recipient = deliveries.recipient
+                                      AND o.status IN ('claimed', 'sending') AND o.id <> deliveries.id
+                                      AND (o.status = 'sending' OR o.id < deliveries.id));
+";
 
 /// When the next delivery a sender could claim is due (guardians with a text in flight wait).
 const NEXT_DUE: &str = "SELECT MIN(next_ms) FROM deliveries WHERE status = 'pending'

@@ -19,8 +19,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Recovered, RelayStore, StoreError,
-    StoreResult, ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, PRUNE_DELIVERIES, PRUNE_EVENTS, RECOVER, RELEASE, REQUEUE,
-    SEE_EVENT, SENT_SINCE,
+    StoreResult, ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, PRUNE_BATCH, PRUNE_DELIVERIES, PRUNE_EVENTS, RECOVER,
+    RELEASE, REQUEUE, SEE_EVENT, SENT_SINCE, SETTLE_DUPLICATE_CLAIMS,
 };
 
 pub struct PgStore {
@@ -93,6 +93,9 @@ impl PgStore {
             // Names the holder of an instance lock in pg_stat_activity.
             config.application_name(&format!("dolbom-relay:{}", instance.unwrap_or("log")));
         }
+        if ca.is_some() && config.get_ssl_mode() == SslMode::Disable {
+            return Err(StoreError::Config("sslmode=disable contradicts `relay.postgres_ca`".into()));
+        }
         let tls = if ca.is_some() || config.get_ssl_mode() == SslMode::Require {
             config.ssl_mode(SslMode::Require);
             Some(tls_connector(ca)?)
@@ -118,6 +121,19 @@ impl PgStore {
             if version(c)? < SCHEMA_VERSION {
                 let mut tx = c.transaction()?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
+                // Index builds over a large table may take longer than a call is allowed.
+                tx.batch_execute("SET LOCAL statement_timeout = 0")?;
+                let existing: bool = tx.query_one("SELECT to_regclass('deliveries') IS NOT NULL", &[])?.try_get(0)?;
+                if existing {
+                    // Written by a relay from before claims were recorded per relay and per claim;
+                    // older relays may still be running against it.
+                    tx.batch_execute(
+                        "LOCK TABLE deliveries IN SHARE ROW EXCLUSIVE MODE;
+                         ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS claimed_by TEXT;
+                         ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS claim_token TEXT;",
+                    )?;
+                    tx.batch_execute(SETTLE_DUPLICATE_CLAIMS)?;
+                }
                 tx.batch_execute(&schema("BIGSERIAL PRIMARY KEY"))?;
                 tx.batch_execute("CREATE TABLE IF NOT EXISTS relay_schema (version INTEGER NOT NULL)")?;
                 tx.execute("INSERT INTO relay_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])?;
@@ -312,12 +328,17 @@ impl RelayStore for PgStore {
     }
 
     fn prune(&self, before_ms: i64) -> StoreResult<usize> {
-        self.with(|c| {
-            let mut tx = c.transaction()?;
-            let n = tx.execute(&pg(PRUNE_DELIVERIES), &[&before_ms])? + tx.execute(&pg(PRUNE_EVENTS), &[&before_ms])?;
-            tx.commit()?;
-            Ok(n as usize)
-        })
+        let mut total = 0;
+        for sql in [pg(PRUNE_DELIVERIES), pg(PRUNE_EVENTS)] {
+            loop {
+                let n = self.with(|c| c.execute(&sql, &[&before_ms, &PRUNE_BATCH]))?;
+                total += n as usize;
+                if (n as i64) < PRUNE_BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(total)
     }
 }
 

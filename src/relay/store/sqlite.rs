@@ -7,8 +7,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Recovered, RelayStore, StoreResult,
-    ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, PRUNE_DELIVERIES, PRUNE_EVENTS, RECOVER, RELEASE, REQUEUE, SEE_EVENT,
-    SENT_SINCE,
+    ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, PRUNE_BATCH, PRUNE_DELIVERIES, PRUNE_EVENTS, RECOVER, RELEASE, REQUEUE,
+    SEE_EVENT, SENT_SINCE, SETTLE_DUPLICATE_CLAIMS,
 };
 
 pub struct SqliteStore {
@@ -28,6 +28,8 @@ impl SqliteStore {
         // file do not both add the column.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Files written before claims were recorded per relay and per claim.
+        let old_file: bool =
+            tx.query_row("SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'deliveries'", [], |r| r.get(0))?;
         for column in ["claimed_by", "claim_token"] {
             let missing: bool = tx.query_row(
                 "SELECT COUNT(*) > 0 FROM sqlite_master WHERE name = 'deliveries'
@@ -38,6 +40,9 @@ impl SqliteStore {
             if missing {
                 tx.execute_batch(&format!("ALTER TABLE deliveries ADD COLUMN {column} TEXT"))?;
             }
+        }
+        if old_file {
+            tx.execute_batch(SETTLE_DUPLICATE_CLAIMS)?;
         }
         tx.execute_batch(&schema("INTEGER PRIMARY KEY AUTOINCREMENT"))?;
         tx.commit()?;
@@ -139,10 +144,17 @@ impl RelayStore for SqliteStore {
     }
 
     fn prune(&self, before_ms: i64) -> StoreResult<usize> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let n = tx.execute(PRUNE_DELIVERIES, params![before_ms])? + tx.execute(PRUNE_EVENTS, params![before_ms])?;
-        tx.commit()?;
-        Ok(n)
+        let mut total = 0;
+        for sql in [PRUNE_DELIVERIES, PRUNE_EVENTS] {
+            // The lock is taken per batch, so intake and claims go on in between.
+            loop {
+                let n = self.lock().execute(sql, params![before_ms, PRUNE_BATCH])?;
+                total += n;
+                if (n as i64) < PRUNE_BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(total)
     }
 }
