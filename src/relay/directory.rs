@@ -94,9 +94,12 @@ impl Directory {
                 }
             }
         }
-        for ch in &self.children {
+        for (i, ch) in self.children.iter().enumerate() {
             if self.center(&ch.center).is_none() {
                 return Err(format!("child `{}`: no center `{}`", ch.id, ch.center));
+            }
+            if self.children[..i].iter().any(|o| o.center == ch.center && o.id == ch.id) {
+                return Err(format!("child `{}` of center `{}` is listed twice", ch.id, ch.center));
             }
             for g in &ch.guardians {
                 if !is_phone(&g.phone) {
@@ -117,8 +120,10 @@ impl Directory {
         self.centers.iter().find(|c| c.id == id)
     }
 
-    pub fn child(&self, id: &str) -> Option<&Child> {
-        self.children.iter().find(|c| c.id == id)
+    /// A child of `center`: gallery ids are per kiosk site, so the same id at another center is
+    /// another child.
+    pub fn child(&self, center: &str, id: &str) -> Option<&Child> {
+        self.children.iter().find(|c| c.center == center && c.id == id)
     }
 }
 

@@ -216,8 +216,13 @@ pub fn plan(
         return Ok((event_id, "not a child: nobody to text".into(), Vec::new()));
     }
     let child_id = person["id"].as_str().unwrap_or_default();
-    let Some(child) = dir.child(child_id) else {
-        return Ok((event_id, format!("child `{child_id}` is not in the directory"), Vec::new()));
+    let center_id = v["center"].as_str().unwrap_or_default();
+    let Some(child) = dir.child(center_id, child_id) else {
+        return Ok((
+            event_id,
+            format!("child `{child_id}` of center `{center_id}` is not in the directory"),
+            Vec::new(),
+        ));
     };
     let Some(center) = dir.center(&child.center) else {
         return Ok((event_id, format!("center `{}` is not in the directory", child.center), Vec::new()));
@@ -768,11 +773,12 @@ notify = ["arrival"]
         .expect("directory");
         let settings: RelaySettings = toml::from_str("database = \"x\"\ndirectory = \"y\"").expect("settings");
         let now = Timestamp::now();
-        let ev = |kind: &str, role: &str| {
+        let at = |center: &str, kind: &str, role: &str| {
             serde_json::json!({"schema": "dolbom.attendance/1", "event_id": "e1", "kind": kind, "ts": now.to_string(),
-                               "person": {"id": "minji", "role": role}, "temperature_c": null})
+                               "center": center, "person": {"id": "minji", "role": role}, "temperature_c": null})
             .to_string()
         };
+        let ev = |kind: &str, role: &str| at("c", kind, role);
         let (_, _, d) = plan(ev("arrival", "child").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
         assert_eq!(d.len(), 1);
         let (_, _, d) = plan(ev("departure", "child").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
@@ -780,6 +786,9 @@ notify = ["arrival"]
         let (_, outcome, d) =
             plan(ev("arrival", "staff").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
         assert!(d.is_empty() && outcome.contains("not a child"));
+        let other = at("elsewhere", "arrival", "child");
+        let (_, outcome, d) = plan(other.as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert!(d.is_empty(), "another center's `minji` is another child: {outcome}");
         assert!(plan(b"{garbage", &dir, &settings, 0).is_err());
     }
 }
