@@ -199,6 +199,7 @@ fn now_ms() -> i64 {
 /// What an incoming event means for the relay: its id, an outcome for the record, and the texts.
 pub fn plan(
     payload: &[u8],
+    topic_center: Option<&str>,
     dir: &Directory,
     settings: &RelaySettings,
     now_ms: i64,
@@ -217,6 +218,11 @@ pub fn plan(
     }
     let child_id = person["id"].as_str().unwrap_or_default();
     let center_id = v["center"].as_str().unwrap_or_default();
+    // A payload naming another center than its topic is not believed: it could text that
+    // center's parents from a kiosk allowed to publish only under its own.
+    if let Some(t) = topic_center.filter(|t| *t != center_id) {
+        return Ok((event_id, format!("payload center `{center_id}` is not the topic's `{t}`"), Vec::new()));
+    }
     let Some(child) = dir.child(center_id, child_id) else {
         return Ok((
             event_id,
@@ -334,7 +340,10 @@ impl Sender {
                     // The claim may have committed with its answer lost: hand it back (now, or
                     // once the database answers again).
                     let retry = token.clone();
-                    if store::call(&self.store, move |s| s.release(&retry, now_ms())).await.is_err() {
+                    // Bounded: a long outage leaves at most this many for the lease to settle.
+                    if store::call(&self.store, move |s| s.release(&retry, now_ms())).await.is_err()
+                        && unreleased.len() < 64
+                    {
                         unreleased.push(token);
                     }
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -681,7 +690,9 @@ async fn consume(file: &RelayFile, store: Arc<dyn RelayStore>, directory: Arc<Di
             Ok(Event::Incoming(Incoming::SubAck(ack))) => info!(codes = ?ack.return_codes, "subscribed"),
             Ok(Event::Incoming(Incoming::Publish(p))) => {
                 let now = now_ms();
-                match plan(&p.payload, &directory, &file.relay, now) {
+                // The topic's center is what the broker's ACL checked for this publisher.
+                let topic_center = p.topic.split('/').nth(2);
+                match plan(&p.payload, topic_center, &directory, &file.relay, now) {
                     Ok((event_id, outcome, deliveries)) => {
                         // Retry in place until the event is on disk: a broker does not redeliver
                         // within a live session, and later acks must not overtake this one.
@@ -779,16 +790,22 @@ notify = ["arrival"]
             .to_string()
         };
         let ev = |kind: &str, role: &str| at("c", kind, role);
-        let (_, _, d) = plan(ev("arrival", "child").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        let (_, _, d) =
+            plan(ev("arrival", "child").as_bytes(), Some("c"), &dir, &settings, now.as_millisecond()).expect("plan");
         assert_eq!(d.len(), 1);
-        let (_, _, d) = plan(ev("departure", "child").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        let (_, _, d) =
+            plan(ev("departure", "child").as_bytes(), None, &dir, &settings, now.as_millisecond()).expect("plan");
         assert!(d.is_empty(), "mom did not ask for departures");
         let (_, outcome, d) =
-            plan(ev("arrival", "staff").as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+            plan(ev("arrival", "staff").as_bytes(), None, &dir, &settings, now.as_millisecond()).expect("plan");
         assert!(d.is_empty() && outcome.contains("not a child"));
         let other = at("elsewhere", "arrival", "child");
-        let (_, outcome, d) = plan(other.as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        let (_, outcome, d) = plan(other.as_bytes(), None, &dir, &settings, now.as_millisecond()).expect("plan");
         assert!(d.is_empty(), "another center's `minji` is another child: {outcome}");
-        assert!(plan(b"{garbage", &dir, &settings, 0).is_err());
+        assert!(plan(b"{garbage", None, &dir, &settings, 0).is_err());
+        let (_, outcome, d) =
+            plan(ev("arrival", "child").as_bytes(), Some("elsewhere"), &dir, &settings, now.as_millisecond())
+                .expect("plan");
+        assert!(d.is_empty(), "a payload naming another center than its topic is not texted: {outcome}");
     }
 }

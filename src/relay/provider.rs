@@ -312,7 +312,14 @@ async fn classify(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let text = resp.text().await.unwrap_or_default();
+    let text = match resp.text().await {
+        Ok(text) => text,
+        // Accepted, but the answer was cut off: whether it went out is not known.
+        Err(e) if status.is_success() && !idempotent => {
+            return Err(SendOutcome::Unknown { reason: format!("HTTP {}, answer unreadable: {e}", status.as_u16()) })
+        }
+        Err(_) => String::new(),
+    };
     if status.is_success() {
         return Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
     }

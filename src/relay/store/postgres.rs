@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use postgres::config::SslMode;
 use postgres::types::ToSql;
-use postgres::{Client, NoTls};
+use postgres::{Client, GenericClient, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
@@ -68,8 +68,9 @@ const DEFAULT_SERVER_OPTIONS: &str = "-c statement_timeout=30000 -c lock_timeout
      -c idle_in_transaction_session_timeout=60000 -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 \
      -c tcp_keepalives_count=3";
 
-/// Bump with every schema change; `open` applies the (idempotent) schema below that version.
-const SCHEMA_VERSION: i32 = 1;
+/// Bump with every schema change; `open` migrates a store below it. 2: the claim columns are
+/// added to stores an earlier build had already marked 1 without them.
+const SCHEMA_VERSION: i32 = 2;
 
 impl PgStore {
     /// Connects, creates the tables if they are missing and, for a relay, takes its name's lock.
@@ -110,33 +111,17 @@ impl PgStore {
             lock: Mutex::new(None),
         };
         store.with(|c| {
-            let version = |c: &mut Client| -> Result<i32, postgres::Error> {
-                let exists: bool = c.query_one("SELECT to_regclass('relay_schema') IS NOT NULL", &[])?.try_get(0)?;
-                if !exists {
-                    return Ok(0);
-                }
-                c.query_one("SELECT COALESCE(MAX(version), 0) FROM relay_schema", &[])?.try_get(0)
-            };
             // Only when behind: a relay role without CREATE rights can use existing tables.
-            if version(c)? < SCHEMA_VERSION {
+            if schema_version(c)? < SCHEMA_VERSION {
                 let mut tx = c.transaction()?;
+                // Another relay's slow migration is waited for, and index builds over a large
+                // table take what they take: no call bounds inside this transaction.
+                tx.batch_execute("SET LOCAL lock_timeout = 0; SET LOCAL statement_timeout = 0")?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
-                // Index builds over a large table may take longer than a call is allowed.
-                tx.batch_execute("SET LOCAL statement_timeout = 0")?;
-                let existing: bool = tx.query_one("SELECT to_regclass('deliveries') IS NOT NULL", &[])?.try_get(0)?;
-                if existing {
-                    // Written by a relay from before claims were recorded per relay and per claim;
-                    // older relays may still be running against it.
-                    tx.batch_execute(
-                        "LOCK TABLE deliveries IN SHARE ROW EXCLUSIVE MODE;
-                         ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS claimed_by TEXT;
-                         ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS claim_token TEXT;",
-                    )?;
-                    tx.batch_execute(SETTLE_DUPLICATE_CLAIMS)?;
+                // That other relay may have migrated while this one waited.
+                if schema_version(&mut tx)? < SCHEMA_VERSION {
+                    migrate(&mut tx)?;
                 }
-                tx.batch_execute(&schema("BIGSERIAL PRIMARY KEY"))?;
-                tx.batch_execute("CREATE TABLE IF NOT EXISTS relay_schema (version INTEGER NOT NULL)")?;
-                tx.execute("INSERT INTO relay_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])?;
                 tx.commit()?;
             }
             Ok(())
@@ -195,6 +180,33 @@ impl PgStore {
         }
         Ok(result?)
     }
+}
+
+fn schema_version(c: &mut impl GenericClient) -> Result<i32, postgres::Error> {
+    let exists: bool = c.query_one("SELECT to_regclass('relay_schema') IS NOT NULL", &[])?.try_get(0)?;
+    if !exists {
+        return Ok(0);
+    }
+    c.query_one("SELECT COALESCE(MAX(version), 0) FROM relay_schema", &[])?.try_get(0)
+}
+
+/// Brings the tables to [`SCHEMA_VERSION`]; every step may run again on a store already there.
+fn migrate(tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
+    let existing: bool = tx.query_one("SELECT to_regclass('deliveries') IS NOT NULL", &[])?.try_get(0)?;
+    if existing {
+        // Written by an older relay (before claims were recorded per relay and per claim), which
+        // may still be running against it.
+        tx.batch_execute(
+            "LOCK TABLE deliveries IN SHARE ROW EXCLUSIVE MODE;
+             ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS claimed_by TEXT;
+             ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS claim_token TEXT;",
+        )?;
+        tx.batch_execute(SETTLE_DUPLICATE_CLAIMS)?;
+    }
+    tx.batch_execute(&schema("BIGSERIAL PRIMARY KEY"))?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS relay_schema (version INTEGER NOT NULL)")?;
+    tx.execute("INSERT INTO relay_schema (version) VALUES ($1)", &[&SCHEMA_VERSION])?;
+    Ok(())
 }
 
 /// A rustls client that verifies the server against `ca` (PEM, one or more certificates) or the
