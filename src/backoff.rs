@@ -1,4 +1,4 @@
-//! Retrying with exponential backoff, for the threads that own a device (camera, thermal port).
+//! Retrying with exponential backoff: devices (camera, thermal port), broker and database connections.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use tokio::sync::Notify;
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::backoff::Backoff;
 use crate::mqtt::MqttConfig;
 use directory::{Directory, Notice};
 use provider::{Outgoing, ProviderConfig, SendOutcome, SmsGateway};
@@ -376,7 +377,7 @@ impl Sender {
                 async move {
                     // The outcome is known only here: keep trying until it is on record (the
                     // sender has nothing else it could do without its database anyway).
-                    let mut delay = Duration::from_millis(100);
+                    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
                     loop {
                         let (st, detail, token) = (status.clone(), detail.clone(), token.clone());
                         let recorded = store::call(&self.store, move |s| {
@@ -391,8 +392,7 @@ impl Sender {
                             }
                             Err(e) => {
                                 warn!(error = %e, status, "delivery outcome not recorded yet; retrying");
-                                tokio::time::sleep(delay).await;
-                                delay = (delay * 2).min(Duration::from_secs(5));
+                                tokio::time::sleep(backoff.next_delay()).await;
                             }
                         }
                     }
@@ -586,7 +586,7 @@ pub fn run(file: RelayFile) -> Result<(), RelayError> {
 /// Opens the store and settles the last run's interrupted deliveries, waiting for a database that
 /// is not up yet (a relay and its PostgreSQL server booting together); other errors end the start.
 fn open_store(config: &StoreConfig, instance: &str) -> Result<Arc<dyn RelayStore>, RelayError> {
-    let mut backoff = crate::backoff::Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(30));
     loop {
         let opened = store::open(config, Some(instance)).and_then(|store| {
             let now = now_ms();
@@ -655,10 +655,8 @@ async fn consume(file: &RelayFile, store: Arc<dyn RelayStore>, directory: Arc<Di
             None => t.clone(),
         })
         .collect();
-    let mut backoff = crate::backoff::Backoff::new(
-        Duration::from_millis(m.reconnect_initial_ms),
-        Duration::from_millis(m.reconnect_max_ms),
-    );
+    let mut backoff =
+        Backoff::new(Duration::from_millis(m.reconnect_initial_ms), Duration::from_millis(m.reconnect_max_ms));
     // The event loop runs in its own task: acknowledging and subscribing go through the client's
     // request queue, which only drains while the loop is polled. The channel is unbounded in
     // type but bounded in practice by the broker's in-flight window for unacknowledged QoS 1.
@@ -696,7 +694,7 @@ async fn consume(file: &RelayFile, store: Arc<dyn RelayStore>, directory: Arc<Di
                     Ok((event_id, outcome, deliveries)) => {
                         // Retry in place until the event is on disk: a broker does not redeliver
                         // within a live session, and later acks must not overtake this one.
-                        let mut delay = Duration::from_millis(100);
+                        let mut retry = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
                         let taken = Arc::new((event_id.clone(), outcome.clone(), deliveries));
                         loop {
                             let t = taken.clone();
@@ -708,8 +706,7 @@ async fn consume(file: &RelayFile, store: Arc<dyn RelayStore>, directory: Arc<Di
                                 }
                                 Err(e) => {
                                     warn!(error = %e, event_id, "event not recorded yet; retrying before acknowledging");
-                                    tokio::time::sleep(delay).await;
-                                    delay = (delay * 2).min(Duration::from_secs(5));
+                                    tokio::time::sleep(retry.next_delay()).await;
                                 }
                             }
                         }
