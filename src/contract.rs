@@ -30,9 +30,6 @@ impl Topics {
     pub fn new(center_id: &str, kiosk_id: &str) -> Self {
         Self { root: format!("dolbom/v1/{center_id}/{kiosk_id}/") }
     }
-    pub fn root(&self) -> &str {
-        &self.root
-    }
     pub fn status(&self) -> String {
         format!("{}status", self.root)
     }

@@ -97,10 +97,6 @@ impl Health {
         }
     }
 
-    pub fn camera(&self) -> CameraState {
-        self.camera.lock().map(|c| c.0).unwrap_or(CameraState::Retrying)
-    }
-
     pub fn set_mqtt_protocol(&self, protocol: Option<&str>) {
         if let Ok(mut p) = self.mqtt_protocol.lock() {
             *p = protocol.map(str::to_string);

@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection};
 use tokio::sync::Notify;
 use tracing::warn;
 
@@ -42,7 +42,6 @@ pub struct QueuedMessage {
     pub payload: Vec<u8>,
     pub kind: String,
     pub retain: bool,
-    pub created_ms: i64,
     pub expires_ms: Option<i64>,
 }
 
@@ -117,7 +116,9 @@ impl Outbox {
         self.queued.notify_one();
     }
 
-    /// Queues one message in its own transaction.
+    /// Queues one message in its own transaction (the tests' way in; the stages enqueue within
+    /// their own transactions).
+    #[cfg(test)]
     pub fn push(&self, msg: &NewMessage, now_ms: i64) -> Result<i64, StoreError> {
         let (seq, dropped) = {
             let mut conn = self.store.lock()?;
@@ -134,7 +135,7 @@ impl Outbox {
     pub fn pending_after(&self, after: i64, limit: usize) -> Result<Vec<QueuedMessage>, StoreError> {
         let conn = self.store.lock()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, topic, payload, kind, retain, created_ms, expires_ms FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            "SELECT seq, topic, payload, kind, retain, expires_ms FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let rows = stmt.query_map(params![after, limit as i64], |r| {
             Ok(QueuedMessage {
@@ -143,8 +144,7 @@ impl Outbox {
                 payload: r.get(2)?,
                 kind: r.get(3)?,
                 retain: r.get(4)?,
-                created_ms: r.get(5)?,
-                expires_ms: r.get(6)?,
+                expires_ms: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
@@ -172,10 +172,6 @@ impl Outbox {
     pub fn depth(&self) -> Result<u64, StoreError> {
         let n: i64 = self.store.lock()?.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
         Ok(n as u64)
-    }
-
-    pub fn oldest_seq(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self.store.lock()?.query_row("SELECT MIN(seq) FROM outbox", [], |r| r.get(0)).optional()?.flatten())
     }
 
     fn refresh_depth(&self) -> Result<(), StoreError> {

@@ -248,7 +248,7 @@ impl Vision {
         *since_detect = since_detect.saturating_add(1);
         if self.tracker.active() > 0
             && self.tracker.all_settled()
-            && self.screening.as_ref().is_none_or(|s| s.pending.is_empty())
+            && !awaiting
             && *since_detect < self.config.settled_detect_interval
         {
             return Ok(());

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::time::{sleep, Instant};
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
+use crate::backoff::Backoff;
 use crate::contract::{self, StatusPayload, Topics};
 use crate::health::{write_status_file, Health};
 use crate::outbox::Outbox;
@@ -193,8 +194,10 @@ impl Publisher {
                 ProtocolChoice::V311 => Protocol::V311,
                 _ => Protocol::V5,
             };
-            let initial = Duration::from_millis(self.config.reconnect_initial_ms);
-            let mut backoff = initial;
+            let mut backoff = Backoff::new(
+                Duration::from_millis(self.config.reconnect_initial_ms),
+                Duration::from_millis(self.config.reconnect_max_ms),
+            );
             let mut deadline: Option<Instant> = None;
             loop {
                 let mut session = Session::new(protocol, &self.connect_options());
@@ -206,26 +209,26 @@ impl Publisher {
                         self.write_status("online");
                         // A connection that came up resets the backoff; one refused right away does not.
                         if connected && !refused {
-                            backoff = initial;
+                            backoff.reset();
                         }
+                        let delay = backoff.next_delay();
                         let protocol_problem = !connected && matches!(error, SessionError::Connection(_));
                         if protocol_problem && self.config.protocol == ProtocolChoice::Auto {
                             protocol = if protocol == Protocol::V5 { Protocol::V311 } else { Protocol::V5 };
                             info!(error = %error, next = protocol.name(), "broker refused the handshake; trying the other MQTT version");
                         } else {
-                            warn!(error = %error, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
+                            warn!(error = %error, retry_in_ms = delay.as_millis() as u64, "broker connection lost");
                         }
                         if deadline.is_some_and(|d| Instant::now() >= d) {
                             warn!(left = self.outbox.depth().unwrap_or(0), "shutting down without a broker; queued events stay on disk");
                             break;
                         }
                         tokio::select! {
-                            _ = sleep(backoff) => {}
+                            _ = sleep(delay) => {}
                             _ = upstream_done.changed(), if deadline.is_none() => {
                                 deadline = Some(Instant::now() + Duration::from_secs(self.config.drain_timeout_secs));
                             }
                         }
-                        backoff = (backoff * 2).min(Duration::from_millis(self.config.reconnect_max_ms));
                     }
                 }
             }
