@@ -271,11 +271,13 @@ pub struct CommandStage {
 
 impl CommandStage {
     pub async fn run(self, mut messages: mpsc::Receiver<(String, Vec<u8>)>) {
+        // The topic names live in contract::Topics; the subscription is made from the same list.
+        let [silence, resolve] = self.context.topics.commands();
         while let Some((topic, payload)) = messages.recv().await {
             let _span = info_span!("command", topic = %topic).entered();
-            let action = if topic.ends_with("/cmd/silence") {
+            let action = if topic == silence {
                 Action::Silence
-            } else if topic.ends_with("/cmd/resolve") {
+            } else if topic == resolve {
                 Action::Resolve
             } else {
                 continue;
