@@ -3,11 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use common::broker::{publish, system_broker_port, Subscriber};
-use common::kiosk::{enrol, events, kiosk_config, spawn_kiosk, wait_exit, KioskOptions};
+use common::kiosk::{enrol, events, kiosk_config, spawn_kiosk, unique_center, wait_exit, KioskOptions};
+use common::{assert_valid, schema};
 use dolbom::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
 use dolbom::sim::{write_walk_up, WalkUp, Walker};
 
@@ -21,19 +22,13 @@ fn walkers() -> Vec<Walker> {
 
 const SCENE: WalkUp = WalkUp { width: 640, height: 480, fps: 10.0, approach_secs: 2.0, stay_secs: 1.5, gap_secs: 1.0 };
 
-fn schema(name: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("json");
-    jsonschema::validator_for(&v).expect("schema compiles")
-}
-
 #[test]
 fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clip = dir.path().join("clip.avi");
     write_walk_up(&clip, &walkers(), SCENE).expect("clip");
     let port = system_broker_port();
-    let center = format!("fever-{}-{}", std::process::id(), common::broker::free_port());
+    let center = unique_center("fever");
     let thermal_link: PathBuf = dir.path().join("thermal0");
     let extra = format!(
         "\n[thermal]\ndevice = \"gy-mcu90640\"\nport = \"{}\"\n\n[fever]\nenabled = true\nstaff = [\"kim\"]\n",
@@ -137,13 +132,12 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
     ] {
         let v = schema(&format!("{name}.schema.json"));
         for m in received.iter().filter(|r| r.topic.ends_with(suffix)) {
-            let errors: Vec<String> = v.iter_errors(&m.payload).map(|e| e.to_string()).collect();
-            assert!(errors.is_empty(), "{}: {errors:?}", m.payload);
+            assert_valid(&v, &m.payload);
         }
     }
     let v = schema("alert.schema.json");
     for m in received.iter().filter(|r| r.topic.contains("/alert/")) {
-        assert!(v.is_valid(&m.payload), "{}", m.payload);
+        assert_valid(&v, &m.payload);
     }
     let status_msg = received.iter().rev().find(|r| r.topic.ends_with("/status")).expect("status");
     assert!(status_msg.payload["health"]["thermal_frames"].as_u64().unwrap_or(0) > 20);

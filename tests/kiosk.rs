@@ -6,30 +6,17 @@ mod common;
 use std::time::Duration;
 
 use common::broker::{signal, system_broker_port, Broker, Subscriber};
-use common::kiosk::{clip, empty_clip, enrol, events, kiosk_config, spawn_kiosk, summary, wait_exit, KioskOptions};
-
-fn schema(name: &str) -> jsonschema::Validator {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
-    let schema: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file")).expect("schema json");
-    jsonschema::validator_for(&schema).expect("valid schema")
-}
-
-fn assert_valid(v: &jsonschema::Validator, payload: &serde_json::Value) {
-    let errors: Vec<String> = v.iter_errors(payload).map(|e| e.to_string()).collect();
-    assert!(errors.is_empty(), "{payload} does not match its schema: {errors:?}");
-}
-
-fn unique_center(tag: &str) -> String {
-    format!("test-{tag}-{}-{}", std::process::id(), common::broker::free_port())
-}
+use common::kiosk::{
+    clip, empty_clip, enrol, events, kiosk_config, spawn_kiosk, summary, unique_center, wait_exit, KioskOptions,
+};
+use common::{assert_valid, schema};
 
 #[test]
 fn walk_up_clip_gives_exactly_the_expected_events_matching_the_schemas() {
     let dir = tempfile::tempdir().expect("tempdir");
     let center = unique_center("exact");
     let port = system_broker_port();
-    let (clip, _) = clip();
+    let clip = clip();
     let config = kiosk_config(
         dir.path(),
         &KioskOptions { center: &center, port, clip, pace: "fast", at_end: "exit", mqtt: "", extra: "" },
@@ -98,7 +85,7 @@ fn broker_stopped_and_restarted_mid_run_loses_and_reorders_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut broker = Broker::start(dir.path());
     let center = unique_center("restart");
-    let (clip, _) = clip();
+    let clip = clip();
     let config = kiosk_config(
         dir.path(),
         &KioskOptions {
@@ -136,7 +123,7 @@ fn sigkill_with_unacknowledged_events_then_restart_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(dir.path());
     let center = unique_center("sigkill");
-    let (clip, _) = clip();
+    let clip = clip();
     let config = kiosk_config(
         dir.path(),
         &KioskOptions { center: &center, port: broker.port, clip, pace: "fast", at_end: "exit", mqtt: "", extra: "" },
@@ -215,7 +202,7 @@ fn missing_camera_is_retried_reported_and_sigterm_exits_cleanly() {
     assert!(common::stderr(&out).contains("degraded"), "{}", common::stderr(&out));
 
     // The camera appears: the daemon recovers by itself.
-    let (clip, _) = clip();
+    let clip = clip();
     std::fs::copy(clip, &missing).expect("copy clip");
     sub.wait_for(Duration::from_secs(30), "camera ok", |m| m.iter().any(|r| r.payload["health"]["camera"] == "ok"));
 
@@ -230,7 +217,7 @@ fn speaks_mqtt_3_1_1_when_told_to() {
     let dir = tempfile::tempdir().expect("tempdir");
     let center = unique_center("v311");
     let port = system_broker_port();
-    let (clip, _) = clip();
+    let clip = clip();
     let config = kiosk_config(
         dir.path(),
         &KioskOptions {
@@ -257,7 +244,7 @@ fn speaks_mqtt_3_1_1_when_told_to() {
 #[test]
 fn kiosk_config_errors_name_the_key_and_start_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (clip, _) = clip();
+    let clip = clip();
     let base = KioskOptions { center: "c", port: 1, clip, pace: "fast", at_end: "exit", mqtt: "", extra: "" };
     let cases: [(&str, &str, &str); 4] = [
         ("timezone = \"Asia/Seoul\"", "timezone = \"Mars/Olympus\"", "site.timezone"),
@@ -293,7 +280,7 @@ fn image_sequence_source_works_like_a_video() {
     let dir = tempfile::tempdir().expect("tempdir");
     let frames = dir.path().join("frames");
     std::fs::create_dir(&frames).expect("dir");
-    let (clip, _) = clip();
+    let clip = clip();
     let mut cap = VideoCapture::from_file(clip.to_str().expect("utf-8"), opencv::videoio::CAP_ANY).expect("open");
     let mut frame = Mat::default();
     let mut n = 0;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -11,9 +11,11 @@ use common::broker::{publish, signal, system_broker_port};
 use common::gateway::{Gateway, Reply};
 use common::postgres::TempDb;
 use common::tcp_proxy::Proxy;
+use common::wait_until;
 
 struct Relay {
-    dir: tempfile::TempDir,
+    /// Holds the relay's files for the test's length.
+    _dir: tempfile::TempDir,
     center: String,
     config: PathBuf,
     log: PathBuf,
@@ -128,7 +130,7 @@ max_attempts = 5
         )
         .expect("config");
         let log = dir.path().join("relay.log");
-        Relay { dir, center, config, log }
+        Relay { _dir: dir, center, config, log }
     }
 
     fn spawn(&self) -> Child {
@@ -175,18 +177,6 @@ max_attempts = 5
         assert!(out.status.success(), "{}", common::stderr(&out));
         common::stdout(&out).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
     }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
-
-fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let until = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn hhmm(ts: jiff::Timestamp) -> String {
@@ -205,7 +195,7 @@ fn exact_texts_to_the_right_guardians_once() {
     relay.event("01a00000-0000-7000-8000-000000000002", "departure", "minji", "child", now, None);
     relay.event("01a00000-0000-7000-8000-000000000003", "arrival", "teacher-kim", "staff", now, None);
     relay.event("01a00000-0000-7000-8000-000000000004", "arrival", "nobody", "child", now, None);
-    wait_for("three texts", 20, || gw.received().len() >= 3);
+    wait_until("three texts", Duration::from_secs(20), || gw.received().len() >= 3);
     std::thread::sleep(Duration::from_secs(1));
     signal(child.id(), "TERM");
     let _ = child.wait();
@@ -264,13 +254,13 @@ fn retries_5xx_429_and_timeouts_but_not_a_400() {
     let mut child = relay.spawn();
     let now = jiff::Timestamp::now();
     relay.event("01a00000-0000-7000-8000-0000000000a1", "arrival", "minji", "child", now, None);
-    wait_for("four attempts", 30, || gw.received().len() >= 4);
+    wait_until("four attempts", Duration::from_secs(30), || gw.received().len() >= 4);
     let retry_after_gap = {
         let log = std::fs::read_to_string(&relay.log).unwrap_or_default();
         log.contains("retry_in_ms=1000")
     };
     relay.event("01a00000-0000-7000-8000-0000000000a2", "arrival", "jiwoo", "child", now, None);
-    wait_for("the 400", 20, || gw.received().len() >= 5);
+    wait_until("the 400", Duration::from_secs(20), || gw.received().len() >= 5);
     std::thread::sleep(Duration::from_secs(2));
     signal(child.id(), "TERM");
     let _ = child.wait();
@@ -292,7 +282,9 @@ fn stale_events_are_recorded_not_sent() {
     let mut child = relay.spawn();
     let morning = jiff::Timestamp::now().checked_sub(jiff::SignedDuration::from_hours(5)).expect("ts");
     relay.event("01a00000-0000-7000-8000-0000000000b1", "arrival", "minji", "child", morning, None);
-    wait_for("the stale record", 20, || relay.log_lines().iter().any(|l| l["status"] == "stale"));
+    wait_until("the stale record", Duration::from_secs(20), || {
+        relay.log_lines().iter().any(|l| l["status"] == "stale")
+    });
     std::thread::sleep(Duration::from_millis(500));
     signal(child.id(), "TERM");
     let _ = child.wait();
@@ -306,7 +298,7 @@ fn killed_mid_send_and_restarted_never_texts_twice() {
     let relay = Relay::new(&format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url()), "");
     let mut child = relay.spawn();
     relay.event("01a00000-0000-7000-8000-0000000000c1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
-    wait_for("the request to reach the gateway", 20, || !gw.received().is_empty());
+    wait_until("the request to reach the gateway", Duration::from_secs(20), || !gw.received().is_empty());
     signal(child.id(), "KILL");
     let _ = child.wait();
     let mut again = relay.spawn();
@@ -317,7 +309,6 @@ fn killed_mid_send_and_restarted_never_texts_twice() {
     let log = relay.log_lines();
     assert_eq!(log[0]["status"], "unknown", "{log:?}");
     assert!(std::fs::read_to_string(&relay.log).unwrap_or_default().contains("not re-sent"));
-    let _ = relay.path();
 }
 
 #[test]
@@ -332,7 +323,7 @@ fn solapi_and_nhn_requests_and_lms_for_long_texts() {
     let mut child = relay.spawn();
     relay.event("01a00000-0000-7000-8000-0000000000d1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
     relay.event("01a00000-0000-7000-8000-0000000000d2", "departure", "minji", "child", jiff::Timestamp::now(), None);
-    wait_for("solapi requests", 20, || gw.received().len() >= 3);
+    wait_until("solapi requests", Duration::from_secs(20), || gw.received().len() >= 3);
     signal(child.id(), "TERM");
     let _ = child.wait();
     let received = gw.received();
@@ -359,7 +350,7 @@ fn solapi_and_nhn_requests_and_lms_for_long_texts() {
     let mut child = relay.spawn();
     relay.event("01a00000-0000-7000-8000-0000000000e1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
     relay.event("01a00000-0000-7000-8000-0000000000e2", "departure", "jiwoo", "child", jiff::Timestamp::now(), None);
-    wait_for("nhn requests", 20, || gw.received().len() >= 2);
+    wait_until("nhn requests", Duration::from_secs(20), || gw.received().len() >= 2);
     signal(child.id(), "TERM");
     let _ = child.wait();
     let received = gw.received();
@@ -395,7 +386,9 @@ fn rate_limit_caps_texts_per_guardian_per_hour() {
         relay.event(&format!("01a00000-0000-7000-8000-0000000000f{i}"), "arrival", "minji", "child", now, None);
     }
     relay.event("01a00000-0000-7000-8000-0000000000f9", "arrival", "jiwoo", "child", now, None);
-    wait_for("four records", 20, || relay.log_lines().iter().filter(|l| l["status"] != "pending").count() >= 4);
+    wait_until("four records", Duration::from_secs(20), || {
+        relay.log_lines().iter().filter(|l| l["status"] != "pending").count() >= 4
+    });
     std::thread::sleep(Duration::from_millis(500));
     signal(child.id(), "TERM");
     let _ = child.wait();
@@ -450,7 +443,7 @@ fn two_relays_share_the_load_through_postgres_without_duplicates() {
             a.event(&format!("01a00000-0000-7000-8000-{i:012}"), "arrival", child, "child", now, None);
         }
     }
-    wait_for("a text per event", 40, || gw.received().len() >= n);
+    wait_until("a text per event", Duration::from_secs(40), || gw.received().len() >= n);
     std::thread::sleep(Duration::from_millis(1500));
     signal(ca.id(), "TERM");
     signal(cb.id(), "TERM");
@@ -495,7 +488,7 @@ fn relay_waits_for_postgres_and_rides_out_an_outage() {
     // The database comes up after the relay (both booting): the relay waits for it.
     let mut child = std::thread::scope(|s| {
         s.spawn(|| {
-            wait_for("the relay to find the database missing", 20, || {
+            wait_until("the relay to find the database missing", Duration::from_secs(20), || {
                 std::fs::read_to_string(&relay.log).unwrap_or_default().contains("not reachable yet")
             });
             proxy.up();
@@ -504,15 +497,15 @@ fn relay_waits_for_postgres_and_rides_out_an_outage() {
     });
     let now = jiff::Timestamp::now();
     relay.event("01a00000-0000-7000-8000-000000000101", "arrival", "minji", "child", now, None);
-    wait_for("the first text", 20, || gw.received().len() == 1);
+    wait_until("the first text", Duration::from_secs(20), || gw.received().len() == 1);
     // The database goes away mid-run: the next event waits, unacknowledged, until it is back.
     proxy.down();
     relay.event("01a00000-0000-7000-8000-000000000102", "arrival", "jiwoo", "child", now, None);
-    wait_for("the intake to fail", 20, || {
+    wait_until("the intake to fail", Duration::from_secs(20), || {
         std::fs::read_to_string(&relay.log).unwrap_or_default().contains("event not recorded yet")
     });
     proxy.up();
-    wait_for("the second text", 30, || gw.received().len() >= 2);
+    wait_until("the second text", Duration::from_secs(30), || gw.received().len() >= 2);
     std::thread::sleep(Duration::from_secs(1));
     signal(child.id(), "TERM");
     let _ = child.wait();
@@ -534,14 +527,14 @@ fn relays_without_a_group_stand_in_for_a_stopped_one() {
         a.event(&format!("01a00000-0000-7000-8000-{i:012}"), "arrival", child, "child", now, None);
     };
     (0..6).for_each(event);
-    wait_for("six texts", 20, || gw.received().len() >= 6);
+    wait_until("six texts", Duration::from_secs(20), || gw.received().len() >= 6);
     signal(cb.id(), "TERM");
     assert!(cb.wait().expect("b exits").success(), "a clean stop");
     (6..12).for_each(event);
-    wait_for("a to text the rest alone", 20, || gw.received().len() >= 12);
+    wait_until("a to text the rest alone", Duration::from_secs(20), || gw.received().len() >= 12);
     // b comes back to the copies its session kept: all known already.
     let mut cb = b.spawn();
-    wait_for("b to catch up", 20, || {
+    wait_until("b to catch up", Duration::from_secs(20), || {
         std::fs::read_to_string(&b.log).unwrap_or_default().matches("event taken in").count() >= 12
     });
     std::thread::sleep(Duration::from_secs(1));
@@ -571,9 +564,13 @@ fn no_answer_from_a_gateway_without_idempotency_is_not_retried() {
     );
     let mut child = relay.spawn();
     relay.event("01a00000-0000-7000-8000-0000000000g1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
-    wait_for("the unknown record", 20, || relay.log_lines().iter().any(|l| l["status"] == "unknown"));
+    wait_until("the unknown record", Duration::from_secs(20), || {
+        relay.log_lines().iter().any(|l| l["status"] == "unknown")
+    });
     relay.event("01a00000-0000-7000-8000-0000000000g2", "arrival", "jiwoo", "child", jiff::Timestamp::now(), None);
-    wait_for("the second unknown", 20, || relay.log_lines().iter().filter(|l| l["status"] == "unknown").count() == 2);
+    wait_until("the second unknown", Duration::from_secs(20), || {
+        relay.log_lines().iter().filter(|l| l["status"] == "unknown").count() == 2
+    });
     std::thread::sleep(Duration::from_secs(3));
     signal(child.id(), "TERM");
     let _ = child.wait();

@@ -101,14 +101,6 @@ fn mutate(valid: &[Vec<u8>], rng: &mut Rng) -> Vec<u8> {
     out
 }
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let until = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn config(port: &Path, device: DeviceKind) -> ThermalConfig {
     let toml = format!(
         "device = \"{}\"\nport = \"{}\"\nretry_max_ms = 300\n",
@@ -131,12 +123,12 @@ fn serial_source_reads_a_pty_survives_unplug_and_reopens() {
         let (c, l, h, s) = (config(&port, DeviceKind::GyMcu90640), latest.clone(), health.clone(), stop.clone());
         std::thread::spawn(move || run_thermal(c, l, h, s))
     };
-    wait_until("retrying state", Duration::from_secs(5), || health.summary().thermal == SensorState::Retrying);
+    common::wait_until("retrying state", Duration::from_secs(5), || health.summary().thermal == SensorState::Retrying);
 
     for round in 0..2 {
         let mut pty = open_pty().expect("pty");
         link(&port, &pty.slave_path).expect("link");
-        wait_until("the source to open the port", Duration::from_secs(10), || slave_is_open(&pty.master));
+        common::wait_until("the source to open the port", Duration::from_secs(10), || slave_is_open(&pty.master));
         // Noise, a corrupted frame, then good frames split oddly, written through the tty layer.
         let good = mlx90640::encode(&[30.0 + round as f32; 768], 24.0);
         let mut bad = good.clone();
@@ -147,14 +139,14 @@ fn serial_source_reads_a_pty_survives_unplug_and_reopens() {
             pty.master.write_all(chunk).expect("write");
         }
         pty.master.write_all(&good).expect("write");
-        wait_until("a frame from the pty", Duration::from_secs(10), || {
+        common::wait_until("a frame from the pty", Duration::from_secs(10), || {
             latest.lock().ok().and_then(|l| l.as_ref().map(|f| f.pixels[0])) == Some(30.0 + round as f32)
         });
         assert_eq!(health.summary().thermal, SensorState::Ok);
         // Unplug: the device disappears.
         drop(pty);
         let _ = std::fs::remove_file(&port);
-        wait_until("the source to notice the unplug", Duration::from_secs(10), || {
+        common::wait_until("the source to notice the unplug", Duration::from_secs(10), || {
             health.summary().thermal == SensorState::Retrying
         });
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use dolbom::sim::{write_walk_up, Appearance, WalkUp, Walker};
+use dolbom::sim::{write_walk_up, WalkUp, Walker};
 
 use super::{dolbom, photo, stderr};
 
@@ -19,23 +19,28 @@ pub const WALKERS: [&str; 4] = [
     "face_recognition/obama3.jpg",
 ];
 
-/// The standard clip, made once per test binary: its path and who is in view when.
-pub fn clip() -> (&'static Path, &'static [Appearance]) {
-    static CLIP: OnceLock<(tempfile::TempDir, PathBuf, Vec<Appearance>)> = OnceLock::new();
-    let (_, path, apps) = CLIP.get_or_init(|| {
+/// A center id no other test (or test run) uses, so subscriptions see only this test's kiosk.
+pub fn unique_center(tag: &str) -> String {
+    format!("test-{tag}-{}-{}", std::process::id(), super::broker::free_port())
+}
+
+/// The standard clip, made once per test binary.
+pub fn clip() -> &'static Path {
+    static CLIP: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = CLIP.get_or_init(|| {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("walkup.avi");
         let walkers: Vec<Walker> =
             WALKERS.iter().map(|p| Walker { photo: photo(p), skin_c: 36.5, far: false }).collect();
-        let apps = write_walk_up(
+        write_walk_up(
             &path,
             &walkers,
             WalkUp { gap_secs: 1.0, approach_secs: 2.0, stay_secs: 1.0, ..WalkUp::default() },
         )
         .expect("clip");
-        (dir, path, apps)
+        (dir, path)
     });
-    (path, apps)
+    path
 }
 
 /// A clip of the empty doorway only.

@@ -63,3 +63,25 @@ pub fn pipeline(config: &dolbom::config::Config) -> dolbom::identify::FacePipeli
     let models = dolbom::face::FaceModels::load(config).expect("models load");
     dolbom::identify::FacePipeline::new(models, dolbom::gallery::Matcher::new(config.face.matcher.threshold))
 }
+
+/// Polls `f` until it holds; fails the test with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: std::time::Duration, mut f: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + timeout;
+    while !f() {
+        assert!(std::time::Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The JSON Schema `docs/schemas/NAME`, compiled.
+pub fn schema(name: &str) -> jsonschema::Validator {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schemas").join(name);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("schema file")).expect("schema json");
+    jsonschema::validator_for(&schema).expect("valid schema")
+}
+
+pub fn assert_valid(v: &jsonschema::Validator, payload: &serde_json::Value) {
+    let errors: Vec<String> = v.iter_errors(payload).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{payload} does not match its schema: {errors:?}");
+}
