@@ -234,7 +234,9 @@ fn subscribe(filter: &str, out: Arc<Mutex<Vec<(SystemTime, serde_json::Value)>>>
             }
         });
     });
+    let until = Instant::now() + Duration::from_secs(20);
     while !ready.load(std::sync::atomic::Ordering::Relaxed) {
+        assert!(Instant::now() < until, "the benchmark's subscriber did not connect to the broker");
         std::thread::sleep(Duration::from_millis(20));
     }
     handle

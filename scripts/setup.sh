@@ -25,9 +25,11 @@ as_root() {
     fi
 }
 
+apt_updated=
 apt_install() {
     log "installing $*"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # One package-list update per run, however many installs follow.
+    [ -n "$apt_updated" ] || { as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq; apt_updated=1; }
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
