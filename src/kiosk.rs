@@ -55,6 +55,11 @@ pub fn status_file(config: &Config) -> std::path::PathBuf {
     config.state.dir.join("status.json")
 }
 
+/// The kiosk's database: outbox, attendance book, alerts (shared with `dolbom alerts`).
+pub fn db_file(config: &Config) -> std::path::PathBuf {
+    config.state.dir.join("kiosk.db")
+}
+
 /// Runs the daemon until it is told to stop. Start-up problems (config, models, database) are
 /// errors; everything after start-up is logged, counted and retried instead.
 pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
@@ -70,7 +75,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     info!(people = gallery.people.len(), center = %site.center_id, kiosk = %site.kiosk_id, "starting");
 
     let health = Arc::new(Health::default());
-    let store = Arc::new(Store::open(&config.state.dir.join("kiosk.db"))?);
+    let store = Arc::new(Store::open(&db_file(config))?);
     let outbox = Outbox::new(store, config.state.outbox_capacity, health.clone())?;
     let backlog = outbox.depth()?;
     if backlog > 0 {

@@ -457,7 +457,7 @@ fn alerts(action: AlertsAction) -> Result<ExitCode> {
     };
     let config = Config::load(path)?;
     let settings = config.kiosk(path)?;
-    let db = config.state.dir.join("kiosk.db");
+    let db = dolbom::kiosk::db_file(&config);
     anyhow::ensure!(db.exists(), "no kiosk database at {} (has `dolbom kiosk` run with this config?)", db.display());
     let store = dolbom::store::Store::open(&db)?;
     let mut conn = store.lock()?;
