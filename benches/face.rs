@@ -9,12 +9,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use dolbom::config::Config;
-use dolbom::face::image::load_bgr;
-use dolbom::face::{to_planar_f32, FaceModels};
-use dolbom::gallery::{Gallery, Matcher, Role};
-use dolbom::identify::FacePipeline;
-use dolbom::onnx::{self, ModelSpec};
+use dolbom_face::gallery::{Gallery, Matcher, Role};
+use dolbom_face::identify::FacePipeline;
+use dolbom_face::image::load_bgr;
+use dolbom_face::onnx::{self, ModelSpec};
+use dolbom_face::{to_planar_f32, FaceModels};
+use dolbom_kiosk::config::Config;
 use opencv::core::{MatTraitConst, MatTraitConstManual};
 use ort::value::Tensor;
 
@@ -26,7 +26,7 @@ fn main() {
     let photos = root.join(".dolbom/testdata");
     let images = ["face_recognition/obama.jpg", "face_recognition/biden.jpg", "insightface/t1.jpg"];
 
-    let models = FaceModels::load(&config).expect("models (run scripts/setup.sh)");
+    let models = FaceModels::load(&config.runtime, &config.face).expect("models (run scripts/setup.sh)");
     let mut pipeline = FacePipeline::new(models, Matcher::new(config.face.matcher.threshold));
     let env = onnx::environment(&config.runtime.onnxruntime).expect("onnxruntime");
     let threads = config.runtime.threads;
@@ -36,10 +36,10 @@ fn main() {
     let mut raw_sface =
         onnx::open_session(env, &ModelSpec { path: &config.face.embedder.model, sha256: None, threads })
             .expect("sface");
-    let yunet_sizer = dolbom::face::yunet::YuNet::new(
+    let yunet_sizer = dolbom_face::yunet::YuNet::new(
         env,
         &ModelSpec { path: &config.face.detector.model, sha256: None, threads: 1 },
-        dolbom::face::yunet::YuNetParams {
+        dolbom_face::yunet::YuNetParams {
             max_input_side: config.face.detector.max_input_side,
             score_threshold: config.face.detector.score_threshold,
             nms_threshold: config.face.detector.nms_threshold,
@@ -54,7 +54,7 @@ fn main() {
     for i in 0..50 {
         let perturbed: Vec<f32> =
             base.values().iter().enumerate().map(|(j, v)| v + ((i * 31 + j * 7) % 13) as f32 * 0.01).collect();
-        let e = dolbom::face::Embedding::normalized(perturbed).expect("non-zero");
+        let e = dolbom_face::Embedding::normalized(perturbed).expect("non-zero");
         gallery
             .enroll(&format!("p{i}"), Role::Child, "P", vec![e.clone(), e.clone(), e], "sface_2021dec", 0)
             .expect("enroll");

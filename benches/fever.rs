@@ -13,11 +13,11 @@
 //! sensitivity (T >= 37.5 alerted), false-alarm rate (T < 37.5 alerted) and the share not
 //! measured.
 
-use dolbom::face::Detection;
-use dolbom::fever::{decide, Decision, FeverConfig, Reading, Screening};
-use dolbom::sim::thermal::{render, Blob, Rng};
-use dolbom::thermal::fusion::measure;
-use dolbom::thermal::ThermalFrame;
+use dolbom_face::Detection;
+use dolbom_kiosk::screening::decision::{decide, Decision, FeverConfig, Reading, Screening};
+use dolbom_kiosk::screening::fusion::measure;
+use dolbom_kiosk::sim::thermal::{render, Blob, Rng};
+use dolbom_kiosk::sources::thermal::ThermalFrame;
 
 const TRUE_AMBIENT_COEFF: f32 = 0.15;
 /// Camera: 640x480 with the thermal array's field of view (55 degrees across).
@@ -29,7 +29,13 @@ fn main() {
     let cfg = FeverConfig {
         enabled: true,
         eye_px_at_1m: EYE_PX_AT_1M,
-        blackbody: Some(dolbom::fever::Blackbody { x: 0, y: 0, width: 2, height: 2, temperature_c: 35.0 }),
+        blackbody: Some(dolbom_kiosk::screening::decision::Blackbody {
+            x: 0,
+            y: 0,
+            width: 2,
+            height: 2,
+            temperature_c: 35.0,
+        }),
         ..FeverConfig::default()
     };
     let temps = [36.0f32, 36.5, 37.0, 37.3, 37.6, 38.0, 38.5];

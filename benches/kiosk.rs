@@ -19,11 +19,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use dolbom::config::Config;
-use dolbom::enroll::{enroll, Enrollment};
-use dolbom::face::FaceModels;
-use dolbom::gallery::{GalleryStore, Matcher, Role};
-use dolbom::identify::FacePipeline;
+use dolbom_face::enroll::{enroll, Enrollment};
+use dolbom_face::gallery::{GalleryStore, Matcher, Role};
+use dolbom_face::identify::FacePipeline;
+use dolbom_face::FaceModels;
+use dolbom_kiosk::config::Config;
 use opencv::core::Mat;
 use opencv::videoio::{self, VideoCapture, VideoCaptureTrait, VideoCaptureTraitConst};
 use rumqttc::{Event, Incoming, MqttOptions, QoS};
@@ -51,9 +51,11 @@ fn main() {
                 "unknowns/Female_42_7.jpg",
                 "face_recognition/obama3.jpg",
             ];
-            let walkers: Vec<dolbom::sim::Walker> =
-                walkers.iter().map(|w| dolbom::sim::Walker { photo: data.join(w), skin_c: 36.5, far: false }).collect();
-            dolbom::sim::write_walk_up(&clip, &walkers, dolbom::sim::WalkUp::default()).expect("clip");
+            let walkers: Vec<dolbom_kiosk::sim::Walker> = walkers
+                .iter()
+                .map(|w| dolbom_kiosk::sim::Walker { photo: data.join(w), skin_c: 36.5, far: false })
+                .collect();
+            dolbom_kiosk::sim::write_walk_up(&clip, &walkers, dolbom_kiosk::sim::WalkUp::default()).expect("clip");
             let fr = data.join("face_recognition");
             (
                 clip,
@@ -68,8 +70,10 @@ fn main() {
     let center = format!("bench{}", std::process::id());
     let config_path = write_config(work.path(), &clip, &center, "fast", root);
     let config = Config::load(&config_path).expect("config");
-    let mut pipeline =
-        FacePipeline::new(FaceModels::load(&config).expect("models"), Matcher::new(config.face.matcher.threshold));
+    let mut pipeline = FacePipeline::new(
+        FaceModels::load(&config.runtime, &config.face).expect("models"),
+        Matcher::new(config.face.matcher.threshold),
+    );
     let store = GalleryStore::new(&config.gallery.path);
     for (id, photos) in &enrol {
         enroll(&mut pipeline, &config.face.quality, &store, &Enrollment { id, role: Role::Child, name: id, photos }, 0)

@@ -21,6 +21,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rumqttc::{MqttOptions, QoS};
 
+/// Event ids are UUIDs, as the contract has them; the last group numbers the bench's events.
+const EVENT_ID_PREFIX: &str = "01b00000-0000-7000-8000-";
+
 fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)?.parse().ok()).unwrap_or(default)
@@ -69,7 +72,7 @@ fn main() {
             let child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
                 .args(["relay", "--config"])
                 .arg(&config)
-                .env("DOLBOM_LOG", "warn,dolbom::relay=info")
+                .env("DOLBOM_LOG", "warn,dolbom_relay=info")
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).expect("log"))
                 .spawn()
@@ -95,7 +98,7 @@ fn main() {
         let poller = tokio::spawn(async move { while el.poll().await.is_ok() {} });
         for i in 0..n {
             let payload = serde_json::json!({
-                "schema": "dolbom.attendance/1", "event_id": format!("bench-{i:06}"), "center": center, "kiosk": "k",
+                "schema": "dolbom.attendance/1", "event_id": format!("{EVENT_ID_PREFIX}{i:012}"), "center": center, "kiosk": "k",
                 "ts": jiff::Timestamp::now().to_string(), "kind": "arrival",
                 "person": {"id": format!("c{}", i % 50), "role": "child"}, "confidence": 0.9,
                 "temperature_c": null, "temperature_status": "screening_off", "method": "face",
@@ -126,7 +129,7 @@ fn main() {
         .iter()
         .zip(&received_at)
         .filter_map(|(r, at)| {
-            let i: usize = r.body["event_id"].as_str()?.strip_prefix("bench-")?.parse().ok()?;
+            let i: usize = r.body["event_id"].as_str()?.strip_prefix(EVENT_ID_PREFIX)?.parse().ok()?;
             Some(at.duration_since(sent_at[i]).ok()?.as_secs_f64() * 1000.0)
         })
         .collect();

@@ -13,17 +13,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use dolbom::config::Config;
-use dolbom::face::image::load_bgr;
-use dolbom::face::{Embedding, FaceModels};
-use dolbom::gallery::Matcher;
-use dolbom::identify::FacePipeline;
+use dolbom_face::gallery::Matcher;
+use dolbom_face::identify::FacePipeline;
+use dolbom_face::image::load_bgr;
+use dolbom_face::{Embedding, FaceModels};
+use dolbom_kiosk::config::Config;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let config = Config::load(&root.join("config/sample.toml")).expect("config/sample.toml");
     let mut pipeline = FacePipeline::new(
-        FaceModels::load(&config).expect("models (run scripts/setup.sh)"),
+        FaceModels::load(&config.runtime, &config.face).expect("models (run scripts/setup.sh)"),
         Matcher::new(config.face.matcher.threshold),
     );
     let data = root.join(".dolbom/testdata");

@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::broker::{publish, system_broker_port, Subscriber};
 use common::kiosk::{enrol, events, kiosk_config, spawn_kiosk, unique_center, wait_exit, KioskOptions};
 use common::{assert_valid, schema};
-use dolbom::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
-use dolbom::sim::{write_walk_up, WalkUp, Walker};
+use dolbom_kiosk::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
+use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 
 fn walkers() -> Vec<Walker> {
     vec![
@@ -42,7 +42,7 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
 
     // The simulated sensor, in-process, on a real pty; it starts the scene when the daemon opens it.
     let cfg = common::load(&config);
-    let mut models = dolbom::face::FaceModels::load(&cfg).expect("models");
+    let mut models = dolbom_face::FaceModels::load(&cfg.runtime, &cfg.face).expect("models");
     let faces = photo_faces(&walkers(), models.detector.as_mut()).expect("faces");
     let mut pty = open_pty().expect("pty");
     link(&thermal_link, &pty.slave_path).expect("link");

@@ -4,8 +4,8 @@
 
 mod common;
 
-use dolbom::face::image::load_bgr;
-use dolbom::face::Embedding;
+use dolbom_face::image::load_bgr;
+use dolbom_face::Embedding;
 use serde::Deserialize;
 
 #[derive(Deserialize)]

@@ -5,9 +5,9 @@ mod common;
 
 use std::path::PathBuf;
 
-use dolbom::enroll::{enroll, Enrollment};
-use dolbom::face::image::load_bgr;
-use dolbom::gallery::{GalleryStore, Role};
+use dolbom_face::enroll::{enroll, Enrollment};
+use dolbom_face::gallery::{GalleryStore, Role};
+use dolbom_face::image::load_bgr;
 
 #[test]
 fn same_person_matches_and_strangers_stay_unknown() {

@@ -159,7 +159,7 @@ max_attempts = 5
     }
 
     fn event(&self, event_id: &str, kind: &str, child: &str, role: &str, ts: jiff::Timestamp, temp: Option<f32>) {
-        let ts = dolbom::contract::rfc3339(ts, &jiff::tz::TimeZone::get("Asia/Seoul").expect("tz"));
+        let ts = dolbom_contract::rfc3339(ts, &jiff::tz::TimeZone::get("Asia/Seoul").expect("tz"));
         let payload = serde_json::json!({
             "schema": "dolbom.attendance/1", "event_id": event_id, "center": self.center, "kiosk": "door-1",
             "ts": ts, "kind": kind, "person": {"id": child, "role": role}, "confidence": 0.8,
@@ -333,7 +333,7 @@ fn solapi_and_nhn_requests_and_lms_for_long_texts() {
     let field =
         |name: &str| auth.split([' ', ',']).find_map(|p| p.strip_prefix(&format!("{name}="))).expect(name).to_string();
     assert!(auth.starts_with("HMAC-SHA256 apiKey=KEY, date="), "{auth}");
-    assert_eq!(field("signature"), dolbom::relay::provider::solapi_signature("SECRET", &field("date"), &field("salt")));
+    assert_eq!(field("signature"), dolbom_relay::provider::solapi_signature("SECRET", &field("date"), &field("salt")));
     assert_eq!(r.body["message"]["type"], "LMS", "{}", r.body);
     assert_eq!(r.body["message"]["subject"], "[햇살어린이집] 알림");
     assert_eq!(r.body["message"]["to"], "01012345678");

@@ -4,7 +4,7 @@
 mod common;
 
 use common::postgres::TempDb;
-use dolbom::relay::store::{Delivery, Outcome, PgStore, Recovered, RelayStore, SqliteStore, StoreError};
+use dolbom_relay::store::{Delivery, Outcome, PgStore, Recovered, RelayStore, SqliteStore, StoreError};
 
 fn delivery(event_id: &str, recipient: &str) -> Delivery {
     Delivery {

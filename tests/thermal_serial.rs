@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dolbom::health::{Health, SensorState};
-use dolbom::sim::thermal::{link, open_pty, slave_is_open, Rng};
-use dolbom::thermal::mlx90640::{self, Checksum, GyMcu90640};
-use dolbom::thermal::source::{run_thermal, LatestFrame, ThermalConfig};
-use dolbom::thermal::{csv, DeviceKind, FrameDecoder, ThermalFrame};
+use dolbom_kiosk::health::{Health, SensorState};
+use dolbom_kiosk::sim::thermal::{link, open_pty, slave_is_open, Rng};
+use dolbom_kiosk::sources::thermal::mlx90640::{self, Checksum, GyMcu90640};
+use dolbom_kiosk::sources::thermal::source::{run_thermal, LatestFrame, ThermalConfig};
+use dolbom_kiosk::sources::thermal::{csv, DeviceKind, FrameDecoder, ThermalFrame};
 
 /// A mutational fuzzer with a time budget (DOLBOM_FUZZ_SECS, default 10 s per decoder): valid
 /// frames cut, spliced, bit-flipped, duplicated and mixed with random bytes, fed in random

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use dolbom::sim::{write_walk_up, WalkUp, Walker};
+use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 
 use super::{dolbom, photo, stderr};
 

@@ -55,13 +55,13 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-pub fn load(config: &Path) -> dolbom::config::Config {
-    dolbom::config::Config::load(config).expect("config loads")
+pub fn load(config: &Path) -> dolbom_kiosk::config::Config {
+    dolbom_kiosk::config::Config::load(config).expect("config loads")
 }
 
-pub fn pipeline(config: &dolbom::config::Config) -> dolbom::identify::FacePipeline {
-    let models = dolbom::face::FaceModels::load(config).expect("models load");
-    dolbom::identify::FacePipeline::new(models, dolbom::gallery::Matcher::new(config.face.matcher.threshold))
+pub fn pipeline(config: &dolbom_kiosk::config::Config) -> dolbom_face::identify::FacePipeline {
+    let models = dolbom_face::FaceModels::load(&config.runtime, &config.face).expect("models load");
+    dolbom_face::identify::FacePipeline::new(models, dolbom_face::gallery::Matcher::new(config.face.matcher.threshold))
 }
 
 /// Polls `f` until it holds; fails the test with `what` after `timeout`.

@@ -1,0 +1,154 @@
+//! The payloads published under a kiosk's topics, one type per message, each with its schema.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::PersonRef;
+
+pub const ATTENDANCE_SCHEMA: &str = "dolbom.attendance/1";
+pub const VISITOR_SCHEMA: &str = "dolbom.visitor/1";
+pub const STATUS_SCHEMA: &str = "dolbom.status/1";
+pub const FEVER_SCHEMA: &str = "dolbom.fever/1";
+pub const ALERT_SCHEMA: &str = "dolbom.alert/1";
+pub const COMMAND_RESULT_SCHEMA: &str = "dolbom.cmd-result/1";
+/// Screening wording: never a diagnosis.
+pub const FEVER_MESSAGE: &str = "elevated skin temperature — confirm with a thermometer";
+pub const CONTENT_TYPE: &str = "application/json";
+
+/// How a person was recognised at the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckInMethod {
+    Face,
+    Tag,
+    Pin,
+    Staff,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttendanceKind {
+    Arrival,
+    Departure,
+}
+
+/// `event/attendance`: an enrolled person arrived or left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttendanceEvent {
+    pub schema: String,
+    pub event_id: Uuid,
+    pub center: String,
+    pub kiosk: String,
+    /// Capture time of the frame that settled the identity.
+    pub ts: String,
+    pub kind: AttendanceKind,
+    pub person: PersonRef,
+    /// Weighted share of the track's votes for this person, 0..1.
+    pub confidence: f32,
+    /// Skin temperature from fever screening; null when not measured (see `temperature_status`).
+    pub temperature_c: Option<f32>,
+    pub temperature_status: TemperatureStatus,
+    pub method: CheckInMethod,
+}
+
+/// The outcome of fever screening for one sighting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemperatureStatus {
+    Normal,
+    /// Just under the threshold: measure again.
+    Remeasure,
+    /// At or above the threshold: an alert was raised (or was already raised this visit).
+    Elevated,
+    TooFar,
+    NotFrontal,
+    OutOfView,
+    NoThermal,
+    Inconsistent,
+    ScreeningOff,
+}
+
+/// `event/fever`: an elevated skin temperature at the door (QoS 1, not retained).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeverEvent {
+    pub schema: String,
+    pub event_id: Uuid,
+    pub center: String,
+    pub kiosk: String,
+    pub ts: String,
+    pub alert_id: String,
+    /// The enrolled person, or null for a visitor.
+    pub person: Option<PersonRef>,
+    pub track_id: u64,
+    pub temperature_c: f32,
+    pub threshold_c: f32,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertStateKind {
+    Active,
+    Silenced,
+    Resolved,
+}
+
+/// `alert/{alert_id}` (retained): the alert's current state, with who changed it and when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertState {
+    pub schema: String,
+    pub alert_id: String,
+    pub center: String,
+    pub kiosk: String,
+    pub state: AlertStateKind,
+    pub person: Option<PersonRef>,
+    pub temperature_c: f32,
+    pub message: String,
+    pub raised_at: String,
+    pub silenced_by: Option<String>,
+    pub silenced_at: Option<String>,
+    pub resolved_by: Option<String>,
+    pub resolved_at: Option<String>,
+    pub updated_at: String,
+}
+
+/// `cmd/result`: the answer to a command on `cmd/silence` or `cmd/resolve`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandResult {
+    pub schema: String,
+    pub request_id: Option<String>,
+    pub command: String,
+    pub ok: bool,
+    pub alert_id: Option<String>,
+    /// The alert's state after the command (also on repeats and refusals, when the alert exists).
+    pub state: Option<AlertStateKind>,
+    pub error: Option<String>,
+    pub ts: String,
+}
+
+/// `event/visitor`: an unknown face was at the door.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VisitorEvent {
+    pub schema: String,
+    pub event_id: Uuid,
+    pub center: String,
+    pub kiosk: String,
+    pub ts: String,
+    pub track_id: u64,
+    pub temperature_c: Option<f32>,
+    pub temperature_status: TemperatureStatus,
+}
+
+/// `status` (retained): whether the kiosk is up, and its health.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusPayload {
+    pub schema: String,
+    pub state: String,
+    pub center: String,
+    pub kiosk: String,
+    pub ts: String,
+    pub version: String,
+    /// Absent in the Last Will, which the broker publishes when the kiosk is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::HealthSummary>,
+}

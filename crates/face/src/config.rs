@@ -1,0 +1,204 @@
+//! The face pipeline's configuration: `[runtime]`, `[face.*]` and `[gallery]`, each checked
+//! beside its type. Errors name the key they are about.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A config value out of range: the key (as written in the file) and what is wrong with it.
+pub type Invalid = (&'static str, String);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeConfig {
+    /// Path of the ONNX Runtime shared library. A bare file name is looked up by the dynamic loader.
+    pub onnxruntime: PathBuf,
+    /// Threads per model for ONNX Runtime's intra-op pool.
+    pub threads: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self { onnxruntime: PathBuf::from("libonnxruntime.so"), threads: 2 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaceConfig {
+    pub detector: DetectorConfig,
+    pub embedder: EmbedderConfig,
+    #[serde(default)]
+    pub quality: QualityConfig,
+    #[serde(default)]
+    pub matcher: MatcherConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectorKind {
+    Yunet,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorConfig {
+    pub kind: DetectorKind,
+    pub model: PathBuf,
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Images are scaled down so their longest side is at most this many pixels before detection.
+    #[serde(default = "default_max_input_side")]
+    pub max_input_side: u32,
+    #[serde(default = "default_score_threshold")]
+    pub score_threshold: f32,
+    #[serde(default = "default_nms_threshold")]
+    pub nms_threshold: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmbedderKind {
+    Sface,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbedderConfig {
+    pub kind: EmbedderKind,
+    pub model: PathBuf,
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// What a photo must satisfy to be enrolled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QualityConfig {
+    /// Shorter side of the face box, in pixels of the original photo.
+    pub min_face_px: f32,
+    /// Variance of the Laplacian of the aligned 112x112 grey face crop; lower is blurrier. Sharp
+    /// photos score in the thousands; 300 rejects a 250 px face blurred with a 8 px Gaussian.
+    pub min_sharpness: f64,
+}
+
+impl Default for QualityConfig {
+    fn default() -> Self {
+        Self { min_face_px: 80.0, min_sharpness: 300.0 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MatcherConfig {
+    /// Cosine similarity at or above which a face is the enrolled person; below it the face is unknown.
+    pub threshold: f32,
+}
+
+impl Default for MatcherConfig {
+    fn default() -> Self {
+        Self { threshold: DEFAULT_MATCH_THRESHOLD }
+    }
+}
+
+/// Measured on the registry test photos (see docs/face-pipeline.md): every same-person pair scored
+/// above it and no different-person pair reached it.
+pub const DEFAULT_MATCH_THRESHOLD: f32 = 0.40;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GalleryConfig {
+    pub path: PathBuf,
+}
+
+fn default_max_input_side() -> u32 {
+    640
+}
+fn default_score_threshold() -> f32 {
+    0.9
+}
+fn default_nms_threshold() -> f32 {
+    0.3
+}
+
+impl RuntimeConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.threads == 0 || self.threads > 64 {
+            return Err(("runtime.threads", format!("= {}: must be between 1 and 64", self.threads)));
+        }
+        Ok(())
+    }
+
+    /// A bare library name is left to the dynamic loader's search path.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        if self.onnxruntime.components().count() > 1 {
+            resolve(base, &mut self.onnxruntime);
+        }
+    }
+}
+
+impl FaceConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let d = &self.detector;
+        if !(64..=4096).contains(&d.max_input_side) {
+            return Err((
+                "face.detector.max_input_side",
+                format!("= {}: must be between 64 and 4096", d.max_input_side),
+            ));
+        }
+        if !(0.0..=1.0).contains(&d.score_threshold) {
+            return Err(("face.detector.score_threshold", format!("= {}: must be between 0 and 1", d.score_threshold)));
+        }
+        if !(0.0..=1.0).contains(&d.nms_threshold) {
+            return Err(("face.detector.nms_threshold", format!("= {}: must be between 0 and 1", d.nms_threshold)));
+        }
+        check_sha256(d.sha256.as_deref()).map_err(|m| ("face.detector.sha256", m))?;
+        check_sha256(self.embedder.sha256.as_deref()).map_err(|m| ("face.embedder.sha256", m))?;
+        let q = &self.quality;
+        if !(q.min_face_px >= 8.0 && q.min_face_px.is_finite()) {
+            return Err(("face.quality.min_face_px", format!("= {}: must be at least 8", q.min_face_px)));
+        }
+        if !(q.min_sharpness >= 0.0 && q.min_sharpness.is_finite()) {
+            return Err(("face.quality.min_sharpness", format!("= {}: must be 0 or more", q.min_sharpness)));
+        }
+        let t = self.matcher.threshold;
+        if !(t > 0.0 && t < 1.0) {
+            return Err(("face.matcher.threshold", format!("= {t}: must be between 0 and 1 (exclusive)")));
+        }
+        Ok(())
+    }
+
+    pub fn resolve_paths(&mut self, base: &Path) {
+        resolve(base, &mut self.detector.model);
+        resolve(base, &mut self.embedder.model);
+    }
+}
+
+impl GalleryConfig {
+    pub fn validate(&self) -> Result<(), Invalid> {
+        if self.path.as_os_str().is_empty() {
+            return Err(("gallery.path", "must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    pub fn resolve_paths(&mut self, base: &Path) {
+        resolve(base, &mut self.path);
+    }
+}
+
+/// Relative paths in a config file are relative to the file's own directory.
+pub fn resolve(base: &Path, p: &mut PathBuf) {
+    if p.is_relative() {
+        *p = base.join(&*p);
+    }
+}
+
+fn check_sha256(value: Option<&str>) -> Result<(), String> {
+    match value {
+        Some(v) if v.len() != 64 || !v.chars().all(|c| c.is_ascii_hexdigit()) => {
+            Err(format!("= \"{v}\": must be 64 hexadecimal digits"))
+        }
+        _ => Ok(()),
+    }
+}

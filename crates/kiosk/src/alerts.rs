@@ -1,0 +1,405 @@
+//! Fever alerts and the staff commands that silence and resolve them.
+//!
+//! An alert is raised once per person per visit (calendar day): a silenced or resolved alert
+//! does not fire again for the same person that day, and a second elevated reading while one is
+//! active adds nothing. Its state (`active` → `silenced` → `resolved`, with who and when) is kept
+//! in the kiosk database and published retained on `alert/{alert_id}`.
+//!
+//! Commands arrive on `cmd/silence` and `cmd/resolve` as `{"alert_id", "by", "request_id"}` and
+//! from `dolbom alerts`. Only configured staff ids may act. Every command gets a result on
+//! `cmd/result`; malformed, unknown and unauthorised commands change nothing; a repeated
+//! `request_id` gets the first answer again and changes nothing.
+
+use jiff::Timestamp;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tracing::{info, info_span, warn};
+
+use dolbom_contract::topics::{Command as CommandTopic, Kind};
+use dolbom_contract::{self as contract, AlertState, AlertStateKind, CommandResult, PersonRef};
+
+use crate::outbox::{NewMessage, Outbox, Priority, Tally};
+use crate::site::Site;
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Silence,
+    Resolve,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Silence => "silence",
+            Action::Resolve => "resolve",
+        }
+    }
+}
+
+/// Who this kiosk is and who may act on its alerts; shared by the raise and command paths.
+#[derive(Debug, Clone)]
+pub struct AlertContext {
+    pub site: Site,
+    pub staff: Vec<String>,
+    pub capacity: u64,
+}
+
+impl AlertContext {
+    fn ts(&self, ms: i64) -> String {
+        self.site.ts(ms)
+    }
+
+    fn state_message(&self, state: &AlertState, now_ms: i64) -> NewMessage {
+        NewMessage {
+            topic: self.site.topics.alert(&state.alert_id),
+            payload: serde_json::to_vec(state).unwrap_or_default(),
+            kind: "alert".into(),
+            priority: Priority::Attendance,
+            retain: true,
+            created_ms: now_ms,
+            expires_ms: None,
+        }
+    }
+
+    /// Raises an alert inside the caller's transaction, unless this subject already had one
+    /// this visit. Returns the alert state that was queued.
+    pub fn raise(
+        &self,
+        conn: &Connection,
+        new: NewAlert,
+        now_ms: i64,
+        tally: &mut Tally,
+    ) -> Result<Option<AlertState>, StoreError> {
+        let NewAlert { subject, day, person, temperature_c, at_ms } = new;
+        let existing: Option<String> = conn
+            .query_row("SELECT alert_id FROM alerts WHERE subject = ?1 AND day = ?2", params![subject, day], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if existing.is_some() {
+            return Ok(None);
+        }
+        let alert_id = contract::new_event_id().to_string();
+        let state = AlertState {
+            schema: contract::ALERT_SCHEMA.into(),
+            alert_id: alert_id.clone(),
+            center: self.site.center.clone(),
+            kiosk: self.site.kiosk.clone(),
+            state: AlertStateKind::Active,
+            person,
+            temperature_c,
+            message: contract::FEVER_MESSAGE.into(),
+            raised_at: self.ts(at_ms),
+            silenced_by: None,
+            silenced_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            updated_at: self.ts(now_ms),
+        };
+        conn.execute(
+            "INSERT INTO alerts (alert_id, subject, day, state, payload, created_ms) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
+            params![alert_id, subject, day, serde_json::to_string(&state).unwrap_or_default(), now_ms],
+        )?;
+        tally.enqueue(conn, &self.state_message(&state, now_ms), self.capacity, now_ms)?;
+        Ok(Some(state))
+    }
+
+    /// Applies a staff command in one transaction: the alert's new state and the result are
+    /// queued together. Errors in the command itself are results, not `Err`.
+    pub fn apply(
+        &self,
+        conn: &mut Connection,
+        action: Action,
+        cmd: &Command,
+        now_ms: i64,
+        tally: &mut Tally,
+    ) -> Result<CommandResult, StoreError> {
+        let tx = conn.transaction()?;
+        if let Some(id) = &cmd.request_id {
+            let seen: Option<String> = tx
+                .query_row("SELECT result FROM commands WHERE request_id = ?1", params![id], |r| r.get(0))
+                .optional()?;
+            if let Some(result) = seen.and_then(|r| serde_json::from_str::<CommandResult>(&r).ok()) {
+                // A repeat: the same answer again, nothing changed.
+                let msg = self.result_message(&result, now_ms);
+                tally.enqueue(&tx, &msg, self.capacity, now_ms)?;
+                tx.commit()?;
+                return Ok(result);
+            }
+        }
+        let mut result = CommandResult {
+            schema: contract::COMMAND_RESULT_SCHEMA.into(),
+            request_id: cmd.request_id.clone(),
+            command: action.name().into(),
+            ok: false,
+            alert_id: Some(cmd.alert_id.clone()),
+            state: None,
+            error: None,
+            ts: self.ts(now_ms),
+        };
+        let current: Option<String> = tx
+            .query_row("SELECT payload FROM alerts WHERE alert_id = ?1", params![cmd.alert_id], |r| r.get(0))
+            .optional()?;
+        match current.and_then(|p| serde_json::from_str::<AlertState>(&p).ok()) {
+            None => result.error = Some(format!("no alert `{}` on this kiosk", cmd.alert_id)),
+            Some(state) if !self.staff.iter().any(|s| s == &cmd.by) => {
+                result.state = Some(state.state);
+                result.error = Some(format!("`{}` is not a staff id allowed to {} alerts", cmd.by, action.name()));
+            }
+            Some(mut state) => {
+                let allowed = matches!(
+                    (action, state.state),
+                    (Action::Silence, AlertStateKind::Active)
+                        | (Action::Resolve, AlertStateKind::Active | AlertStateKind::Silenced)
+                );
+                if allowed {
+                    let when = Some(self.ts(now_ms));
+                    match action {
+                        Action::Silence => {
+                            state.state = AlertStateKind::Silenced;
+                            state.silenced_by = Some(cmd.by.clone());
+                            state.silenced_at = when;
+                        }
+                        Action::Resolve => {
+                            state.state = AlertStateKind::Resolved;
+                            state.resolved_by = Some(cmd.by.clone());
+                            state.resolved_at = when;
+                        }
+                    }
+                    state.updated_at = self.ts(now_ms);
+                    let state_name =
+                        serde_json::to_value(state.state).ok().and_then(|v| v.as_str().map(str::to_string));
+                    tx.execute(
+                        "UPDATE alerts SET state = ?2, payload = ?3 WHERE alert_id = ?1",
+                        params![state.alert_id, state_name, serde_json::to_string(&state).unwrap_or_default()],
+                    )?;
+                    tally.enqueue(&tx, &self.state_message(&state, now_ms), self.capacity, now_ms)?;
+                    result.ok = true;
+                } else {
+                    result.error = Some(format!("alert is already {:?}", state.state).to_lowercase());
+                }
+                result.state = Some(state.state);
+            }
+        }
+        if let Some(id) = &cmd.request_id {
+            tx.execute(
+                "INSERT INTO commands (request_id, result, created_ms) VALUES (?1, ?2, ?3)",
+                params![id, serde_json::to_string(&result).unwrap_or_default(), now_ms],
+            )?;
+        }
+        tally.enqueue(&tx, &self.result_message(&result, now_ms), self.capacity, now_ms)?;
+        tx.commit()?;
+        Ok(result)
+    }
+
+    fn result_message(&self, result: &CommandResult, now_ms: i64) -> NewMessage {
+        NewMessage {
+            topic: self.site.topics.command_result(),
+            payload: serde_json::to_vec(result).unwrap_or_default(),
+            kind: "cmd-result".into(),
+            priority: Priority::Visitor,
+            retain: false,
+            created_ms: now_ms,
+            expires_ms: Some(now_ms + 3_600_000),
+        }
+    }
+
+    /// A result for a message that is not a usable command at all.
+    fn malformed(
+        &self,
+        conn: &Connection,
+        action: Action,
+        error: String,
+        now_ms: i64,
+        tally: &mut Tally,
+    ) -> Result<CommandResult, StoreError> {
+        let result = CommandResult {
+            schema: contract::COMMAND_RESULT_SCHEMA.into(),
+            request_id: None,
+            command: action.name().into(),
+            ok: false,
+            alert_id: None,
+            state: None,
+            error: Some(error),
+            ts: self.ts(now_ms),
+        };
+        tally.enqueue(conn, &self.result_message(&result, now_ms), self.capacity, now_ms)?;
+        Ok(result)
+    }
+}
+
+/// An elevated reading to raise an alert for: who (person id, or a visitor's own key), which
+/// visit (the site-local day), and what was measured when.
+#[derive(Debug, Clone)]
+pub struct NewAlert {
+    pub subject: String,
+    pub day: String,
+    pub person: Option<PersonRef>,
+    pub temperature_c: f32,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Command {
+    pub alert_id: String,
+    pub by: String,
+    #[serde(default)]
+    pub request_id: Option<String>,
+}
+
+/// Every alert on this kiosk, newest first.
+pub fn list(conn: &Connection) -> Result<Vec<AlertState>, StoreError> {
+    let mut stmt = conn.prepare("SELECT payload FROM alerts ORDER BY created_ms DESC")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.filter_map(|r| r.ok()).filter_map(|p| serde_json::from_str(&p).ok()).collect())
+}
+
+/// The command stage: MQTT messages on the command topics in, results and alert states out
+/// through the outbox.
+pub struct CommandStage {
+    pub context: AlertContext,
+    pub outbox: Outbox,
+}
+
+impl CommandStage {
+    pub async fn run(self, mut messages: mpsc::Receiver<(String, Vec<u8>)>) {
+        let site = &self.context.site;
+        while let Some((topic, payload)) = messages.recv().await {
+            let _span = info_span!("command", topic = %topic).entered();
+            // Only this kiosk's own command topics: the contract parses what it built.
+            let action = match dolbom_contract::Topic::parse(&topic) {
+                Some(t) if t.center == site.center && t.kiosk == site.kiosk => match t.kind {
+                    Kind::Command(CommandTopic::Silence) => Action::Silence,
+                    Kind::Command(CommandTopic::Resolve) => Action::Resolve,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            if let Err(e) = self.handle(action, &payload) {
+                warn!(error = %e, "command could not be recorded");
+            }
+        }
+    }
+
+    pub fn handle(&self, action: Action, payload: &[u8]) -> Result<CommandResult, StoreError> {
+        let now_ms = Timestamp::now().as_millisecond();
+        let mut conn = self.outbox.store().lock()?;
+        let mut tally = Tally::default();
+        let result = match serde_json::from_slice::<Command>(payload) {
+            Ok(cmd)
+                if cmd.alert_id.len() <= 64
+                    && cmd.by.len() <= 64
+                    && cmd.request_id.as_ref().is_none_or(|r| r.len() <= 128) =>
+            {
+                self.context.apply(&mut conn, action, &cmd, now_ms, &mut tally)?
+            }
+            Ok(_) => self.context.malformed(
+                &conn,
+                action,
+                "alert_id, by or request_id is too long".into(),
+                now_ms,
+                &mut tally,
+            )?,
+            Err(e) => {
+                let error = format!("not a command: {e}; expected {{\"alert_id\", \"by\", \"request_id\"}}");
+                self.context.malformed(&conn, action, error, now_ms, &mut tally)?
+            }
+        };
+        drop(conn);
+        info!(ok = result.ok, error = ?result.error, alert = ?result.alert_id, "command handled");
+        self.outbox.after_enqueue(tally);
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dolbom_contract::Role;
+
+    fn setup() -> (tempfile::TempDir, crate::store::Store, AlertContext) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = crate::store::Store::open(&dir.path().join("k.db")).expect("store");
+        let site =
+            crate::site::SiteConfig { center_id: "c".into(), kiosk_id: "k".into(), timezone: "Asia/Seoul".into() };
+        let ctx = AlertContext { site: site.build().expect("site"), staff: vec!["kim".into()], capacity: 100 };
+        (dir, store, ctx)
+    }
+
+    fn new(subject: &str, day: &str) -> NewAlert {
+        NewAlert {
+            subject: subject.into(),
+            day: day.into(),
+            person: Some(PersonRef { id: subject.into(), role: Role::Child }),
+            temperature_c: 38.2,
+            at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn one_alert_per_person_per_visit_even_after_silencing() {
+        let (_d, store, ctx) = setup();
+        let mut conn = store.lock().expect("lock");
+        let first =
+            ctx.raise(&conn, new("minji", "2026-11-25"), 0, &mut Tally::default()).expect("raise").expect("raised");
+        assert!(
+            ctx.raise(&conn, new("minji", "2026-11-25"), 1, &mut Tally::default()).expect("raise").is_none(),
+            "still active: no second alert"
+        );
+        let cmd = Command { alert_id: first.alert_id.clone(), by: "kim".into(), request_id: Some("r1".into()) };
+        let r = ctx.apply(&mut conn, Action::Silence, &cmd, 2, &mut Tally::default()).expect("apply");
+        assert!(r.ok);
+        assert!(
+            ctx.raise(&conn, new("minji", "2026-11-25"), 3, &mut Tally::default()).expect("raise").is_none(),
+            "silenced: does not fire again today"
+        );
+        assert!(
+            ctx.raise(&conn, new("minji", "2026-11-26"), 4, &mut Tally::default()).expect("raise").is_some(),
+            "a new visit may alert again"
+        );
+        assert!(
+            ctx.raise(&conn, new("jiwoo", "2026-11-25"), 5, &mut Tally::default()).expect("raise").is_some(),
+            "another child may alert"
+        );
+    }
+
+    #[test]
+    fn refused_commands_change_nothing() {
+        let (_d, store, ctx) = setup();
+        let mut conn = store.lock().expect("lock");
+        let a = ctx.raise(&conn, new("minji", "2026-11-25"), 0, &mut Tally::default()).expect("raise").expect("raised");
+        let by_stranger = Command { alert_id: a.alert_id.clone(), by: "mallory".into(), request_id: None };
+        let r = ctx.apply(&mut conn, Action::Silence, &by_stranger, 1, &mut Tally::default()).expect("apply");
+        assert!(!r.ok);
+        assert_eq!(list(&conn).expect("list")[0].state, AlertStateKind::Active);
+        let resolve = Command { alert_id: a.alert_id.clone(), by: "kim".into(), request_id: None };
+        assert!(ctx.apply(&mut conn, Action::Resolve, &resolve, 2, &mut Tally::default()).expect("apply").ok);
+        let again = ctx.apply(&mut conn, Action::Silence, &resolve, 3, &mut Tally::default()).expect("apply");
+        assert!(!again.ok, "a resolved alert cannot be silenced");
+        assert_eq!(again.state, Some(AlertStateKind::Resolved));
+    }
+
+    #[test]
+    fn a_command_counts_every_message_it_queues_and_every_drop() {
+        let (_dir, store, mut ctx) = setup();
+        let mut conn = store.lock().expect("lock");
+        let mut tally = Tally::default();
+        let a = ctx.raise(&conn, new("minji", "2026-11-25"), 0, &mut tally).expect("raise").expect("raised");
+        assert_eq!(tally, Tally { queued: 1, dropped: 0 }, "the alert's retained state");
+        let cmd = Command { alert_id: a.alert_id.clone(), by: "kim".into(), request_id: None };
+        let mut tally = Tally::default();
+        assert!(ctx.apply(&mut conn, Action::Silence, &cmd, 1, &mut tally).expect("apply").ok);
+        assert_eq!(tally, Tally { queued: 2, dropped: 0 }, "the new state and the result");
+        // A full outbox: every further result drops an older expendable message, and says so.
+        ctx.capacity = 3;
+        let mut tally = Tally::default();
+        for i in 0..4 {
+            ctx.malformed(&conn, Action::Silence, "bad".into(), 2 + i, &mut tally).expect("result");
+        }
+        assert_eq!(tally.queued, 4);
+        assert!(tally.dropped >= 3, "{tally:?}");
+    }
+}

@@ -1,0 +1,216 @@
+//! The kiosk's TOML file, parsed once into typed structs and validated before anything starts.
+//! Each section's type and checks live with the stage that uses it; this file only gathers
+//! them, resolves relative paths, and checks what spans sections. Unknown keys are errors (a
+//! typo must not silently fall back to a default), and every message names the key.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use dolbom_face::config::{FaceConfig, GalleryConfig, RuntimeConfig};
+
+use crate::attendance::{AttendanceConfig, AttendancePolicy};
+use crate::outbox::publisher::MqttSection;
+use crate::screening::FeverConfig;
+use crate::site::{Site, SiteConfig};
+use crate::sources::camera::CameraConfig;
+use crate::sources::thermal::source::ThermalConfig;
+use crate::store::StateConfig;
+use crate::vision::{RecognitionConfig, TrackingConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config file {path}: `{key}` {message}")]
+    Invalid { path: PathBuf, key: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    pub face: FaceConfig,
+    pub gallery: GalleryConfig,
+    /// Required by `dolbom kiosk` only.
+    #[serde(default)]
+    pub site: Option<SiteConfig>,
+    #[serde(default)]
+    pub camera: Option<CameraConfig>,
+    #[serde(default)]
+    pub tracking: TrackingConfig,
+    #[serde(default)]
+    pub recognition: RecognitionConfig,
+    #[serde(default)]
+    pub attendance: AttendanceConfig,
+    #[serde(default)]
+    pub mqtt: MqttSection,
+    #[serde(default)]
+    pub state: StateConfig,
+    /// The thermal array; absent on a kiosk without one.
+    #[serde(default)]
+    pub thermal: Option<ThermalConfig>,
+    #[serde(default)]
+    pub fever: FeverConfig,
+}
+
+impl Config {
+    /// Reads, parses and validates a config file. Relative paths inside it are taken relative to
+    /// the file's own directory, so a config works from whatever directory the daemon starts in.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|error| ConfigError::Read { path: path.to_path_buf(), error })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or_else(|| Path::new("."));
+        config.resolve_paths(base);
+        config.validate().map_err(|(key, message)| ConfigError::Invalid { path: path.to_path_buf(), key, message })?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        self.runtime.resolve_paths(base);
+        self.face.resolve_paths(base);
+        self.gallery.resolve_paths(base);
+        dolbom_face::config::resolve(base, &mut self.state.dir);
+        if let Some(camera) = &mut self.camera {
+            camera.resolve_paths(base);
+        }
+        if let Some(thermal) = &mut self.thermal {
+            thermal.resolve_paths(base);
+        }
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        self.runtime.validate()?;
+        self.face.validate()?;
+        self.gallery.validate()?;
+        if let Some(site) = &self.site {
+            site.validate()?;
+        }
+        if let Some(camera) = &self.camera {
+            camera.validate()?;
+        }
+        self.mqtt.validate()?;
+        self.tracking.validate()?;
+        if let Some(thermal) = &self.thermal {
+            thermal.validate()?;
+        }
+        self.fever.validate()?;
+        if self.fever.enabled && self.thermal.is_none() {
+            return Err(("fever.enabled", "= true needs a [thermal] section describing the sensor".into()));
+        }
+        self.recognition.validate()?;
+        self.state.validate()?;
+        self.attendance.validate()?;
+        Ok(())
+    }
+
+    /// The site, for the commands that need one (`kiosk`, `alerts`), or an error naming it.
+    pub fn site(&self, path: &Path) -> Result<Site, ConfigError> {
+        let invalid = |key, message| ConfigError::Invalid { path: path.to_path_buf(), key, message };
+        let site = self.site.as_ref().ok_or_else(|| invalid("site", "is required by `dolbom kiosk`".into()))?;
+        site.build().map_err(|(k, m)| invalid(k, m))
+    }
+
+    pub fn camera(&self, path: &Path) -> Result<&CameraConfig, ConfigError> {
+        self.camera.as_ref().ok_or_else(|| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: "camera",
+            message: "is required by `dolbom kiosk`".into(),
+        })
+    }
+
+    pub fn attendance_policy(&self, site: &Site, path: &Path) -> Result<AttendancePolicy, ConfigError> {
+        self.attendance.build(site.tz.clone()).map_err(|(key, message)| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[face.detector]
+kind = "yunet"
+model = "m/yunet.onnx"
+[face.embedder]
+kind = "sface"
+model = "m/sface.onnx"
+[gallery]
+path = "gallery.json"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("/etc/dolbom/kiosk.toml"))
+    }
+
+    #[test]
+    fn defaults_and_relative_paths() {
+        let c = parse(MINIMAL).expect("minimal config parses");
+        assert_eq!(c.face.detector.model, Path::new("/etc/dolbom/m/yunet.onnx"));
+        assert_eq!(c.gallery.path, Path::new("/etc/dolbom/gallery.json"));
+        assert_eq!(c.runtime.onnxruntime, Path::new("libonnxruntime.so"));
+        assert_eq!(c.face.matcher.threshold, dolbom_face::config::DEFAULT_MATCH_THRESHOLD);
+        assert_eq!(c.face.detector.max_input_side, 640);
+        assert_eq!(c.mqtt.publish.inflight, 16);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = MINIMAL.replace("[gallery]", "[gallery]\npaht = \"x\"");
+        let err = parse(&text).expect_err("typo must be rejected").to_string();
+        assert!(err.contains("paht"), "{err}");
+    }
+
+    #[test]
+    fn unknown_mqtt_key_is_named_and_publisher_keys_are_known() {
+        let text = format!("{MINIMAL}\n[mqtt]\nhost = \"broker\"\ninflight = 4\nstatus_interval_secs = 5\n");
+        let c = parse(&text).expect("broker and publisher keys in one section");
+        assert_eq!((c.mqtt.broker.host.as_str(), c.mqtt.publish.inflight), ("broker", 4));
+        let err = parse(&format!("{MINIMAL}\n[mqtt]\ninflght = 4\n")).expect_err("typo").to_string();
+        assert!(err.contains("inflght"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_value_names_the_key() {
+        let text = format!("{MINIMAL}\n[face.matcher]\nthreshold = 1.5\n");
+        let err = parse(&text).expect_err("threshold 1.5 must be rejected").to_string();
+        assert!(err.contains("face.matcher.threshold"), "{err}");
+    }
+
+    #[test]
+    fn unknown_model_kind_is_rejected() {
+        let text = MINIMAL.replace("kind = \"yunet\"", "kind = \"retinaface\"");
+        let err = parse(&text).expect_err("unknown kind").to_string();
+        assert!(err.contains("retinaface"), "{err}");
+    }
+
+    #[test]
+    fn bad_sha256_names_the_key() {
+        let text = MINIMAL.replace("model = \"m/sface.onnx\"", "model = \"m/sface.onnx\"\nsha256 = \"abc\"");
+        let err = parse(&text).expect_err("short sha").to_string();
+        assert!(err.contains("face.embedder.sha256"), "{err}");
+    }
+
+    #[test]
+    fn cross_section_rules_name_the_key() {
+        let text = format!("{MINIMAL}\n[fever]\nenabled = true\n");
+        let err = parse(&text).expect_err("fever without thermal").to_string();
+        assert!(err.contains("fever.enabled"), "{err}");
+        let text = format!("{MINIMAL}\n[attendance]\ndeparture_window = [\"20:00\", \"15:00\"]\n");
+        let err = parse(&text).expect_err("window backwards").to_string();
+        assert!(err.contains("attendance.departure_window"), "{err}");
+    }
+}

@@ -1,0 +1,214 @@
+//! `dolbom kiosk`: the daemon. Wiring only: each stage is built from its own config section,
+//! then spawned; this file also owns shutdown.
+//!
+//! ```text
+//! camera thread ──FrameSlot──► vision thread ──mpsc──► event stage ──outbox (SQLite)──► publisher ──► broker
+//! ```
+//!
+//! Shutdown (SIGTERM, SIGINT, or the end of a file with `camera.at_end = "exit"`) flows down the
+//! same path: the camera stops, the vision stage settles the tracks still open, the event stage
+//! records what it was handed, and the MQTT stage drains the outbox, publishes the offline
+//! status and disconnects. Whatever could not be delivered stays in the outbox for next time.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use dolbom_face::gallery::{GalleryError, GalleryStore, Matcher, StoreError as GalleryStoreError};
+use dolbom_face::identify::FacePipeline;
+use dolbom_face::{FaceError, FaceModels};
+
+use crate::alerts::{AlertContext, CommandStage};
+use crate::config::{Config, ConfigError};
+use crate::events::EventStage;
+use crate::health::Health;
+use crate::outbox::{Outbox, Publisher};
+use crate::screening::ScreeningStage;
+use crate::sources::camera::{run_camera, FrameSlot};
+use crate::sources::thermal::source::{run_thermal, LatestFrame};
+use crate::store::{Store, StoreError};
+use crate::vision::stage::LoadedGallery;
+use crate::vision::{Tracker, Vision};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KioskError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Models(#[from] FaceError),
+    #[error(transparent)]
+    Gallery(#[from] GalleryError),
+    #[error(transparent)]
+    GalleryStore(#[from] GalleryStoreError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot create state directory {path}: {error}")]
+    StateDir { path: std::path::PathBuf, error: std::io::Error },
+    #[error("cannot start: {0}")]
+    Start(std::io::Error),
+    #[error("the vision stage crashed; see the log above (queued events were kept)")]
+    VisionCrashed,
+}
+
+/// The alert context a kiosk's config describes (the daemon and `dolbom alerts` share it).
+pub fn alert_context(config: &Config, path: &Path) -> Result<AlertContext, ConfigError> {
+    Ok(AlertContext {
+        site: config.site(path)?,
+        staff: config.fever.staff.clone(),
+        capacity: config.state.outbox_capacity,
+    })
+}
+
+/// Runs the daemon until it is told to stop. Start-up problems (config, models, database) are
+/// errors; everything after start-up is logged, counted and retried instead.
+pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
+    let site = config.site(config_path)?;
+    let camera_config = config.camera(config_path)?.clone();
+    let policy = config.attendance_policy(&site, config_path)?;
+    std::fs::create_dir_all(&config.state.dir)
+        .map_err(|error| KioskError::StateDir { path: config.state.dir.clone(), error })?;
+
+    let models = FaceModels::load(&config.runtime, &config.face)?;
+    let gallery_store = GalleryStore::new(&config.gallery.path);
+    // Read once here and handed to the vision stage, which rereads it only when it changes.
+    let gallery = LoadedGallery::load(&gallery_store)?;
+    gallery.gallery.check_embedder(models.embedder.model_id())?;
+    info!(people = gallery.gallery.people.len(), center = %site.center, kiosk = %site.kiosk, "starting");
+
+    let health = Arc::new(Health::default());
+    let store = Arc::new(Store::open(&config.state.db_file())?);
+    let outbox = Outbox::new(store, config.state.outbox_capacity, health.clone())?;
+    let backlog = outbox.depth()?;
+    if backlog > 0 {
+        info!(backlog, "events from before the restart are still queued; they go out first");
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let slot = Arc::new(FrameSlot::default());
+    let camera = {
+        let (slot, health, stop) = (slot.clone(), health.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("camera".into())
+            .spawn(move || run_camera(camera_config, slot, health, stop))
+            .map_err(KioskError::Start)?
+    };
+    let thermal_latest: LatestFrame = Arc::default();
+    let thermal = match &config.thermal {
+        Some(t) => {
+            health.set_thermal(crate::health::SensorState::Starting, None);
+            let (t, latest, health, stop) = (t.clone(), thermal_latest.clone(), health.clone(), stop.clone());
+            Some(
+                std::thread::Builder::new()
+                    .name("thermal".into())
+                    .spawn(move || run_thermal(t, latest, health, stop))
+                    .map_err(KioskError::Start)?,
+            )
+        }
+        None => None,
+    };
+    let screening = match (&config.thermal, config.fever.enabled) {
+        (Some(t), true) => Some(ScreeningStage::new(
+            config.fever.clone(),
+            thermal_latest.clone(),
+            t.max_age_ms,
+            config.tracking.max_yaw_ratio,
+        )),
+        _ => None,
+    };
+    let alerts = alert_context(config, config_path)?;
+    let (sightings_tx, sightings_rx) = mpsc::channel(64);
+    let vision = {
+        let stage = Vision {
+            pipeline: FacePipeline::new(models, Matcher::new(config.face.matcher.threshold)),
+            tracker: Tracker::new(config.tracking.clone()),
+            config: config.recognition.clone(),
+            gallery_store,
+            gallery,
+            health: health.clone(),
+            screening,
+        };
+        let slot = slot.clone();
+        std::thread::Builder::new()
+            .name("vision".into())
+            .spawn(move || stage.run(slot, sightings_tx))
+            .map_err(KioskError::Start)?
+    };
+    let events = EventStage {
+        site: site.clone(),
+        policy,
+        outbox: outbox.clone(),
+        expiry_ms: (config.mqtt.publish.event_expiry_minutes * 60_000) as i64,
+        alerts: alerts.clone(),
+        threshold_c: config.fever.threshold_c,
+    };
+    let (commands_tx, commands_rx) = mpsc::channel(64);
+    let commands = CommandStage { context: alerts, outbox: outbox.clone() };
+    let publisher = Publisher {
+        broker: config.mqtt.broker.clone(),
+        config: config.mqtt.publish.clone(),
+        site,
+        outbox,
+        health: health.clone(),
+        status_file: Some(config.state.status_file()),
+        commands: Some(commands_tx),
+    };
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(KioskError::Start)?;
+    runtime.block_on(async {
+        let signals = {
+            let (stop, slot) = (stop.clone(), slot.clone());
+            tokio::spawn(async move {
+                wait_for_signal().await;
+                info!("shutdown requested");
+                stop.store(true, Ordering::Relaxed);
+                // The camera may sit in a blocking read; end the hand-over so vision finishes now.
+                slot.end();
+            })
+        };
+        let (done_tx, done_rx) = watch::channel(false);
+        let mqtt = tokio::spawn(publisher.run(done_rx));
+        let command_task = tokio::spawn(commands.run(commands_rx));
+        // Returns when the vision thread has exited and dropped its sender.
+        events.run(sightings_rx).await;
+        let _ = done_tx.send(true);
+        if let Err(e) = mqtt.await {
+            warn!(error = %e, "MQTT stage ended abnormally");
+        }
+        signals.abort();
+        command_task.abort();
+    });
+    stop.store(true, Ordering::Relaxed);
+    if camera.is_finished() {
+        let _ = camera.join();
+    }
+    if let Some(t) = thermal.filter(|t| t.is_finished()) {
+        let _ = t.join();
+    }
+    // A crash must end in a failing exit code, so systemd restarts the kiosk.
+    vision.join().map_err(|_| KioskError::VisionCrashed)?;
+    info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            warn!("cannot listen for signals; stop with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! The dolbom kiosk daemon: a pipeline of stages, sources → processing → sinks, connected by
+//! channels, wired in one place ([`daemon`]).
+//!
+//! ```text
+//! sources::camera ──FrameSlot──► vision (tracker) ──► screening ──► events (attendance, alerts)
+//! sources::thermal ─LatestFrame─┘                                       │ one transaction
+//!                                                                       ▼
+//!                                               outbox::queue (SQLite) ──► outbox::publisher ──► MQTT
+//! ```
+//!
+//! Each stage owns its config section (its type and `validate()` sit beside it); [`config`]
+//! only gathers them. The face pipeline is the `dolbom-face` crate, the message shapes the
+//! `dolbom-contract` crate, the connection the `dolbom-mqtt` crate.
+
+pub mod alerts;
+pub mod attendance;
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod health;
+pub mod outbox;
+pub mod screening;
+pub mod sim;
+pub mod site;
+pub mod sources;
+pub mod store;
+pub mod vision;

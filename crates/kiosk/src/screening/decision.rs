@@ -1,0 +1,245 @@
+//! Fever screening: turning thermal readings of a face into a screening decision.
+//!
+//! A reading is taken per camera frame from the newest thermal frame (see
+//! [`crate::screening::fusion`]). The decision needs `readings` consistent measured readings (all
+//! within `consistency_c` of each other); their median is the temperature. At or above
+//! `threshold_c` it is an elevated skin temperature and raises an alert; within `borderline_c`
+//! below the threshold the kiosk asks for a re-measure; below that it is normal. Without enough
+//! readings before `decision_timeout_ms`, the face is "not measured", with the reason.
+//!
+//! This is screening, never a diagnosis: the alert says "elevated skin temperature — confirm
+//! with a thermometer".
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeverConfig {
+    /// Screening is voluntary in Korea since 2023: a site may turn it off.
+    pub enabled: bool,
+    pub threshold_c: f32,
+    pub borderline_c: f32,
+    pub readings: usize,
+    pub consistency_c: f32,
+    pub decision_timeout_ms: i64,
+    /// Thermal pixels the measured region must cover; fewer means the face is too far.
+    pub min_pixels: usize,
+    /// Distance between the eyes in thermal pixels below which a face is too far to measure: each
+    /// pixel then mixes skin with hair and background. 2 px is about 1 m on a 55-degree 32x24 array.
+    pub min_eye_thermal_px: f64,
+    /// Percentile of the region taken as the reading: the warmest skin, not a single hot pixel.
+    pub percentile: f32,
+    pub site_offset_c: f32,
+    /// Degrees added per metre of distance beyond `reference_distance_m` (a far face mixes with
+    /// cooler background in each pixel).
+    pub distance_coeff_c_per_m: f32,
+    pub reference_distance_m: f32,
+    /// Distance between the eyes, in camera pixels, of a face 1 m away (depends on the lens).
+    pub eye_px_at_1m: f32,
+    /// Degrees added per degree of ambient below `reference_ambient_c` (skin cools in a cold room).
+    pub ambient_coeff: f32,
+    pub reference_ambient_c: f32,
+    /// Camera pixel → thermal pixel: [a, b, c, d, e, f] for x' = a x + b y + c, y' = d x + e y + f.
+    /// Set by `dolbom calibrate thermal`.
+    pub calibration: [f64; 6],
+    pub blackbody: Option<Blackbody>,
+    /// Staff ids allowed to silence alerts.
+    pub staff: Vec<String>,
+}
+
+/// A fixed-temperature reference target in the thermal view, for drift correction.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Blackbody {
+    pub x: usize,
+    pub y: usize,
+    pub width: usize,
+    pub height: usize,
+    pub temperature_c: f32,
+}
+
+impl Default for FeverConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            threshold_c: 37.5,
+            borderline_c: 0.3,
+            readings: 3,
+            consistency_c: 0.5,
+            decision_timeout_ms: 3000,
+            min_pixels: 4,
+            min_eye_thermal_px: 2.0,
+            percentile: 0.9,
+            site_offset_c: 0.0,
+            distance_coeff_c_per_m: 0.6,
+            reference_distance_m: 0.6,
+            eye_px_at_1m: 35.0,
+            ambient_coeff: 0.1,
+            reference_ambient_c: 24.0,
+            // 640x480 camera onto a 32x24 array with the same field of view.
+            calibration: [0.05, 0.0, 0.0, 0.0, 0.05, 0.0],
+            blackbody: None,
+            staff: Vec::new(),
+        }
+    }
+}
+
+impl FeverConfig {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(30.0..=45.0).contains(&self.threshold_c) {
+            return Err(("fever.threshold_c", format!("= {}: must be between 30 and 45", self.threshold_c)));
+        }
+        if !(0.0..=2.0).contains(&self.borderline_c) {
+            return Err(("fever.borderline_c", format!("= {}: must be between 0 and 2", self.borderline_c)));
+        }
+        if !(1..=50).contains(&self.readings) {
+            return Err(("fever.readings", format!("= {}: must be between 1 and 50", self.readings)));
+        }
+        if !(0.05..=5.0).contains(&self.consistency_c) {
+            return Err(("fever.consistency_c", format!("= {}: must be between 0.05 and 5", self.consistency_c)));
+        }
+        if !(100..=60_000).contains(&self.decision_timeout_ms) {
+            return Err(("fever.decision_timeout_ms", "must be between 100 and 60000".into()));
+        }
+        if !(0.5..=1.0).contains(&self.percentile) {
+            return Err(("fever.percentile", format!("= {}: must be between 0.5 and 1", self.percentile)));
+        }
+        if self.min_pixels == 0 || self.eye_px_at_1m <= 0.0 {
+            return Err(("fever.min_pixels", "min_pixels and eye_px_at_1m must be positive".into()));
+        }
+        let [a, b, _, d, e, _] = self.calibration;
+        if !self.calibration.iter().all(|v| v.is_finite()) || (a * e - b * d).abs() < 1e-9 {
+            return Err(("fever.calibration", "must be a finite, invertible affine transform".into()));
+        }
+        if self.staff.iter().any(|s| dolbom_contract::validate_id(s).is_err()) {
+            return Err(("fever.staff", "ids must be 1 to 64 letters, digits, '-', '_' or '.'".into()));
+        }
+        Ok(())
+    }
+}
+
+/// One attempt to read a face's temperature.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Reading {
+    Measured(f32),
+    NotMeasured(NotMeasured),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotMeasured {
+    /// The face covers too few thermal pixels.
+    TooFar,
+    NotFrontal,
+    OutOfView,
+    /// No thermal frame recent enough.
+    NoThermal,
+    /// Readings disagreed with each other.
+    Inconsistent,
+    ScreeningOff,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Screening {
+    Normal,
+    /// Just under the threshold: measure again (e.g. after the child has rested from the heat).
+    Remeasure,
+    /// At or above the threshold: elevated skin temperature, alert.
+    Elevated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Decision {
+    Measured { celsius: f32, screening: Screening },
+    NotMeasured(NotMeasured),
+}
+
+/// Decides from a track's readings so far. `None` means "keep measuring".
+pub fn decide(readings: &[Reading], timed_out: bool, cfg: &FeverConfig) -> Option<Decision> {
+    let measured: Vec<f32> = readings
+        .iter()
+        .filter_map(|r| match r {
+            Reading::Measured(c) => Some(*c),
+            Reading::NotMeasured(_) => None,
+        })
+        .collect();
+    if measured.len() >= cfg.readings {
+        // The newest `readings` readings must agree: a face still walking in reads low.
+        let mut last: Vec<f32> = measured[measured.len() - cfg.readings..].to_vec();
+        last.sort_by(f32::total_cmp);
+        if last[last.len() - 1] - last[0] <= cfg.consistency_c {
+            // Decide on the value that is reported, so "37.5" is never called "re-measure".
+            let celsius = (last[last.len() / 2] * 10.0).round() / 10.0;
+            let screening = if celsius >= cfg.threshold_c {
+                Screening::Elevated
+            } else if celsius >= cfg.threshold_c - cfg.borderline_c {
+                Screening::Remeasure
+            } else {
+                Screening::Normal
+            };
+            return Some(Decision::Measured { celsius, screening });
+        }
+    }
+    if !timed_out {
+        return None;
+    }
+    if measured.len() >= cfg.readings {
+        return Some(Decision::NotMeasured(NotMeasured::Inconsistent));
+    }
+    // The most frequent reason the face could not be read.
+    let mut counts: Vec<(NotMeasured, usize)> = Vec::new();
+    for r in readings {
+        if let Reading::NotMeasured(why) = r {
+            match counts.iter_mut().find(|(w, _)| w == why) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((*why, 1)),
+            }
+        }
+    }
+    let why = counts.into_iter().max_by_key(|(_, n)| *n).map_or(NotMeasured::NoThermal, |(w, _)| w);
+    Some(Decision::NotMeasured(why))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Reading::{Measured as M, NotMeasured as N};
+
+    fn cfg() -> FeverConfig {
+        FeverConfig { enabled: true, ..FeverConfig::default() }
+    }
+
+    #[test]
+    fn needs_consistent_readings() {
+        let c = cfg();
+        assert_eq!(decide(&[M(38.2), M(38.1)], false, &c), None);
+        assert_eq!(
+            decide(&[M(36.0), M(38.2), M(38.1), M(38.3)], false, &c),
+            Some(Decision::Measured { celsius: 38.2, screening: Screening::Elevated })
+        );
+        assert_eq!(decide(&[M(36.0), M(37.0), M(38.0)], false, &c), None, "spread too wide");
+        assert_eq!(
+            decide(&[M(36.0), M(37.0), M(38.0)], true, &c),
+            Some(Decision::NotMeasured(NotMeasured::Inconsistent))
+        );
+    }
+
+    #[test]
+    fn normal_borderline_and_elevated() {
+        let c = cfg();
+        let d = |t: f32| decide(&[M(t), M(t), M(t)], false, &c);
+        assert_eq!(d(36.5), Some(Decision::Measured { celsius: 36.5, screening: Screening::Normal }));
+        assert_eq!(d(37.3), Some(Decision::Measured { celsius: 37.3, screening: Screening::Remeasure }));
+        assert_eq!(d(37.5), Some(Decision::Measured { celsius: 37.5, screening: Screening::Elevated }));
+    }
+
+    #[test]
+    fn not_measured_says_why() {
+        let c = cfg();
+        let r = [N(NotMeasured::TooFar), N(NotMeasured::TooFar), N(NotMeasured::NotFrontal), M(36.6)];
+        assert_eq!(decide(&r, false, &c), None);
+        assert_eq!(decide(&r, true, &c), Some(Decision::NotMeasured(NotMeasured::TooFar)));
+        assert_eq!(decide(&[], true, &c), Some(Decision::NotMeasured(NotMeasured::NoThermal)));
+    }
+}

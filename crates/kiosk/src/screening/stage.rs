@@ -1,0 +1,82 @@
+//! The screening stage: temperature readings per track, taken while the vision stage tracks
+//! faces, and settled tracks held until their fever decision is made.
+
+use std::collections::HashMap;
+
+use dolbom_face::Detection;
+
+use super::decision::{decide, Decision, FeverConfig, NotMeasured, Reading};
+use super::fusion::measure;
+use crate::sources::thermal::source::LatestFrame;
+use crate::vision::tracker::Settled;
+
+/// Temperature readings per track, and settled tracks waiting for their screening decision.
+pub struct ScreeningStage {
+    pub fever: FeverConfig,
+    pub latest: LatestFrame,
+    pub max_age_ms: i64,
+    pub max_yaw: f32,
+    /// Per track: when it was last read, the thermal frame it was read from, and the readings.
+    readings: HashMap<u64, (i64, i64, Vec<Reading>)>,
+    pending: Vec<(Settled, i64)>,
+}
+
+impl ScreeningStage {
+    pub fn new(fever: FeverConfig, latest: LatestFrame, max_age_ms: i64, max_yaw: f32) -> Self {
+        Self { fever, latest, max_age_ms, max_yaw, readings: HashMap::new(), pending: Vec::new() }
+    }
+
+    /// One reading per face in this frame, from the newest thermal frame if it is fresh.
+    pub fn observe(&mut self, now_ms: i64, detections: &[Detection], ids: &[u64]) {
+        let frame = self.latest.lock().ok().and_then(|l| l.clone());
+        for (det, id) in detections.iter().zip(ids) {
+            let entry = self.readings.entry(*id).or_insert_with(|| (now_ms, i64::MIN, Vec::new()));
+            entry.0 = now_ms;
+            let (reading, source) = match &frame {
+                // One reading per thermal frame: the camera runs faster than the sensor, and
+                // "consistent readings" must come from different frames.
+                Some(f) if f.mono_ms == entry.1 => continue,
+                Some(f) if (now_ms - f.mono_ms).abs() <= self.max_age_ms => {
+                    (measure(f, det, &self.fever, self.max_yaw), f.mono_ms)
+                }
+                _ => (Reading::NotMeasured(NotMeasured::NoThermal), entry.1),
+            };
+            entry.1 = source;
+            if entry.2.len() >= 64 {
+                entry.2.remove(0);
+            }
+            entry.2.push(reading);
+        }
+        // Forget tracks long gone.
+        let pending: Vec<u64> = self.pending.iter().map(|(s, _)| s.track_id).collect();
+        self.readings.retain(|id, (last, _, _)| now_ms - *last < 30_000 || pending.contains(id));
+    }
+
+    /// True while a settled track waits for its decision (the vision stage must keep looking).
+    pub fn awaiting(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    pub fn hold(&mut self, settled: Settled) {
+        let deadline = settled.at_ms + self.fever.decision_timeout_ms;
+        self.pending.push((settled, deadline));
+    }
+
+    /// Settled tracks whose screening is decided (all of them when `flush`).
+    pub fn ready(&mut self, now_ms: i64, flush: bool) -> Vec<(Settled, Decision)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < self.pending.len() {
+            let (settled, deadline) = &self.pending[i];
+            let readings = self.readings.get(&settled.track_id).map(|(_, _, r)| r.as_slice()).unwrap_or(&[]);
+            match decide(readings, flush || now_ms >= *deadline, &self.fever) {
+                Some(d) => {
+                    let (s, _) = self.pending.remove(i);
+                    out.push((s, d));
+                }
+                None => i += 1,
+            }
+        }
+        out
+    }
+}

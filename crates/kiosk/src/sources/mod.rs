@@ -1,0 +1,4 @@
+//! Where the kiosk's input comes from: the camera, and the sensors on serial ports.
+
+pub mod camera;
+pub mod thermal;

@@ -1,0 +1,115 @@
+//! The kiosk's durable state: one SQLite database holding the outbox and the attendance book,
+//! so that deciding an event and queueing it happen in one transaction — a crash in between can
+//! neither lose the event nor send it twice.
+//!
+//! WAL journal with `synchronous = FULL`: every committed transaction is on disk (fsync) before
+//! the commit returns.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::Connection;
+use serde::Deserialize;
+
+/// `[state]`: where the kiosk keeps what must survive a restart.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Holds kiosk.db (outbox, attendance book, alerts) and status.json.
+    pub dir: PathBuf,
+    /// Events the outbox holds at most before dropping the least valuable.
+    pub outbox_capacity: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("/var/lib/dolbom"), outbox_capacity: 100_000 }
+    }
+}
+
+impl StateConfig {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.outbox_capacity < 10 {
+            return Err(("state.outbox_capacity", format!("= {}: must be at least 10", self.outbox_capacity)));
+        }
+        Ok(())
+    }
+
+    /// The kiosk's database: outbox, attendance book, alerts (shared with `dolbom alerts`).
+    pub fn db_file(&self) -> PathBuf {
+        self.dir.join("kiosk.db")
+    }
+
+    /// The daemon's health, rewritten at every status interval (read by `dolbom status`).
+    pub fn status_file(&self) -> PathBuf {
+        self.dir.join("status.json")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("kiosk database {path}: {error}")]
+    Open { path: PathBuf, error: rusqlite::Error },
+    #[error("kiosk database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("kiosk database lock poisoned by a panicked thread")]
+    Poisoned,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS outbox (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic      TEXT    NOT NULL,
+    payload    BLOB    NOT NULL,
+    kind       TEXT    NOT NULL,
+    priority   INTEGER NOT NULL,
+    retain     INTEGER NOT NULL,
+    created_ms INTEGER NOT NULL,
+    expires_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS attendance (
+    day           TEXT    NOT NULL,
+    person        TEXT    NOT NULL,
+    arrived_ms    INTEGER,
+    departed_ms   INTEGER,
+    last_event_ms INTEGER NOT NULL,
+    PRIMARY KEY (day, person)
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    alert_id   TEXT PRIMARY KEY,
+    subject    TEXT NOT NULL,
+    day        TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    payload    TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_by_visit ON alerts (subject, day);
+CREATE TABLE IF NOT EXISTS commands (
+    request_id TEXT PRIMARY KEY,
+    result     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
+";
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let open_err = |error| StoreError::Open { path: path.to_path_buf(), error };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| open_err(rusqlite::Error::ToSqlConversionFailure(Box::new(e))))?;
+        }
+        let conn = Connection::open(path).map_err(open_err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
+        conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
+        conn.execute_batch(SCHEMA).map_err(open_err)?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    pub fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+}

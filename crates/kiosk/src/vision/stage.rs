@@ -1,0 +1,310 @@
+//! The vision stage: frames in, settled identities out. Runs on its own thread because ONNX
+//! Runtime inference is blocking CPU work.
+//!
+//! Per frame: an optional motion gate (no tracks and nothing moving: skip detection), detection
+//! (less often once every track is settled), tracking, and embedding only for unsettled tracks
+//! on good frames.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use opencv::core::{Mat, MatTraitConst, Size};
+use opencv::imgproc;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tracing::{debug, info, info_span, warn};
+
+use dolbom_contract::Role;
+use dolbom_face::gallery::{Gallery, GalleryStore};
+use dolbom_face::identify::FacePipeline;
+use dolbom_face::quality;
+
+use super::tracker::{Settled, Tracker, Verdict};
+use crate::health::Health;
+use crate::screening::{Decision, ScreeningStage};
+use crate::sources::camera::{FrameSlot, Take};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecognitionConfig {
+    /// Faces blurrier than this (Laplacian variance of the aligned crop) are not embedded. Lower
+    /// than for enrolment: a soft 60 px face in a compressed 360p video scores 30-55 and still
+    /// embeds usefully; sharp video faces score over 1,000.
+    pub min_sharpness: f64,
+    /// Once every track is settled, run the detector on every n-th frame only.
+    pub settled_detect_interval: u32,
+    /// With no tracks, skip detection while the mean absolute change of a 64x48 grey thumbnail
+    /// stays below this (0..255); 0 detects on every frame.
+    pub motion_threshold: f64,
+}
+
+impl RecognitionConfig {
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.settled_detect_interval == 0 {
+            return Err(("recognition.settled_detect_interval", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Default for RecognitionConfig {
+    fn default() -> Self {
+        Self { min_sharpness: 25.0, settled_detect_interval: 3, motion_threshold: 1.5 }
+    }
+}
+
+/// A settled track, with what the rest of the daemon needs to know about the person.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sighting {
+    pub track_id: u64,
+    pub captured_ms: i64,
+    pub who: Who,
+    /// Fever screening's verdict; None when screening is off.
+    pub temperature: Option<Decision>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Who {
+    Person { id: String, role: Role, confidence: f32 },
+    Visitor,
+}
+
+pub struct Vision {
+    pub pipeline: FacePipeline,
+    pub tracker: Tracker,
+    pub config: RecognitionConfig,
+    pub gallery_store: GalleryStore,
+    /// The gallery as read at start; reread only when its file changes.
+    pub gallery: LoadedGallery,
+    pub health: Arc<Health>,
+    /// Fever screening, when a thermal sensor is configured and screening is on.
+    pub screening: Option<ScreeningStage>,
+}
+
+/// A gallery and the modification time of the file it was read from.
+pub struct LoadedGallery {
+    pub gallery: Gallery,
+    pub modified: Option<SystemTime>,
+}
+
+impl LoadedGallery {
+    pub fn load(store: &GalleryStore) -> Result<Self, dolbom_face::gallery::StoreError> {
+        // The time first: a change during the read then shows as a change at the next check.
+        let modified = std::fs::metadata(store.path()).and_then(|m| m.modified()).ok();
+        Ok(Self { gallery: store.load()?, modified })
+    }
+}
+
+struct GalleryWatch {
+    gallery: Gallery,
+    modified: Option<SystemTime>,
+    path: PathBuf,
+    /// The running embedder's model id: a gallery made with another model is refused.
+    embedder: String,
+}
+
+impl GalleryWatch {
+    /// Picks up enrolments made while the daemon runs, without a restart.
+    fn refresh(&mut self, store: &GalleryStore) {
+        let modified = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        if modified == self.modified {
+            return;
+        }
+        match store.load().map_err(|e| e.to_string()).and_then(|g| {
+            g.check_embedder(&self.embedder).map_err(|e| e.to_string())?;
+            Ok(g)
+        }) {
+            Ok(g) => {
+                info!(people = g.people.len(), "gallery loaded");
+                self.gallery = g;
+                self.modified = modified;
+            }
+            Err(e) => warn!(error = %e, "gallery could not be reloaded; keeping the previous one"),
+        }
+    }
+}
+
+impl Vision {
+    /// Processes frames until the slot ends, then settles what is left and returns.
+    pub fn run(mut self, slot: Arc<FrameSlot>, out: mpsc::Sender<Sighting>) {
+        let _span = info_span!("vision").entered();
+        let loaded = std::mem::replace(&mut self.gallery, LoadedGallery { gallery: Gallery::empty(), modified: None });
+        let mut watch = GalleryWatch {
+            gallery: loaded.gallery,
+            modified: loaded.modified,
+            path: self.gallery_store.path().to_path_buf(),
+            embedder: self.pipeline.models.embedder.model_id().to_string(),
+        };
+        let mut last_check = std::time::Instant::now();
+        let mut previous_thumb: Option<Mat> = None;
+        let mut since_detect = u32::MAX;
+        // The last frame's (monotonic, wall-clock) capture times, and when it came.
+        let mut clock = FrameClock::default();
+        loop {
+            let frame = match slot.take(Duration::from_millis(200)) {
+                Take::Frame(f) => f,
+                Take::Idle => {
+                    // A stalled camera must not keep tracks (and their verdicts) pending forever.
+                    let now = clock.mono_now();
+                    let settled = self.tracker.sweep(now);
+                    self.emit(settled, now, false, &clock, &watch.gallery, &out);
+                    continue;
+                }
+                Take::Ended => break,
+            };
+            clock = FrameClock {
+                mono_ms: frame.mono_ms,
+                captured_ms: frame.captured_ms,
+                at: Some(std::time::Instant::now()),
+            };
+            if last_check.elapsed() > Duration::from_secs(2) {
+                watch.refresh(&self.gallery_store);
+                last_check = std::time::Instant::now();
+            }
+            let _frame_span = info_span!("frame", index = frame.index).entered();
+            if let Err(e) =
+                self.process(&frame.image, &clock, &mut previous_thumb, &mut since_detect, &watch.gallery, &out)
+            {
+                warn!(error = %e, "frame skipped");
+            }
+            self.health.frames_processed.fetch_add(1, Ordering::Relaxed);
+            self.health.active_tracks.store(self.tracker.active() as u64, Ordering::Relaxed);
+        }
+        // The input ended: whoever was still in view has now left.
+        let settled = self.tracker.sweep(clock.mono_ms + 1_000_000);
+        self.emit(settled, clock.mono_ms, true, &clock, &watch.gallery, &out);
+        self.health.active_tracks.store(0, Ordering::Relaxed);
+    }
+
+    fn process(
+        &mut self,
+        image: &Mat,
+        clock: &FrameClock,
+        previous_thumb: &mut Option<Mat>,
+        since_detect: &mut u32,
+        gallery: &Gallery,
+        out: &mpsc::Sender<Sighting>,
+    ) -> Result<(), dolbom_face::FaceError> {
+        let now_ms = clock.mono_ms;
+        // The motion gate must not park screened sightings waiting for their decision.
+        let awaiting = self.screening.as_ref().is_some_and(|s| s.awaiting());
+        if self.tracker.active() == 0 && !awaiting && self.config.motion_threshold > 0.0 {
+            let thumb = thumbnail(image)?;
+            let still = match previous_thumb.as_ref() {
+                Some(prev) => mean_abs_diff(prev, &thumb)? < self.config.motion_threshold,
+                None => false,
+            };
+            *previous_thumb = Some(thumb);
+            if still {
+                return Ok(());
+            }
+        } else {
+            *previous_thumb = None;
+        }
+        *since_detect = since_detect.saturating_add(1);
+        if self.tracker.active() > 0
+            && self.tracker.all_settled()
+            && !awaiting
+            && *since_detect < self.config.settled_detect_interval
+        {
+            return Ok(());
+        }
+        *since_detect = 0;
+        let detections = self.pipeline.models.detector.detect(image)?;
+        let ids = self.tracker.observe(now_ms, &detections);
+        if let Some(screening) = &mut self.screening {
+            screening.observe(now_ms, &detections, &ids);
+        }
+        let mut settled = Vec::new();
+        for (det, id) in detections.iter().zip(ids) {
+            let Some(weight) = self.tracker.wants_embedding(id, det, now_ms) else { continue };
+            let aligned = self.pipeline.models.aligner.align(image, det)?;
+            if quality::sharpness(&aligned)? < self.config.min_sharpness {
+                continue;
+            }
+            let embedding = self.pipeline.models.embedder.embed(&aligned)?;
+            let m = self.pipeline.matcher.best(gallery, &embedding);
+            debug!(track = id, person = ?m.person.map(|p| &p.id), similarity = ?m.similarity, "vote");
+            let matched = m.person.map(|p| (p.id.as_str(), m.similarity.unwrap_or(0.0)));
+            if let Some(s) = self.tracker.vote(id, matched, weight, now_ms) {
+                settled.push(s);
+            }
+        }
+        settled.extend(self.tracker.sweep(now_ms));
+        self.emit(settled, now_ms, false, clock, gallery, out);
+        Ok(())
+    }
+
+    /// Sends settled tracks on, after their fever screening is decided when screening is on.
+    fn emit(
+        &mut self,
+        settled: Vec<Settled>,
+        now_ms: i64,
+        flush: bool,
+        clock: &FrameClock,
+        gallery: &Gallery,
+        out: &mpsc::Sender<Sighting>,
+    ) {
+        let ready: Vec<(Settled, Option<Decision>)> = match &mut self.screening {
+            Some(screening) => {
+                for s in settled {
+                    screening.hold(s);
+                }
+                screening.ready(now_ms, flush).into_iter().map(|(s, d)| (s, Some(d))).collect()
+            }
+            None => settled.into_iter().map(|s| (s, None)).collect(),
+        };
+        for (s, temperature) in ready {
+            let who = match s.verdict {
+                Verdict::Person { id, confidence } => match gallery.get(&id) {
+                    Some(p) => Who::Person { id, role: p.role, confidence },
+                    None => continue, // removed from the gallery meanwhile
+                },
+                Verdict::Unknown => Who::Visitor,
+            };
+            info!(track = s.track_id, who = ?who, temperature = ?temperature, "track settled");
+            let captured_ms = clock.to_captured(s.at_ms);
+            if out.blocking_send(Sighting { track_id: s.track_id, captured_ms, who, temperature }).is_err() {
+                warn!("event stage has stopped; sighting not recorded");
+            }
+        }
+    }
+}
+
+/// Maps the tracker's monotonic times back to wall-clock capture times, through the last frame.
+#[derive(Default)]
+struct FrameClock {
+    mono_ms: i64,
+    captured_ms: i64,
+    at: Option<std::time::Instant>,
+}
+
+impl FrameClock {
+    /// Monotonic "now" between frames: the last frame's time plus the time since it came.
+    fn mono_now(&self) -> i64 {
+        self.mono_ms + self.at.map_or(0, |a| a.elapsed().as_millis() as i64)
+    }
+
+    fn to_captured(&self, mono_ms: i64) -> i64 {
+        self.captured_ms - (self.mono_ms - mono_ms)
+    }
+}
+
+fn thumbnail(image: &Mat) -> Result<Mat, opencv::Error> {
+    let mut small = Mat::default();
+    imgproc::resize(image, &mut small, Size::new(64, 48), 0.0, 0.0, imgproc::INTER_AREA)?;
+    let mut grey = Mat::default();
+    imgproc::cvt_color(&small, &mut grey, imgproc::COLOR_BGR2GRAY, 0)?;
+    Ok(grey)
+}
+
+fn mean_abs_diff(a: &Mat, b: &Mat) -> Result<f64, opencv::Error> {
+    if a.size()? != b.size()? {
+        return Ok(f64::MAX);
+    }
+    let mut diff = Mat::default();
+    opencv::core::absdiff(a, b, &mut diff)?;
+    Ok(opencv::core::mean(&diff, &opencv::core::no_array())?[0])
+}

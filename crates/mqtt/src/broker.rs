@@ -1,0 +1,123 @@
+//! `[mqtt]`: where the broker is and how to log in, the same section for every dolbom client.
+//! What only the kiosk's publisher uses (in-flight window, event expiry, status interval…)
+//! lives with the publisher, so a relay's file refuses those keys.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    #[serde(default = "default_host")]
+    pub host: String,
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// The kiosk defaults to `dolbom-{center_id}-{kiosk_id}`, the relay to `dolbom-relay`.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default = "default_keep_alive_secs")]
+    pub keep_alive_secs: u64,
+    #[serde(default = "default_reconnect_initial_ms")]
+    pub reconnect_initial_ms: u64,
+    #[serde(default = "default_reconnect_max_ms")]
+    pub reconnect_max_ms: u64,
+}
+
+fn default_host() -> String {
+    "127.0.0.1".into()
+}
+fn default_port() -> u16 {
+    1883
+}
+fn default_keep_alive_secs() -> u64 {
+    15
+}
+fn default_reconnect_initial_ms() -> u64 {
+    250
+}
+fn default_reconnect_max_ms() -> u64 {
+    15_000
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        Self {
+            host: default_host(),
+            port: default_port(),
+            client_id: None,
+            username: None,
+            password: None,
+            keep_alive_secs: default_keep_alive_secs(),
+            reconnect_initial_ms: default_reconnect_initial_ms(),
+            reconnect_max_ms: default_reconnect_max_ms(),
+        }
+    }
+}
+
+impl BrokerConfig {
+    /// Checks the values without touching the network; the error names the key.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if self.host.trim().is_empty() {
+            return Err(("mqtt.host", "must not be empty".into()));
+        }
+        if !(5..=3600).contains(&self.keep_alive_secs) {
+            return Err(("mqtt.keep_alive_secs", format!("= {}: must be between 5 and 3600", self.keep_alive_secs)));
+        }
+        if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
+            return Err((
+                "mqtt.reconnect_max_ms",
+                "must be at least mqtt.reconnect_initial_ms, which must be above 0".into(),
+            ));
+        }
+        if self.username.is_some() != self.password.is_some() {
+            return Err(("mqtt.password", "username and password go together".into()));
+        }
+        if self.client_id.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(("mqtt.client_id", "must not be empty when set".into()));
+        }
+        Ok(())
+    }
+
+    /// The options for one connection attempt; the caller adds what is its own (will, session kind).
+    pub fn connect_options(&self, default_client_id: &str) -> crate::ConnectOptions {
+        crate::ConnectOptions {
+            client_id: self.client_id.clone().unwrap_or_else(|| default_client_id.to_string()),
+            host: self.host.clone(),
+            port: self.port,
+            keep_alive: Duration::from_secs(self.keep_alive_secs),
+            credentials: self.username.clone().zip(self.password.clone()),
+            will: None,
+            inflight: 16,
+            persistent: false,
+        }
+    }
+
+    pub fn reconnect_delays(&self) -> (Duration, Duration) {
+        (Duration::from_millis(self.reconnect_initial_ms), Duration::from_millis(self.reconnect_max_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_unknown_keys() {
+        let c: BrokerConfig = toml::from_str("").expect("all keys have defaults");
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 1883));
+        assert!(c.validate().is_ok());
+        let err = toml::from_str::<BrokerConfig>("inflight = 4").expect_err("a publisher key").to_string();
+        assert!(err.contains("inflight"), "{err}");
+    }
+
+    #[test]
+    fn credentials_go_together() {
+        let c: BrokerConfig = toml::from_str("username = \"kiosk\"").expect("parses");
+        assert_eq!(c.validate().map_err(|e| e.0), Err("mqtt.password"));
+    }
+}

@@ -1,0 +1,316 @@
+//! One MQTT connection, v5 or v3.1.1, behind one small interface. A new session (client and
+//! event loop) is made for every connection attempt, so no state of rumqttc's survives a
+//! reconnect: the kiosk's outbox alone decides what is sent again, and a subscriber with a
+//! persistent session relies on the broker, which redelivers what was not acknowledged.
+//!
+//! The event loop runs in its own task and reports over a channel: rumqttc's `poll()` is not
+//! safe to cancel mid-write, and the publisher waits on several things at once.
+
+use std::time::Duration;
+
+use rumqttc::v5::mqttbytes::v5::{LastWillProperties, PubAckReason, PublishProperties};
+use rumqttc::v5::mqttbytes::QoS as QoS5;
+use rumqttc::{v5, ConnectionError, Event, Incoming, Outgoing, QoS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    V5,
+    V311,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::V5 => "5",
+            Protocol::V311 => "3.1.1",
+        }
+    }
+}
+
+/// What a message looks like on the wire, whatever the protocol.
+#[derive(Debug, Clone)]
+pub struct Outgoing5 {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub retain: bool,
+    /// Seconds the broker may hold the message (v5 only).
+    pub expiry_secs: Option<u32>,
+    pub user_properties: Vec<(String, String)>,
+}
+
+#[derive(Debug)]
+pub enum SessionEvent {
+    Connected,
+    /// A QoS 1 publish went out with this packet id (in the order they were requested).
+    Sent(u16),
+    /// The broker acknowledged a publish; `ok` is false when it refused it (v5 reason code).
+    Acked {
+        pkid: u16,
+        ok: bool,
+        reason: Option<String>,
+    },
+    Message {
+        topic: String,
+        payload: Vec<u8>,
+        /// For a session with manual acknowledgements: hand it to [`Session::ack`] once the
+        /// message is safely taken in.
+        ack: Option<AckToken>,
+    },
+    /// The broker answered a SUBSCRIBE; `refused` counts the filters it turned down.
+    Subscribed {
+        refused: usize,
+    },
+    /// Our DISCONNECT went out.
+    Disconnected,
+    Other,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}")]
+    Connection(String),
+    #[error("client request queue is full")]
+    QueueFull,
+    /// The TCP connection itself failed: nothing to learn about the broker's protocol.
+    #[error("{0}")]
+    Network(String),
+}
+
+pub struct ConnectOptions {
+    pub client_id: String,
+    pub host: String,
+    pub port: u16,
+    pub keep_alive: Duration,
+    pub credentials: Option<(String, String)>,
+    pub will: Option<Outgoing5>,
+    pub inflight: u16,
+    /// A persistent session (v3.1.1 only) with manual acknowledgements: what was delivered but
+    /// not acknowledged comes again on the next connection. Otherwise a clean session.
+    pub persistent: bool,
+}
+
+/// What acknowledges one received message of a persistent session (opaque: the packet itself).
+#[derive(Debug)]
+pub struct AckToken(rumqttc::Publish);
+
+enum Client {
+    V5(v5::AsyncClient),
+    V311(rumqttc::AsyncClient),
+}
+
+pub struct Session {
+    client: Client,
+    events: Events,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+impl Session {
+    pub fn new(protocol: Protocol, o: &ConnectOptions) -> Self {
+        let cap = usize::from(o.inflight) * 2 + 8;
+        match protocol {
+            Protocol::V5 => {
+                let mut opts = v5::MqttOptions::new(&o.client_id, &o.host, o.port);
+                opts.set_keep_alive(o.keep_alive).set_clean_start(true);
+                if let Some((u, p)) = &o.credentials {
+                    opts.set_credentials(u, p);
+                }
+                if let Some(will) = &o.will {
+                    opts.set_last_will(last_will_v5(will));
+                }
+                opts.set_outgoing_inflight_upper_limit(o.inflight.max(1));
+                let (c, e) = v5::AsyncClient::new(opts, cap);
+                let (events, driver) = spawn_driver(e, cap);
+                Session { client: Client::V5(c), events, driver }
+            }
+            Protocol::V311 => {
+                let mut opts = rumqttc::MqttOptions::new(&o.client_id, &o.host, o.port);
+                opts.set_keep_alive(o.keep_alive)
+                    .set_clean_session(!o.persistent)
+                    .set_manual_acks(o.persistent)
+                    .set_inflight(o.inflight.max(1));
+                if let Some((u, p)) = &o.credentials {
+                    opts.set_credentials(u, p);
+                }
+                if let Some(will) = &o.will {
+                    opts.set_last_will(rumqttc::LastWill::new(
+                        &will.topic,
+                        will.payload.clone(),
+                        QoS::AtLeastOnce,
+                        will.retain,
+                    ));
+                }
+                let (c, e) = rumqttc::AsyncClient::new(opts, cap);
+                let (events, driver) = spawn_driver(e, cap);
+                Session { client: Client::V311(c), events, driver }
+            }
+        }
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        match self.client {
+            Client::V5(_) => Protocol::V5,
+            Client::V311(_) => Protocol::V311,
+        }
+    }
+
+    /// Queues a QoS 1 publish without waiting.
+    pub fn publish(&self, m: &Outgoing5) -> Result<(), SessionError> {
+        match &self.client {
+            Client::V5(c) => {
+                let props = PublishProperties {
+                    payload_format_indicator: Some(1),
+                    message_expiry_interval: m.expiry_secs,
+                    content_type: Some(dolbom_contract::CONTENT_TYPE.into()),
+                    user_properties: m.user_properties.clone(),
+                    ..Default::default()
+                };
+                c.try_publish_with_properties(&m.topic, QoS5::AtLeastOnce, m.retain, m.payload.clone(), props)
+                    .map_err(|_| SessionError::QueueFull)
+            }
+            Client::V311(c) => c
+                .try_publish(&m.topic, QoS::AtLeastOnce, m.retain, m.payload.clone())
+                .map_err(|_| SessionError::QueueFull),
+        }
+    }
+
+    pub fn subscribe(&self, filter: &str) -> Result<(), SessionError> {
+        match &self.client {
+            Client::V5(c) => c.try_subscribe(filter, QoS5::AtLeastOnce).map_err(|_| SessionError::QueueFull),
+            Client::V311(c) => c.try_subscribe(filter, QoS::AtLeastOnce).map_err(|_| SessionError::QueueFull),
+        }
+    }
+
+    /// Acknowledges a message of a persistent session (see [`ConnectOptions::persistent`]).
+    /// Waits for room in the request queue rather than lose an acknowledgement.
+    pub async fn ack(&self, token: AckToken) -> Result<(), SessionError> {
+        match &self.client {
+            Client::V311(c) => c.ack(&token.0).await.map_err(|e| SessionError::Connection(e.to_string())),
+            // Persistent sessions are v3.1.1; a v5 session acknowledges by itself.
+            Client::V5(_) => Ok(()),
+        }
+    }
+
+    pub fn disconnect(&self) {
+        let _ = match &self.client {
+            Client::V5(c) => c.try_disconnect().is_ok(),
+            Client::V311(c) => c.try_disconnect().is_ok(),
+        };
+    }
+
+    /// The next thing that happened on the connection. Safe to cancel.
+    pub async fn poll(&mut self) -> Result<SessionEvent, SessionError> {
+        match self.events.recv().await {
+            Some(ev) => ev,
+            None => Err(SessionError::Connection("MQTT event loop ended".into())),
+        }
+    }
+}
+
+/// Either protocol's event loop, mapped to [`SessionEvent`]s.
+trait EventSource: Send + 'static {
+    fn next(&mut self) -> impl std::future::Future<Output = Result<SessionEvent, SessionError>> + Send;
+}
+
+impl EventSource for v5::EventLoop {
+    async fn next(&mut self) -> Result<SessionEvent, SessionError> {
+        map_v5(self.poll().await)
+    }
+}
+
+impl EventSource for rumqttc::EventLoop {
+    async fn next(&mut self) -> Result<SessionEvent, SessionError> {
+        map_v311(self.poll().await)
+    }
+}
+
+type Events = tokio::sync::mpsc::Receiver<Result<SessionEvent, SessionError>>;
+
+/// Polls the event loop in its own task until the connection fails or the session is dropped.
+fn spawn_driver(mut source: impl EventSource, cap: usize) -> (Events, tokio::task::JoinHandle<()>) {
+    let (tx, events) = tokio::sync::mpsc::channel(cap);
+    let driver = tokio::spawn(async move {
+        loop {
+            let ev = source.next().await;
+            let end = ev.is_err();
+            if tx.send(ev).await.is_err() || end {
+                break;
+            }
+        }
+    });
+    (events, driver)
+}
+
+fn map_v5(r: Result<v5::Event, v5::ConnectionError>) -> Result<SessionEvent, SessionError> {
+    match r {
+        Ok(v5::Event::Incoming(p)) => Ok(match p {
+            v5::mqttbytes::v5::Packet::ConnAck(_) => SessionEvent::Connected,
+            v5::mqttbytes::v5::Packet::PubAck(ack) => {
+                let ok = matches!(ack.reason, PubAckReason::Success | PubAckReason::NoMatchingSubscribers);
+                let reason = (!ok).then(|| format!("{:?}", ack.reason));
+                SessionEvent::Acked { pkid: ack.pkid, ok, reason }
+            }
+            v5::mqttbytes::v5::Packet::Publish(p) => SessionEvent::Message {
+                topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                payload: p.payload.to_vec(),
+                // v5 sessions here are clean, acknowledged by rumqttc itself.
+                ack: None,
+            },
+            v5::mqttbytes::v5::Packet::SubAck(ack) => SessionEvent::Subscribed {
+                refused: ack
+                    .return_codes
+                    .iter()
+                    .filter(|c| !matches!(c, v5::mqttbytes::v5::SubscribeReasonCode::Success(_)))
+                    .count(),
+            },
+            _ => SessionEvent::Other,
+        }),
+        Ok(v5::Event::Outgoing(Outgoing::Publish(pkid))) => Ok(SessionEvent::Sent(pkid)),
+        Ok(v5::Event::Outgoing(Outgoing::Disconnect)) => Ok(SessionEvent::Disconnected),
+        Ok(v5::Event::Outgoing(_)) => Ok(SessionEvent::Other),
+        Err(v5::ConnectionError::Io(e)) => Err(SessionError::Network(e.to_string())),
+        Err(e) => Err(SessionError::Connection(e.to_string())),
+    }
+}
+
+fn map_v311(r: Result<Event, ConnectionError>) -> Result<SessionEvent, SessionError> {
+    match r {
+        Ok(Event::Incoming(p)) => Ok(match p {
+            Incoming::ConnAck(_) => SessionEvent::Connected,
+            Incoming::PubAck(ack) => SessionEvent::Acked { pkid: ack.pkid, ok: true, reason: None },
+            Incoming::Publish(p) => SessionEvent::Message {
+                topic: p.topic.clone(),
+                payload: p.payload.to_vec(),
+                // Only a session with manual acknowledgements waits for this.
+                ack: Some(AckToken(p)),
+            },
+            Incoming::SubAck(ack) => SessionEvent::Subscribed {
+                refused: ack.return_codes.iter().filter(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure)).count(),
+            },
+            _ => SessionEvent::Other,
+        }),
+        Ok(Event::Outgoing(Outgoing::Publish(pkid))) => Ok(SessionEvent::Sent(pkid)),
+        Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(SessionEvent::Disconnected),
+        Ok(Event::Outgoing(_)) => Ok(SessionEvent::Other),
+        Err(ConnectionError::Io(e)) => Err(SessionError::Network(e.to_string())),
+        Err(e) => Err(SessionError::Connection(e.to_string())),
+    }
+}
+
+fn last_will_v5(will: &Outgoing5) -> v5::mqttbytes::v5::LastWill {
+    let props = LastWillProperties {
+        delay_interval: None,
+        payload_format_indicator: Some(1),
+        message_expiry_interval: None,
+        content_type: Some(dolbom_contract::CONTENT_TYPE.into()),
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+    };
+    v5::mqttbytes::v5::LastWill::new(&will.topic, will.payload.clone(), QoS5::AtLeastOnce, will.retain, Some(props))
+}

@@ -1,0 +1,69 @@
+//! `dolbom kiosk`, `dolbom status`, `dolbom alerts`: the daemon and the tools beside it.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use dolbom_contract::StatusPayload;
+use dolbom_kiosk::config::Config;
+
+use crate::AlertsAction;
+
+pub fn kiosk(path: PathBuf) -> Result<ExitCode> {
+    let config = Config::load(&path)?;
+    dolbom_kiosk::daemon::run(&config, &path)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn status(config_path: &Path) -> Result<ExitCode> {
+    let config = Config::load(config_path)?;
+    let path = config.state.status_file();
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no status at {} (has `dolbom kiosk` run with this config?)", path.display()))?;
+    let status: StatusPayload =
+        serde_json::from_str(&text).with_context(|| format!("{} is not a status file", path.display()))?;
+    println!("{text}");
+    // The daemon rewrites the file at every status interval; much older means it is not running.
+    let age = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|m| m.elapsed().ok());
+    let stale = age.is_some_and(|a| a.as_secs() > 3 * config.mqtt.publish.status_interval_secs + 5);
+    let degraded = status.health.as_ref().is_none_or(|h| h.degraded);
+    if status.state != "online" || stale || degraded {
+        eprintln!(
+            "kiosk is {}{}{}",
+            status.state,
+            if stale { ", status is stale (daemon not running?)" } else { "" },
+            if degraded { ", degraded" } else { "" }
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
+    use dolbom_kiosk::alerts::{Action, Command as AlertCommand};
+    use dolbom_kiosk::outbox::Tally;
+    let (path, act) = match &action {
+        AlertsAction::List { config } => (config, None),
+        AlertsAction::Silence { alert_id, by, config } => (config, Some((Action::Silence, alert_id, by))),
+        AlertsAction::Resolve { alert_id, by, config } => (config, Some((Action::Resolve, alert_id, by))),
+    };
+    let config = Config::load(path)?;
+    // The site is checked first: a config without one cannot have a database of alerts.
+    let context = dolbom_kiosk::daemon::alert_context(&config, path)?;
+    let db = config.state.db_file();
+    anyhow::ensure!(db.exists(), "no kiosk database at {} (has `dolbom kiosk` run with this config?)", db.display());
+    let store = dolbom_kiosk::store::Store::open(&db)?;
+    let mut conn = store.lock()?;
+    let Some((action, alert_id, by)) = act else {
+        for a in dolbom_kiosk::alerts::list(&conn)? {
+            println!("{}", serde_json::to_string(&a)?);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let cmd = AlertCommand { alert_id: alert_id.clone(), by: by.clone(), request_id: None };
+    let result =
+        context.apply(&mut conn, action, &cmd, jiff::Timestamp::now().as_millisecond(), &mut Tally::default())?;
+    println!("{}", serde_json::to_string(&result)?);
+    // The running daemon publishes the new state from the outbox within a second.
+    Ok(if result.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

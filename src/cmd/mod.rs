@@ -1,0 +1,12 @@
+//! The subcommands, one file per family.
+
+#[cfg(feature = "kiosk")]
+pub mod calibrate;
+#[cfg(feature = "kiosk")]
+pub mod face;
+#[cfg(feature = "kiosk")]
+pub mod kiosk;
+#[cfg(feature = "relay")]
+pub mod relay;
+#[cfg(feature = "kiosk")]
+pub mod sim;

@@ -1,0 +1,47 @@
+//! `dolbom relay` and `dolbom relay log`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::RelayAction;
+
+pub fn relay(config: Option<PathBuf>, action: Option<RelayAction>) -> Result<ExitCode> {
+    let path = config.context("--config FILE is required")?;
+    let file = dolbom_relay::RelayFile::load(&path)?;
+    match action {
+        None => {
+            dolbom_relay::run(file)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(RelayAction::Log { limit, json }) => {
+            let store = dolbom_relay::store::open(&file.store(), None)?;
+            for d in store.log(limit)? {
+                if json {
+                    let line = serde_json::json!({
+                        "id": d.id, "event_id": d.event_id, "to": d.recipient, "guardian": d.guardian,
+                        "child": d.child, "center": d.center, "notice": d.notice, "type": d.msg_type,
+                        "text": d.body, "status": d.status, "attempts": d.attempts,
+                        "updated_ms": d.updated_ms, "detail": d.detail, "instance": d.instance,
+                    });
+                    println!("{line}");
+                } else {
+                    let when =
+                        jiff::Timestamp::from_millisecond(d.updated_ms).map(|t| t.to_string()).unwrap_or_default();
+                    println!(
+                        "{when}\t{}\t{}\t{}\t{}\t{}\t{}{}",
+                        d.status,
+                        d.recipient,
+                        d.child,
+                        d.notice,
+                        d.msg_type,
+                        d.body,
+                        d.detail.map(|x| format!("\t({x})")).unwrap_or_default()
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

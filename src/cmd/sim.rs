@@ -1,0 +1,57 @@
+//! `dolbom sim`: simulated inputs for demos, tests and benchmarks.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use dolbom_face::FaceModels;
+use dolbom_kiosk::config::Config;
+use dolbom_kiosk::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
+use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
+
+use crate::ThermalArgs;
+
+pub fn walk_up(out: PathBuf, fps: f64, walkers: Vec<Walker>) -> Result<ExitCode> {
+    let appearances = write_walk_up(&out, &walkers, WalkUp { fps, ..WalkUp::default() })?;
+    for a in appearances {
+        println!("{}\t{}\t{}", a.first_frame, a.last_frame, a.photo);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn thermal(args: ThermalArgs) -> Result<ExitCode> {
+    let ThermalArgs {
+        config,
+        link: link_path,
+        video_fps,
+        fps,
+        ambient,
+        noise,
+        dropout,
+        corrupt,
+        csv,
+        seconds,
+        walkers,
+    } = args;
+    let config = Config::load(&config)?;
+    let mut models = FaceModels::load(&config.runtime, &config.face)?;
+    let faces = photo_faces(&walkers, models.detector.as_mut()).map_err(anyhow::Error::msg)?;
+    let mut pty = open_pty().context("cannot open a pseudo-terminal")?;
+    link(&link_path, &pty.slave_path).with_context(|| format!("cannot create {}", link_path.display()))?;
+    println!("{}", pty.slave_path);
+    let sim = ThermalSim {
+        fps,
+        ambient_c: ambient,
+        noise_c: noise,
+        dropout,
+        corrupt,
+        csv,
+        calibration: config.fever.calibration,
+        seed: 7,
+    };
+    let p = WalkUp { fps: video_fps, ..WalkUp::default() };
+    let sent = stream(&mut pty, &walkers, &faces, &p, &sim, seconds.map(std::time::Duration::from_secs_f64))?;
+    eprintln!("sim thermal: {sent} frames sent");
+    let _ = std::fs::remove_file(&link_path);
+    Ok(ExitCode::SUCCESS)
+}
