@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
-cargo test --release --locked "$@"
+cargo test --release --locked --workspace "$@"

@@ -563,11 +563,11 @@ fn no_answer_from_a_gateway_without_idempotency_is_not_retried() {
         "",
     );
     let mut child = relay.spawn();
-    relay.event("01a00000-0000-7000-8000-0000000000g1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
+    relay.event("01a00000-0000-7000-8000-0000000001a1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
     wait_until("the unknown record", Duration::from_secs(20), || {
         relay.log_lines().iter().any(|l| l["status"] == "unknown")
     });
-    relay.event("01a00000-0000-7000-8000-0000000000g2", "arrival", "jiwoo", "child", jiff::Timestamp::now(), None);
+    relay.event("01a00000-0000-7000-8000-0000000001a2", "arrival", "jiwoo", "child", jiff::Timestamp::now(), None);
     wait_until("the second unknown", Duration::from_secs(20), || {
         relay.log_lines().iter().filter(|l| l["status"] == "unknown").count() == 2
     });

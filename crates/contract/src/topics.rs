@@ -174,4 +174,36 @@ mod tests {
             assert_eq!(Topic::parse(t), None, "{t}");
         }
     }
+
+    /// docs/mqtt.md's topic table is what an integrator reads: one unbroken table (a blank
+    /// line splits a Markdown table) naming every topic the contract builds.
+    #[test]
+    fn the_documented_topic_table_lists_every_topic() {
+        let doc = include_str!("../../../docs/mqtt.md");
+        let lines: Vec<&str> = doc.lines().collect();
+        let start = lines.iter().position(|l| l.starts_with("| topic |")).expect("topic table in docs/mqtt.md");
+        let table: Vec<&str> = lines[start..].iter().take_while(|l| l.starts_with('|')).copied().collect();
+        let text = table.join("\n");
+        for topic in [
+            "`status`",
+            "`event/attendance`",
+            "`event/visitor`",
+            "`event/fever`",
+            "`alert/{alert_id}`",
+            "`cmd/silence`",
+            "`cmd/resolve`",
+            "`cmd/result`",
+        ] {
+            assert!(text.contains(topic), "{topic} missing from the unbroken topic table in docs/mqtt.md");
+        }
+        let t = Topics::new("c", "k");
+        let built = [t.status(), t.attendance(), t.visitor(), t.fever(), t.alert("{alert_id}"), t.command_result()];
+        for topic in built.iter().chain(t.commands().iter()) {
+            let suffix = topic.trim_start_matches("dolbom/v1/c/k/");
+            assert!(
+                text.contains(&format!("`{suffix}`")) || text.contains(suffix),
+                "{suffix} is built but not documented"
+            );
+        }
+    }
 }

@@ -308,3 +308,53 @@ fn mean_abs_diff(a: &Mat, b: &Mat) -> Result<f64, opencv::Error> {
     opencv::core::absdiff(a, b, &mut diff)?;
     Ok(opencv::core::mean(&diff, &opencv::core::no_array())?[0])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dolbom_face::Embedding;
+
+    /// Test errors: whatever went wrong, as text.
+    #[derive(Debug)]
+    struct Failed(String);
+
+    impl From<dolbom_face::gallery::StoreError> for Failed {
+        fn from(e: dolbom_face::gallery::StoreError) -> Self {
+            Failed(e.to_string())
+        }
+    }
+
+    fn enrol(store: &GalleryStore, id: &str) {
+        let e = Embedding::normalized(vec![1.0, 0.0]).expect("non-zero");
+        store
+            .update(|g| g.enroll(id, Role::Child, id, vec![e], "m", 1).map_err(|e| Failed(e.to_string())))
+            .expect("enrol");
+    }
+
+    /// The daemon reads the gallery once at start and hands it over; the stage rereads the file
+    /// only when it changes (enrolment while running), not again at its own start.
+    #[test]
+    fn the_gallery_read_at_start_is_kept_until_its_file_changes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = GalleryStore::new(dir.path().join("gallery.json"));
+        enrol(&store, "minji");
+        let loaded = LoadedGallery::load(&store).expect("load");
+        assert_eq!(loaded.gallery.people.len(), 1);
+        let at_load = loaded.modified.expect("mtime");
+        // Another person written with the same mtime: an unchanged file is not read again.
+        enrol(&store, "jiwoo");
+        let file = std::fs::File::options().write(true).open(store.path()).expect("open");
+        file.set_modified(at_load).expect("mtime back");
+        let mut watch = GalleryWatch {
+            gallery: loaded.gallery,
+            modified: loaded.modified,
+            path: store.path().to_path_buf(),
+            embedder: "m".into(),
+        };
+        watch.refresh(&store);
+        assert_eq!(watch.gallery.people.len(), 1, "the unchanged file was read again");
+        file.set_modified(at_load + Duration::from_secs(1)).expect("mtime forward");
+        watch.refresh(&store);
+        assert_eq!(watch.gallery.people.len(), 2, "an enrolment while running is picked up");
+    }
+}

@@ -72,6 +72,26 @@ const DEFAULT_SERVER_OPTIONS: &str = "-c statement_timeout=30000 -c lock_timeout
 /// added to stores an earlier build had already marked 1 without them.
 const SCHEMA_VERSION: i32 = 2;
 
+/// Gives the name back before the connection goes: the server drops a session's locks only
+/// once its backend has noticed the disconnect, which a relay started right after this one
+/// (a restart, a test) could otherwise beat and be refused.
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        let held = self.lock.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        let (Some((mut client, _)), Some(instance)) = (held, self.instance.as_deref()) else { return };
+        // The sync client blocks; inside an async runtime it must not, and the server's own
+        // cleanup is then the only release.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return;
+        }
+        let key = Self::instance_key(instance);
+        if let Err(e) = client.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&key]) {
+            tracing::debug!(error = %e, "name lock not released explicitly; the server releases it on disconnect");
+        }
+        let _ = client.close();
+    }
+}
+
 impl PgStore {
     /// Connects, creates the tables if they are missing and, for a relay, takes its name's lock.
     /// With `ca`, or `sslmode=require` in `params`, the connection is TLS, verified against `ca`
@@ -152,7 +172,7 @@ impl PgStore {
         }
         *held = None;
         let mut client = self.connect()?;
-        let key = format!("dolbom-relay:{instance}");
+        let key = Self::instance_key(instance);
         let mine: bool =
             client.query_one("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", &[&key])?.try_get(0)?;
         if !mine {
@@ -160,6 +180,10 @@ impl PgStore {
         }
         *held = Some((client, Instant::now()));
         Ok(())
+    }
+
+    fn instance_key(instance: &str) -> String {
+        format!("dolbom-relay:{instance}")
     }
 
     /// Runs `f` on a pooled connection, opening one when none is idle (or the idle one died).
