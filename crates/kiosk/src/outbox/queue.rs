@@ -152,7 +152,7 @@ impl Outbox {
             tx.commit()?;
             r
         };
-        self.after_enqueue(1, dropped);
+        self.after_enqueue(Tally { queued: 1, dropped });
         Ok(seq)
     }
 

@@ -8,20 +8,21 @@ use dolbom_face::Detection;
 use super::decision::{decide, Decision, FeverConfig, NotMeasured, Reading};
 use super::fusion::measure;
 use crate::sources::thermal::source::LatestFrame;
-use crate::vision::tracker::Settled;
 
 /// Temperature readings per track, and settled tracks waiting for their screening decision.
-pub struct ScreeningStage {
+pub struct ScreeningStage<T> {
     pub fever: FeverConfig,
     pub latest: LatestFrame,
     pub max_age_ms: i64,
     pub max_yaw: f32,
     /// Per track: when it was last read, the thermal frame it was read from, and the readings.
     readings: HashMap<u64, (i64, i64, Vec<Reading>)>,
-    pending: Vec<(Settled, i64)>,
+    /// What waits for a decision: the track, its deadline, and the caller's item (a settled
+    /// track, for the vision stage; screening needs nothing else of it).
+    pending: Vec<(u64, i64, T)>,
 }
 
-impl ScreeningStage {
+impl<T> ScreeningStage<T> {
     pub fn new(fever: FeverConfig, latest: LatestFrame, max_age_ms: i64, max_yaw: f32) -> Self {
         Self { fever, latest, max_age_ms, max_yaw, readings: HashMap::new(), pending: Vec::new() }
     }
@@ -48,7 +49,7 @@ impl ScreeningStage {
             entry.2.push(reading);
         }
         // Forget tracks long gone.
-        let pending: Vec<u64> = self.pending.iter().map(|(s, _)| s.track_id).collect();
+        let pending: Vec<u64> = self.pending.iter().map(|(id, _, _)| *id).collect();
         self.readings.retain(|id, (last, _, _)| now_ms - *last < 30_000 || pending.contains(id));
     }
 
@@ -57,22 +58,23 @@ impl ScreeningStage {
         !self.pending.is_empty()
     }
 
-    pub fn hold(&mut self, settled: Settled) {
-        let deadline = settled.at_ms + self.fever.decision_timeout_ms;
-        self.pending.push((settled, deadline));
+    /// Holds a track settled at `settled_ms` until its screening is decided.
+    pub fn hold(&mut self, track_id: u64, settled_ms: i64, item: T) {
+        let deadline = settled_ms + self.fever.decision_timeout_ms;
+        self.pending.push((track_id, deadline, item));
     }
 
-    /// Settled tracks whose screening is decided (all of them when `flush`).
-    pub fn ready(&mut self, now_ms: i64, flush: bool) -> Vec<(Settled, Decision)> {
+    /// Held items whose screening is decided (all of them when `flush`).
+    pub fn ready(&mut self, now_ms: i64, flush: bool) -> Vec<(T, Decision)> {
         let mut out = Vec::new();
         let mut i = 0;
         while i < self.pending.len() {
-            let (settled, deadline) = &self.pending[i];
-            let readings = self.readings.get(&settled.track_id).map(|(_, _, r)| r.as_slice()).unwrap_or(&[]);
+            let (track_id, deadline, _) = &self.pending[i];
+            let readings = self.readings.get(track_id).map(|(_, _, r)| r.as_slice()).unwrap_or(&[]);
             match decide(readings, flush || now_ms >= *deadline, &self.fever) {
                 Some(d) => {
-                    let (s, _) = self.pending.remove(i);
-                    out.push((s, d));
+                    let (_, _, item) = self.pending.remove(i);
+                    out.push((item, d));
                 }
                 None => i += 1,
             }

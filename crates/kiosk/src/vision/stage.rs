@@ -80,7 +80,7 @@ pub struct Vision {
     pub gallery: LoadedGallery,
     pub health: Arc<Health>,
     /// Fever screening, when a thermal sensor is configured and screening is on.
-    pub screening: Option<ScreeningStage>,
+    pub screening: Option<ScreeningStage<Settled>>,
 }
 
 /// A gallery and the modification time of the file it was read from.
@@ -250,7 +250,7 @@ impl Vision {
         let ready: Vec<(Settled, Option<Decision>)> = match &mut self.screening {
             Some(screening) => {
                 for s in settled {
-                    screening.hold(s);
+                    screening.hold(s.track_id, s.at_ms, s);
                 }
                 screening.ready(now_ms, flush).into_iter().map(|(s, d)| (s, Some(d))).collect()
             }
@@ -314,21 +314,12 @@ mod tests {
     use super::*;
     use dolbom_face::Embedding;
 
-    /// Test errors: whatever went wrong, as text.
-    #[derive(Debug)]
-    struct Failed(String);
-
-    impl From<dolbom_face::gallery::StoreError> for Failed {
-        fn from(e: dolbom_face::gallery::StoreError) -> Self {
-            Failed(e.to_string())
-        }
-    }
-
     fn enrol(store: &GalleryStore, id: &str) {
         let e = Embedding::normalized(vec![1.0, 0.0]).expect("non-zero");
-        store
-            .update(|g| g.enroll(id, Role::Child, id, vec![e], "m", 1).map_err(|e| Failed(e.to_string())))
-            .expect("enrol");
+        let enrolled = store.update(|g| -> Result<(), Box<dyn std::error::Error>> {
+            Ok(g.enroll(id, Role::Child, id, vec![e], "m", 1)?)
+        });
+        enrolled.expect("enrol");
     }
 
     /// The daemon reads the gallery once at start and hands it over; the stage rereads the file
