@@ -125,7 +125,7 @@ impl Session {
                 }
                 opts.set_outgoing_inflight_upper_limit(o.inflight.max(1));
                 let (c, e) = v5::AsyncClient::new(opts, cap);
-                let (events, driver) = spawn_driver(e, cap);
+                let (events, driver) = spawn_driver(e);
                 Session { client: Client::V5(c), events, driver }
             }
             Protocol::V311 => {
@@ -146,7 +146,7 @@ impl Session {
                     ));
                 }
                 let (c, e) = rumqttc::AsyncClient::new(opts, cap);
-                let (events, driver) = spawn_driver(e, cap);
+                let (events, driver) = spawn_driver(e);
                 Session { client: Client::V311(c), events, driver }
             }
         }
@@ -229,16 +229,22 @@ impl EventSource for rumqttc::EventLoop {
     }
 }
 
-type Events = tokio::sync::mpsc::Receiver<Result<SessionEvent, SessionError>>;
+type Events = tokio::sync::mpsc::UnboundedReceiver<Result<SessionEvent, SessionError>>;
 
 /// Polls the event loop in its own task until the connection fails or the session is dropped.
-fn spawn_driver(mut source: impl EventSource, cap: usize) -> (Events, tokio::task::JoinHandle<()>) {
-    let (tx, events) = tokio::sync::mpsc::channel(cap);
+///
+/// The channel is unbounded in type on purpose: requests (publishes, acknowledgements) only
+/// leave while the loop is polled, so a driver waiting for room in a full channel while its
+/// consumer waits to queue an acknowledgement would deadlock both. It is bounded in practice by
+/// the in-flight windows: the broker's for QoS 1 deliveries not yet acknowledged, ours for
+/// publishes.
+fn spawn_driver(mut source: impl EventSource) -> (Events, tokio::task::JoinHandle<()>) {
+    let (tx, events) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         loop {
             let ev = source.next().await;
             let end = ev.is_err();
-            if tx.send(ev).await.is_err() || end {
+            if tx.send(ev).is_err() || end {
                 break;
             }
         }
