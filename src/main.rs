@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+#[cfg(feature = "kiosk")]
+use clap::Args;
+use clap::{Parser, Subcommand};
 #[cfg(feature = "kiosk")]
 use dolbom_contract::Role;
 #[cfg(feature = "kiosk")]

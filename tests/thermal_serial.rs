@@ -5,11 +5,11 @@ mod common;
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dolbom_kiosk::health::{Health, SensorState};
+use dolbom_kiosk::shutdown::Shutdown;
 use dolbom_kiosk::sim::thermal::{link, open_pty, slave_is_open, Rng};
 use dolbom_kiosk::sources::thermal::mlx90640::{self, Checksum, GyMcu90640};
 use dolbom_kiosk::sources::thermal::source::{run_thermal, LatestFrame, ThermalConfig};
@@ -36,7 +36,7 @@ fn fuzz_decoders_never_panic_and_only_emit_valid_frames() {
             let seed = 0x9E37_79B9_7F4A_7C15u64 ^ cases;
             let mut rng = Rng::new(seed);
             let input = mutate(valid, &mut rng);
-            let mut decoder: Box<dyn FrameDecoder> = if name == "csv" {
+            let mut decoder: Box<FrameDecoder> = if name == "csv" {
                 Box::new(csv::CsvFrames::new(8, 8))
             } else {
                 Box::new(GyMcu90640::new(Checksum::Sum16, None))
@@ -116,11 +116,11 @@ fn serial_source_reads_a_pty_survives_unplug_and_reopens() {
     let port = dir.path().join("ttyTHERMAL");
     let latest: LatestFrame = Arc::default();
     let health = Arc::new(Health::default());
-    let stop = Arc::new(AtomicBool::new(false));
+    let shutdown = Shutdown::new();
 
     // Nothing plugged in yet: the source retries and says so.
     let source = {
-        let (c, l, h, s) = (config(&port, DeviceKind::GyMcu90640), latest.clone(), health.clone(), stop.clone());
+        let (c, l, h, s) = (config(&port, DeviceKind::GyMcu90640), latest.clone(), health.clone(), shutdown.clone());
         std::thread::spawn(move || run_thermal(c, l, h, s))
     };
     common::wait_until("retrying state", Duration::from_secs(5), || health.summary().thermal == SensorState::Retrying);
@@ -152,6 +152,6 @@ fn serial_source_reads_a_pty_survives_unplug_and_reopens() {
     }
     let summary = health.summary();
     assert!(summary.thermal_checksum_errors >= 1, "{summary:?}");
-    stop.store(true, Ordering::Relaxed);
+    shutdown.trigger();
     source.join().expect("source thread");
 }

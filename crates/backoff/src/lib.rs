@@ -1,7 +1,6 @@
 //! Retrying with exponential backoff: devices (camera, thermal port), broker and database connections.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Doubling delays from `initial` up to `max`; `reset` after a success.
 #[derive(Debug, Clone)]
@@ -25,14 +24,6 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.current = self.initial;
-    }
-}
-
-/// Sleeps for `d`, waking early when `stop` is set, so shutdown never waits out a long backoff.
-pub fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    let until = Instant::now() + d;
-    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(50).min(until.saturating_duration_since(Instant::now())));
     }
 }
 

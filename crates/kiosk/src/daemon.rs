@@ -5,13 +5,13 @@
 //! camera thread ──FrameSlot──► vision thread ──mpsc──► event stage ──outbox (SQLite)──► publisher ──► broker
 //! ```
 //!
-//! Shutdown (SIGTERM, SIGINT, or the end of a file with `camera.at_end = "exit"`) flows down the
-//! same path: the camera stops, the vision stage settles the tracks still open, the event stage
-//! records what it was handed, and the MQTT stage drains the outbox, publishes the offline
-//! status and disconnects. Whatever could not be delivered stays in the outbox for next time.
+//! Shutdown is one [`Shutdown`] token, triggered by SIGTERM or SIGINT (or, once everything has
+//! drained, by the end of a file with `camera.at_end = "exit"`), and flows down the same path:
+//! the camera stops, the vision stage settles the tracks still open, the event stage records
+//! what it was handed, and the publisher drains the outbox, publishes the offline status and
+//! disconnects. Whatever could not be delivered stays in the outbox for next time.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
@@ -27,6 +27,7 @@ use crate::events::EventStage;
 use crate::health::Health;
 use crate::outbox::{Outbox, Publisher};
 use crate::screening::ScreeningStage;
+use crate::shutdown::Shutdown;
 use crate::sources::camera::{run_camera, FrameSlot};
 use crate::sources::thermal::source::{run_thermal, LatestFrame};
 use crate::store::{Store, StoreError};
@@ -86,24 +87,24 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         info!(backlog, "events from before the restart are still queued; they go out first");
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
+    let shutdown = Shutdown::new();
     let slot = Arc::new(FrameSlot::default());
     let camera = {
-        let (slot, health, stop) = (slot.clone(), health.clone(), stop.clone());
+        let (slot, health, shutdown) = (slot.clone(), health.clone(), shutdown.clone());
         std::thread::Builder::new()
             .name("camera".into())
-            .spawn(move || run_camera(camera_config, slot, health, stop))
+            .spawn(move || run_camera(camera_config, slot, health, shutdown))
             .map_err(KioskError::Start)?
     };
     let thermal_latest: LatestFrame = Arc::default();
     let thermal = match &config.thermal {
         Some(t) => {
-            health.set_thermal(crate::health::SensorState::Starting, None);
-            let (t, latest, health, stop) = (t.clone(), thermal_latest.clone(), health.clone(), stop.clone());
+            health.set_sensor(crate::health::THERMAL, crate::health::SensorState::Starting, None);
+            let (t, latest, health, shutdown) = (t.clone(), thermal_latest.clone(), health.clone(), shutdown.clone());
             Some(
                 std::thread::Builder::new()
                     .name("thermal".into())
-                    .spawn(move || run_thermal(t, latest, health, stop))
+                    .spawn(move || run_thermal(t, latest, health, shutdown))
                     .map_err(KioskError::Start)?,
             )
         }
@@ -162,16 +163,27 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         .build()
         .map_err(KioskError::Start)?;
     runtime.block_on(async {
-        let signals = {
-            let (stop, slot) = (stop.clone(), slot.clone());
-            tokio::spawn(async move {
-                wait_for_signal().await;
-                info!("shutdown requested");
-                stop.store(true, Ordering::Relaxed);
-                // The camera may sit in a blocking read; end the hand-over so vision finishes now.
+        let signals = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    _ = wait_for_signal() => {
+                        info!("shutdown requested");
+                        shutdown.trigger();
+                    }
+                    _ = shutdown.wait() => {}
+                }
+            }
+        });
+        // The camera may sit in a blocking read: at shutdown the hand-over ends at once, so the
+        // vision stage settles the tracks still open and finishes.
+        let hand_over = tokio::spawn({
+            let (shutdown, slot) = (shutdown.clone(), slot.clone());
+            async move {
+                shutdown.wait().await;
                 slot.end();
-            })
-        };
+            }
+        });
         let (done_tx, done_rx) = watch::channel(false);
         let mqtt = tokio::spawn(publisher.run(done_rx));
         let command_task = tokio::spawn(commands.run(commands_rx));
@@ -181,10 +193,12 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         if let Err(e) = mqtt.await {
             warn!(error = %e, "MQTT stage ended abnormally");
         }
-        signals.abort();
-        command_task.abort();
+        // The publisher is gone, and with it the commands' sender: the command stage ends.
+        let _ = command_task.await;
+        // Whatever ended the run (a signal, the end of a file), every stage stops now.
+        shutdown.trigger();
+        let _ = tokio::join!(signals, hand_over);
     });
-    stop.store(true, Ordering::Relaxed);
     if camera.is_finished() {
         let _ = camera.join();
     }

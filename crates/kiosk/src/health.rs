@@ -1,6 +1,8 @@
 //! What the daemon knows about its own health: written by every stage, read by the status
-//! publisher, the status file and `dolbom status`.
+//! publisher, the status file and `dolbom status`. Serial sensors report under their own name
+//! (a sensor is "off" until it first reports), so a new sensor needs no new field here.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -16,12 +18,29 @@ pub struct DecoderStats {
     pub bytes_skipped: u64,
 }
 
+/// The thermal array's name in the registry (its fields in the status payload come from it).
+pub const THERMAL: &str = "thermal";
+
+/// One sensor's last reported state and decoder counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorHealth {
+    pub state: SensorState,
+    pub error: Option<String>,
+    pub stats: DecoderStats,
+}
+
+impl Default for SensorHealth {
+    fn default() -> Self {
+        Self { state: SensorState::Off, error: None, stats: DecoderStats::default() }
+    }
+}
+
 /// Shared, lock-light health counters and states.
 #[derive(Debug)]
 pub struct Health {
     camera: Mutex<(CameraState, Option<String>)>,
     mqtt_protocol: Mutex<Option<String>>,
-    thermal: Mutex<(SensorState, Option<String>, DecoderStats)>,
+    sensors: Mutex<BTreeMap<&'static str, SensorHealth>>,
     pub broker_connected: AtomicBool,
     pub outbox_depth: AtomicU64,
     pub outbox_dropped: AtomicU64,
@@ -38,7 +57,7 @@ impl Default for Health {
         Self {
             camera: Mutex::new((CameraState::Starting, None)),
             mqtt_protocol: Mutex::new(None),
-            thermal: Mutex::new((SensorState::Off, None, DecoderStats::default())),
+            sensors: Mutex::new(BTreeMap::new()),
             broker_connected: AtomicBool::new(false),
             outbox_depth: AtomicU64::new(0),
             outbox_dropped: AtomicU64::new(0),
@@ -65,26 +84,30 @@ impl Health {
         }
     }
 
-    pub fn set_thermal(&self, state: SensorState, error: Option<String>) {
-        if let Ok(mut t) = self.thermal.lock() {
-            t.0 = state;
-            t.1 = error;
-        }
+    pub fn set_sensor(&self, name: &'static str, state: SensorState, error: Option<String>) {
+        let mut sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = sensors.entry(name).or_default();
+        entry.state = state;
+        entry.error = error;
     }
 
-    pub fn set_thermal_stats(&self, stats: DecoderStats) {
-        if let Ok(mut t) = self.thermal.lock() {
-            t.2 = stats;
-        }
+    pub fn set_sensor_stats(&self, name: &'static str, stats: DecoderStats) {
+        self.sensors.lock().unwrap_or_else(|p| p.into_inner()).entry(name).or_default().stats = stats;
+    }
+
+    /// A sensor's last report (off when it never reported).
+    pub fn sensor(&self, name: &str) -> SensorHealth {
+        self.sensors.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned().unwrap_or_default()
     }
 
     pub fn summary(&self) -> HealthSummary {
-        let (thermal, thermal_error, stats) =
-            self.thermal.lock().map(|t| t.clone()).unwrap_or((SensorState::Retrying, None, Default::default()));
+        let thermal = self.sensor(THERMAL);
+        let sensor_retrying =
+            self.sensors.lock().unwrap_or_else(|p| p.into_inner()).values().any(|s| s.state == SensorState::Retrying);
         let (camera, camera_error) = self.camera.lock().map(|c| c.clone()).unwrap_or((CameraState::Retrying, None));
         let broker_connected = self.broker_connected.load(Ordering::Relaxed);
         HealthSummary {
-            degraded: camera == CameraState::Retrying || !broker_connected || thermal == SensorState::Retrying,
+            degraded: camera == CameraState::Retrying || !broker_connected || sensor_retrying,
             camera,
             camera_error,
             models: "ok".into(),
@@ -98,11 +121,11 @@ impl Health {
             active_tracks: self.active_tracks.load(Ordering::Relaxed),
             events_queued: self.events_queued.load(Ordering::Relaxed),
             events_published: self.events_published.load(Ordering::Relaxed),
-            thermal,
-            thermal_error,
-            thermal_frames: stats.frames,
-            thermal_checksum_errors: stats.checksum_errors,
-            thermal_malformed: stats.malformed,
+            thermal: thermal.state,
+            thermal_error: thermal.error,
+            thermal_frames: thermal.stats.frames,
+            thermal_checksum_errors: thermal.stats.checksum_errors,
+            thermal_malformed: thermal.stats.malformed,
         }
     }
 }

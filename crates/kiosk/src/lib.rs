@@ -20,6 +20,7 @@ pub mod events;
 pub mod health;
 pub mod outbox;
 pub mod screening;
+pub mod shutdown;
 pub mod sim;
 pub mod site;
 pub mod sources;

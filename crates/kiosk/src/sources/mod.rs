@@ -1,4 +1,5 @@
 //! Where the kiosk's input comes from: the camera, and the sensors on serial ports.
 
 pub mod camera;
+pub mod serial;
 pub mod thermal;

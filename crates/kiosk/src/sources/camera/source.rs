@@ -1,7 +1,7 @@
 //! Opening and reading a camera through OpenCV's VideoCapture, with retry and pacing.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,8 @@ use tracing::{info, info_span, warn};
 
 use super::FrameSlot;
 use crate::health::{CameraState, Health};
-use dolbom_backoff::{sleep_unless_stopped, Backoff};
+use crate::shutdown::Shutdown;
+use dolbom_backoff::Backoff;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -170,8 +171,8 @@ fn open(config: &CameraConfig) -> Result<(VideoCapture, f64), String> {
     Ok((cap, fps))
 }
 
-/// Runs until `stop` is set or a finite source ends with `at_end = "exit"`; then ends the slot.
-pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health>, stop: Arc<AtomicBool>) {
+/// Runs until shutdown or a finite source ends with `at_end = "exit"`; then ends the slot.
+pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health>, shutdown: Shutdown) {
     let _span = info_span!("camera", kind = ?config.kind, source = %config.source).entered();
     let mut backoff =
         Backoff::new(Duration::from_millis(config.retry_initial_ms), Duration::from_millis(config.retry_max_ms));
@@ -179,14 +180,14 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
     // Files processed fast get a synthetic clock: frame i was "captured" i/fps after the start.
     let fast = config.pace == Pace::Fast;
     let epoch_ms = Timestamp::now().as_millisecond();
-    'outer: while !stop.load(Ordering::Relaxed) {
+    'outer: while !shutdown.is_triggered() {
         let (mut cap, fps) = match open(&config) {
             Ok(c) => c,
             Err(e) => {
                 let delay = backoff.next_delay();
                 warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "camera unavailable");
                 health.set_camera(CameraState::Retrying, Some(e));
-                sleep_unless_stopped(delay, &stop);
+                shutdown.sleep(delay);
                 continue;
             }
         };
@@ -196,7 +197,7 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
         let mut file_frame = 0u64;
         let mut image = Mat::default();
         loop {
-            if stop.load(Ordering::Relaxed) {
+            if shutdown.is_triggered() {
                 break 'outer;
             }
             let ok = cap.read(&mut image).unwrap_or(false) && !image.empty();
@@ -214,7 +215,7 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
                 let delay = backoff.next_delay();
                 warn!(retry_in_ms = delay.as_millis() as u64, "camera stopped delivering frames; reopening");
                 health.set_camera(CameraState::Retrying, Some("no frames".into()));
-                sleep_unless_stopped(delay, &stop);
+                shutdown.sleep(delay);
                 continue 'outer;
             }
             backoff.reset();

@@ -3,7 +3,7 @@
 //! row-major. Lines that do not parse, or have the wrong number of values, are counted and
 //! skipped.
 
-use super::{DecoderStats, FrameDecoder, ThermalFrame};
+use super::{DecoderStats, SerialDecoder, ThermalFrame};
 
 const MAX_LINE: usize = 16 * 1024;
 
@@ -33,7 +33,9 @@ impl CsvFrames {
     }
 }
 
-impl FrameDecoder for CsvFrames {
+impl SerialDecoder for CsvFrames {
+    type Frame = ThermalFrame;
+
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<ThermalFrame>) {
         for &b in bytes {
             if b != b'\n' {

@@ -13,7 +13,7 @@
 
 use serde::Deserialize;
 
-use super::{DecoderStats, FrameDecoder, ThermalFrame};
+use super::{DecoderStats, SerialDecoder, ThermalFrame};
 
 pub const WIDTH: usize = 32;
 pub const HEIGHT: usize = 24;
@@ -66,7 +66,9 @@ impl GyMcu90640 {
     }
 }
 
-impl FrameDecoder for GyMcu90640 {
+impl SerialDecoder for GyMcu90640 {
+    type Frame = ThermalFrame;
+
     fn feed(&mut self, bytes: &[u8], out: &mut Vec<ThermalFrame>) {
         self.buf.extend_from_slice(bytes);
         // Walk a cursor over the buffer and compact once at the end: skipping byte by byte

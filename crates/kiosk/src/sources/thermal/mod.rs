@@ -1,10 +1,11 @@
 //! The thermal source: a serial thermal array, decoded frame by frame (the fusion of those frames
 //! with the faces the camera sees is screening's).
 //!
-//! Devices sit behind [`FrameDecoder`]: a byte-stream parser that never panics on any input,
-//! resynchronises after noise and counts what it had to throw away. [`mlx90640`] is the
-//! GY-MCU90640 module (MLX90640, 32x24); [`csv`] is a line protocol for small arrays behind a
-//! serial bridge (e.g. an AMG8833 8x8 on a microcontroller). [`source`] owns the serial port.
+//! Devices sit behind [`SerialDecoder`] (the serial loop's decoder trait): a byte-stream parser
+//! that never panics on any input, resynchronises after noise and counts what it had to throw
+//! away. [`mlx90640`] is the GY-MCU90640 module (MLX90640, 32x24); [`csv`] is a line protocol for
+//! small arrays behind a serial bridge (e.g. an AMG8833 8x8 on a microcontroller); [`source`] is
+//! the config section and the stage.
 
 pub mod csv;
 pub mod mlx90640;
@@ -31,14 +32,10 @@ impl ThermalFrame {
 }
 
 pub use crate::health::DecoderStats;
+pub use crate::sources::serial::SerialDecoder;
 
-pub trait FrameDecoder: Send {
-    /// Consumes bytes as they arrive (any split), appending every complete, valid frame.
-    fn feed(&mut self, bytes: &[u8], out: &mut Vec<ThermalFrame>);
-    fn stats(&self) -> DecoderStats;
-    /// Bytes to send after opening the port (e.g. "start automatic output").
-    fn init_commands(&self) -> Vec<Vec<u8>>;
-}
+/// A thermal device's decoder: the serial loop's decoder, yielding thermal frames.
+pub type FrameDecoder = dyn SerialDecoder<Frame = ThermalFrame>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -49,7 +46,7 @@ pub enum DeviceKind {
     Csv,
 }
 
-pub fn decoder(device: &source::ThermalConfig) -> Box<dyn FrameDecoder> {
+pub fn decoder(device: &source::ThermalConfig) -> Box<FrameDecoder> {
     match device.device {
         DeviceKind::GyMcu90640 => Box::new(mlx90640::GyMcu90640::new(device.checksum, device.rate_code)),
         DeviceKind::Csv => Box::new(csv::CsvFrames::new(device.width, device.height)),

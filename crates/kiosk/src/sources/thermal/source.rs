@@ -1,20 +1,18 @@
-//! The serial port: one thread owns it, sends the device's start commands, feeds the decoder,
-//! keeps the newest frame for the vision stage, and reopens the port with backoff when it fails
-//! or disappears (a USB module unplugged and plugged back).
+//! `[thermal]` and the thermal array's stage: the shared serial loop ([`crate::sources::serial`])
+//! with the configured device's decoder, keeping the newest frame for screening.
 
-use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
-use tracing::{info, info_span, warn};
+use tracing::info_span;
 
 use super::mlx90640::Checksum;
 use super::{DeviceKind, ThermalFrame};
-use crate::health::Health;
+use crate::health::{Health, THERMAL};
+use crate::shutdown::Shutdown;
 use crate::sources::camera::mono_now_ms;
-use dolbom_backoff::{sleep_unless_stopped, Backoff};
+use crate::sources::serial::{run_port, PortSettings};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,67 +83,26 @@ impl ThermalConfig {
 /// The newest decoded frame, shared with the vision stage.
 pub type LatestFrame = Arc<Mutex<Option<ThermalFrame>>>;
 
-pub fn run_thermal(config: ThermalConfig, latest: LatestFrame, health: Arc<Health>, stop: Arc<AtomicBool>) {
+/// The thermal array's stage: the shared serial loop with this device's decoder, keeping the
+/// newest frame (stamped with its arrival time) for screening.
+pub fn run_thermal(config: ThermalConfig, latest: LatestFrame, health: Arc<Health>, shutdown: Shutdown) {
     let _span = info_span!("thermal", device = ?config.device, port = %config.port).entered();
     let mut decoder = super::decoder(&config);
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_millis(config.retry_max_ms));
-    let mut buf = [0u8; 4096];
-    let mut frames = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        let mut port = match serialport::new(&config.port, config.baud).timeout(Duration::from_millis(200)).open() {
-            Ok(p) => p,
-            Err(e) => {
-                let delay = backoff.next_delay();
-                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "thermal sensor unavailable");
-                health.set_thermal(crate::health::SensorState::Retrying, Some(e.to_string()));
-                sleep_unless_stopped(delay, &stop);
-                continue;
-            }
-        };
-        for cmd in decoder.init_commands() {
-            if let Err(e) = port.write_all(&cmd) {
-                warn!(error = %e, "could not send a start command to the thermal sensor");
+    let settings = PortSettings {
+        sensor: THERMAL,
+        path: config.port.clone(),
+        baud: config.baud,
+        retry_max: Duration::from_millis(config.retry_max_ms),
+        stale_after: Duration::from_secs(5),
+        reopen_after: Duration::from_secs(15),
+    };
+    run_port(&settings, decoder.as_mut(), &health, &shutdown, |frames| {
+        // Screening wants the newest frame only; older ones in the same read are stale already.
+        if let Some(mut f) = frames.pop() {
+            f.mono_ms = mono_now_ms();
+            if let Ok(mut l) = latest.lock() {
+                *l = Some(f);
             }
         }
-        info!("thermal sensor opened");
-        let mut last_frame = Instant::now();
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return;
-            }
-            match port.read(&mut buf) {
-                Ok(0) => {}
-                Ok(n) => {
-                    decoder.feed(&buf[..n], &mut frames);
-                    let stats = decoder.stats();
-                    health.set_thermal_stats(stats);
-                    let newest = frames.pop();
-                    frames.clear();
-                    if let Some(mut f) = newest {
-                        f.mono_ms = mono_now_ms();
-                        if let Ok(mut l) = latest.lock() {
-                            *l = Some(f);
-                        }
-                        last_frame = Instant::now();
-                        backoff.reset();
-                        health.set_thermal(crate::health::SensorState::Ok, None);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                Err(e) => {
-                    warn!(error = %e, "thermal sensor read failed; reopening");
-                    health.set_thermal(crate::health::SensorState::Retrying, Some(e.to_string()));
-                    break;
-                }
-            }
-            if last_frame.elapsed() > Duration::from_secs(5) {
-                health.set_thermal(crate::health::SensorState::Retrying, Some("no valid frames for 5 s".into()));
-                if last_frame.elapsed() > Duration::from_secs(15) {
-                    warn!("no valid thermal frames for 15 s; reopening the port");
-                    break;
-                }
-            }
-        }
-        sleep_unless_stopped(backoff.next_delay(), &stop);
-    }
+    });
 }
