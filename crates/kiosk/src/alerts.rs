@@ -10,6 +10,8 @@
 //! `cmd/result`; malformed, unknown and unauthorised commands change nothing; a repeated
 //! `request_id` gets the first answer again and changes nothing.
 
+use std::sync::Arc;
+
 use jiff::Timestamp;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Deserialize;
@@ -266,10 +268,11 @@ pub struct CommandStage {
 
 impl CommandStage {
     pub async fn run(self, mut messages: mpsc::Receiver<(String, Vec<u8>)>) {
-        let site = &self.context.site;
+        let stage = Arc::new(self);
         while let Some((topic, payload)) = messages.recv().await {
-            let _span = info_span!("command", topic = %topic).entered();
+            let span = info_span!("command", topic = %topic);
             // Only this kiosk's own command topics: the contract parses what it built.
+            let site = &stage.context.site;
             let action = match dolbom_contract::Topic::parse(&topic) {
                 Some(t) if t.center == site.center && t.kiosk == site.kiosk => match t.kind {
                     Kind::Command(CommandTopic::Silence) => Action::Silence,
@@ -278,8 +281,12 @@ impl CommandStage {
                 },
                 _ => continue,
             };
-            if let Err(e) = self.handle(action, &payload) {
-                warn!(error = %e, "command could not be recorded");
+            // A transaction with fsync: on the blocking pool, as the event stage's.
+            let handler = stage.clone();
+            match tokio::task::spawn_blocking(move || span.in_scope(|| handler.handle(action, &payload))).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => warn!(error = %e, "command could not be recorded"),
+                Err(e) => warn!(error = %e, "handling a command failed"),
             }
         }
     }

@@ -2,10 +2,12 @@
 //! through the attendance book; the resulting arrival or departure is queued in the outbox in
 //! the same transaction. An unknown face is a visitor event.
 
+use std::sync::Arc;
+
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use tokio::sync::mpsc;
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{error, info, info_span, warn};
 
 use dolbom_contract::{
     self as contract, AttendanceEvent, CheckInMethod, FeverEvent, PersonRef, TemperatureStatus, VisitorEvent,
@@ -31,12 +33,18 @@ pub struct EventStage {
 
 impl EventStage {
     pub async fn run(self, mut sightings: mpsc::Receiver<Sighting>) {
+        // Each record is a transaction that waits for fsync: it runs on the blocking pool, so the
+        // publisher and the command stage keep the runtime's two workers meanwhile. One sighting
+        // at a time, in order.
+        let stage = Arc::new(self);
         while let Some(s) = sightings.recv().await {
-            let span = info_span!("event", track = s.track_id);
-            let result = async { self.record(&s) }.instrument(span).await;
-            if let Err(e) = result {
+            let track = s.track_id;
+            let (stage, span) = (stage.clone(), info_span!("event", track));
+            match tokio::task::spawn_blocking(move || span.in_scope(|| stage.record(&s))).await {
+                Ok(Ok(_)) => {}
                 // The database is the kiosk's memory; if it fails, say so loudly, keep running.
-                error!(error = %e, track = s.track_id, "sighting could not be recorded");
+                Ok(Err(e)) => error!(error = %e, track, "sighting could not be recorded"),
+                Err(e) => error!(error = %e, track, "recording a sighting failed"),
             }
         }
     }
