@@ -286,7 +286,9 @@ impl CommandStage {
             match tokio::task::spawn_blocking(move || span.in_scope(|| handler.handle(action, &payload))).await {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => warn!(error = %e, "command could not be recorded"),
-                Err(e) => warn!(error = %e, "handling a command failed"),
+                // As in the event stage: a panic ends the stage, and the daemon with it.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => warn!(error = %e, "handling a command was cancelled"),
             }
         }
     }

@@ -180,7 +180,11 @@ path = "gallery.json"
         let c = parse(&text).expect("broker and publisher keys in one section");
         assert_eq!((c.mqtt.broker.host.as_str(), c.mqtt.publish.inflight), ("broker", 4));
         let err = parse(&format!("{MINIMAL}\n[mqtt]\ninflght = 4\n")).expect_err("typo").to_string();
-        assert!(err.contains("inflght"), "{err}");
+        assert!(err.contains("inflght") && err.contains("inflight"), "the typo and the key it missed: {err}");
+        for (line, key) in [("port = \"1883\"", "port"), ("inflight = \"many\"", "inflight")] {
+            let err = parse(&format!("{MINIMAL}\n[mqtt]\n{line}\n")).expect_err("wrong type").to_string();
+            assert!(err.contains(&format!("`{key}`")), "the message names `{key}`: {err}");
+        }
     }
 
     #[test]

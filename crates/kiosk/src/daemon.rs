@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use dolbom_face::gallery::{GalleryError, GalleryStore, Matcher, StoreError as GalleryStoreError};
 use dolbom_face::identify::FacePipeline;
@@ -52,6 +52,8 @@ pub enum KioskError {
     Start(std::io::Error),
     #[error("the vision stage crashed; see the log above (queued events were kept)")]
     VisionCrashed,
+    #[error("the command stage crashed; see the log above (queued events were kept)")]
+    CommandsCrashed,
 }
 
 /// The alert context a kiosk's config describes (the daemon and `dolbom alerts` share it).
@@ -162,7 +164,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         .enable_all()
         .build()
         .map_err(KioskError::Start)?;
-    runtime.block_on(async {
+    let commands_ok = runtime.block_on(async {
         let signals = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -186,7 +188,18 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         });
         let (done_tx, done_rx) = watch::channel(false);
         let mqtt = tokio::spawn(publisher.run(done_rx));
-        let command_task = tokio::spawn(commands.run(commands_rx));
+        // A crashed command stage may have left the database poisoned: stop the kiosk at once
+        // (and fail, below) rather than run on recording nothing.
+        let command_task = tokio::spawn({
+            let (stage, shutdown) = (tokio::spawn(commands.run(commands_rx)), shutdown.clone());
+            async move {
+                let ended = stage.await;
+                if ended.as_ref().is_err_and(|e| e.is_panic()) {
+                    shutdown.trigger();
+                }
+                ended
+            }
+        });
         // Returns when the vision thread has exited and dropped its sender.
         events.run(sightings_rx).await;
         let _ = done_tx.send(true);
@@ -194,10 +207,17 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             warn!(error = %e, "MQTT stage ended abnormally");
         }
         // The publisher is gone, and with it the commands' sender: the command stage ends.
-        let _ = command_task.await;
+        let commands_ok = match command_task.await {
+            Ok(Err(e)) if e.is_panic() => {
+                error!(error = %e, "the command stage crashed; see the log above (queued events were kept)");
+                false
+            }
+            _ => true,
+        };
         // Whatever ended the run (a signal, the end of a file), every stage stops now.
         shutdown.trigger();
         let _ = tokio::join!(signals, hand_over);
+        commands_ok
     });
     if camera.is_finished() {
         let _ = camera.join();
@@ -207,6 +227,9 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     }
     // A crash must end in a failing exit code, so systemd restarts the kiosk.
     vision.join().map_err(|_| KioskError::VisionCrashed)?;
+    if !commands_ok {
+        return Err(KioskError::CommandsCrashed);
+    }
     info!("stopped");
     Ok(())
 }

@@ -44,7 +44,10 @@ impl EventStage {
                 Ok(Ok(_)) => {}
                 // The database is the kiosk's memory; if it fails, say so loudly, keep running.
                 Ok(Err(e)) => error!(error = %e, track, "sighting could not be recorded"),
-                Err(e) => error!(error = %e, track, "recording a sighting failed"),
+                // A panic while holding the database would leave it poisoned and the daemon a
+                // zombie: let it end the process, so systemd restarts the kiosk.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => error!(error = %e, track, "recording a sighting was cancelled"),
             }
         }
     }

@@ -2,20 +2,23 @@
 //! acknowledged. The session is persistent (QoS 1, manual acknowledgements), so the broker
 //! redelivers anything the relay did not finish taking in; the store dedupes on the event id.
 //!
-//! Events are read as the contract's types from the topics the contract parses: a payload that
-//! does not fit its topic's type is dropped (and acknowledged), never guessed at.
+//! Events are read from the topics the contract parses, as the contract's types, but only the
+//! fields the relay uses: a newer kiosk's additions do not stop texts. A payload that does not fit
+//! its topic's event is recorded with the reason (and acknowledged), never guessed at.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use dolbom_backoff::Backoff;
-use dolbom_contract::{AttendanceEvent, AttendanceKind, FeverEvent, Kind, PersonRef, Role, Topic};
+use dolbom_contract::{AttendanceKind, Kind, PersonRef, Role, Topic};
 use dolbom_mqtt::{Protocol, Session, SessionEvent};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use tokio::sync::Notify;
 use tracing::{info, info_span, warn, Instrument};
+use uuid::Uuid;
 
 use crate::config::{RelayFile, RelaySettings};
 use crate::directory::{self, Directory, Notice};
@@ -46,53 +49,80 @@ struct Textable {
     temperature_c: Option<f32>,
 }
 
-/// Reads the payload as its topic's contract type. `Ok(Err(plan))` is an event the relay
-/// records but does not text; `Err` is a message that is not an event at all.
+/// What the relay reads of an attendance or fever event: the fields it uses, in the contract's
+/// types, and nothing else required. Kiosks and relays are upgraded apart: a kiosk may add a
+/// field or an enum value within a schema version (a new temperature status, say), and parents
+/// must keep getting texts. The tests hold this view against the contract's full types.
+#[derive(Deserialize)]
+struct EventView {
+    schema: String,
+    event_id: Uuid,
+    center: String,
+    ts: String,
+    #[serde(default, deserialize_with = "lenient")]
+    kind: Option<AttendanceKind>,
+    #[serde(default)]
+    person: Option<PersonView>,
+    #[serde(default, deserialize_with = "lenient")]
+    temperature_c: Option<f32>,
+}
+
+#[derive(Deserialize)]
+struct PersonView {
+    id: String,
+    /// A role this relay does not know is nobody it texts.
+    #[serde(default, deserialize_with = "lenient")]
+    role: Option<Role>,
+}
+
+/// A value this relay cannot read as `T` (a newer kiosk's enum value) reads as `None`.
+fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    let value = serde_json::Value::deserialize(d)?;
+    Ok(T::deserialize(value).ok())
+}
+
+/// Reads the payload as its topic's event. `Ok(Err(plan))` is an event the relay records but
+/// does not text (with the reason); `Err` is a message without an event id, which cannot be
+/// recorded at all.
 fn read(topic: &Topic, payload: &[u8]) -> Result<Result<Textable, Plan>, String> {
-    match topic.kind {
-        Kind::Attendance => {
-            let e: AttendanceEvent =
-                serde_json::from_slice(payload).map_err(|e| format!("not an attendance event: {e}"))?;
-            if e.schema != dolbom_contract::ATTENDANCE_SCHEMA {
-                return Ok(Err(Plan::nothing(e.event_id.to_string(), format!("schema `{}` not understood", e.schema))));
-            }
-            let notice = match e.kind {
-                AttendanceKind::Arrival => Notice::Arrival,
-                AttendanceKind::Departure => Notice::Departure,
-            };
-            Ok(Ok(Textable {
-                event_id: e.event_id.to_string(),
-                notice,
-                center: e.center,
-                person: Some(e.person),
-                ts: e.ts,
-                temperature_c: e.temperature_c,
-            }))
-        }
-        Kind::Fever => {
-            let e: FeverEvent = serde_json::from_slice(payload).map_err(|e| format!("not a fever event: {e}"))?;
-            if e.schema != dolbom_contract::FEVER_SCHEMA {
-                return Ok(Err(Plan::nothing(e.event_id.to_string(), format!("schema `{}` not understood", e.schema))));
-            }
-            Ok(Ok(Textable {
-                event_id: e.event_id.to_string(),
-                notice: Notice::Fever,
-                center: e.center,
-                person: e.person,
-                ts: e.ts,
-                temperature_c: Some(e.temperature_c),
-            }))
-        }
+    let (name, schema) = match topic.kind {
+        Kind::Attendance => ("attendance", dolbom_contract::ATTENDANCE_SCHEMA),
+        Kind::Fever => ("fever", dolbom_contract::FEVER_SCHEMA),
         _ => {
-            // Recorded by id, so a subscription that is too wide shows in the log, not in texts.
-            #[derive(Deserialize)]
-            struct AnyEvent {
-                event_id: uuid::Uuid,
-            }
-            let e: AnyEvent = serde_json::from_slice(payload).map_err(|e| format!("no event_id: {e}"))?;
-            Ok(Err(Plan::nothing(e.event_id.to_string(), "not an event the relay texts".into())))
+            // Recorded by id, so a subscription that is too wide shows in the record, not in texts.
+            let id = event_id(payload)?;
+            return Ok(Err(Plan::nothing(id, "not an event the relay texts".into())));
         }
+    };
+    let e: EventView = match serde_json::from_slice(payload) {
+        Ok(e) => e,
+        Err(error) => {
+            let id = event_id(payload)?;
+            return Ok(Err(Plan::nothing(id, format!("not a valid {name} event: {error}"))));
+        }
+    };
+    let event_id = e.event_id.to_string();
+    if e.schema != schema {
+        return Ok(Err(Plan::nothing(event_id, format!("schema `{}` not understood", e.schema))));
     }
+    let notice = match (topic.kind.clone(), e.kind) {
+        (Kind::Fever, _) => Notice::Fever,
+        (_, Some(AttendanceKind::Arrival)) => Notice::Arrival,
+        (_, Some(AttendanceKind::Departure)) => Notice::Departure,
+        (_, None) => return Ok(Err(Plan::nothing(event_id, "attendance kind not understood".into()))),
+    };
+    let person = e.person.and_then(|p| Some(PersonRef { role: p.role?, id: p.id }));
+    Ok(Ok(Textable { event_id, notice, center: e.center, person, ts: e.ts, temperature_c: e.temperature_c }))
+}
+
+/// The event id of a payload that is not otherwise readable, to record it under.
+fn event_id(payload: &[u8]) -> Result<String, String> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        event_id: Uuid,
+    }
+    let e: IdOnly = serde_json::from_slice(payload).map_err(|e| format!("no event_id: {e}"))?;
+    Ok(e.event_id.to_string())
 }
 
 /// Plans the texts for one message: who is told what, or why nobody is.
@@ -319,20 +349,125 @@ notify = ["arrival"]
         assert!(p.deliveries.is_empty(), "a payload naming another center than its topic is not texted: {}", p.outcome);
     }
 
-    #[test]
-    fn payloads_are_read_as_their_topics_type() {
-        let dir: Directory = toml::from_str("").expect("empty directory");
+    const DIRECTORY: &str = r#"
+[[center]]
+id = "c"
+name = "C"
+sender = "0212345678"
+[[child]]
+id = "minji"
+center = "c"
+name = "김민지"
+[[child.guardian]]
+name = "mom"
+phone = "01012345678"
+notify = ["arrival", "departure", "fever"]
+"#;
+
+    fn setup() -> (Directory, RelaySettings) {
+        let dir: Directory = toml::from_str(DIRECTORY).expect("directory");
         let settings: RelaySettings = toml::from_str("database = \"x\"\ndirectory = \"y\"").expect("settings");
+        (dir, settings)
+    }
+
+    /// What a kiosk publishes, built from the contract's own types, is what the relay reads.
+    #[test]
+    fn the_contracts_own_events_are_texted() {
+        use dolbom_contract::{AttendanceEvent, CheckInMethod, FeverEvent, TemperatureStatus, Topics};
+        let (dir, settings) = setup();
+        let now = Timestamp::now();
+        let topics = Topics::new("c", "door-1");
+        let child = PersonRef { id: "minji".into(), role: Role::Child };
+        let attendance = AttendanceEvent {
+            schema: dolbom_contract::ATTENDANCE_SCHEMA.into(),
+            event_id: dolbom_contract::new_event_id(),
+            center: "c".into(),
+            kiosk: "door-1".into(),
+            ts: now.to_string(),
+            kind: AttendanceKind::Departure,
+            person: child.clone(),
+            confidence: 0.9,
+            temperature_c: Some(36.6),
+            temperature_status: TemperatureStatus::Normal,
+            method: CheckInMethod::Face,
+        };
+        let payload = serde_json::to_vec(&attendance).expect("json");
+        let p = plan(&topics.attendance(), &payload, &dir, &settings, now.as_millisecond()).expect("plan");
+        assert_eq!((p.event_id, p.deliveries.len()), (attendance.event_id.to_string(), 1), "{}", p.outcome);
+        assert_eq!(p.deliveries[0].notice, "departure");
+        let fever = FeverEvent {
+            schema: dolbom_contract::FEVER_SCHEMA.into(),
+            event_id: dolbom_contract::new_event_id(),
+            center: "c".into(),
+            kiosk: "door-1".into(),
+            ts: now.to_string(),
+            alert_id: "a1".into(),
+            person: Some(child),
+            track_id: 4,
+            temperature_c: 38.4,
+            threshold_c: 37.5,
+            message: dolbom_contract::FEVER_MESSAGE.into(),
+        };
+        let payload = serde_json::to_vec(&fever).expect("json");
+        let p = plan(&topics.fever(), &payload, &dir, &settings, now.as_millisecond()).expect("plan");
+        assert_eq!(p.deliveries.len(), 1, "{}", p.outcome);
+        assert!(p.deliveries[0].body.contains("38.4"), "{}", p.deliveries[0].body);
+        // A fever at the door with nobody recognised is nobody's parent's text.
+        let visitor = serde_json::to_vec(&FeverEvent { person: None, ..fever }).expect("json");
+        let p = plan(&topics.fever(), &visitor, &dir, &settings, now.as_millisecond()).expect("plan");
+        assert!(p.deliveries.is_empty() && p.outcome.contains("not a child"), "{}", p.outcome);
+    }
+
+    /// Kiosks and relays are upgraded apart: a newer kiosk's fields and enum values must not
+    /// stop a parent's text.
+    #[test]
+    fn a_newer_kiosks_additions_are_ignored() {
+        let (dir, settings) = setup();
+        let now = Timestamp::now();
+        let payload = serde_json::json!({"schema": "dolbom.attendance/1", "event_id": "01a00000-0000-7000-8000-000000000003",
+            "kind": "arrival", "ts": now.to_string(), "center": "c", "kiosk": "door-1",
+            "person": {"id": "minji", "role": "child", "class": "sunflower"}, "confidence": 0.9,
+            "temperature_c": 36.5, "temperature_status": "remeasure_pending", "method": "palm", "new_field": [1, 2]});
         let topic = "dolbom/v1/c/door-1/event/attendance";
-        // An attendance topic carrying something else (a visitor event) is not an attendance event.
+        let p = plan(topic, payload.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert_eq!(p.deliveries.len(), 1, "{}", p.outcome);
+        // An unknown role is nobody the relay texts; an unknown kind is recorded, not guessed at.
+        let mut odd = payload.clone();
+        odd["person"]["role"] = "volunteer".into();
+        let p = plan(topic, odd.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert!(p.deliveries.is_empty() && p.outcome.contains("not a child"), "{}", p.outcome);
+        let mut odd = payload.clone();
+        odd["kind"] = "absence".into();
+        let p = plan(topic, odd.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert!(p.deliveries.is_empty() && p.outcome.contains("kind not understood"), "{}", p.outcome);
+        let mut odd = payload;
+        odd["schema"] = "dolbom.attendance/2".into();
+        let p = plan(topic, odd.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert!(p.deliveries.is_empty() && p.outcome.contains("not understood"), "{}", p.outcome);
+    }
+
+    #[test]
+    fn what_does_not_fit_its_topic_is_recorded_with_the_reason_or_dropped_without_an_id() {
+        let (dir, settings) = setup();
+        let topic = "dolbom/v1/c/door-1/event/attendance";
+        // A visitor event on an attendance topic is no attendance event: recorded, not texted.
         let visitor = serde_json::json!({"schema": "dolbom.visitor/1", "event_id": "01a00000-0000-7000-8000-000000000002",
             "center": "c", "kiosk": "door-1", "ts": "2026-11-25T08:42:07+09:00", "track_id": 3,
             "temperature_c": null, "temperature_status": "screening_off"});
-        assert!(plan(topic, visitor.to_string().as_bytes(), &dir, &settings, 0).is_err());
+        let p = plan(topic, visitor.to_string().as_bytes(), &dir, &settings, 0).expect("recorded");
+        assert!(p.deliveries.is_empty() && p.outcome.contains("not understood"), "{}", p.outcome);
         // A visitor topic, if subscribed, is recorded by id and never texted.
         let p = plan("dolbom/v1/c/door-1/event/visitor", visitor.to_string().as_bytes(), &dir, &settings, 0)
             .expect("recorded");
         assert!(p.deliveries.is_empty() && p.outcome.contains("not an event"), "{}", p.outcome);
+        // Broken beyond its id: recorded with what is wrong.
+        let broken = serde_json::json!({"event_id": "01a00000-0000-7000-8000-000000000004", "center": 7});
+        let p = plan(topic, broken.to_string().as_bytes(), &dir, &settings, 0).expect("recorded");
+        assert_eq!(p.event_id, "01a00000-0000-7000-8000-000000000004");
+        assert!(p.outcome.contains("not a valid attendance event"), "{}", p.outcome);
+        // Without an id nothing can be recorded: dropped (and acknowledged) with a warning.
+        assert!(plan(topic, b"{\"center\": \"c\"}", &dir, &settings, 0).is_err());
+        assert!(plan(topic, b"{\"event_id\": \"e1\"}", &dir, &settings, 0).is_err(), "event ids are UUIDs");
         assert!(plan("elsewhere/c/door-1/event/attendance", b"{}", &dir, &settings, 0).is_err());
     }
 }

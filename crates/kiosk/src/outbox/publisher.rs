@@ -51,8 +51,18 @@ impl TryFrom<toml::Table> for MqttSection {
                 publish.insert(key.to_string(), v);
             }
         }
-        let broker = BrokerConfig::deserialize(table).map_err(|e| format!("in [mqtt]: {}", e.message()))?;
-        let publish = PublishConfig::deserialize(publish).map_err(|e| format!("in [mqtt]: {}", e.message()))?;
+        // The error's own text names the key (`in `port``); an unknown key also hears of the
+        // publisher's keys, which the broker's list of expected ones leaves out.
+        let broker = BrokerConfig::deserialize(table).map_err(|e| {
+            let text = e.to_string().trim_end().replace('\n', " ");
+            if text.contains("unknown field") {
+                format!("[mqtt]: {text}; or one of the publisher's: {}", PublishConfig::KEYS.join(", "))
+            } else {
+                format!("[mqtt]: {text}")
+            }
+        })?;
+        let publish =
+            PublishConfig::deserialize(publish).map_err(|e| format!("[mqtt]: {}", e.to_string().trim_end()))?;
         Ok(Self { broker, publish })
     }
 }

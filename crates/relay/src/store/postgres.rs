@@ -78,17 +78,26 @@ const SCHEMA_VERSION: i32 = 2;
 impl Drop for PgStore {
     fn drop(&mut self) {
         let held = self.lock.get_mut().unwrap_or_else(|p| p.into_inner()).take();
-        let (Some((mut client, _)), Some(instance)) = (held, self.instance.as_deref()) else { return };
-        // The sync client blocks; inside an async runtime it must not, and the server's own
-        // cleanup is then the only release.
+        let (Some((client, _)), Some(instance)) = (held, self.instance.clone()) else { return };
+        let release = move || {
+            let mut client = client;
+            // A dead or half-open connection is not waited on (a call would take the TCP user
+            // timeout): its lock goes with its session.
+            if !client.is_closed() && client.is_valid(Duration::from_secs(1)).is_ok() {
+                let key = Self::instance_key(&instance);
+                if let Err(e) = client.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&key]) {
+                    tracing::debug!(error = %e, "name lock not released explicitly; the server releases it on disconnect");
+                }
+            }
+            let _ = client.close();
+        };
+        // The sync client blocks on a runtime of its own, which must not run inside tokio's: there
+        // (never on the relay's own path, which drops its store outside tokio) it gets a thread.
         if tokio::runtime::Handle::try_current().is_ok() {
-            return;
+            let _ = std::thread::Builder::new().name("pg-release".into()).spawn(release);
+        } else {
+            release();
         }
-        let key = Self::instance_key(instance);
-        if let Err(e) = client.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", &[&key]) {
-            tracing::debug!(error = %e, "name lock not released explicitly; the server releases it on disconnect");
-        }
-        let _ = client.close();
     }
 }
 
