@@ -49,7 +49,7 @@ pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
     };
     let config = Config::load(path)?;
     // The site is checked first: a config without one cannot have a database of alerts.
-    let context = dolbom_kiosk::daemon::alert_context(&config, path)?;
+    let context = dolbom_kiosk::daemon::alert_context(&config, config.site(path)?);
     let db = config.state.db_file();
     anyhow::ensure!(db.exists(), "no kiosk database at {} (has `dolbom kiosk` run with this config?)", db.display());
     let store = dolbom_kiosk::store::Store::open(&db)?;

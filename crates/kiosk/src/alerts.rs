@@ -49,10 +49,6 @@ pub struct AlertContext {
 }
 
 impl AlertContext {
-    fn ts(&self, ms: i64) -> String {
-        self.site.ts(ms)
-    }
-
     fn state_message(&self, state: &AlertState, now_ms: i64) -> NewMessage {
         NewMessage {
             topic: self.site.topics.alert(&state.alert_id),
@@ -93,12 +89,12 @@ impl AlertContext {
             person,
             temperature_c,
             message: contract::FEVER_MESSAGE.into(),
-            raised_at: self.ts(at_ms),
+            raised_at: self.site.ts(at_ms),
             silenced_by: None,
             silenced_at: None,
             resolved_by: None,
             resolved_at: None,
-            updated_at: self.ts(now_ms),
+            updated_at: self.site.ts(now_ms),
         };
         conn.execute(
             "INSERT INTO alerts (alert_id, subject, day, state, payload, created_ms) VALUES (?1, ?2, ?3, 'active', ?4, ?5)",
@@ -139,7 +135,7 @@ impl AlertContext {
             alert_id: Some(cmd.alert_id.clone()),
             state: None,
             error: None,
-            ts: self.ts(now_ms),
+            ts: self.site.ts(now_ms),
         };
         let current: Option<String> = tx
             .query_row("SELECT payload FROM alerts WHERE alert_id = ?1", params![cmd.alert_id], |r| r.get(0))
@@ -157,7 +153,7 @@ impl AlertContext {
                         | (Action::Resolve, AlertStateKind::Active | AlertStateKind::Silenced)
                 );
                 if allowed {
-                    let when = Some(self.ts(now_ms));
+                    let when = Some(self.site.ts(now_ms));
                     match action {
                         Action::Silence => {
                             state.state = AlertStateKind::Silenced;
@@ -170,7 +166,7 @@ impl AlertContext {
                             state.resolved_at = when;
                         }
                     }
-                    state.updated_at = self.ts(now_ms);
+                    state.updated_at = self.site.ts(now_ms);
                     let state_name =
                         serde_json::to_value(state.state).ok().and_then(|v| v.as_str().map(str::to_string));
                     tx.execute(
@@ -225,7 +221,7 @@ impl AlertContext {
             alert_id: None,
             state: None,
             error: Some(error),
-            ts: self.ts(now_ms),
+            ts: self.site.ts(now_ms),
         };
         tally.enqueue(conn, &self.result_message(&result, now_ms), self.capacity, now_ms)?;
         Ok(result)

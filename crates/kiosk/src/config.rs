@@ -71,7 +71,7 @@ impl Config {
             .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         config.resolve_paths(base);
-        config.validate().map_err(|(key, message)| ConfigError::Invalid { path: path.to_path_buf(), key, message })?;
+        config.validate().map_err(|(key, message)| invalid(path, key, message))?;
         Ok(config)
     }
 
@@ -115,26 +115,25 @@ impl Config {
 
     /// The site, for the commands that need one (`kiosk`, `alerts`), or an error naming it.
     pub fn site(&self, path: &Path) -> Result<Site, ConfigError> {
-        let invalid = |key, message| ConfigError::Invalid { path: path.to_path_buf(), key, message };
-        let site = self.site.as_ref().ok_or_else(|| invalid("site", "is required by `dolbom kiosk`".into()))?;
-        site.build().map_err(|(k, m)| invalid(k, m))
+        let site = self.site.as_ref().ok_or_else(|| required("site", path))?;
+        site.build().map_err(|(key, message)| invalid(path, key, message))
     }
 
     pub fn camera(&self, path: &Path) -> Result<&CameraConfig, ConfigError> {
-        self.camera.as_ref().ok_or_else(|| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key: "camera",
-            message: "is required by `dolbom kiosk`".into(),
-        })
+        self.camera.as_ref().ok_or_else(|| required("camera", path))
     }
 
     pub fn attendance_policy(&self, site: &Site, path: &Path) -> Result<AttendancePolicy, ConfigError> {
-        self.attendance.build(site.tz.clone()).map_err(|(key, message)| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            key,
-            message,
-        })
+        self.attendance.build(site.tz.clone()).map_err(|(key, message)| invalid(path, key, message))
     }
+}
+
+fn invalid(path: &Path, key: &'static str, message: String) -> ConfigError {
+    ConfigError::Invalid { path: path.to_path_buf(), key, message }
+}
+
+fn required(key: &'static str, path: &Path) -> ConfigError {
+    invalid(path, key, "is required by `dolbom kiosk`".into())
 }
 
 #[cfg(test)]

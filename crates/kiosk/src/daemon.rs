@@ -28,6 +28,7 @@ use crate::health::Health;
 use crate::outbox::{Outbox, Publisher};
 use crate::screening::ScreeningStage;
 use crate::shutdown::Shutdown;
+use crate::site::Site;
 use crate::sources::camera::{run_camera, FrameSlot};
 use crate::sources::thermal::source::{run_thermal, LatestFrame};
 use crate::store::{Store, StoreError};
@@ -56,13 +57,10 @@ pub enum KioskError {
     CommandsCrashed,
 }
 
-/// The alert context a kiosk's config describes (the daemon and `dolbom alerts` share it).
-pub fn alert_context(config: &Config, path: &Path) -> Result<AlertContext, ConfigError> {
-    Ok(AlertContext {
-        site: config.site(path)?,
-        staff: config.fever.staff.clone(),
-        capacity: config.state.outbox_capacity,
-    })
+/// The alert context a kiosk's config describes for its site (the daemon and `dolbom alerts`
+/// share it).
+pub fn alert_context(config: &Config, site: Site) -> AlertContext {
+    AlertContext { site, staff: config.fever.staff.clone(), capacity: config.state.outbox_capacity }
 }
 
 /// Runs the daemon until it is told to stop. Start-up problems (config, models, database) are
@@ -121,7 +119,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         )),
         _ => None,
     };
-    let alerts = alert_context(config, config_path)?;
+    let alerts = alert_context(config, site.clone());
     let (sightings_tx, sightings_rx) = mpsc::channel(64);
     let vision = {
         let stage = Vision {

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use jiff::tz::TimeZone;
 use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tracing::{error, info, info_span, warn};
@@ -52,14 +51,11 @@ impl EventStage {
         }
     }
 
-    fn tz(&self) -> &TimeZone {
-        &self.site.tz
-    }
-
     /// Records one sighting in one transaction: the attendance book, the attendance or visitor
     /// event, and a fever alert if the temperature is elevated. Returns the messages queued.
     pub fn record(&self, s: &Sighting) -> Result<Vec<NewMessage>, StoreError> {
         let at = Timestamp::from_millisecond(s.captured_ms).unwrap_or_else(|_| Timestamp::now());
+        let ts = self.site.ts(s.captured_ms);
         let now_ms = Timestamp::now().as_millisecond();
         let (temperature_c, temperature_status) = temperature_status(s.temperature.as_ref());
         let mut conn = self.outbox.store().lock()?;
@@ -78,7 +74,7 @@ impl EventStage {
                         event_id: contract::new_event_id(),
                         center: self.site.center.clone(),
                         kiosk: self.site.kiosk.clone(),
-                        ts: contract::rfc3339(at, self.tz()),
+                        ts: ts.clone(),
                         kind,
                         person: PersonRef { id: id.clone(), role: *role },
                         confidence: (confidence * 1000.0).round() / 1000.0,
@@ -102,7 +98,7 @@ impl EventStage {
                     event_id: contract::new_event_id(),
                     center: self.site.center.clone(),
                     kiosk: self.site.kiosk.clone(),
-                    ts: contract::rfc3339(at, self.tz()),
+                    ts: ts.clone(),
                     track_id: s.track_id,
                     temperature_c,
                     temperature_status,
@@ -121,7 +117,7 @@ impl EventStage {
             // One alert per person per visit; a visitor is their own visit.
             let subject =
                 person.as_ref().map_or_else(|| format!("visitor:{}:{}", s.captured_ms, s.track_id), |p| p.id.clone());
-            let day = attendance::day_of(at, self.tz());
+            let day = attendance::day_of(at, &self.site.tz);
             let new = NewAlert {
                 subject: subject.clone(),
                 day,
@@ -135,7 +131,7 @@ impl EventStage {
                     event_id: contract::new_event_id(),
                     center: self.site.center.clone(),
                     kiosk: self.site.kiosk.clone(),
-                    ts: contract::rfc3339(at, self.tz()),
+                    ts: ts.clone(),
                     alert_id: alert.alert_id.clone(),
                     person,
                     track_id: s.track_id,

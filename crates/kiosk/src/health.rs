@@ -95,15 +95,12 @@ impl Health {
         self.sensors.lock().unwrap_or_else(|p| p.into_inner()).entry(name).or_default().stats = stats;
     }
 
-    /// A sensor's last report (off when it never reported).
-    pub fn sensor(&self, name: &str) -> SensorHealth {
-        self.sensors.lock().unwrap_or_else(|p| p.into_inner()).get(name).cloned().unwrap_or_default()
-    }
-
     pub fn summary(&self) -> HealthSummary {
-        let thermal = self.sensor(THERMAL);
-        let sensor_retrying =
-            self.sensors.lock().unwrap_or_else(|p| p.into_inner()).values().any(|s| s.state == SensorState::Retrying);
+        let (thermal, sensor_retrying) = {
+            let sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
+            let retrying = sensors.values().any(|s| s.state == SensorState::Retrying);
+            (sensors.get(THERMAL).cloned().unwrap_or_default(), retrying)
+        };
         let (camera, camera_error) = self.camera.lock().map(|c| c.clone()).unwrap_or((CameraState::Retrying, None));
         let broker_connected = self.broker_connected.load(Ordering::Relaxed);
         HealthSummary {

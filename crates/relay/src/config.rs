@@ -61,7 +61,7 @@ pub struct RelaySettings {
 }
 
 fn default_topics() -> Vec<String> {
-    vec!["dolbom/v1/+/+/event/attendance".into()]
+    vec![dolbom_contract::topics::filter_all(dolbom_contract::Kind::Attendance)]
 }
 fn default_max_age() -> u64 {
     120

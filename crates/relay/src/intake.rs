@@ -306,24 +306,8 @@ mod tests {
 
     #[test]
     fn plan_skips_what_nobody_should_get() {
-        let dir: Directory = toml::from_str(
-            r#"
-[[center]]
-id = "c"
-name = "C"
-sender = "0212345678"
-[[child]]
-id = "minji"
-center = "c"
-name = "김민지"
-[[child.guardian]]
-name = "mom"
-phone = "01012345678"
-notify = ["arrival"]
-"#,
-        )
-        .expect("directory");
-        let settings: RelaySettings = toml::from_str("database = \"x\"\ndirectory = \"y\"").expect("settings");
+        let dir = directory(r#"["arrival"]"#);
+        let settings = settings();
         let now = Timestamp::now();
         let at = |center: &str, kind: &str, role: &str| {
             serde_json::json!({"schema": "dolbom.attendance/1", "event_id": "01a00000-0000-7000-8000-000000000001",
@@ -349,7 +333,10 @@ notify = ["arrival"]
         assert!(p.deliveries.is_empty(), "a payload naming another center than its topic is not texted: {}", p.outcome);
     }
 
-    const DIRECTORY: &str = r#"
+    /// One center with one child, whose mother asked for the texts in `notify`.
+    fn directory(notify: &str) -> Directory {
+        let text = format!(
+            r#"
 [[center]]
 id = "c"
 name = "C"
@@ -361,13 +348,18 @@ name = "김민지"
 [[child.guardian]]
 name = "mom"
 phone = "01012345678"
-notify = ["arrival", "departure", "fever"]
-"#;
+notify = {notify}
+"#
+        );
+        toml::from_str(&text).expect("directory")
+    }
+
+    fn settings() -> RelaySettings {
+        toml::from_str("database = \"x\"\ndirectory = \"y\"").expect("settings")
+    }
 
     fn setup() -> (Directory, RelaySettings) {
-        let dir: Directory = toml::from_str(DIRECTORY).expect("directory");
-        let settings: RelaySettings = toml::from_str("database = \"x\"\ndirectory = \"y\"").expect("settings");
-        (dir, settings)
+        (directory(r#"["arrival", "departure", "fever"]"#), settings())
     }
 
     /// What a kiosk publishes, built from the contract's own types, is what the relay reads.
