@@ -26,6 +26,10 @@ pub struct BrokerConfig {
     pub reconnect_initial_ms: u64,
     #[serde(default = "default_reconnect_max_ms")]
     pub reconnect_max_ms: u64,
+    /// The largest message a dolbom client takes in from the broker; bigger ones are
+    /// acknowledged, counted and dropped. Events and commands are well under 4 KiB.
+    #[serde(default = "default_max_message_kib")]
+    pub max_message_kib: u32,
 }
 
 fn default_host() -> String {
@@ -43,6 +47,9 @@ fn default_reconnect_initial_ms() -> u64 {
 fn default_reconnect_max_ms() -> u64 {
     15_000
 }
+fn default_max_message_kib() -> u32 {
+    64
+}
 
 impl Default for BrokerConfig {
     fn default() -> Self {
@@ -55,6 +62,7 @@ impl Default for BrokerConfig {
             keep_alive_secs: default_keep_alive_secs(),
             reconnect_initial_ms: default_reconnect_initial_ms(),
             reconnect_max_ms: default_reconnect_max_ms(),
+            max_message_kib: default_max_message_kib(),
         }
     }
 }
@@ -65,8 +73,20 @@ impl BrokerConfig {
         if self.host.trim().is_empty() {
             return Err(("mqtt.host", "must not be empty".into()));
         }
+        if self.port == 0 {
+            return Err(("mqtt.port", "= 0: must be a TCP port between 1 and 65535".into()));
+        }
         if !(5..=3600).contains(&self.keep_alive_secs) {
             return Err(("mqtt.keep_alive_secs", format!("= {}: must be between 5 and 3600", self.keep_alive_secs)));
+        }
+        if self.reconnect_max_ms > 3_600_000 {
+            return Err((
+                "mqtt.reconnect_max_ms",
+                format!("= {}: must be at most 3600000 (an hour)", self.reconnect_max_ms),
+            ));
+        }
+        if !(1..=16_384).contains(&self.max_message_kib) {
+            return Err(("mqtt.max_message_kib", format!("= {}: must be between 1 and 16384", self.max_message_kib)));
         }
         if self.reconnect_initial_ms == 0 || self.reconnect_max_ms < self.reconnect_initial_ms {
             return Err((
@@ -94,6 +114,7 @@ impl BrokerConfig {
             will: None,
             inflight: 16,
             persistent: false,
+            max_message_bytes: self.max_message_kib as usize * 1024,
         }
     }
 
@@ -113,6 +134,23 @@ mod tests {
         assert!(c.validate().is_ok());
         let err = toml::from_str::<BrokerConfig>("inflight = 4").expect_err("a publisher key").to_string();
         assert!(err.contains("inflight"), "{err}");
+    }
+
+    #[test]
+    fn every_number_is_bounded_and_the_error_names_its_key() {
+        for (toml, key) in [
+            ("port = 0", "mqtt.port"),
+            ("keep_alive_secs = 0", "mqtt.keep_alive_secs"),
+            ("keep_alive_secs = 9223372036854775807", "mqtt.keep_alive_secs"),
+            ("reconnect_initial_ms = 0", "mqtt.reconnect_max_ms"),
+            ("reconnect_max_ms = 9223372036854775807", "mqtt.reconnect_max_ms"),
+            ("reconnect_initial_ms = 500\nreconnect_max_ms = 100", "mqtt.reconnect_max_ms"),
+            ("max_message_kib = 0", "mqtt.max_message_kib"),
+            ("max_message_kib = 4000000000", "mqtt.max_message_kib"),
+        ] {
+            let c: BrokerConfig = toml::from_str(toml).expect("parses");
+            assert_eq!(c.validate().map_err(|e| e.0), Err(key), "{toml}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use rumqttc::v5::mqttbytes::v5::{LastWillProperties, PubAckReason, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS as QoS5;
 use rumqttc::{v5, ConnectionError, Event, Incoming, Outgoing, QoS};
+use tracing::warn;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -52,9 +53,18 @@ pub enum SessionEvent {
     Message {
         topic: String,
         payload: Vec<u8>,
+        /// The broker held it as the topic's retained message (sent on subscribing).
+        retain: bool,
         /// For a session with manual acknowledgements: hand it to [`Session::ack`] once the
         /// message is safely taken in.
         ack: Option<AckToken>,
+    },
+    /// A message bigger than [`ConnectOptions::max_message_bytes`]: already acknowledged and
+    /// dropped by the session (logged there); reported so the client can count it.
+    Refused {
+        topic: String,
+        bytes: usize,
+        retain: bool,
     },
     /// The broker answered a SUBSCRIBE; `refused` counts the filters it turned down.
     Subscribed {
@@ -87,7 +97,16 @@ pub struct ConnectOptions {
     /// A persistent session (v3.1.1 only) with manual acknowledgements: what was delivered but
     /// not acknowledged comes again on the next connection. Otherwise a clean session.
     pub persistent: bool,
+    /// The largest payload a subscriber takes in. A bigger message is acknowledged and dropped
+    /// by the session itself, so no message can stop a client (see [`Session::new`]).
+    pub max_message_bytes: usize,
 }
+
+/// Room for a PUBLISH packet's topic and properties on top of its payload.
+const HEADER_ALLOWANCE: usize = 4096;
+
+/// The largest packet MQTT can carry (a 4-byte remaining length, plus the fixed header).
+const MQTT_MAX_PACKET: usize = 268_435_455 + 5;
 
 /// What acknowledges one received message of a persistent session (opaque: the packet itself).
 #[derive(Debug)]
@@ -111,12 +130,20 @@ impl Drop for Session {
 }
 
 impl Session {
+    /// One connection attempt. Oversized messages never reach the client and never end the
+    /// connection: under v5 the CONNECT announces a maximum packet size, so the broker does not
+    /// send them at all; v3.1.1 has no such field, so its reader accepts any packet the protocol
+    /// allows (a refused read would drop the connection, and a persistent session would get the
+    /// same message again forever) and the driver acknowledges and drops what is too big.
+    /// A broker's own `max_packet_size` bounds that read.
     pub fn new(protocol: Protocol, o: &ConnectOptions) -> Self {
         let cap = usize::from(o.inflight) * 2 + 8;
+        let limit = o.max_message_bytes;
         match protocol {
             Protocol::V5 => {
                 let mut opts = v5::MqttOptions::new(&o.client_id, &o.host, o.port);
                 opts.set_keep_alive(o.keep_alive).set_clean_start(true);
+                opts.set_max_packet_size(Some(u32::try_from(limit + HEADER_ALLOWANCE).unwrap_or(u32::MAX)));
                 if let Some((u, p)) = &o.credentials {
                     opts.set_credentials(u, p);
                 }
@@ -125,7 +152,7 @@ impl Session {
                 }
                 opts.set_outgoing_inflight_upper_limit(o.inflight.max(1));
                 let (c, e) = v5::AsyncClient::new(opts, cap);
-                let (events, driver) = spawn_driver(e);
+                let (events, driver) = spawn_driver(e, Policy { limit, acker: None });
                 Session { client: Client::V5(c), events, driver }
             }
             Protocol::V311 => {
@@ -133,7 +160,8 @@ impl Session {
                 opts.set_keep_alive(o.keep_alive)
                     .set_clean_session(!o.persistent)
                     .set_manual_acks(o.persistent)
-                    .set_inflight(o.inflight.max(1));
+                    .set_inflight(o.inflight.max(1))
+                    .set_max_packet_size(MQTT_MAX_PACKET, limit + HEADER_ALLOWANCE);
                 if let Some((u, p)) = &o.credentials {
                     opts.set_credentials(u, p);
                 }
@@ -146,7 +174,8 @@ impl Session {
                     ));
                 }
                 let (c, e) = rumqttc::AsyncClient::new(opts, cap);
-                let (events, driver) = spawn_driver(e);
+                let acker = o.persistent.then(|| c.clone());
+                let (events, driver) = spawn_driver(e, Policy { limit, acker });
                 Session { client: Client::V311(c), events, driver }
             }
         }
@@ -231,6 +260,49 @@ impl EventSource for rumqttc::EventLoop {
 
 type Events = tokio::sync::mpsc::UnboundedReceiver<Result<SessionEvent, SessionError>>;
 
+/// What the driver does with a message too big to take in.
+struct Policy {
+    limit: usize,
+    /// A persistent session's client, to acknowledge a dropped message (a clean session's
+    /// messages are acknowledged by rumqttc).
+    acker: Option<rumqttc::AsyncClient>,
+}
+
+impl Policy {
+    fn apply(&self, ev: SessionEvent) -> SessionEvent {
+        match ev {
+            SessionEvent::Message { topic, payload, retain, ack } if payload.len() > self.limit => {
+                warn!(
+                    topic = %printable(&topic),
+                    bytes = payload.len(),
+                    limit = self.limit,
+                    retain,
+                    "MQTT message too big: acknowledged and dropped"
+                );
+                if let (Some(client), Some(AckToken(publish))) = (&self.acker, ack) {
+                    // Queued from its own task: the driver must not wait for room in the request
+                    // queue it alone drains.
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        let _ = client.ack(&publish).await;
+                    });
+                }
+                SessionEvent::Refused { topic, bytes: payload.len(), retain }
+            }
+            ev => ev,
+        }
+    }
+}
+
+/// A topic as it may be logged: control characters escaped, long ones cut.
+fn printable(topic: &str) -> String {
+    let mut s: String = topic.chars().take(200).flat_map(char::escape_debug).collect();
+    if topic.chars().count() > 200 {
+        s.push('…');
+    }
+    s
+}
+
 /// Polls the event loop in its own task until the connection fails or the session is dropped.
 ///
 /// The channel is unbounded in type on purpose: requests (publishes, acknowledgements) only
@@ -238,11 +310,11 @@ type Events = tokio::sync::mpsc::UnboundedReceiver<Result<SessionEvent, SessionE
 /// consumer waits to queue an acknowledgement would deadlock both. It is bounded in practice by
 /// the in-flight windows: the broker's for QoS 1 deliveries not yet acknowledged, ours for
 /// publishes.
-fn spawn_driver(mut source: impl EventSource) -> (Events, tokio::task::JoinHandle<()>) {
+fn spawn_driver(mut source: impl EventSource, policy: Policy) -> (Events, tokio::task::JoinHandle<()>) {
     let (tx, events) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
         loop {
-            let ev = source.next().await;
+            let ev = source.next().await.map(|ev| policy.apply(ev));
             let end = ev.is_err();
             if tx.send(ev).is_err() || end {
                 break;
@@ -264,6 +336,7 @@ fn map_v5(r: Result<v5::Event, v5::ConnectionError>) -> Result<SessionEvent, Ses
             v5::mqttbytes::v5::Packet::Publish(p) => SessionEvent::Message {
                 topic: String::from_utf8_lossy(&p.topic).into_owned(),
                 payload: p.payload.to_vec(),
+                retain: p.retain,
                 // v5 sessions here are clean, acknowledged by rumqttc itself.
                 ack: None,
             },
@@ -292,6 +365,7 @@ fn map_v311(r: Result<Event, ConnectionError>) -> Result<SessionEvent, SessionEr
             Incoming::Publish(p) => SessionEvent::Message {
                 topic: p.topic.clone(),
                 payload: p.payload.to_vec(),
+                retain: p.retain,
                 // Only a session with manual acknowledgements waits for this.
                 ack: Some(AckToken(p)),
             },

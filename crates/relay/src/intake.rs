@@ -240,7 +240,7 @@ pub async fn consume(file: &RelayFile, store: Arc<dyn RelayStore>, directory: Ar
                             info!("subscribed");
                         }
                     }
-                    Ok(SessionEvent::Message { topic, payload, ack }) => {
+                    Ok(SessionEvent::Message { topic, payload, ack, .. }) => {
                         take_in(&topic, &payload, file, &store, &directory, &wake).await;
                         if let Some(ack) = ack {
                             if let Err(e) = session.ack(ack).await {
