@@ -18,21 +18,44 @@ pub fn kiosk(path: PathBuf) -> Result<ExitCode> {
 pub fn status(config_path: &Path) -> Result<ExitCode> {
     let config = Config::load(config_path)?;
     let path = config.state.status_file();
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("no status at {} (has `dolbom kiosk` run with this config?)", path.display()))?;
+    let running = dolbom_kiosk::store::daemon_running(&config.state.lock_file());
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(_) if running => {
+            eprintln!(
+                "kiosk is running, but it has written no status at {} (can it write its state directory?)",
+                path.display()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("no status at {}, and no kiosk is running with this config", path.display()))
+        }
+    };
     let status: StatusPayload =
         serde_json::from_str(&text).with_context(|| format!("{} is not a status file", path.display()))?;
     println!("{text}");
-    // The daemon rewrites the file at every status interval; much older means it is not running.
+    // The daemon rewrites the file at every status interval; much older means it is not running,
+    // or, while it still holds its lock, that it cannot write there (a full disk).
     let age = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|m| m.elapsed().ok());
     let stale = age.is_some_and(|a| a.as_secs() > 3 * config.mqtt.publish.status_interval_secs + 5);
     let degraded = status.health.as_ref().is_none_or(|h| h.degraded);
-    if status.state != "online" || stale || degraded {
+    let reasons = status.health.as_ref().map(|h| h.reasons.join("; ")).unwrap_or_default();
+    if stale && running {
+        eprintln!("kiosk is running, but its status file is stale: it cannot write its state directory (disk full?)");
+        return Ok(ExitCode::FAILURE);
+    }
+    if stale {
+        eprintln!("kiosk is not running (its status file is stale and no daemon holds the state directory)");
+        return Ok(ExitCode::FAILURE);
+    }
+    if status.state != "online" || degraded {
         eprintln!(
             "kiosk is {}{}{}",
             status.state,
-            if stale { ", status is stale (daemon not running?)" } else { "" },
-            if degraded { ", degraded" } else { "" }
+            if degraded { ", degraded" } else { "" },
+            if reasons.is_empty() { String::new() } else { format!(": {reasons}") }
         );
         return Ok(ExitCode::FAILURE);
     }

@@ -131,7 +131,11 @@ impl Subscriber {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
             rt.block_on(async move {
                 let mut opts = MqttOptions::new(format!("test-sub-{}", free_port()), "127.0.0.1", port);
-                opts.set_clean_session(false).set_keep_alive(Duration::from_secs(5));
+                // Big enough for the poison the soak floods commands with (rumqttc's 10 KiB
+                // default would end this subscriber's connection on every one).
+                opts.set_clean_session(false)
+                    .set_keep_alive(Duration::from_secs(5))
+                    .set_max_packet_size(8 << 20, 8 << 20);
                 let (client, mut el) = rumqttc::AsyncClient::new(opts, 100);
                 while !s.load(std::sync::atomic::Ordering::Relaxed) {
                     match tokio::time::timeout(Duration::from_millis(200), el.poll()).await {

@@ -27,8 +27,11 @@ pub enum SensorState {
 /// A snapshot, as published in the status payload and written to the status file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthSummary {
-    /// True when anything needs attention: camera not delivering, broker unreachable.
+    /// True when anything needs attention: camera not delivering, broker unreachable, a sensor
+    /// failing, the state disk full. `reasons` says which, in words for the integrator.
     pub degraded: bool,
+    #[serde(default)]
+    pub reasons: Vec<String>,
     pub camera: CameraState,
     pub camera_error: Option<String>,
     pub models: String,
@@ -42,9 +45,24 @@ pub struct HealthSummary {
     pub active_tracks: u64,
     pub events_queued: u64,
     pub events_published: u64,
+    /// MQTT messages received and dropped (too big, retained on a command topic, no room).
+    #[serde(default)]
+    pub mqtt_ignored: u64,
     pub thermal: SensorState,
     pub thermal_error: Option<String>,
     pub thermal_frames: u64,
     pub thermal_checksum_errors: u64,
     pub thermal_malformed: u64,
+    /// Free space on the state disk, and the reserve kept below which events wait in memory.
+    #[serde(default)]
+    pub state_disk_free_mb: Option<u64>,
+    #[serde(default)]
+    pub state_disk_reserve_mb: Option<u64>,
+    /// Events held in memory because the state disk could not take them (yet).
+    #[serde(default)]
+    pub events_waiting: u64,
+    /// Events given up: more waited for disk space than memory may hold, or a write that can
+    /// never succeed. Each is also logged as an error.
+    #[serde(default)]
+    pub events_lost: u64,
 }

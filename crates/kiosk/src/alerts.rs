@@ -260,6 +260,35 @@ pub fn list(conn: &Connection) -> Result<Vec<AlertState>, StoreError> {
 pub struct CommandStage {
     pub context: AlertContext,
     pub outbox: Outbox,
+    /// How many malformed messages were answered lately (see [`MalformedBudget`]).
+    pub malformed: MalformedBudget,
+}
+
+/// Answers to messages that are no command at all, per minute. Each answer is a write and a
+/// message, so a flood of garbage must not turn into a flood of fsyncs and results crowding
+/// out events; past the budget they are counted and dropped, and the first one dropped in each
+/// minute is logged.
+#[derive(Debug, Default)]
+pub struct MalformedBudget(std::sync::Mutex<(i64, u32)>);
+
+impl MalformedBudget {
+    const PER_MINUTE: u32 = 30;
+
+    /// True when this one may still be answered.
+    fn take(&self, now_ms: i64) -> bool {
+        let mut w = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if w.1 == 0 || now_ms - w.0 >= 60_000 {
+            *w = (now_ms, 0);
+        }
+        w.1 += 1;
+        if w.1 == Self::PER_MINUTE + 1 {
+            warn!(
+                per_minute = Self::PER_MINUTE,
+                "malformed commands flooding in: the rest of this minute's are dropped unanswered"
+            );
+        }
+        w.1 <= Self::PER_MINUTE
+    }
 }
 
 impl CommandStage {
@@ -289,34 +318,34 @@ impl CommandStage {
         }
     }
 
-    pub fn handle(&self, action: Action, payload: &[u8]) -> Result<CommandResult, StoreError> {
+    /// Handles one message; None when it was malformed past the budget and dropped unanswered.
+    pub fn handle(&self, action: Action, payload: &[u8]) -> Result<Option<CommandResult>, StoreError> {
         let now_ms = Timestamp::now().as_millisecond();
-        let mut conn = self.outbox.store().lock()?;
-        let mut tally = Tally::default();
-        let result = match serde_json::from_slice::<Command>(payload) {
+        let command = match serde_json::from_slice::<Command>(payload) {
             Ok(cmd)
                 if cmd.alert_id.len() <= 64
                     && cmd.by.len() <= 64
                     && cmd.request_id.as_ref().is_none_or(|r| r.len() <= 128) =>
             {
-                self.context.apply(&mut conn, action, &cmd, now_ms, &mut tally)?
+                Ok(cmd)
             }
-            Ok(_) => self.context.malformed(
-                &conn,
-                action,
-                "alert_id, by or request_id is too long".into(),
-                now_ms,
-                &mut tally,
-            )?,
-            Err(e) => {
-                let error = format!("not a command: {e}; expected {{\"alert_id\", \"by\", \"request_id\"}}");
-                self.context.malformed(&conn, action, error, now_ms, &mut tally)?
-            }
+            Ok(_) => Err("alert_id, by or request_id is too long".to_string()),
+            Err(e) => Err(format!("not a command: {e}; expected {{\"alert_id\", \"by\", \"request_id\"}}")),
+        };
+        if command.is_err() && !self.malformed.take(now_ms) {
+            self.outbox.health().mqtt_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(None);
+        }
+        let mut conn = self.outbox.store().lock()?;
+        let mut tally = Tally::default();
+        let result = match command {
+            Ok(cmd) => self.context.apply(&mut conn, action, &cmd, now_ms, &mut tally)?,
+            Err(error) => self.context.malformed(&conn, action, error, now_ms, &mut tally)?,
         };
         drop(conn);
         info!(ok = result.ok, error = ?result.error, alert = ?result.alert_id, "command handled");
         self.outbox.after_enqueue(tally);
-        Ok(result)
+        Ok(Some(result))
     }
 }
 
@@ -406,5 +435,14 @@ mod tests {
         }
         assert_eq!(tally.queued, 4);
         assert!(tally.dropped >= 3, "{tally:?}");
+    }
+
+    #[test]
+    fn malformed_messages_are_answered_within_a_budget_per_minute() {
+        let budget = MalformedBudget::default();
+        let answered = (0..100).filter(|_| budget.take(1_000)).count();
+        assert_eq!(answered as u32, MalformedBudget::PER_MINUTE);
+        assert!(!budget.take(60_999), "still the same minute");
+        assert!(budget.take(61_000), "a new minute, a new budget");
     }
 }

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use dolbom_face::gallery::{GalleryError, GalleryStore, Matcher, StoreError as GalleryStoreError};
 use dolbom_face::identify::FacePipeline;
@@ -23,6 +23,7 @@ use dolbom_face::{FaceError, FaceModels};
 
 use crate::alerts::{AlertContext, CommandStage};
 use crate::config::{Config, ConfigError};
+use crate::disk::DiskWatch;
 use crate::events::EventStage;
 use crate::health::Health;
 use crate::outbox::{Outbox, Publisher};
@@ -51,10 +52,8 @@ pub enum KioskError {
     StateDir { path: std::path::PathBuf, error: std::io::Error },
     #[error("cannot start: {0}")]
     Start(std::io::Error),
-    #[error("the vision stage crashed; see the log above (queued events were kept)")]
-    VisionCrashed,
-    #[error("the command stage crashed; see the log above (queued events were kept)")]
-    CommandsCrashed,
+    #[error("the {0} stage crashed; see the log above (queued events were kept)")]
+    StageCrashed(String),
 }
 
 /// The alert context a kiosk's config describes for its site (the daemon and `dolbom alerts`
@@ -71,6 +70,8 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     let policy = config.attendance_policy(&site, config_path)?;
     std::fs::create_dir_all(&config.state.dir)
         .map_err(|error| KioskError::StateDir { path: config.state.dir.clone(), error })?;
+    let _lock = crate::store::lock_state_dir(&config.state.lock_file())
+        .map_err(|error| KioskError::StateDir { path: config.state.dir.clone(), error })?;
 
     let models = FaceModels::load(&config.runtime, &config.face)?;
     let gallery_store = GalleryStore::new(&config.gallery.path);
@@ -80,6 +81,8 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     info!(people = gallery.gallery.people.len(), center = %site.center, kiosk = %site.kiosk, "starting");
 
     let health = Arc::new(Health::default());
+    let disk = Arc::new(DiskWatch::new(&config.state.dir, config.state.reserve_mb << 20));
+    health.watch_disk(disk.clone());
     let store = Arc::new(Store::open(&config.state.db_file())?);
     let outbox = Outbox::new(store, config.state.outbox_capacity, health.clone())?;
     let backlog = outbox.depth()?;
@@ -93,7 +96,10 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         let (slot, health, shutdown) = (slot.clone(), health.clone(), shutdown.clone());
         std::thread::Builder::new()
             .name("camera".into())
-            .spawn(move || run_camera(camera_config, slot, health, shutdown))
+            .spawn(move || {
+                let _guard = shutdown.guard("camera");
+                run_camera(camera_config, slot, health, shutdown)
+            })
             .map_err(KioskError::Start)?
     };
     let thermal_latest: LatestFrame = Arc::default();
@@ -104,7 +110,10 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             Some(
                 std::thread::Builder::new()
                     .name("thermal".into())
-                    .spawn(move || run_thermal(t, latest, health, shutdown))
+                    .spawn(move || {
+                        let _guard = shutdown.guard("thermal");
+                        run_thermal(t, latest, health, shutdown)
+                    })
                     .map_err(KioskError::Start)?,
             )
         }
@@ -131,10 +140,13 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             health: health.clone(),
             screening,
         };
-        let slot = slot.clone();
+        let (slot, shutdown) = (slot.clone(), shutdown.clone());
         std::thread::Builder::new()
             .name("vision".into())
-            .spawn(move || stage.run(slot, sightings_tx))
+            .spawn(move || {
+                let _guard = shutdown.guard("vision");
+                stage.run(slot, sightings_tx)
+            })
             .map_err(KioskError::Start)?
     };
     let events = EventStage {
@@ -144,9 +156,11 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         expiry_ms: (config.mqtt.publish.event_expiry_minutes * 60_000) as i64,
         alerts: alerts.clone(),
         threshold_c: config.fever.threshold_c,
+        disk,
+        waiting_capacity: config.state.waiting_capacity,
     };
     let (commands_tx, commands_rx) = mpsc::channel(64);
-    let commands = CommandStage { context: alerts, outbox: outbox.clone() };
+    let commands = CommandStage { context: alerts, outbox: outbox.clone(), malformed: Default::default() };
     let publisher = Publisher {
         broker: config.mqtt.broker.clone(),
         config: config.mqtt.publish.clone(),
@@ -162,7 +176,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         .enable_all()
         .build()
         .map_err(KioskError::Start)?;
-    let commands_ok = runtime.block_on(async {
+    runtime.block_on(async {
         let signals = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -185,37 +199,38 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             }
         });
         let (done_tx, done_rx) = watch::channel(false);
-        let mqtt = tokio::spawn(publisher.run(done_rx));
-        // A crashed command stage may have left the database poisoned: stop the kiosk at once
-        // (and fail, below) rather than run on recording nothing.
-        let command_task = tokio::spawn({
-            let (stage, shutdown) = (tokio::spawn(commands.run(commands_rx)), shutdown.clone());
+        // Every task holds a guard: one that panics stops the kiosk at once (and fails it,
+        // below) rather than let it run on with a stage missing.
+        let mqtt = tokio::spawn({
+            let guard = shutdown.guard("mqtt");
             async move {
-                let ended = stage.await;
-                if ended.as_ref().is_err_and(|e| e.is_panic()) {
-                    shutdown.trigger();
-                }
-                ended
+                let _guard = guard;
+                publisher.run(done_rx).await
             }
         });
-        // Returns when the vision thread has exited and dropped its sender.
-        events.run(sightings_rx).await;
-        let _ = done_tx.send(true);
-        if let Err(e) = mqtt.await {
-            warn!(error = %e, "MQTT stage ended abnormally");
-        }
-        // The publisher is gone, and with it the commands' sender: the command stage ends.
-        let commands_ok = match command_task.await {
-            Ok(Err(e)) if e.is_panic() => {
-                error!(error = %e, "the command stage crashed; see the log above (queued events were kept)");
-                false
+        let command_task = tokio::spawn({
+            let guard = shutdown.guard("command");
+            async move {
+                let _guard = guard;
+                commands.run(commands_rx).await
             }
-            _ => true,
-        };
+        });
+        let events_task = tokio::spawn({
+            let guard = shutdown.guard("event");
+            async move {
+                let _guard = guard;
+                // Returns when the vision thread has exited and dropped its sender.
+                events.run(sightings_rx).await
+            }
+        });
+        let _ = events_task.await;
+        let _ = done_tx.send(true);
+        let _ = mqtt.await;
+        // The publisher is gone, and with it the commands' sender: the command stage ends.
+        let _ = command_task.await;
         // Whatever ended the run (a signal, the end of a file), every stage stops now.
         shutdown.trigger();
         let _ = tokio::join!(signals, hand_over);
-        commands_ok
     });
     if camera.is_finished() {
         let _ = camera.join();
@@ -223,10 +238,10 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     if let Some(t) = thermal.filter(|t| t.is_finished()) {
         let _ = t.join();
     }
+    let _ = vision.join();
     // A crash must end in a failing exit code, so systemd restarts the kiosk.
-    vision.join().map_err(|_| KioskError::VisionCrashed)?;
-    if !commands_ok {
-        return Err(KioskError::CommandsCrashed);
+    if let Some(stage) = shutdown.crashed().first() {
+        return Err(KioskError::StageCrashed(stage.to_string()));
     }
     info!("stopped");
     Ok(())

@@ -2,7 +2,10 @@
 //! through the attendance book; the resulting arrival or departure is queued in the outbox in
 //! the same transaction. An unknown face is a visitor event.
 
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
 use tokio::sync::mpsc;
@@ -14,6 +17,7 @@ use dolbom_contract::{
 
 use crate::alerts::{AlertContext, NewAlert};
 use crate::attendance::{self, AttendancePolicy};
+use crate::disk::DiskWatch;
 use crate::outbox::{NewMessage, Outbox, Priority, Tally};
 use crate::screening::decision::{Decision, NotMeasured, Screening};
 use crate::site::Site;
@@ -28,27 +32,93 @@ pub struct EventStage {
     pub expiry_ms: i64,
     pub alerts: AlertContext,
     pub threshold_c: f32,
+    pub disk: Arc<DiskWatch>,
+    /// Sightings held in memory at most while they cannot be written.
+    pub waiting_capacity: usize,
 }
 
+/// How often sightings waiting for the disk are tried again when no new one comes.
+const RETRY_EVERY: Duration = Duration::from_secs(2);
+
 impl EventStage {
+    /// Records sightings in the order they come. One that cannot be written for a reason that
+    /// passes (the state disk below its reserve or full, an I/O error, a busy database) waits
+    /// in memory with everything behind it, and all go in, in order and with their own times,
+    /// when the disk takes them again: nothing is lost silently, nothing overtakes.
     pub async fn run(self, mut sightings: mpsc::Receiver<Sighting>) {
-        // Each record is a transaction that waits for fsync: it runs on the blocking pool, so the
-        // publisher and the command stage keep the runtime's two workers meanwhile. One sighting
-        // at a time, in order.
         let stage = Arc::new(self);
-        while let Some(s) = sightings.recv().await {
+        let health = stage.outbox.health().clone();
+        let mut waiting: VecDeque<Sighting> = VecDeque::new();
+        let mut open = true;
+        let mut retry = tokio::time::interval(RETRY_EVERY);
+        while open || !waiting.is_empty() {
+            tokio::select! {
+                s = sightings.recv(), if open => match s {
+                    Some(s) => stage.hold(&mut waiting, s),
+                    None => open = false,
+                },
+                _ = retry.tick(), if !waiting.is_empty() => {}
+            }
+            let stuck = stage.record_waiting(&mut waiting).await;
+            health.events_waiting.store(waiting.len() as u64, Ordering::Relaxed);
+            if stuck && !open {
+                // Shutting down with the disk still full: nothing can keep these now.
+                health.events_lost.fetch_add(waiting.len() as u64, Ordering::Relaxed);
+                error!(lost = waiting.len(), "stopping with events the state disk could not take: lost");
+                waiting.clear();
+                health.events_waiting.store(0, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Queues a sighting behind those waiting, making room by giving up the oldest visitor (or
+    /// else the oldest) when memory's share is used up.
+    fn hold(&self, waiting: &mut VecDeque<Sighting>, s: Sighting) {
+        if waiting.len() >= self.waiting_capacity {
+            let at = waiting.iter().position(|w| matches!(w.who, Who::Visitor)).unwrap_or(0);
+            if let Some(lost) = waiting.remove(at) {
+                self.outbox.health().events_lost.fetch_add(1, Ordering::Relaxed);
+                error!(
+                    track = lost.track_id,
+                    captured_ms = lost.captured_ms,
+                    capacity = self.waiting_capacity,
+                    "too many events waiting for the state disk: the oldest expendable one is lost"
+                );
+            }
+        }
+        waiting.push_back(s);
+    }
+
+    /// Records waiting sightings, oldest first, until one cannot be written; true when some are
+    /// left waiting.
+    async fn record_waiting(self: &Arc<Self>, waiting: &mut VecDeque<Sighting>) -> bool {
+        while let Some(s) = waiting.pop_front() {
+            if !self.disk.has_room() {
+                waiting.push_front(s);
+                return true;
+            }
+            // Each record is a transaction that waits for fsync: it runs on the blocking pool, so
+            // the publisher and the command stage keep the runtime's two workers meanwhile.
             let track = s.track_id;
-            let (stage, span) = (stage.clone(), info_span!("event", track));
-            match tokio::task::spawn_blocking(move || span.in_scope(|| stage.record(&s))).await {
-                Ok(Ok(_)) => {}
-                // The database is the kiosk's memory; if it fails, say so loudly, keep running.
-                Ok(Err(e)) => error!(error = %e, track, "sighting could not be recorded"),
+            let (stage, span) = (self.clone(), info_span!("event", track));
+            match tokio::task::spawn_blocking(move || span.in_scope(|| (stage.record(&s), s))).await {
+                Ok((Ok(_), _)) => {}
+                Ok((Err(e), s)) if e.is_transient() => {
+                    warn!(error = %e, track, waiting = waiting.len() + 1, "sighting not recorded yet; it waits in memory and is tried again");
+                    waiting.push_front(s);
+                    return true;
+                }
+                Ok((Err(e), _)) => {
+                    self.outbox.health().events_lost.fetch_add(1, Ordering::Relaxed);
+                    error!(error = %e, track, "sighting could not be recorded and never will be: lost");
+                }
                 // A panic while holding the database would leave it poisoned and the daemon a
                 // zombie: let it end the process, so systemd restarts the kiosk.
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => error!(error = %e, track, "recording a sighting was cancelled"),
             }
         }
+        false
     }
 
     /// Records one sighting in one transaction: the attendance book, the attendance or visitor
@@ -202,5 +272,151 @@ pub fn temperature_status(d: Option<&Decision>) -> (Option<f32>, TemperatureStat
                 NotMeasured::ScreeningOff => TemperatureStatus::ScreeningOff,
             },
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::Health;
+    use crate::store::Store;
+    use dolbom_contract::Role;
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        store: Arc<Store>,
+        health: Arc<Health>,
+        disk: Arc<DiskWatch>,
+        tx: mpsc::Sender<Sighting>,
+        stage: tokio::task::JoinHandle<()>,
+    }
+
+    fn rig(waiting_capacity: usize) -> Rig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(Store::open(&dir.path().join("k.db")).expect("store"));
+        let health = Arc::new(Health::default());
+        let outbox = Outbox::new(store.clone(), 1000, health.clone()).expect("outbox");
+        let site =
+            crate::site::SiteConfig { center_id: "c".into(), kiosk_id: "k".into(), timezone: "Asia/Seoul".into() }
+                .build()
+                .expect("site");
+        let policy = crate::attendance::AttendanceConfig::default().build(site.tz.clone()).expect("policy");
+        let disk = Arc::new(DiskWatch::new(dir.path(), 1));
+        let stage = EventStage {
+            alerts: AlertContext { site: site.clone(), staff: Vec::new(), capacity: 1000 },
+            site,
+            policy,
+            outbox,
+            expiry_ms: 3_600_000,
+            threshold_c: 37.5,
+            disk: disk.clone(),
+            waiting_capacity,
+        };
+        let (tx, rx) = mpsc::channel(16);
+        let stage = tokio::spawn(stage.run(rx));
+        Rig { _dir: dir, store, health, disk, tx, stage }
+    }
+
+    fn visitor(track_id: u64, captured_ms: i64) -> Sighting {
+        Sighting { track_id, captured_ms, who: Who::Visitor, temperature: None }
+    }
+
+    fn child(id: &str, captured_ms: i64) -> Sighting {
+        Sighting {
+            track_id: 99,
+            captured_ms,
+            who: Who::Person { id: id.into(), role: Role::Child, confidence: 0.9 },
+            temperature: None,
+        }
+    }
+
+    /// (kind, captured time) of every queued event, in outbox order.
+    fn queued(store: &Store) -> Vec<(String, String)> {
+        let conn = store.lock().expect("lock");
+        let mut stmt = conn.prepare("SELECT kind, payload FROM outbox ORDER BY seq").expect("prepare");
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?)))
+            .expect("query")
+            .map(|r| r.expect("row"))
+            .map(|(kind, p)| {
+                let v: serde_json::Value = serde_json::from_slice(&p).expect("json");
+                (kind, v["ts"].as_str().unwrap_or_default().to_string())
+            });
+        rows.collect()
+    }
+
+    async fn wait(what: &str, mut f: impl FnMut() -> bool) {
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(std::time::Instant::now() < until, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    const T0: i64 = 1_764_633_600_000; // 2025-12-02 09:00 KST
+
+    /// Below the reserve nothing is written: events wait, in order, and go in with their own
+    /// capture times once there is room again. Before, a failed write lost the event.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_wait_for_disk_space_and_go_in_in_order_with_their_own_times() {
+        let r = rig(100);
+        r.disk.set_reserve(u64::MAX);
+        for (i, s) in [visitor(1, T0), child("minji", T0 + 1000), visitor(2, T0 + 2000)].into_iter().enumerate() {
+            r.tx.send(s).await.expect("send");
+            wait("the event to wait", || r.health.events_waiting.load(Ordering::Relaxed) == i as u64 + 1).await;
+        }
+        assert!(queued(&r.store).is_empty(), "nothing written below the reserve");
+        assert!(r.health.summary().degraded);
+        assert!(r.health.summary().reasons.iter().any(|x| x.contains("waiting in memory")), "{:?}", r.health.summary());
+
+        r.disk.set_reserve(1);
+        wait("the waiting events to go in", || queued(&r.store).len() == 3).await;
+        let q = queued(&r.store);
+        let kinds: Vec<&str> = q.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kinds, ["visitor", "attendance", "visitor"]);
+        assert_eq!(q[0].1, "2025-12-02T09:00:00+09:00", "the capture time, not the time of writing");
+        assert_eq!(r.health.events_waiting.load(Ordering::Relaxed), 0);
+        assert_eq!(r.health.events_lost.load(Ordering::Relaxed), 0);
+        drop(r.tx);
+        r.stage.await.expect("stage ends when its input does");
+    }
+
+    /// A write that fails for a reason that passes (here the database refusing writes, as a
+    /// full disk or an I/O error does) is tried again, and what came after waits behind it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_is_retried_in_order_not_lost() {
+        let r = rig(100);
+        r.store.lock().expect("lock").pragma_update(None, "query_only", true).expect("pragma");
+        r.tx.send(visitor(1, T0)).await.expect("send");
+        r.tx.send(visitor(2, T0 + 1000)).await.expect("send");
+        wait("both to wait", || r.health.events_waiting.load(Ordering::Relaxed) == 2).await;
+        r.store.lock().expect("lock").pragma_update(None, "query_only", false).expect("pragma");
+        wait("both to go in after a retry", || queued(&r.store).len() == 2).await;
+        let times: Vec<String> = queued(&r.store).into_iter().map(|(_, t)| t).collect();
+        assert_eq!(times, ["2025-12-02T09:00:00+09:00", "2025-12-02T09:00:01+09:00"]);
+        assert_eq!(r.health.events_lost.load(Ordering::Relaxed), 0);
+    }
+
+    /// Memory is bounded too: past the capacity the oldest visitor goes first (parents wait
+    /// for attendance), counted as lost; the attendance events all survive.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn past_its_capacity_the_oldest_visitor_is_given_up_and_counted() {
+        let r = rig(10);
+        r.disk.set_reserve(u64::MAX);
+        let mut sent = 0;
+        for i in 0..6 {
+            r.tx.send(child(&format!("c{i}"), T0 + i * 1000)).await.expect("send");
+            r.tx.send(visitor(i as u64, T0 + i * 1000 + 500)).await.expect("send");
+            sent += 2;
+        }
+        wait("the memory to fill", || {
+            r.health.events_waiting.load(Ordering::Relaxed) + r.health.events_lost.load(Ordering::Relaxed) == sent
+        })
+        .await;
+        assert_eq!(r.health.events_lost.load(Ordering::Relaxed), 2);
+        r.disk.set_reserve(1);
+        wait("the rest to go in", || queued(&r.store).len() == 10).await;
+        let kinds: Vec<String> = queued(&r.store).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(kinds.iter().filter(|k| *k == "attendance").count(), 6, "{kinds:?}");
     }
 }

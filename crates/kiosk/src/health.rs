@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub use dolbom_contract::{CameraState, HealthSummary, SensorState};
+
+use crate::disk::DiskWatch;
 
 /// What a serial decoder took in and threw away, as each sensor reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,6 +52,11 @@ pub struct Health {
     pub active_tracks: AtomicU64,
     pub events_queued: AtomicU64,
     pub events_published: AtomicU64,
+    /// MQTT messages not taken in: too big, retained on a command topic, or no room to queue.
+    pub mqtt_ignored: AtomicU64,
+    pub events_waiting: AtomicU64,
+    pub events_lost: AtomicU64,
+    disk: OnceLock<Arc<DiskWatch>>,
 }
 
 impl Default for Health {
@@ -67,6 +74,10 @@ impl Default for Health {
             active_tracks: AtomicU64::new(0),
             events_queued: AtomicU64::new(0),
             events_published: AtomicU64::new(0),
+            mqtt_ignored: AtomicU64::new(0),
+            events_waiting: AtomicU64::new(0),
+            events_lost: AtomicU64::new(0),
+            disk: OnceLock::new(),
         }
     }
 }
@@ -95,16 +106,43 @@ impl Health {
         self.sensors.lock().unwrap_or_else(|p| p.into_inner()).entry(name).or_default().stats = stats;
     }
 
+    /// The state disk the summary reports on (set once at start).
+    pub fn watch_disk(&self, disk: Arc<DiskWatch>) {
+        let _ = self.disk.set(disk);
+    }
+
     pub fn summary(&self) -> HealthSummary {
-        let (thermal, sensor_retrying) = {
+        let mut reasons = Vec::new();
+        let thermal = {
             let sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
-            let retrying = sensors.values().any(|s| s.state == SensorState::Retrying);
-            (sensors.get(THERMAL).cloned().unwrap_or_default(), retrying)
+            for (name, s) in sensors.iter().filter(|(_, s)| s.state == SensorState::Retrying) {
+                reasons.push(format!("sensor {name} failing: {}", s.error.as_deref().unwrap_or("no data")));
+            }
+            sensors.get(THERMAL).cloned().unwrap_or_default()
         };
         let (camera, camera_error) = self.camera.lock().map(|c| c.clone()).unwrap_or((CameraState::Retrying, None));
+        if camera == CameraState::Retrying {
+            reasons.push(format!("camera failing: {}", camera_error.as_deref().unwrap_or("no frames")));
+        }
         let broker_connected = self.broker_connected.load(Ordering::Relaxed);
+        if !broker_connected {
+            reasons.push("broker unreachable: events wait in the outbox".into());
+        }
+        let disk = self.disk.get().map(|d| d.state());
+        if let Some(d) = disk.filter(|d| d.low) {
+            reasons.push(format!(
+                "state disk low: {} MB free, {} MB reserved",
+                d.free_bytes >> 20,
+                d.reserve_bytes >> 20
+            ));
+        }
+        let events_waiting = self.events_waiting.load(Ordering::Relaxed);
+        if events_waiting > 0 {
+            reasons.push(format!("{events_waiting} event(s) waiting in memory for the state disk"));
+        }
         HealthSummary {
-            degraded: camera == CameraState::Retrying || !broker_connected || sensor_retrying,
+            degraded: !reasons.is_empty(),
+            reasons,
             camera,
             camera_error,
             models: "ok".into(),
@@ -118,11 +156,16 @@ impl Health {
             active_tracks: self.active_tracks.load(Ordering::Relaxed),
             events_queued: self.events_queued.load(Ordering::Relaxed),
             events_published: self.events_published.load(Ordering::Relaxed),
+            mqtt_ignored: self.mqtt_ignored.load(Ordering::Relaxed),
             thermal: thermal.state,
             thermal_error: thermal.error,
             thermal_frames: thermal.stats.frames,
             thermal_checksum_errors: thermal.stats.checksum_errors,
             thermal_malformed: thermal.stats.malformed,
+            state_disk_free_mb: disk.map(|d| d.free_bytes >> 20),
+            state_disk_reserve_mb: disk.map(|d| d.reserve_bytes >> 20),
+            events_waiting,
+            events_lost: self.events_lost.load(Ordering::Relaxed),
         }
     }
 }

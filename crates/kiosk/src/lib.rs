@@ -16,6 +16,7 @@ pub mod alerts;
 pub mod attendance;
 pub mod config;
 pub mod daemon;
+pub mod disk;
 pub mod events;
 pub mod health;
 pub mod outbox;

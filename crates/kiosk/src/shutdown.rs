@@ -17,6 +17,8 @@ struct Inner {
     woken: Condvar,
     /// For tasks.
     tx: watch::Sender<bool>,
+    /// Stages that ended by a panic, in the order they did.
+    crashed: Mutex<Vec<&'static str>>,
 }
 
 impl Default for Shutdown {
@@ -28,7 +30,14 @@ impl Default for Shutdown {
 impl Shutdown {
     pub fn new() -> Self {
         let (tx, _) = watch::channel(false);
-        Self { inner: Arc::new(Inner { flag: Mutex::new(false), woken: Condvar::new(), tx }) }
+        Self {
+            inner: Arc::new(Inner {
+                flag: Mutex::new(false),
+                woken: Condvar::new(),
+                tx,
+                crashed: Mutex::new(Vec::new()),
+            }),
+        }
     }
 
     pub fn trigger(&self) {
@@ -48,11 +57,38 @@ impl Shutdown {
         *flag
     }
 
+    /// A guard for the stage `name` to hold for as long as it runs (thread or task): if the
+    /// stage panics, the guard records it and stops the whole daemon, which then exits failing
+    /// (systemd restarts it). A kiosk must never run on with a stage missing.
+    pub fn guard(&self, name: &'static str) -> StageGuard {
+        StageGuard { name, shutdown: self.clone() }
+    }
+
+    /// The stages that crashed.
+    pub fn crashed(&self) -> Vec<&'static str> {
+        self.inner.crashed.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Resolves once shutdown is triggered (at once if it already was).
     pub async fn wait(&self) {
         let mut rx = self.inner.tx.subscribe();
         // An error means the sender is gone, which cannot happen while `self` holds it.
         let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+pub struct StageGuard {
+    name: &'static str,
+    shutdown: Shutdown,
+}
+
+impl Drop for StageGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(stage = self.name, "stage crashed: stopping the kiosk (queued events are kept)");
+            self.shutdown.inner.crashed.lock().unwrap_or_else(|p| p.into_inner()).push(self.name);
+            self.shutdown.trigger();
+        }
     }
 }
 
@@ -84,5 +120,22 @@ mod tests {
         s.trigger();
         tokio::time::timeout(Duration::from_secs(5), waiting).await.expect("woken").expect("task");
         tokio::time::timeout(Duration::from_secs(1), s.wait()).await.expect("already triggered");
+    }
+
+    #[test]
+    fn a_stage_that_panics_stops_everything_and_is_named() {
+        let shutdown = Shutdown::new();
+        let quiet = shutdown.guard("quiet");
+        drop(quiet);
+        assert!(!shutdown.is_triggered(), "a stage that ends normally stops nothing");
+        let s = shutdown.clone();
+        let crashed = std::thread::spawn(move || {
+            let _guard = s.guard("thermal");
+            panic!("decoder bug");
+        })
+        .join();
+        assert!(crashed.is_err());
+        assert!(shutdown.is_triggered());
+        assert_eq!(shutdown.crashed(), vec!["thermal"]);
     }
 }

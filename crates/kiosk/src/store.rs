@@ -19,18 +19,41 @@ pub struct StateConfig {
     pub dir: PathBuf,
     /// Events the outbox holds at most before dropping the least valuable.
     pub outbox_capacity: u64,
+    /// Free space kept on the state disk. Below it, new events wait in memory until there is
+    /// room, so the publisher can still delete what the broker acknowledged.
+    pub reserve_mb: u64,
+    /// Events held in memory at most while the disk is full; past it, the oldest visitor events
+    /// go first, each counted and logged.
+    pub waiting_capacity: usize,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
-        Self { dir: PathBuf::from("/var/lib/dolbom"), outbox_capacity: 100_000 }
+        Self {
+            dir: PathBuf::from("/var/lib/dolbom"),
+            outbox_capacity: 100_000,
+            reserve_mb: 64,
+            waiting_capacity: 10_000,
+        }
     }
 }
 
 impl StateConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.outbox_capacity < 10 {
-            return Err(("state.outbox_capacity", format!("= {}: must be at least 10", self.outbox_capacity)));
+        if !(10..=10_000_000).contains(&self.outbox_capacity) {
+            return Err((
+                "state.outbox_capacity",
+                format!("= {}: must be between 10 and 10000000", self.outbox_capacity),
+            ));
+        }
+        if !(1..=1_048_576).contains(&self.reserve_mb) {
+            return Err(("state.reserve_mb", format!("= {}: must be between 1 and 1048576 (1 TiB)", self.reserve_mb)));
+        }
+        if !(10..=1_000_000).contains(&self.waiting_capacity) {
+            return Err((
+                "state.waiting_capacity",
+                format!("= {}: must be between 10 and 1000000", self.waiting_capacity),
+            ));
         }
         Ok(())
     }
@@ -44,6 +67,12 @@ impl StateConfig {
     pub fn status_file(&self) -> PathBuf {
         self.dir.join("status.json")
     }
+
+    /// Locked by the running daemon for as long as it runs: one daemon per state directory, and
+    /// `dolbom status` can tell a daemon that cannot write its status (a full disk) from none.
+    pub fn lock_file(&self) -> PathBuf {
+        self.dir.join("kiosk.lock")
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +83,41 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("kiosk database lock poisoned by a panicked thread")]
     Poisoned,
+}
+
+/// Whether a daemon holds the state directory's lock.
+pub fn daemon_running(lock_file: &Path) -> bool {
+    match std::fs::File::open(lock_file) {
+        Ok(f) => matches!(f.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
+/// Takes the state directory's lock for the life of the returned file; refuses when another
+/// daemon holds it.
+pub fn lock_state_dir(lock_file: &Path) -> std::io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(lock_file)?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("another kiosk daemon holds {}", lock_file.display()),
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
+}
+
+impl StoreError {
+    /// True for what passes by itself: a full disk, an I/O error, a lock held by `dolbom alerts`.
+    /// Trying the same write again later may succeed; anything else would fail the same way.
+    pub fn is_transient(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        let code = match self {
+            StoreError::Open { error, .. } | StoreError::Sql(error) => error.sqlite_error_code(),
+            StoreError::Poisoned => None,
+        };
+        matches!(code, Some(DiskFull | SystemIoFailure | DatabaseBusy | DatabaseLocked | CannotOpen | ReadOnly))
+    }
 }
 
 const SCHEMA: &str = "

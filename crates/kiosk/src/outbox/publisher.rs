@@ -126,16 +126,19 @@ impl PublishConfig {
         ["protocol", "event_expiry_minutes", "inflight", "status_interval_secs", "drain_timeout_secs"];
 
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.inflight == 0 {
-            return Err(("mqtt.inflight", "must be at least 1".into()));
-        }
-        if self.event_expiry_minutes == 0 {
-            return Err(("mqtt.event_expiry_minutes", "must be at least 1".into()));
-        }
-        if self.status_interval_secs == 0 {
-            return Err(("mqtt.status_interval_secs", "must be at least 1".into()));
-        }
-        Ok(())
+        // Each bound keeps a duration far from overflowing a clock and a human from waiting
+        // forever: the largest sensible values, not the largest representable ones.
+        let bounded = |key, value: u64, lo: u64, hi: u64, unit: &str| {
+            if (lo..=hi).contains(&value) {
+                Ok(())
+            } else {
+                Err((key, format!("= {value}: must be between {lo} and {hi} {unit}")))
+            }
+        };
+        bounded("mqtt.inflight", u64::from(self.inflight), 1, 1000, "messages")?;
+        bounded("mqtt.event_expiry_minutes", self.event_expiry_minutes, 1, 7 * 24 * 60, "minutes (a week)")?;
+        bounded("mqtt.status_interval_secs", self.status_interval_secs, 1, 3600, "seconds")?;
+        bounded("mqtt.drain_timeout_secs", self.drain_timeout_secs, 0, 600, "seconds")
     }
 }
 
@@ -155,7 +158,15 @@ pub fn status(site: &Site, state: &str, health: Option<&Health>) -> StatusPayloa
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pending {
     Event(i64),
-    Status { last: bool },
+    Status {
+        last: bool,
+    },
+    /// An empty retained message that clears what was retained on a command topic.
+    Clear,
+}
+
+fn clear_retained(topic: &str) -> Outgoing5 {
+    Outgoing5 { topic: topic.into(), payload: Vec::new(), retain: true, expiry_secs: None, user_properties: Vec::new() }
 }
 
 enum Outcome {
@@ -307,11 +318,31 @@ impl Publisher {
                             }
                         }
                     }
-                    Ok(SessionEvent::Message { topic, payload, .. }) => {
-                        if let Some(tx) = &self.commands {
+                    Ok(SessionEvent::Message { topic, payload, retain, .. }) => {
+                        if retain {
+                            // A command is an act of a staff member now; one the broker kept
+                            // from some time ago is not, and garbage kept there would come
+                            // back on every connection. Ignored, and cleared (we may publish
+                            // under our own root).
+                            self.health.mqtt_ignored.fetch_add(1, Ordering::Relaxed);
+                            warn!(topic = %topic.escape_debug(), bytes = payload.len(), "retained message on a command topic ignored and cleared");
+                            if !payload.is_empty() && session.publish(&clear_retained(&topic)).is_ok() {
+                                requested.push_back(Pending::Clear);
+                            }
+                        } else if payload.is_empty() {
+                            // What clearing a retained message sends to live subscribers.
+                        } else if let Some(tx) = &self.commands {
                             if tx.try_send((topic, payload)).is_err() {
+                                self.health.mqtt_ignored.fetch_add(1, Ordering::Relaxed);
                                 warn!("command queue full; command dropped (the sender gets no result and may retry)");
                             }
+                        }
+                    }
+                    Ok(SessionEvent::Refused { topic, retain, .. }) => {
+                        // Logged by the session; v5 brokers do not even send these.
+                        self.health.mqtt_ignored.fetch_add(1, Ordering::Relaxed);
+                        if retain && session.publish(&clear_retained(&topic)).is_ok() {
+                            requested.push_back(Pending::Clear);
                         }
                     }
                     Ok(SessionEvent::Sent(pkid)) => {
@@ -468,4 +499,34 @@ async fn finish(session: &mut Session) {
         }
     })
     .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values that once panicked a stage (a huge status interval at start, a huge drain timeout
+    /// at SIGTERM) or expired every event at once (a huge expiry) are refused by name.
+    #[test]
+    fn every_publisher_number_is_bounded_and_the_error_names_its_key() {
+        // TOML integers are i64: the largest a file can hold.
+        let huge = i64::MAX.to_string();
+        for (toml, key) in [
+            ("inflight = 0".to_string(), "mqtt.inflight"),
+            ("inflight = 65535".to_string(), "mqtt.inflight"),
+            ("event_expiry_minutes = 0".to_string(), "mqtt.event_expiry_minutes"),
+            (format!("event_expiry_minutes = {huge}"), "mqtt.event_expiry_minutes"),
+            (format!("event_expiry_minutes = {}", i64::MAX as u64 / 60_000 + 1), "mqtt.event_expiry_minutes"),
+            ("status_interval_secs = 0".to_string(), "mqtt.status_interval_secs"),
+            (format!("status_interval_secs = {huge}"), "mqtt.status_interval_secs"),
+            (format!("drain_timeout_secs = {huge}"), "mqtt.drain_timeout_secs"),
+            ("port = 0".to_string(), "mqtt.port"),
+            ("max_message_kib = 0".to_string(), "mqtt.max_message_kib"),
+        ] {
+            let section: MqttSection = toml::from_str(&toml).unwrap_or_else(|e| panic!("{toml}: {e}"));
+            assert_eq!(section.validate().map_err(|e| e.0), Err(key), "{toml}");
+        }
+        let defaults: MqttSection = toml::from_str("").expect("defaults");
+        assert!(defaults.validate().is_ok());
+    }
 }

@@ -125,6 +125,10 @@ impl Outbox {
         &self.store
     }
 
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
     pub fn queued(&self) -> &Arc<Notify> {
         &self.queued
     }
