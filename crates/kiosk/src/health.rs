@@ -98,7 +98,7 @@ impl Health {
     pub fn summary(&self) -> HealthSummary {
         let (thermal, sensor_retrying) = {
             let sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
-            let retrying = sensors.values().any(|s| s.state == SensorState::Retrying);
+            let retrying = sensors.values().any(|s| matches!(s.state, SensorState::Retrying | SensorState::Faulty));
             (sensors.get(THERMAL).cloned().unwrap_or_default(), retrying)
         };
         let (camera, camera_error) = self.camera.lock().map(|c| c.clone()).unwrap_or((CameraState::Retrying, None));

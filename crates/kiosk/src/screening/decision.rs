@@ -132,7 +132,8 @@ pub enum NotMeasured {
     TooFar,
     NotFrontal,
     OutOfView,
-    /// No thermal frame recent enough.
+    /// No usable thermal reading: no frame recent enough, the sensor faulty (its reason is in
+    /// the status), or a reading no human skin can have (see `fusion::SKIN_MIN_C`).
     NoThermal,
     /// Readings disagreed with each other.
     Inconsistent,
