@@ -91,6 +91,16 @@ CREATE TABLE IF NOT EXISTS commands (
 );
 ";
 
+/// Columns added after a kiosk may already have its database: added in place, never dropped.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    // What a command asked for, so a reused request_id with other content is refused.
+    let has = conn.prepare("SELECT 1 FROM pragma_table_info('commands') WHERE name = 'content'")?.exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE commands ADD COLUMN content TEXT")?;
+    }
+    Ok(())
+}
+
 pub struct Store {
     conn: Mutex<Connection>,
 }
@@ -106,6 +116,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        migrate(&conn).map_err(open_err)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 
