@@ -220,3 +220,43 @@ fn identify_reports_unreadable_images_but_keeps_going() {
     assert_eq!(lines.len(), 1, "biden.jpg still identified: {lines:?}");
     assert!(lines[0].contains("\"person\":null"), "empty gallery knows nobody: {}", lines[0]);
 }
+
+/// A gallery written as an older dolbom (or a hand edit) could have: `n` people, a few of them
+/// with names no terminal should print raw.
+fn write_gallery(dir: &Path, n: usize) {
+    let hostile = ["line\nforged\tline", "\u{1b}[2J\u{1b}[31mred", "bell\u{7}", "rtl\u{202e}gnp.exe"];
+    let people: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let name = if i < hostile.len() { hostile[i].to_string() } else { format!("아이 {i}") };
+            serde_json::json!({"id": format!("p{i}"), "role": "child", "name": name, "embeddings": [], "enrolled_at": 1})
+        })
+        .collect();
+    let gallery = serde_json::json!({"format": "dolbom.gallery/1", "gallery": {"embedder": null, "people": people}});
+    std::fs::write(dir.join("gallery.json"), gallery.to_string()).expect("gallery");
+}
+
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    // Far more than a pipe holds, so the command is still writing when the reader leaves.
+    write_gallery(dir.path(), 5000);
+    for args in [&["gallery", "list", "--config", s(&cfg)][..], &["gallery", "list", "--json", "--config", s(&cfg)]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("first line");
+        assert!(first.starts_with("p0") || first.contains("\"p0\""), "{first}");
+        // `| head -1`: the reader is gone (dropped above) while the command still has lines to print.
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+}

@@ -8,8 +8,8 @@ pub fn thermal(pairs: Vec<String>) -> Result<ExitCode> {
     let pairs = pairs.iter().map(|p| parse_pair(p)).collect::<Result<Vec<_>>>()?;
     let m = dolbom_kiosk::screening::fusion::fit_affine(&pairs).map_err(anyhow::Error::msg)?;
     let residual = dolbom_kiosk::screening::fusion::rms_error(&m, &pairs);
-    println!("# fitted from {} point pairs; RMS error {residual:.2} thermal pixels", pairs.len());
-    println!("calibration = [{:.6}, {:.6}, {:.4}, {:.6}, {:.6}, {:.4}]", m[0], m[1], m[2], m[3], m[4], m[5]);
+    outln!("# fitted from {} point pairs; RMS error {residual:.2} thermal pixels", pairs.len())?;
+    outln!("calibration = [{:.6}, {:.6}, {:.4}, {:.6}, {:.6}, {:.4}]", m[0], m[1], m[2], m[3], m[4], m[5])?;
     Ok(ExitCode::SUCCESS)
 }
 

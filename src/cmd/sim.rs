@@ -14,7 +14,7 @@ use crate::ThermalArgs;
 pub fn walk_up(out: PathBuf, fps: f64, walkers: Vec<Walker>) -> Result<ExitCode> {
     let appearances = write_walk_up(&out, &walkers, WalkUp { fps, ..WalkUp::default() })?;
     for a in appearances {
-        println!("{}\t{}\t{}", a.first_frame, a.last_frame, a.photo);
+        outln!("{}\t{}\t{}", a.first_frame, a.last_frame, a.photo)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -38,7 +38,7 @@ pub fn thermal(args: ThermalArgs) -> Result<ExitCode> {
     let faces = photo_faces(&walkers, models.detector.as_mut()).map_err(anyhow::Error::msg)?;
     let mut pty = open_pty().context("cannot open a pseudo-terminal")?;
     link(&link_path, &pty.slave_path).with_context(|| format!("cannot create {}", link_path.display()))?;
-    println!("{}", pty.slave_path);
+    outln!("{}", pty.slave_path)?;
     let sim = ThermalSim {
         fps,
         ambient_c: ambient,
