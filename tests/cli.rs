@@ -260,3 +260,32 @@ fn a_closed_stdout_ends_every_printing_command_quietly() {
         assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn stored_names_are_printed_escaped_and_new_names_are_checked_at_enrolment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    write_gallery(dir.path(), 4);
+    let out = dolbom(&["gallery", "list", "--config", s(&cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 4, "one line per person, whatever the names hold: {text:?}");
+    assert!(!text.chars().any(|c| c != '\n' && c != '\t' && c.is_control()), "raw control characters: {text:?}");
+    assert!(!text.contains('\u{202e}'), "{text:?}");
+    assert!(text.contains("line\\nforged\\tline") && text.contains("\\u{1b}[2J"), "{text:?}");
+
+    let out = dolbom(&["gallery", "remove", "p1", "--config", s(&cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains('\u{1b}'), "{:?}", stdout(&out));
+
+    let photo = photo("face_recognition/obama.jpg");
+    for name in ["two\nlines", "\u{1b}[31mred", "tab\there", "zero\u{200b}width", "rtl\u{202e}x", "", "  "] {
+        let before = gallery_bytes(dir.path());
+        let out =
+            dolbom(&["enroll", "--config", s(&cfg), "--person", "kid", "--role", "child", "--name", name, s(&photo)]);
+        assert!(!out.status.success(), "{name:?} accepted");
+        assert!(stderr(&out).contains("display name"), "{name:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains('\u{1b}'), "the error escapes the name too: {:?}", stderr(&out));
+        assert_eq!(gallery_bytes(dir.path()), before, "{name:?} changed the gallery");
+    }
+}

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use dolbom_face::enroll::{self, Enrollment};
-use dolbom_face::gallery::{GalleryError, GalleryStore, Matcher, Role};
+use dolbom_face::gallery::{printable, GalleryError, GalleryStore, Matcher, Role};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::image::load_bgr;
 use dolbom_face::FaceModels;
@@ -53,7 +53,7 @@ pub fn gallery_list(config: PathBuf, json: bool) -> Result<ExitCode> {
             });
             outln!("{line}")?;
         } else {
-            outln!("{}\t{}\t{}\t{}", p.id, p.role, p.embeddings.len(), p.name)?;
+            outln!("{}\t{}\t{}\t{}", printable(&p.id), p.role, p.embeddings.len(), printable(&p.name))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -65,9 +65,9 @@ pub fn gallery_remove(id: String, config: PathBuf) -> Result<ExitCode> {
     let removed = store.update(|g| g.remove(&id).map_err(anyhow::Error::from))?;
     outln!(
         "removed {} ({}, {}) and {} embedding(s)",
-        removed.id,
+        printable(&removed.id),
         removed.role,
-        removed.name,
+        printable(&removed.name),
         removed.embeddings.len()
     )?;
     Ok(ExitCode::SUCCESS)
