@@ -289,3 +289,23 @@ fn stored_names_are_printed_escaped_and_new_names_are_checked_at_enrolment() {
         assert_eq!(gallery_bytes(dir.path()), before, "{name:?} changed the gallery");
     }
 }
+
+#[test]
+fn calibrate_thermal_refuses_non_finite_and_out_of_range_values() {
+    let good = ["100,100=5,5", "500,100=25,5", "300,400=15,20"];
+    let out = dolbom(&[&["calibrate", "thermal"][..], &good].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("calibration = ["), "{}", stdout(&out));
+    for bad in ["NaN", "nan", "inf", "-inf", "infinity", "1e308", "-1", "20000", "1e-400x"] {
+        for slot in 0..4 {
+            let mut v = ["300", "400", "15", "20"];
+            v[slot] = bad;
+            let pair = format!("{},{}={},{}", v[0], v[1], v[2], v[3]);
+            // After `--`, as a negative first value must be written; the parser sees every value.
+            let out = dolbom(&["calibrate", "thermal", "--", good[0], good[1], &pair]);
+            assert!(!out.status.success(), "{pair} accepted: {}", stdout(&out));
+            assert!(stderr(&out).contains(&pair), "{pair}: the message names the pair: {}", stderr(&out));
+            assert!(!stdout(&out).contains("calibration"), "{pair}: nothing printed for the config");
+        }
+    }
+}
