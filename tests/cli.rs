@@ -309,3 +309,26 @@ fn calibrate_thermal_refuses_non_finite_and_out_of_range_values() {
         }
     }
 }
+
+/// The tester's 20000x20000 image: a few bytes of header. `enroll` and `identify` refuse it from
+/// its header, before decoding (which took 1.4 GB), and say why; other images still go through.
+#[test]
+fn images_with_huge_dimensions_are_refused_before_decoding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13];
+    png.extend_from_slice(b"IHDR");
+    png.extend_from_slice(&20_000u32.to_be_bytes());
+    png.extend_from_slice(&20_000u32.to_be_bytes());
+    png.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let huge = dir.path().join("huge.png");
+    std::fs::write(&huge, &png).expect("write");
+    let biden = photo("face_recognition/biden.jpg");
+
+    let out = dolbom(&["identify", "--config", s(&cfg), s(&huge), s(&biden)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("too large") && stderr(&out).contains("20000x20000"), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1, "biden.jpg still identified: {}", stdout(&out));
+
+    enroll_fails(dir.path(), &cfg, &[&biden, &huge], "too large");
+}
