@@ -11,6 +11,7 @@ use dolbom_face::config::{FaceConfig, GalleryConfig, RuntimeConfig};
 
 use crate::attendance::{AttendanceConfig, AttendancePolicy};
 use crate::outbox::publisher::MqttSection;
+use crate::retention::RetentionConfig;
 use crate::screening::FeverConfig;
 use crate::site::{Site, SiteConfig};
 use crate::sources::camera::CameraConfig;
@@ -55,6 +56,9 @@ pub struct Config {
     pub thermal: Option<ThermalConfig>,
     #[serde(default)]
     pub fever: FeverConfig,
+    /// How long the kiosk database keeps commands, alerts and attendance rows.
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 impl Config {
@@ -110,6 +114,7 @@ impl Config {
         self.recognition.validate()?;
         self.state.validate()?;
         self.attendance.validate()?;
+        self.retention.validate()?;
         Ok(())
     }
 

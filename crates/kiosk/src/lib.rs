@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod events;
 pub mod health;
 pub mod outbox;
+pub mod retention;
 pub mod screening;
 pub mod shutdown;
 pub mod sim;
