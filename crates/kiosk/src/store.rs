@@ -29,9 +29,8 @@ impl Default for StateConfig {
 
 impl StateConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.outbox_capacity < 10 {
-            return Err(("state.outbox_capacity", format!("= {}: must be at least 10", self.outbox_capacity)));
-        }
+        // Ten million events is years of a busy door; more only fills the disk.
+        dolbom_face::config::in_range("state.outbox_capacity", self.outbox_capacity, 10, 10_000_000)?;
         Ok(())
     }
 

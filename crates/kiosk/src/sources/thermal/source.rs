@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dolbom_face::config::in_range;
 use serde::Deserialize;
 use tracing::{info, info_span, warn};
 
@@ -43,6 +44,12 @@ pub struct ThermalConfig {
     pub frozen_frames: u32,
 }
 
+/// The rates serial bridges (CH340, CP2102, FTDI) and the modules speak.
+const BAUD_RATES: [u32; 16] = [
+    1200, 2400, 4800, 9600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800, 921_600, 1_000_000, 1_500_000,
+    2_000_000, 3_000_000, 4_000_000,
+];
+
 fn default_baud() -> u32 {
     115_200
 }
@@ -64,10 +71,13 @@ impl ThermalConfig {
         if self.port.trim().is_empty() {
             return Err(("thermal.port", "must not be empty".into()));
         }
-        if !(1200..=4_000_000).contains(&self.baud) {
-            return Err(("thermal.baud", format!("= {}: must be between 1200 and 4000000", self.baud)));
+        if !BAUD_RATES.contains(&self.baud) {
+            return Err(("thermal.baud", format!("= {}: must be one of {BAUD_RATES:?}", self.baud)));
         }
-        if self.device == DeviceKind::Csv && !(1..=256).contains(&(self.width * self.height).min(257)) {
+        // Each side first: their product could overflow.
+        in_range("thermal.width", self.width, 1, 256)?;
+        in_range("thermal.height", self.height, 1, 256)?;
+        if self.device == DeviceKind::Csv && self.width * self.height > 256 {
             return Err(("thermal.width", "width x height must be 1 to 256 pixels for device = \"csv\"".into()));
         }
         if !(50..=10_000).contains(&self.max_age_ms) {
