@@ -332,3 +332,40 @@ fn images_with_huge_dimensions_are_refused_before_decoding() {
 
     enroll_fails(dir.path(), &cfg, &[&biden, &huge], "too large");
 }
+
+#[test]
+fn simulator_flags_are_bounded_and_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let link = dir.path().join("thermal0");
+    let photo = photo("face_recognition/obama.jpg");
+    let walker = s(&photo).to_string();
+    let thermal = |flag: &str, value: &str| {
+        dolbom(&["sim", "thermal", "--config", s(&cfg), "--link", s(&link), &format!("--{flag}={value}"), &walker])
+    };
+    for (flag, values) in [
+        ("fps", &["0", "nan", "inf", "1e300", "-1"][..]),
+        ("video-fps", &["0", "nan", "-1"]),
+        ("ambient", &["nan", "-inf", "100", "-300"]),
+        ("noise", &["nan", "-1", "1e9"]),
+        ("dropout", &["nan", "-0.1", "1.5"]),
+        ("corrupt", &["nan", "-0.1", "1.5"]),
+        ("seconds", &["0", "nan", "inf", "-5"]),
+    ] {
+        for value in values {
+            let out = thermal(flag, value);
+            assert!(!out.status.success(), "--{flag}={value} accepted");
+            assert!(stderr(&out).contains(&format!("--{flag}")), "--{flag}={value}: {}", stderr(&out));
+            assert!(!link.exists(), "--{flag}={value}: nothing was started");
+        }
+    }
+    for bad in ["nan", "inf", "1000", "-100"] {
+        let w = format!("{walker}@{bad}");
+        let out = dolbom(&["sim", "thermal", "--config", s(&cfg), "--link", s(&link), &w]);
+        assert!(!out.status.success(), "{w} accepted");
+        let out = dolbom(&["sim", "walk-up", "--out", s(&dir.path().join("x.avi")), &w]);
+        assert!(!out.status.success(), "{w} accepted by walk-up");
+    }
+    let out = dolbom(&["sim", "walk-up", "--out", s(&dir.path().join("x.avi")), "--fps", "0", &walker]);
+    assert!(!out.status.success() && stderr(&out).contains("--fps"), "{}", stderr(&out));
+}
