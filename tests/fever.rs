@@ -79,8 +79,11 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
     publish(port, &cmd, br#"{"alert_id":"no-such-alert","by":"kim","request_id":"r9"}"#);
     publish(port, &cmd, format!(r#"{{"alert_id":"{alert_id}","by":"kim","request_id":"r1"}}"#).as_bytes());
     publish(port, &cmd, format!(r#"{{"alert_id":"{alert_id}","by":"kim","request_id":"r1"}}"#).as_bytes());
-    sub.wait_for(Duration::from_secs(20), "five command results", |m| {
-        m.iter().filter(|r| r.topic.ends_with("/cmd/result")).count() >= 5
+    // The same request_id for another command: refused, not answered with r1's success.
+    let resolve = format!("dolbom/v1/{center}/door-1/cmd/resolve");
+    publish(port, &resolve, format!(r#"{{"alert_id":"{alert_id}","by":"kim","request_id":"r1"}}"#).as_bytes());
+    sub.wait_for(Duration::from_secs(20), "six command results", |m| {
+        m.iter().filter(|r| r.topic.ends_with("/cmd/result")).count() >= 6
     });
 
     let status = wait_exit(&mut kiosk, 90, &log);
@@ -102,6 +105,8 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
     assert_eq!(results[3]["ok"], true);
     assert_eq!(results[3]["state"], "silenced");
     assert_eq!(results[4], results[3], "a repeated request gets the first answer");
+    assert_eq!(results[5]["ok"], false, "{}", results[5]);
+    assert!(results[5]["error"].as_str().unwrap_or("").starts_with("conflict"), "{}", results[5]);
 
     let states: Vec<&serde_json::Value> =
         received.iter().filter(|r| r.topic.contains("/alert/")).map(|r| &r.payload).collect();
