@@ -4,6 +4,15 @@
 //! alone (no OpenCV, no ONNX Runtime); `--no-default-features --features kiosk` the kiosk alone
 //! (no PostgreSQL).
 
+/// Prints a line on stdout and returns the error instead of panicking when the reader has gone
+/// (`dolbom gallery list | head -1`): `main` then ends quietly. Every command prints through it.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod cmd;
 
 use std::path::PathBuf;
@@ -241,11 +250,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,
+        // The reader took what it wanted and closed the pipe: not an error.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
 fn run(command: Command) -> Result<ExitCode> {

@@ -220,3 +220,152 @@ fn identify_reports_unreadable_images_but_keeps_going() {
     assert_eq!(lines.len(), 1, "biden.jpg still identified: {lines:?}");
     assert!(lines[0].contains("\"person\":null"), "empty gallery knows nobody: {}", lines[0]);
 }
+
+/// A gallery written as an older dolbom (or a hand edit) could have: `n` people, a few of them
+/// with names no terminal should print raw.
+fn write_gallery(dir: &Path, n: usize) {
+    let hostile = ["line\nforged\tline", "\u{1b}[2J\u{1b}[31mred", "bell\u{7}", "rtl\u{202e}gnp.exe"];
+    let people: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            let name = if i < hostile.len() { hostile[i].to_string() } else { format!("아이 {i}") };
+            serde_json::json!({"id": format!("p{i}"), "role": "child", "name": name, "embeddings": [], "enrolled_at": 1})
+        })
+        .collect();
+    let gallery = serde_json::json!({"format": "dolbom.gallery/1", "gallery": {"embedder": null, "people": people}});
+    std::fs::write(dir.join("gallery.json"), gallery.to_string()).expect("gallery");
+}
+
+#[test]
+fn a_closed_stdout_ends_every_printing_command_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    // Far more than a pipe holds, so the command is still writing when the reader leaves.
+    write_gallery(dir.path(), 5000);
+    for args in [&["gallery", "list", "--config", s(&cfg)][..], &["gallery", "list", "--json", "--config", s(&cfg)]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("first line");
+        assert!(first.starts_with("p0") || first.contains("\"p0\""), "{first}");
+        // `| head -1`: the reader is gone (dropped above) while the command still has lines to print.
+        let out = child.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn stored_names_are_printed_escaped_and_new_names_are_checked_at_enrolment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    write_gallery(dir.path(), 4);
+    let out = dolbom(&["gallery", "list", "--config", s(&cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert_eq!(text.lines().count(), 4, "one line per person, whatever the names hold: {text:?}");
+    assert!(!text.chars().any(|c| c != '\n' && c != '\t' && c.is_control()), "raw control characters: {text:?}");
+    assert!(!text.contains('\u{202e}'), "{text:?}");
+    assert!(text.contains("line\\nforged\\tline") && text.contains("\\u{1b}[2J"), "{text:?}");
+
+    let out = dolbom(&["gallery", "remove", "p1", "--config", s(&cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&out).contains('\u{1b}'), "{:?}", stdout(&out));
+
+    let photo = photo("face_recognition/obama.jpg");
+    for name in ["two\nlines", "\u{1b}[31mred", "tab\there", "zero\u{200b}width", "rtl\u{202e}x", "", "  "] {
+        let before = gallery_bytes(dir.path());
+        let out =
+            dolbom(&["enroll", "--config", s(&cfg), "--person", "kid", "--role", "child", "--name", name, s(&photo)]);
+        assert!(!out.status.success(), "{name:?} accepted");
+        assert!(stderr(&out).contains("display name"), "{name:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains('\u{1b}'), "the error escapes the name too: {:?}", stderr(&out));
+        assert_eq!(gallery_bytes(dir.path()), before, "{name:?} changed the gallery");
+    }
+}
+
+#[test]
+fn calibrate_thermal_refuses_non_finite_and_out_of_range_values() {
+    let good = ["100,100=5,5", "500,100=25,5", "300,400=15,20"];
+    let out = dolbom(&[&["calibrate", "thermal"][..], &good].concat());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("calibration = ["), "{}", stdout(&out));
+    for bad in ["NaN", "nan", "inf", "-inf", "infinity", "1e308", "-1", "20000", "1e-400x"] {
+        for slot in 0..4 {
+            let mut v = ["300", "400", "15", "20"];
+            v[slot] = bad;
+            let pair = format!("{},{}={},{}", v[0], v[1], v[2], v[3]);
+            // After `--`, as a negative first value must be written; the parser sees every value.
+            let out = dolbom(&["calibrate", "thermal", "--", good[0], good[1], &pair]);
+            assert!(!out.status.success(), "{pair} accepted: {}", stdout(&out));
+            assert!(stderr(&out).contains(&pair), "{pair}: the message names the pair: {}", stderr(&out));
+            assert!(!stdout(&out).contains("calibration"), "{pair}: nothing printed for the config");
+        }
+    }
+}
+
+/// The tester's 20000x20000 image: a few bytes of header. `enroll` and `identify` refuse it from
+/// its header, before decoding (which took 1.4 GB), and say why; other images still go through.
+#[test]
+fn images_with_huge_dimensions_are_refused_before_decoding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13];
+    png.extend_from_slice(b"IHDR");
+    png.extend_from_slice(&20_000u32.to_be_bytes());
+    png.extend_from_slice(&20_000u32.to_be_bytes());
+    png.extend_from_slice(&[8, 2, 0, 0, 0, 0, 0, 0, 0]);
+    let huge = dir.path().join("huge.png");
+    std::fs::write(&huge, &png).expect("write");
+    let biden = photo("face_recognition/biden.jpg");
+
+    let out = dolbom(&["identify", "--config", s(&cfg), s(&huge), s(&biden)]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("too large") && stderr(&out).contains("20000x20000"), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 1, "biden.jpg still identified: {}", stdout(&out));
+
+    enroll_fails(dir.path(), &cfg, &[&biden, &huge], "too large");
+}
+
+#[test]
+fn simulator_flags_are_bounded_and_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let link = dir.path().join("thermal0");
+    let photo = photo("face_recognition/obama.jpg");
+    let walker = s(&photo).to_string();
+    let thermal = |flag: &str, value: &str| {
+        dolbom(&["sim", "thermal", "--config", s(&cfg), "--link", s(&link), &format!("--{flag}={value}"), &walker])
+    };
+    for (flag, values) in [
+        ("fps", &["0", "nan", "inf", "1e300", "-1"][..]),
+        ("video-fps", &["0", "nan", "-1"]),
+        ("ambient", &["nan", "-inf", "100", "-300"]),
+        ("noise", &["nan", "-1", "1e9"]),
+        ("dropout", &["nan", "-0.1", "1.5"]),
+        ("corrupt", &["nan", "-0.1", "1.5"]),
+        ("seconds", &["0", "nan", "inf", "-5"]),
+    ] {
+        for value in values {
+            let out = thermal(flag, value);
+            assert!(!out.status.success(), "--{flag}={value} accepted");
+            assert!(stderr(&out).contains(&format!("--{flag}")), "--{flag}={value}: {}", stderr(&out));
+            assert!(!link.exists(), "--{flag}={value}: nothing was started");
+        }
+    }
+    for bad in ["nan", "inf", "1000", "-100"] {
+        let w = format!("{walker}@{bad}");
+        let out = dolbom(&["sim", "thermal", "--config", s(&cfg), "--link", s(&link), &w]);
+        assert!(!out.status.success(), "{w} accepted");
+        let out = dolbom(&["sim", "walk-up", "--out", s(&dir.path().join("x.avi")), &w]);
+        assert!(!out.status.success(), "{w} accepted by walk-up");
+    }
+    let out = dolbom(&["sim", "walk-up", "--out", s(&dir.path().join("x.avi")), "--fps", "0", &walker]);
+    assert!(!out.status.success() && stderr(&out).contains("--fps"), "{}", stderr(&out));
+}

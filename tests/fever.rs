@@ -9,8 +9,11 @@ use std::time::Duration;
 use common::broker::{publish, system_broker_port, Subscriber};
 use common::kiosk::{enrol, events, kiosk_config, spawn_kiosk, unique_center, wait_exit, KioskOptions};
 use common::{assert_valid, schema};
-use dolbom_kiosk::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
+use dolbom_kiosk::sim::thermal::{
+    link, open_pty, photo_faces, render, scene_at, slave_is_open, stream, Rng, ThermalSim,
+};
 use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
+use dolbom_kiosk::sources::thermal::mlx90640;
 
 fn walkers() -> Vec<Walker> {
     vec![
@@ -76,8 +79,11 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
     publish(port, &cmd, br#"{"alert_id":"no-such-alert","by":"kim","request_id":"r9"}"#);
     publish(port, &cmd, format!(r#"{{"alert_id":"{alert_id}","by":"kim","request_id":"r1"}}"#).as_bytes());
     publish(port, &cmd, format!(r#"{{"alert_id":"{alert_id}","by":"kim","request_id":"r1"}}"#).as_bytes());
-    sub.wait_for(Duration::from_secs(20), "five command results", |m| {
-        m.iter().filter(|r| r.topic.ends_with("/cmd/result")).count() >= 5
+    // The same request_id for another command: refused, not answered with r1's success.
+    let resolve = format!("dolbom/v1/{center}/door-1/cmd/resolve");
+    publish(port, &resolve, format!(r#"{{"alert_id":"{alert_id}","by":"kim","request_id":"r1"}}"#).as_bytes());
+    sub.wait_for(Duration::from_secs(20), "six command results", |m| {
+        m.iter().filter(|r| r.topic.ends_with("/cmd/result")).count() >= 6
     });
 
     let status = wait_exit(&mut kiosk, 90, &log);
@@ -99,6 +105,8 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
     assert_eq!(results[3]["ok"], true);
     assert_eq!(results[3]["state"], "silenced");
     assert_eq!(results[4], results[3], "a repeated request gets the first answer");
+    assert_eq!(results[5]["ok"], false, "{}", results[5]);
+    assert!(results[5]["error"].as_str().unwrap_or("").starts_with("conflict"), "{}", results[5]);
 
     let states: Vec<&serde_json::Value> =
         received.iter().filter(|r| r.topic.contains("/alert/")).map(|r| &r.payload).collect();
@@ -164,4 +172,99 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
     assert!(out.status.success(), "{}", common::stdout(&out));
     let out = common::dolbom(&["alerts", "list", "--config", c]);
     assert!(common::stdout(&out).contains("\"state\":\"resolved\""), "{}", common::stdout(&out));
+}
+
+/// A sensor that lies with valid checksums: flat 80 degC frames, a dead sensor's -327.68, a frozen
+/// frame, and a plausible scene whose faces read 80 degC, in turns, while three people whose
+/// skin is 38.2 degC walk up. None of it may become a fever or a normal: every person is
+/// `sensor_fault` or `implausible`, no fever event, no alert, and the kiosk says its sensor was faulty.
+#[test]
+fn a_lying_sensor_never_makes_a_fever_or_a_normal() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("clip.avi");
+    let people: Vec<Walker> = walkers().into_iter().map(|w| Walker { skin_c: 38.2, far: false, ..w }).collect();
+    write_walk_up(&clip, &people, SCENE).expect("clip");
+    let port = system_broker_port();
+    let center = unique_center("liar");
+    let thermal_link: PathBuf = dir.path().join("thermal0");
+    let extra = format!(
+        "\n[thermal]\ndevice = \"gy-mcu90640\"\nport = \"{}\"\n\n[fever]\nenabled = true\nstaff = [\"kim\"]\n",
+        thermal_link.display()
+    );
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port, clip: &clip, pace: "realtime", at_end: "exit", mqtt: "", extra: &extra },
+    );
+    enrol(&config);
+    let cfg = common::load(&config);
+    let mut models = dolbom_face::FaceModels::load(&cfg.runtime, &cfg.face).expect("models");
+    let faces = photo_faces(&people, models.detector.as_mut()).expect("faces");
+    let mut pty = open_pty().expect("pty");
+    link(&thermal_link, &pty.slave_path).expect("link");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sensor = {
+        let stop = stop.clone();
+        let cal = cfg.fever.calibration;
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut rng = Rng::new(5);
+            let doorway = mlx90640::encode(&render(&[], 24.0, 0.1, &mut rng), 24.0);
+            let hot_faces: Vec<Walker> = people.iter().map(|w| Walker { skin_c: 80.0, ..w.clone() }).collect();
+            common::wait_until("the daemon to open the sensor", Duration::from_secs(120), || {
+                slave_is_open(&pty.master)
+            });
+            let started = std::time::Instant::now();
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // The sensor's own frame rate, 8 Hz: pacing the simulated device, not waiting on it.
+                let due = started + Duration::from_secs_f64(n as f64 / 8.0);
+                if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+                let video_frame = (started.elapsed().as_secs_f64() * SCENE.fps) as u64;
+                let bytes = match (n / 12) % 4 {
+                    0 => mlx90640::encode(&[80.0; 768], 24.0),
+                    1 => mlx90640::encode(&[-327.68; 768], -327.68),
+                    2 => doorway.clone(),
+                    _ => {
+                        let blobs = scene_at(video_frame, &hot_faces, &faces, &SCENE, &cal);
+                        mlx90640::encode(&render(&blobs, 24.0, 0.1, &mut rng), 24.0)
+                    }
+                };
+                n += 1;
+                if pty.master.write_all(&bytes).is_err() {
+                    break;
+                }
+            }
+        })
+    };
+
+    let sub = Subscriber::start(port, &format!("dolbom/v1/{center}/#"));
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+    let status = wait_exit(&mut kiosk, 90, &log);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(status.success(), "log:\n{log_text}");
+    let _ = sensor.join();
+    sub.wait_for(Duration::from_secs(10), "offline", |m| m.iter().any(|r| r.payload["state"] == "offline"));
+
+    let received = sub.snapshot();
+    assert!(!received.iter().any(|r| r.topic.ends_with("/event/fever")), "no fever from a lying sensor");
+    assert!(!received.iter().any(|r| r.topic.contains("/alert/")), "no alert from a lying sensor");
+    let (evs, _) = events(&received);
+    assert!(evs.len() >= 2, "the people were still seen: {evs:?}");
+    for e in &evs {
+        assert!(["sensor_fault", "implausible"].contains(&e["temperature_status"].as_str().unwrap_or_default()), "{e}");
+        assert!(e["temperature_c"].is_null(), "{e}");
+    }
+    assert!(log_text.contains("thermal sensor faulty"), "the fault is logged:\n{log_text}");
+    let faulty =
+        received.iter().filter(|r| r.topic.ends_with("/status")).any(|r| r.payload["health"]["thermal"] == "faulty");
+    assert!(faulty, "a status reported the sensor faulty");
+    let v = schema("status.schema.json");
+    for m in received.iter().filter(|r| r.topic.ends_with("/status")) {
+        assert_valid(&v, &m.payload);
+    }
 }

@@ -60,3 +60,34 @@ fn detector_aligner_and_embedder_match_opencv() {
     }
     assert!(compared >= 10, "only {compared} faces compared");
 }
+
+/// The header reader that guards decoding (`image::dimensions`) agrees with OpenCV's decoder on
+/// every test photo: each one is still read, at the size OpenCV finds.
+#[test]
+fn header_dimensions_match_what_opencv_decodes_for_every_test_photo() {
+    use opencv::core::MatTraitConst;
+    let mut files = Vec::new();
+    let mut dirs = vec![common::assets().join("testdata")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("testdata") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "jpg" || e == "jpeg" || e == "png") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 100, "the test photos are missing: run scripts/setup.sh");
+    for path in &files {
+        let bytes = std::fs::read(path).expect("read");
+        let (w, h) = dolbom_face::image::dimensions(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let decoded =
+            opencv::imgcodecs::imread(path.to_str().expect("utf-8"), opencv::imgcodecs::IMREAD_COLOR).expect("imread");
+        // OpenCV turns a photo by its EXIF orientation; the limits do not care which side is which.
+        let sides = |a: i32, b: i32| (a.min(b), a.max(b));
+        assert_eq!(sides(w as i32, h as i32), sides(decoded.cols(), decoded.rows()), "{}", path.display());
+        let loaded = load_bgr(path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((loaded.cols(), loaded.rows()), (decoded.cols(), decoded.rows()), "{}", path.display());
+    }
+}

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use dolbom_face::enroll::{self, Enrollment};
-use dolbom_face::gallery::{GalleryError, GalleryStore, Matcher, Role};
+use dolbom_face::gallery::{printable, GalleryError, GalleryStore, Matcher, Role};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::image::load_bgr;
 use dolbom_face::FaceModels;
@@ -34,11 +34,11 @@ pub fn enroll(config: PathBuf, person: String, role: Role, name: String, images:
     if let Some((other, s)) = &report.resembles {
         warn!("these photos also match `{other}` (similarity {s:.2}); is this the same person enrolled twice?");
     }
-    println!(
+    outln!(
         "enrolled {person} ({role}, {name}): {} photo(s) added, {} in total",
         report.photos.len(),
         report.total_embeddings
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -51,9 +51,9 @@ pub fn gallery_list(config: PathBuf, json: bool) -> Result<ExitCode> {
                 "id": p.id, "role": p.role, "name": p.name,
                 "photos": p.embeddings.len(), "enrolled_at": p.enrolled_at,
             });
-            println!("{line}");
+            outln!("{line}")?;
         } else {
-            println!("{}\t{}\t{}\t{}", p.id, p.role, p.embeddings.len(), p.name);
+            outln!("{}\t{}\t{}\t{}", printable(&p.id), p.role, p.embeddings.len(), printable(&p.name))?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -63,13 +63,13 @@ pub fn gallery_remove(id: String, config: PathBuf) -> Result<ExitCode> {
     let config = Config::load(&config)?;
     let store = GalleryStore::new(&config.gallery.path);
     let removed = store.update(|g| g.remove(&id).map_err(anyhow::Error::from))?;
-    println!(
+    outln!(
         "removed {} ({}, {}) and {} embedding(s)",
-        removed.id,
+        printable(&removed.id),
         removed.role,
-        removed.name,
+        printable(&removed.name),
         removed.embeddings.len()
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -89,7 +89,7 @@ pub fn identify(config: PathBuf, images: Vec<PathBuf>) -> Result<ExitCode> {
         match result {
             Ok(faces) => {
                 for face in faces {
-                    println!("{}", serde_json::to_string(&face).context("serialising a result")?);
+                    outln!("{}", serde_json::to_string(&face).context("serialising a result")?)?;
                 }
             }
             Err(e) => {

@@ -35,7 +35,7 @@ pub fn status(config_path: &Path) -> Result<ExitCode> {
     };
     let status: StatusPayload =
         serde_json::from_str(&text).with_context(|| format!("{} is not a status file", path.display()))?;
-    println!("{text}");
+    outln!("{text}")?;
     // The daemon rewrites the file at every status interval; much older means it is not running,
     // or, while it still holds its lock, that it cannot write there (a full disk).
     let age = std::fs::metadata(&path).and_then(|m| m.modified()).ok().and_then(|m| m.elapsed().ok());
@@ -79,14 +79,14 @@ pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
     let mut conn = store.lock()?;
     let Some((action, alert_id, by)) = act else {
         for a in dolbom_kiosk::alerts::list(&conn)? {
-            println!("{}", serde_json::to_string(&a)?);
+            outln!("{}", serde_json::to_string(&a)?)?;
         }
         return Ok(ExitCode::SUCCESS);
     };
     let cmd = AlertCommand { alert_id: alert_id.clone(), by: by.clone(), request_id: None };
     let result =
         context.apply(&mut conn, action, &cmd, jiff::Timestamp::now().as_millisecond(), &mut Tally::default())?;
-    println!("{}", serde_json::to_string(&result)?);
+    outln!("{}", serde_json::to_string(&result)?)?;
     // The running daemon publishes the new state from the outbox within a second.
     Ok(if result.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

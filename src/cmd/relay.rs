@@ -25,11 +25,11 @@ pub fn relay(config: Option<PathBuf>, action: Option<RelayAction>) -> Result<Exi
                         "text": d.body, "status": d.status, "attempts": d.attempts,
                         "updated_ms": d.updated_ms, "detail": d.detail, "instance": d.instance,
                     });
-                    println!("{line}");
+                    outln!("{line}")?;
                 } else {
                     let when =
                         jiff::Timestamp::from_millisecond(d.updated_ms).map(|t| t.to_string()).unwrap_or_default();
-                    println!(
+                    outln!(
                         "{when}\t{}\t{}\t{}\t{}\t{}\t{}{}",
                         d.status,
                         d.recipient,
@@ -38,7 +38,7 @@ pub fn relay(config: Option<PathBuf>, action: Option<RelayAction>) -> Result<Exi
                         d.msg_type,
                         d.body,
                         d.detail.map(|x| format!("\t({x})")).unwrap_or_default()
-                    );
+                    )?;
                 }
             }
             Ok(ExitCode::SUCCESS)

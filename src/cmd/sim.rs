@@ -11,10 +11,31 @@ use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 
 use crate::ThermalArgs;
 
+/// A flag's value within bounds (never NaN), or an error naming the flag.
+fn check<T: PartialOrd + std::fmt::Display>(flag: &str, value: T, lo: T, hi: T) -> Result<()> {
+    anyhow::ensure!(lo <= value && value <= hi, "--{flag} {value}: must be between {lo} and {hi}");
+    Ok(())
+}
+
+/// A walker's skin temperature may be anything the sensor can show (tests use impossible ones).
+fn check_walkers(walkers: &[Walker]) -> Result<()> {
+    for w in walkers {
+        let t = w.skin_c;
+        anyhow::ensure!(
+            (-40.0..=300.0).contains(&t),
+            "{}@{t}: the temperature must be between -40 and 300",
+            w.photo.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn walk_up(out: PathBuf, fps: f64, walkers: Vec<Walker>) -> Result<ExitCode> {
+    check("fps", fps, 1.0, 240.0)?;
+    check_walkers(&walkers)?;
     let appearances = write_walk_up(&out, &walkers, WalkUp { fps, ..WalkUp::default() })?;
     for a in appearances {
-        println!("{}\t{}\t{}", a.first_frame, a.last_frame, a.photo);
+        outln!("{}\t{}\t{}", a.first_frame, a.last_frame, a.photo)?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -33,12 +54,22 @@ pub fn thermal(args: ThermalArgs) -> Result<ExitCode> {
         seconds,
         walkers,
     } = args;
+    check("video-fps", video_fps, 1.0, 240.0)?;
+    check("fps", fps, 0.5, 64.0)?;
+    check("ambient", ambient, -40.0, 85.0)?;
+    check("noise", noise, 0.0, 10.0)?;
+    check("dropout", dropout, 0.0, 1.0)?;
+    check("corrupt", corrupt, 0.0, 1.0)?;
+    if let Some(s) = seconds {
+        check("seconds", s, 0.1, 86_400.0)?;
+    }
+    check_walkers(&walkers)?;
     let config = Config::load(&config)?;
     let mut models = FaceModels::load(&config.runtime, &config.face)?;
     let faces = photo_faces(&walkers, models.detector.as_mut()).map_err(anyhow::Error::msg)?;
     let mut pty = open_pty().context("cannot open a pseudo-terminal")?;
     link(&link_path, &pty.slave_path).with_context(|| format!("cannot create {}", link_path.display()))?;
-    println!("{}", pty.slave_path);
+    outln!("{}", pty.slave_path)?;
     let sim = ThermalSim {
         fps,
         ambient_c: ambient,

@@ -13,7 +13,7 @@ pub enum CameraState {
     Finished,
 }
 
-/// A sensor that may be absent, working, or being reopened.
+/// A sensor that may be absent, working, being reopened, or talking nonsense.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SensorState {
@@ -22,6 +22,9 @@ pub enum SensorState {
     Starting,
     Ok,
     Retrying,
+    /// Delivering frames no working sensor could produce (out of range, flat, frozen); the
+    /// reason is in the matching `*_error` field. Nothing is measured from it.
+    Faulty,
 }
 
 /// A snapshot, as published in the status payload and written to the status file.

@@ -64,6 +64,10 @@ pub enum TemperatureStatus {
     NotFrontal,
     OutOfView,
     NoThermal,
+    /// The thermal sensor is faulty (impossible frames); the status says why.
+    SensorFault,
+    /// The reading was no human skin temperature (outside 25 … 45 °C after corrections).
+    Implausible,
     Inconsistent,
     ScreeningOff,
 }

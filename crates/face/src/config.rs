@@ -8,6 +8,16 @@ use serde::Deserialize;
 /// A config value out of range: the key (as written in the file) and what is wrong with it.
 pub type Invalid = (&'static str, String);
 
+/// `lo <= value <= hi`, or an error naming the key, the value and the bounds. NaN is never in
+/// range (every comparison with it is false), so a float key cannot be `nan`.
+pub fn in_range<T: PartialOrd + std::fmt::Display>(key: &'static str, value: T, lo: T, hi: T) -> Result<(), Invalid> {
+    if lo <= value && value <= hi {
+        Ok(())
+    } else {
+        Err((key, format!("= {value}: must be between {lo} and {hi}")))
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuntimeConfig {
@@ -155,12 +165,10 @@ impl FaceConfig {
         check_sha256(d.sha256.as_deref()).map_err(|m| ("face.detector.sha256", m))?;
         check_sha256(self.embedder.sha256.as_deref()).map_err(|m| ("face.embedder.sha256", m))?;
         let q = &self.quality;
-        if !(q.min_face_px >= 8.0 && q.min_face_px.is_finite()) {
-            return Err(("face.quality.min_face_px", format!("= {}: must be at least 8", q.min_face_px)));
-        }
-        if !(q.min_sharpness >= 0.0 && q.min_sharpness.is_finite()) {
-            return Err(("face.quality.min_sharpness", format!("= {}: must be 0 or more", q.min_sharpness)));
-        }
+        // A face bigger than the largest photo side allowed can never be enrolled.
+        in_range("face.quality.min_face_px", q.min_face_px, 8.0, 4096.0)?;
+        // Sharp photos score in the thousands; far above that nothing would ever pass.
+        in_range("face.quality.min_sharpness", q.min_sharpness, 0.0, 100_000.0)?;
         let t = self.matcher.threshold;
         if !(t > 0.0 && t < 1.0) {
             return Err(("face.matcher.threshold", format!("= {t}: must be between 0 and 1 (exclusive)")));

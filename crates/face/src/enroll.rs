@@ -99,6 +99,8 @@ pub fn enroll(
         return Err(EnrollError::NoPhotos);
     }
     crate::gallery::validate_id(request.id)?;
+    // Before the photos are read: a bad name should not cost a minute of embedding.
+    crate::gallery::validate_name(request.name)?;
     let photos = request.photos.iter().map(|p| embed_photo(pipeline, quality, p)).collect::<Result<Vec<_>, _>>()?;
     let model_id = pipeline.models.embedder.model_id().to_string();
     let threshold = pipeline.matcher.threshold();

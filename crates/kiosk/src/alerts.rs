@@ -8,7 +8,9 @@
 //! Commands arrive on `cmd/silence` and `cmd/resolve` as `{"alert_id", "by", "request_id"}` and
 //! from `dolbom alerts`. Only configured staff ids may act. Every command gets a result on
 //! `cmd/result`; malformed, unknown and unauthorised commands change nothing; a repeated
-//! `request_id` gets the first answer again and changes nothing.
+//! `request_id` gets the first answer again and changes nothing, unless it comes with another
+//! command (action, alert or staff id): that is refused as a conflict, so nobody is told "done"
+//! for something that was never done.
 
 use std::sync::Arc;
 
@@ -115,12 +117,24 @@ impl AlertContext {
         tally: &mut Tally,
     ) -> Result<CommandResult, StoreError> {
         let tx = conn.transaction()?;
+        let content = cmd.content(action);
         if let Some(id) = &cmd.request_id {
-            let seen: Option<String> = tx
-                .query_row("SELECT result FROM commands WHERE request_id = ?1", params![id], |r| r.get(0))
+            let seen: Option<(String, Option<String>)> = tx
+                .query_row("SELECT result, content FROM commands WHERE request_id = ?1", params![id], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
                 .optional()?;
-            if let Some(result) = seen.and_then(|r| serde_json::from_str::<CommandResult>(&r).ok()) {
-                // A repeat: the same answer again, nothing changed.
+            if let Some((first, stored)) =
+                seen.and_then(|(r, c)| serde_json::from_str::<CommandResult>(&r).ok().map(|r| (r, c)))
+            {
+                let same = match stored {
+                    Some(stored) => stored == content,
+                    // Recorded before contents were kept: judge by what the result names.
+                    None => first.command == action.name() && first.alert_id.as_deref() == Some(&cmd.alert_id),
+                };
+                // A repeat gets the same answer again; a reuse for something else is refused.
+                // Neither changes anything, and the request_id stays bound to its first command.
+                let result = if same { first } else { self.conflict(action, cmd, id, now_ms) };
                 let msg = self.result_message(&result, now_ms);
                 tally.enqueue(&tx, &msg, self.capacity, now_ms)?;
                 tx.commit()?;
@@ -183,13 +197,29 @@ impl AlertContext {
         }
         if let Some(id) = &cmd.request_id {
             tx.execute(
-                "INSERT INTO commands (request_id, result, created_ms) VALUES (?1, ?2, ?3)",
-                params![id, serde_json::to_string(&result).unwrap_or_default(), now_ms],
+                "INSERT INTO commands (request_id, result, created_ms, content) VALUES (?1, ?2, ?3, ?4)",
+                params![id, serde_json::to_string(&result).unwrap_or_default(), now_ms, content],
             )?;
         }
         tally.enqueue(&tx, &self.result_message(&result, now_ms), self.capacity, now_ms)?;
         tx.commit()?;
         Ok(result)
+    }
+
+    fn conflict(&self, action: Action, cmd: &Command, request_id: &str, now_ms: i64) -> CommandResult {
+        CommandResult {
+            schema: contract::COMMAND_RESULT_SCHEMA.into(),
+            request_id: Some(request_id.to_string()),
+            command: action.name().into(),
+            ok: false,
+            alert_id: Some(cmd.alert_id.clone()),
+            state: None,
+            error: Some(format!(
+                "conflict: request_id `{request_id}` was already used for a different command; \
+                 nothing was done, send this one with a new request_id"
+            )),
+            ts: self.site.ts(now_ms),
+        }
     }
 
     fn result_message(&self, result: &CommandResult, now_ms: i64) -> NewMessage {
@@ -246,6 +276,13 @@ pub struct Command {
     pub by: String,
     #[serde(default)]
     pub request_id: Option<String>,
+}
+
+impl Command {
+    /// What this command asks for, as kept beside its request_id.
+    fn content(&self, action: Action) -> String {
+        serde_json::json!([action.name(), self.alert_id, self.by]).to_string()
+    }
 }
 
 /// Every alert on this kiosk, newest first.
@@ -414,6 +451,44 @@ mod tests {
         let again = ctx.apply(&mut conn, Action::Silence, &resolve, 3, &mut Tally::default()).expect("apply");
         assert!(!again.ok, "a resolved alert cannot be silenced");
         assert_eq!(again.state, Some(AlertStateKind::Resolved));
+    }
+
+    #[test]
+    fn a_reused_request_id_is_idempotent_for_the_same_command_and_a_conflict_otherwise() {
+        let (_d, store, mut ctx) = setup();
+        ctx.staff.push("lee".into());
+        let mut conn = store.lock().expect("lock");
+        let a = ctx.raise(&conn, new("minji", "2026-11-25"), 0, &mut Tally::default()).expect("raise").expect("raised");
+        let b = ctx.raise(&conn, new("jiwoo", "2026-11-25"), 0, &mut Tally::default()).expect("raise").expect("raised");
+        let cmd =
+            |alert: &str, by: &str| Command { alert_id: alert.into(), by: by.into(), request_id: Some("r1".into()) };
+        let first =
+            ctx.apply(&mut conn, Action::Silence, &cmd(&a.alert_id, "kim"), 1, &mut Tally::default()).expect("apply");
+        assert!(first.ok);
+        let again =
+            ctx.apply(&mut conn, Action::Silence, &cmd(&a.alert_id, "kim"), 2, &mut Tally::default()).expect("apply");
+        assert_eq!(again, first, "the same command again: the first answer");
+        for (what, action, c) in [
+            ("another action", Action::Resolve, cmd(&a.alert_id, "kim")),
+            ("another alert", Action::Silence, cmd(&b.alert_id, "kim")),
+            ("another staff id", Action::Silence, cmd(&a.alert_id, "lee")),
+            ("all different", Action::Resolve, cmd(&b.alert_id, "lee")),
+        ] {
+            let r = ctx.apply(&mut conn, action, &c, 3, &mut Tally::default()).expect("apply");
+            assert!(!r.ok, "{what}: {r:?}");
+            assert!(r.error.as_deref().unwrap_or("").starts_with("conflict"), "{what}: {r:?}");
+            assert_eq!(r.request_id.as_deref(), Some("r1"));
+        }
+        let states: Vec<(String, AlertStateKind)> =
+            list(&conn).expect("list").into_iter().map(|s| (s.alert_id, s.state)).collect();
+        assert!(states.contains(&(a.alert_id.clone(), AlertStateKind::Silenced)), "{states:?}");
+        assert!(
+            states.contains(&(b.alert_id.clone(), AlertStateKind::Active)),
+            "conflicts changed nothing: {states:?}"
+        );
+        let again =
+            ctx.apply(&mut conn, Action::Silence, &cmd(&a.alert_id, "kim"), 4, &mut Tally::default()).expect("apply");
+        assert_eq!(again, first, "the id stays bound to its first command");
     }
 
     #[test]

@@ -43,6 +43,9 @@ impl Default for AttendanceConfig {
 
 impl AttendanceConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        // A day at most: attendance is per day, and minutes become milliseconds in an i64.
+        dolbom_face::config::in_range("attendance.min_stay_minutes", self.min_stay_minutes, 0, 1440)?;
+        dolbom_face::config::in_range("attendance.cooldown_minutes", self.cooldown_minutes, 0, 1440)?;
         self.window().map(|_| ())
     }
 
@@ -59,6 +62,7 @@ impl AttendanceConfig {
 
     /// The rules in the site's time zone.
     pub fn build(&self, tz: TimeZone) -> Result<AttendancePolicy, (&'static str, String)> {
+        self.validate()?;
         Ok(AttendancePolicy {
             mode: self.mode,
             min_stay_ms: (self.min_stay_minutes * 60_000) as i64,

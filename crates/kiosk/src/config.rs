@@ -11,6 +11,7 @@ use dolbom_face::config::{FaceConfig, GalleryConfig, RuntimeConfig};
 
 use crate::attendance::{AttendanceConfig, AttendancePolicy};
 use crate::outbox::publisher::MqttSection;
+use crate::retention::RetentionConfig;
 use crate::screening::FeverConfig;
 use crate::site::{Site, SiteConfig};
 use crate::sources::camera::CameraConfig;
@@ -55,6 +56,9 @@ pub struct Config {
     pub thermal: Option<ThermalConfig>,
     #[serde(default)]
     pub fever: FeverConfig,
+    /// How long the kiosk database keeps commands, alerts and attendance rows.
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 impl Config {
@@ -110,6 +114,7 @@ impl Config {
         self.recognition.validate()?;
         self.state.validate()?;
         self.attendance.validate()?;
+        self.retention.validate()?;
         Ok(())
     }
 
@@ -205,6 +210,107 @@ path = "gallery.json"
         let text = MINIMAL.replace("model = \"m/sface.onnx\"", "model = \"m/sface.onnx\"\nsha256 = \"abc\"");
         let err = parse(&text).expect_err("short sha").to_string();
         assert!(err.contains("face.embedder.sha256"), "{err}");
+    }
+
+    /// Every numeric key, with values that must be refused: zero, negative, huge, and for floats
+    /// NaN and infinities. The error names the key: a range error its dotted name, a type error
+    /// (a negative or too-large integer for an unsigned key) shows the offending line.
+    #[test]
+    fn every_number_is_bounded_and_the_error_names_the_key() {
+        const UINT: &[&str] = &["0", "-1", "99999999999"];
+        const UINT0: &[&str] = &["-1", "99999999999"];
+        const FLOAT: &[&str] = &["nan", "inf", "-inf", "1e300", "-1e300"];
+        const FLOAT0: &[&str] = &["nan", "inf", "-inf", "1e300", "-1e300", "0"];
+        let thermal: &[&str] = &["device = \"csv\"", "port = \"/dev/ttyUSB0\""];
+        let camera: &[&str] = &["kind = \"v4l2\"", "source = \"/dev/video0\""];
+        let blackbody: &[&str] = &["x = 0", "y = 0", "width = 2", "height = 2", "temperature_c = 35.0"];
+        let cases: &[(&str, &[&str], &str, &[&str])] = &[
+            ("runtime", &[], "threads", UINT),
+            ("face.detector", &[], "max_input_side", &["0", "63", "4097", "-1"]),
+            ("face.detector", &[], "score_threshold", FLOAT),
+            ("face.detector", &[], "nms_threshold", FLOAT),
+            ("face.quality", &[], "min_face_px", FLOAT0),
+            ("face.quality", &[], "min_sharpness", FLOAT),
+            ("face.matcher", &[], "threshold", &["nan", "inf", "-1e300", "0", "1"]),
+            ("camera", camera, "width", &["0", "8193", "-1"]),
+            ("camera", camera, "height", &["0", "8193", "-1"]),
+            ("camera", camera, "fps", FLOAT0),
+            ("camera", camera, "retry_initial_ms", UINT),
+            ("camera", camera, "retry_max_ms", &["0", "3600001", "-1"]),
+            ("tracking", &[], "iou_match", FLOAT0),
+            ("tracking", &[], "lost_after_ms", UINT),
+            ("tracking", &[], "min_face_px", FLOAT0),
+            ("tracking", &[], "max_yaw_ratio", FLOAT0),
+            ("tracking", &[], "min_votes", UINT),
+            ("tracking", &[], "unknown_grace_ms", UINT0),
+            ("tracking", &[], "unknown_min_attempts", UINT),
+            ("tracking", &[], "max_attempts", UINT),
+            ("tracking", &[], "reverify_ms", UINT),
+            ("recognition", &[], "min_sharpness", FLOAT),
+            ("recognition", &[], "settled_detect_interval", UINT),
+            ("recognition", &[], "motion_threshold", FLOAT),
+            ("attendance", &[], "min_stay_minutes", &["-1", "1441", "99999999999"]),
+            ("attendance", &[], "cooldown_minutes", &["-1", "1441", "99999999999"]),
+            ("state", &[], "outbox_capacity", &["0", "9", "10000001", "-1"]),
+            ("thermal", thermal, "baud", &["0", "-1", "1", "115201", "99999999999"]),
+            ("thermal", thermal, "width", &["0", "257", "-1", "99999999999"]),
+            ("thermal", thermal, "height", &["0", "257", "-1", "99999999999"]),
+            ("thermal", thermal, "max_age_ms", UINT),
+            ("thermal", thermal, "retry_max_ms", UINT),
+            ("thermal", thermal, "frozen_frames", &["0", "1", "1001", "-1"]),
+            ("thermal", thermal, "rate_code", &["256", "-1"]),
+            ("fever", &[], "threshold_c", FLOAT0),
+            ("fever", &[], "borderline_c", FLOAT),
+            ("fever", &[], "readings", UINT),
+            ("fever", &[], "consistency_c", FLOAT0),
+            ("fever", &[], "decision_timeout_ms", UINT),
+            ("fever", &[], "min_pixels", UINT),
+            ("fever", &[], "min_eye_thermal_px", FLOAT0),
+            ("fever", &[], "percentile", FLOAT0),
+            ("fever", &[], "site_offset_c", &["nan", "inf", "-inf", "1e300", "-1e300", "5"]),
+            ("fever", &[], "distance_coeff_c_per_m", FLOAT),
+            ("fever", &[], "reference_distance_m", FLOAT0),
+            ("fever", &[], "eye_px_at_1m", FLOAT0),
+            ("fever", &[], "ambient_coeff", FLOAT),
+            ("fever", &[], "reference_ambient_c", FLOAT),
+            ("fever", &[], "calibration", &["[0.05, 0.0, nan, 0.0, 0.05, 0.0]", "[1e300, 0.0, 0.0, 0.0, 1e300, 0.0]"]),
+            ("fever.blackbody", blackbody, "x", &["-1", "1024", "99999999999"]),
+            ("fever.blackbody", blackbody, "y", &["-1", "1024", "99999999999"]),
+            ("fever.blackbody", blackbody, "width", &["0", "65", "-1"]),
+            ("fever.blackbody", blackbody, "height", &["0", "65", "-1"]),
+            ("fever.blackbody", blackbody, "temperature_c", FLOAT0),
+            ("retention", &[], "commands_days", &["0", "3651", "-1", "99999999999"]),
+            ("retention", &[], "alerts_days", &["0", "3651", "-1", "99999999999"]),
+            ("retention", &[], "attendance_days", &["0", "3651", "-1", "99999999999"]),
+        ];
+        for (section, required, key, values) in cases {
+            for value in *values {
+                let mut lines: Vec<String> =
+                    required.iter().filter(|l| !l.starts_with(&format!("{key} "))).map(|l| l.to_string()).collect();
+                lines.push(format!("{key} = {value}"));
+                let header = format!("[{section}]\n");
+                let text = if MINIMAL.contains(&header) {
+                    MINIMAL.replace(&header, &format!("{header}{}\n", lines.join("\n")))
+                } else {
+                    format!("{MINIMAL}\n{header}{}\n", lines.join("\n"))
+                };
+                let full = format!("{section}.{key}");
+                match parse(&text) {
+                    Ok(_) => panic!("{full} = {value} was accepted"),
+                    Err(ConfigError::Invalid { key: named, message, .. }) => {
+                        assert_eq!(named, full, "{full} = {value}: {message}");
+                    }
+                    Err(e @ ConfigError::Parse { .. }) => {
+                        let e = e.to_string();
+                        assert!(e.contains(&format!("{key} = {value}")), "{full} = {value}: {e}");
+                    }
+                    Err(e) => panic!("{full} = {value}: {e}"),
+                }
+            }
+        }
+        // And the defaults, with the required keys, are all in range.
+        let text = format!("{MINIMAL}\n[thermal]\n{}\n[camera]\n{}\n", thermal.join("\n"), camera.join("\n"));
+        parse(&text).expect("defaults are valid");
     }
 
     #[test]

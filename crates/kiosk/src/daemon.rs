@@ -84,6 +84,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     let disk = Arc::new(DiskWatch::new(&config.state.dir, config.state.reserve_mb << 20));
     health.watch_disk(disk.clone());
     let store = Arc::new(Store::open(&config.state.db_file())?);
+    let retention_store = store.clone();
     let outbox = Outbox::new(store, config.state.outbox_capacity, health.clone())?;
     let backlog = outbox.depth()?;
     if backlog > 0 {
@@ -120,12 +121,15 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         None => None,
     };
     let screening = match (&config.thermal, config.fever.enabled) {
-        (Some(t), true) => Some(ScreeningStage::new(
-            config.fever.clone(),
-            thermal_latest.clone(),
-            t.max_age_ms,
-            config.tracking.max_yaw_ratio,
-        )),
+        (Some(t), true) => Some(
+            ScreeningStage::new(
+                config.fever.clone(),
+                thermal_latest.clone(),
+                t.max_age_ms,
+                config.tracking.max_yaw_ratio,
+            )
+            .with_health(health.clone()),
+        ),
         _ => None,
     };
     let alerts = alert_context(config, site.clone());
@@ -215,6 +219,14 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
                 commands.run(commands_rx).await
             }
         });
+        // Old rows go at start and daily; ends at shutdown.
+        let retention = tokio::spawn({
+            let (guard, config, shutdown) = (shutdown.guard("retention"), config.retention.clone(), shutdown.clone());
+            async move {
+                let _guard = guard;
+                crate::retention::run(retention_store, config, shutdown).await
+            }
+        });
         let events_task = tokio::spawn({
             let guard = shutdown.guard("event");
             async move {
@@ -230,7 +242,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         let _ = command_task.await;
         // Whatever ended the run (a signal, the end of a file), every stage stops now.
         shutdown.trigger();
-        let _ = tokio::join!(signals, hand_over);
+        let _ = tokio::join!(signals, hand_over, retention);
     });
     if camera.is_finished() {
         let _ = camera.join();

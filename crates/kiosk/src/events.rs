@@ -268,6 +268,8 @@ pub fn temperature_status(d: Option<&Decision>) -> (Option<f32>, TemperatureStat
                 NotMeasured::NotFrontal => TemperatureStatus::NotFrontal,
                 NotMeasured::OutOfView => TemperatureStatus::OutOfView,
                 NotMeasured::NoThermal => TemperatureStatus::NoThermal,
+                NotMeasured::SensorFault => TemperatureStatus::SensorFault,
+                NotMeasured::Implausible => TemperatureStatus::Implausible,
                 NotMeasured::Inconsistent => TemperatureStatus::Inconsistent,
                 NotMeasured::ScreeningOff => TemperatureStatus::ScreeningOff,
             },

@@ -102,6 +102,10 @@ impl Health {
         entry.error = error;
     }
 
+    pub fn sensor_state(&self, name: &str) -> SensorState {
+        self.sensors.lock().unwrap_or_else(|p| p.into_inner()).get(name).map_or(SensorState::Off, |s| s.state)
+    }
+
     pub fn set_sensor_stats(&self, name: &'static str, stats: DecoderStats) {
         self.sensors.lock().unwrap_or_else(|p| p.into_inner()).entry(name).or_default().stats = stats;
     }
@@ -115,8 +119,17 @@ impl Health {
         let mut reasons = Vec::new();
         let thermal = {
             let sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
-            for (name, s) in sensors.iter().filter(|(_, s)| s.state == SensorState::Retrying) {
-                reasons.push(format!("sensor {name} failing: {}", s.error.as_deref().unwrap_or("no data")));
+            for (name, s) in sensors.iter() {
+                match s.state {
+                    SensorState::Retrying => {
+                        reasons.push(format!("sensor {name} failing: {}", s.error.as_deref().unwrap_or("no data")))
+                    }
+                    SensorState::Faulty => reasons.push(format!(
+                        "sensor {name} faulty: {}",
+                        s.error.as_deref().unwrap_or("implausible readings")
+                    )),
+                    _ => {}
+                }
             }
             sensors.get(THERMAL).cloned().unwrap_or_default()
         };

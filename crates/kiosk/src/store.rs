@@ -40,21 +40,11 @@ impl Default for StateConfig {
 
 impl StateConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if !(10..=10_000_000).contains(&self.outbox_capacity) {
-            return Err((
-                "state.outbox_capacity",
-                format!("= {}: must be between 10 and 10000000", self.outbox_capacity),
-            ));
-        }
-        if !(1..=1_048_576).contains(&self.reserve_mb) {
-            return Err(("state.reserve_mb", format!("= {}: must be between 1 and 1048576 (1 TiB)", self.reserve_mb)));
-        }
-        if !(10..=1_000_000).contains(&self.waiting_capacity) {
-            return Err((
-                "state.waiting_capacity",
-                format!("= {}: must be between 10 and 1000000", self.waiting_capacity),
-            ));
-        }
+        use dolbom_face::config::in_range;
+        // Ten million events is years of a busy door; more only fills the disk.
+        in_range("state.outbox_capacity", self.outbox_capacity, 10, 10_000_000)?;
+        in_range("state.reserve_mb", self.reserve_mb, 1, 1_048_576)?;
+        in_range("state.waiting_capacity", self.waiting_capacity, 10, 1_000_000)?;
         Ok(())
     }
 
@@ -155,6 +145,16 @@ CREATE TABLE IF NOT EXISTS commands (
 );
 ";
 
+/// Columns added after a kiosk may already have its database: added in place, never dropped.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    // What a command asked for, so a reused request_id with other content is refused.
+    let has = conn.prepare("SELECT 1 FROM pragma_table_info('commands') WHERE name = 'content'")?.exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE commands ADD COLUMN content TEXT")?;
+    }
+    Ok(())
+}
+
 pub struct Store {
     conn: Mutex<Connection>,
 }
@@ -170,6 +170,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        migrate(&conn).map_err(open_err)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
 

@@ -35,6 +35,8 @@ pub enum GalleryError {
     UnknownPerson(String),
     #[error("person id `{0}` is not valid: use 1 to 64 letters, digits, '-', '_' or '.'")]
     BadId(String),
+    #[error("display name {0} is not valid: {1} / 이름이 올바르지 않음")]
+    BadName(String, &'static str),
     #[error("this gallery was enrolled with embedder `{gallery}` but the config uses `{config}`; re-enrol everyone or switch the embedder back")]
     EmbedderMismatch { gallery: String, config: String },
 }
@@ -69,6 +71,7 @@ impl Gallery {
         now: u64,
     ) -> Result<(), GalleryError> {
         validate_id(id)?;
+        validate_name(name)?;
         self.check_embedder(model_id)?;
         self.embedder = Some(model_id.to_string());
         match self.people.iter_mut().find(|p| p.id == id) {
@@ -99,6 +102,45 @@ impl Gallery {
 /// Ids end up in MQTT topics and payloads, file names and log lines: the contract's rule.
 pub fn validate_id(id: &str) -> Result<(), GalleryError> {
     dolbom_contract::validate_id(id).map_err(|e| GalleryError::BadId(e.0))
+}
+
+/// Longest display name, in characters: a full Korean or foreign name with room to spare.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// Display names are printed on terminals, in logs and on staff screens: no control characters
+/// (a newline forges a second line, an escape sequence rewrites the terminal) and no invisible
+/// direction or zero-width marks that make one name look like another.
+pub fn validate_name(name: &str) -> Result<(), GalleryError> {
+    let bad = |why| Err(GalleryError::BadName(format!("{:?}", printable(name)), why));
+    if name.trim().is_empty() {
+        return bad("it is empty");
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return bad("it is longer than 100 characters");
+    }
+    if name.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+        return bad("it contains control characters (newlines, tabs, escape codes) or invisible marks");
+    }
+    Ok(())
+}
+
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Stored text made safe to print on a terminal: control characters and invisible marks are
+/// shown escaped (`\n`, `\u{1b}`), everything else as is. For names enrolled before names were
+/// checked, and anything else read back from storage.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() || is_invisible_format(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -132,6 +174,38 @@ mod tests {
         for bad in ["", "../etc", "a b", "김민지", ".hidden", &"x".repeat(65)] {
             assert!(validate_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn names_with_control_or_invisible_characters_are_refused_and_printed_escaped() {
+        for ok in ["김민지", "Kim Min-ji", "O'Brien, Seán", "이 름", &"가".repeat(100)] {
+            assert_eq!(validate_name(ok), Ok(()), "{ok}");
+            assert_eq!(printable(ok), ok);
+        }
+        let bad = [
+            "",
+            "   ",
+            "a\nb",
+            "a\rb",
+            "a\tb",
+            "\u{1b}[2J",
+            "x\u{7}",
+            "x\u{0}",
+            "x\u{85}",
+            "abc\u{202e}fed",
+            "a\u{200b}b",
+            "\u{feff}x",
+        ];
+        for name in bad.iter().map(|s| s.to_string()).chain([("가".repeat(101))]) {
+            let mut g = Gallery::empty();
+            assert!(
+                matches!(g.enroll("p", Role::Child, &name, vec![emb(&[1.0])], "m", 1), Err(GalleryError::BadName(..))),
+                "{name:?}"
+            );
+            let shown = printable(&name);
+            assert!(!shown.chars().any(|c| c.is_control() || is_invisible_format(c)), "{shown:?}");
+        }
+        assert_eq!(printable("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
     }
 
     #[test]

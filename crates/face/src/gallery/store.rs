@@ -4,7 +4,9 @@
 //!
 //! Writes are atomic (temporary file, fsync, rename, fsync of the directory), so a power cut
 //! leaves either the old gallery or the new one, never half of each. Read-modify-write cycles
-//! hold an exclusive lock, so two enrolments at once cannot lose each other's changes.
+//! hold an exclusive lock, so two enrolments at once cannot lose each other's changes. A writer
+//! killed between writing its temporary file and renaming it leaves `gallery.tmp-<pid>` behind;
+//! the next writer, holding the lock (so no live writer owns one), removes them.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -63,6 +65,7 @@ impl GalleryStore {
         E: From<StoreError>,
     {
         let _lock = self.lock()?;
+        self.remove_stale_temporaries();
         let mut gallery = self.load()?;
         let out = change(&mut gallery)?;
         self.save(&gallery)?;
@@ -79,6 +82,32 @@ impl GalleryStore {
             OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(lock_path).map_err(write)?;
         file.lock().map_err(write)?;
         Ok(file)
+    }
+
+    /// Removes `<stem>.tmp-<pid>` files a killed writer left (call with the lock held). Failing to
+    /// remove one is logged, not fatal: it is only wasted space.
+    fn remove_stale_temporaries(&self) {
+        let (Some(dir), Some(stem)) = (self.path.parent(), self.path.file_stem().and_then(|s| s.to_str())) else {
+            return;
+        };
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        let Ok(entries) = fs::read_dir(dir) else { return };
+        let prefix = format!("{stem}.tmp-");
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+            if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            match fs::remove_file(entry.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %entry.path().display(), "removed a gallery write left by a killed process")
+                }
+                Err(e) => {
+                    tracing::warn!(file = %entry.path().display(), error = %e, "cannot remove a stale gallery write")
+                }
+            }
+        }
     }
 
     fn save(&self, gallery: &Gallery) -> Result<(), StoreError> {
@@ -165,6 +194,35 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(fs::read(store.path()).expect("read"), before);
+    }
+
+    #[test]
+    fn writes_left_by_a_killed_writer_are_removed_by_the_next_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = GalleryStore::new(dir.path().join("gallery.json"));
+        // What SIGKILL between write and rename leaves: full, partial and empty temporaries.
+        let stale = ["gallery.tmp-1", "gallery.tmp-4242", "gallery.tmp-99999999"];
+        for (i, name) in stale.iter().enumerate() {
+            fs::write(dir.path().join(name), &b"{\"format\":\"dolbom.gallery/1\",\"gal"[..i * 10]).expect("write");
+        }
+        let unrelated = ["gallery.tmp-notes", "other.tmp-12", "gallery.json.bak"];
+        for name in unrelated {
+            fs::write(dir.path().join(name), b"keep").expect("write");
+        }
+        assert_eq!(store.load().expect("load ignores them"), Gallery::empty());
+        store
+            .update(|g| -> Result<(), StoreError> {
+                *g = one_person();
+                Ok(())
+            })
+            .expect("save");
+        for name in stale {
+            assert!(!dir.path().join(name).exists(), "{name} left behind");
+        }
+        for name in unrelated {
+            assert!(dir.path().join(name).exists(), "{name} is not ours to remove");
+        }
+        assert_eq!(store.load().expect("load"), one_person());
     }
 
     #[test]

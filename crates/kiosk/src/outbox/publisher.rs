@@ -126,19 +126,14 @@ impl PublishConfig {
         ["protocol", "event_expiry_minutes", "inflight", "status_interval_secs", "drain_timeout_secs"];
 
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        // Each bound keeps a duration far from overflowing a clock and a human from waiting
-        // forever: the largest sensible values, not the largest representable ones.
-        let bounded = |key, value: u64, lo: u64, hi: u64, unit: &str| {
-            if (lo..=hi).contains(&value) {
-                Ok(())
-            } else {
-                Err((key, format!("= {value}: must be between {lo} and {hi} {unit}")))
-            }
-        };
-        bounded("mqtt.inflight", u64::from(self.inflight), 1, 1000, "messages")?;
-        bounded("mqtt.event_expiry_minutes", self.event_expiry_minutes, 1, 7 * 24 * 60, "minutes (a week)")?;
-        bounded("mqtt.status_interval_secs", self.status_interval_secs, 1, 3600, "seconds")?;
-        bounded("mqtt.drain_timeout_secs", self.drain_timeout_secs, 0, 600, "seconds")
+        use dolbom_face::config::in_range;
+        // The largest sensible values, not the largest representable ones: each keeps a
+        // duration far from overflowing a clock, and a human from waiting forever.
+        in_range("mqtt.inflight", self.inflight, 1, 1000)?;
+        // A week: an arrival texted later than that misleads more than it informs.
+        in_range("mqtt.event_expiry_minutes", self.event_expiry_minutes, 1, 7 * 24 * 60)?;
+        in_range("mqtt.status_interval_secs", self.status_interval_secs, 1, 3600)?;
+        in_range("mqtt.drain_timeout_secs", self.drain_timeout_secs, 0, 600)
     }
 }
 

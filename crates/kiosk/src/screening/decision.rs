@@ -10,6 +10,7 @@
 //! This is screening, never a diagnosis: the alert says "elevated skin temperature — confirm
 //! with a thermometer".
 
+use dolbom_face::config::in_range;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -98,18 +99,33 @@ impl FeverConfig {
         if !(0.05..=5.0).contains(&self.consistency_c) {
             return Err(("fever.consistency_c", format!("= {}: must be between 0.05 and 5", self.consistency_c)));
         }
-        if !(100..=60_000).contains(&self.decision_timeout_ms) {
-            return Err(("fever.decision_timeout_ms", "must be between 100 and 60000".into()));
-        }
+        in_range("fever.decision_timeout_ms", self.decision_timeout_ms, 100, 60_000)?;
         if !(0.5..=1.0).contains(&self.percentile) {
             return Err(("fever.percentile", format!("= {}: must be between 0.5 and 1", self.percentile)));
         }
-        if self.min_pixels == 0 || self.eye_px_at_1m <= 0.0 {
-            return Err(("fever.min_pixels", "min_pixels and eye_px_at_1m must be positive".into()));
-        }
+        in_range("fever.min_pixels", self.min_pixels, 1, 1024)?;
+        in_range("fever.min_eye_thermal_px", self.min_eye_thermal_px, 0.5, 64.0)?;
+        // A correction is a few tenths of a degree; several degrees means a wrong sensor or setup.
+        in_range("fever.site_offset_c", self.site_offset_c, -3.0, 3.0)?;
+        in_range("fever.distance_coeff_c_per_m", self.distance_coeff_c_per_m, 0.0, 5.0)?;
+        in_range("fever.reference_distance_m", self.reference_distance_m, 0.1, 5.0)?;
+        in_range("fever.eye_px_at_1m", self.eye_px_at_1m, 1.0, 2000.0)?;
+        in_range("fever.ambient_coeff", self.ambient_coeff, 0.0, 1.0)?;
+        in_range("fever.reference_ambient_c", self.reference_ambient_c, 0.0, 40.0)?;
         let [a, b, _, d, e, _] = self.calibration;
-        if !self.calibration.iter().all(|v| v.is_finite()) || (a * e - b * d).abs() < 1e-9 {
-            return Err(("fever.calibration", "must be a finite, invertible affine transform".into()));
+        if !self.calibration.iter().all(|v| v.is_finite() && v.abs() <= 1e4) || (a * e - b * d).abs() < 1e-9 {
+            return Err((
+                "fever.calibration",
+                "must be a finite, invertible affine transform (each value within ±10000)".into(),
+            ));
+        }
+        if let Some(bb) = &self.blackbody {
+            // Thermal pixel coordinates (arrays up to 1024 wide) and a reference at skin heat.
+            in_range("fever.blackbody.x", bb.x, 0, 1023)?;
+            in_range("fever.blackbody.y", bb.y, 0, 1023)?;
+            in_range("fever.blackbody.width", bb.width, 1, 64)?;
+            in_range("fever.blackbody.height", bb.height, 1, 64)?;
+            in_range("fever.blackbody.temperature_c", bb.temperature_c, 20.0, 60.0)?;
         }
         if self.staff.iter().any(|s| dolbom_contract::validate_id(s).is_err()) {
             return Err(("fever.staff", "ids must be 1 to 64 letters, digits, '-', '_' or '.'".into()));
@@ -134,6 +150,10 @@ pub enum NotMeasured {
     OutOfView,
     /// No thermal frame recent enough.
     NoThermal,
+    /// The thermal sensor sends frames no working sensor produces (its reason is in the status).
+    SensorFault,
+    /// A reading no human skin can have (see `fusion::SKIN_MIN_C`).
+    Implausible,
     /// Readings disagreed with each other.
     Inconsistent,
     ScreeningOff,

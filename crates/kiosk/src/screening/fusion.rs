@@ -1,11 +1,20 @@
 //! Reading a face's temperature: the face from the camera mapped into the thermal frame through
 //! the calibrated affine transform, the region of the inner eye corners and lower forehead (the
 //! warmest, least-covered skin), a high percentile of its pixels (robust to one hot pixel), and
-//! corrections for distance, ambient temperature, a blackbody reference and the site.
+//! corrections for distance, ambient temperature, a blackbody reference and the site. A result
+//! no human skin can have is not a reading at all (see [`SKIN_MIN_C`]).
 
 use crate::screening::decision::{FeverConfig, NotMeasured, Reading};
 use crate::sources::thermal::ThermalFrame;
 use dolbom_face::Detection;
+
+/// Corrected readings outside this range are not a person's skin, whatever the sensor says: a
+/// hot drink held up, a heater behind the child, a mis-calibrated or failing sensor. Forehead
+/// skin runs about 32-37 degC, down to the high 20s for a child coming in from a Korean winter;
+/// the hottest fever reads well below 43. Such a reading is "not measured" (reported as
+/// `implausible`), never a fever and never normal.
+pub const SKIN_MIN_C: f32 = 25.0;
+pub const SKIN_MAX_C: f32 = 45.0;
 
 pub fn to_thermal(cal: &[f64; 6], p: [f32; 2]) -> (f64, f64) {
     let (x, y) = (f64::from(p[0]), f64::from(p[1]));
@@ -68,7 +77,12 @@ pub fn measure(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig, max_ya
             celsius += bb.temperature_c - ref_values[ref_values.len() / 2];
         }
     }
-    Reading::Measured(celsius + cfg.site_offset_c)
+    let celsius = celsius + cfg.site_offset_c;
+    if !(SKIN_MIN_C..=SKIN_MAX_C).contains(&celsius) {
+        tracing::debug!(celsius, "reading is no human skin temperature; not measured");
+        return Reading::NotMeasured(NotMeasured::Implausible);
+    }
+    Reading::Measured(celsius)
 }
 
 /// Least-squares affine transform from camera to thermal pixels, from point pairs.
@@ -193,6 +207,29 @@ mod tests {
         assert!(fit_affine(&pairs[..2]).is_err());
         let line: Vec<_> = (0..4).map(|i| ([i as f64, i as f64], [0.0, 0.0])).collect();
         assert!(fit_affine(&line).is_err());
+    }
+
+    #[test]
+    fn readings_no_skin_can_have_are_not_measured() {
+        let f = face_at(320.0, 240.0, 80.0);
+        let c = cfg();
+        for face_c in [80.1, 60.0, 45.1, 24.9, 10.0, -20.0] {
+            assert_eq!(
+                measure(&frame_with_face(face_c, false), &f, &c, 0.35),
+                Reading::NotMeasured(NotMeasured::Implausible),
+                "{face_c} degC"
+            );
+        }
+        for face_c in [25.0, 33.0, 36.6, 41.0, 45.0] {
+            assert_eq!(measure(&frame_with_face(face_c, false), &f, &c, 0.35), Reading::Measured(face_c));
+        }
+        // A plausible face pushed out of range by the corrections (a wild site offset).
+        let mut wild = cfg();
+        wild.site_offset_c = 10.0;
+        assert_eq!(
+            measure(&frame_with_face(36.6, false), &f, &wild, 0.35),
+            Reading::NotMeasured(NotMeasured::Implausible)
+        );
     }
 
     #[test]

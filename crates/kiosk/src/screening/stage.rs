@@ -2,11 +2,13 @@
 //! faces, and settled tracks held until their fever decision is made.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use dolbom_face::Detection;
 
 use super::decision::{decide, Decision, FeverConfig, NotMeasured, Reading};
 use super::fusion::measure;
+use crate::health::{Health, SensorState, THERMAL};
 use crate::sources::thermal::source::LatestFrame;
 
 /// Temperature readings per track, and settled tracks waiting for their screening decision.
@@ -15,6 +17,8 @@ pub struct ScreeningStage<T> {
     pub latest: LatestFrame,
     pub max_age_ms: i64,
     pub max_yaw: f32,
+    /// Where the thermal source reports its state (None in tests without one).
+    pub health: Option<Arc<Health>>,
     /// Per track: when it was last read, the thermal frame it was read from, and the readings.
     readings: HashMap<u64, (i64, i64, Vec<Reading>)>,
     /// What waits for a decision: the track, its deadline, and the caller's item (a settled
@@ -24,12 +28,23 @@ pub struct ScreeningStage<T> {
 
 impl<T> ScreeningStage<T> {
     pub fn new(fever: FeverConfig, latest: LatestFrame, max_age_ms: i64, max_yaw: f32) -> Self {
-        Self { fever, latest, max_age_ms, max_yaw, readings: HashMap::new(), pending: Vec::new() }
+        Self { fever, latest, max_age_ms, max_yaw, health: None, readings: HashMap::new(), pending: Vec::new() }
+    }
+
+    /// Reports frames the sensor sent but the plausibility check refused as `sensor_fault`.
+    pub fn with_health(mut self, health: Arc<Health>) -> Self {
+        self.health = Some(health);
+        self
+    }
+
+    fn sensor_faulty(&self) -> bool {
+        self.health.as_ref().is_some_and(|h| h.sensor_state(THERMAL) == SensorState::Faulty)
     }
 
     /// One reading per face in this frame, from the newest thermal frame if it is fresh.
     pub fn observe(&mut self, now_ms: i64, detections: &[Detection], ids: &[u64]) {
         let frame = self.latest.lock().ok().and_then(|l| l.clone());
+        let faulty = self.sensor_faulty();
         for (det, id) in detections.iter().zip(ids) {
             let entry = self.readings.entry(*id).or_insert_with(|| (now_ms, i64::MIN, Vec::new()));
             entry.0 = now_ms;
@@ -40,6 +55,8 @@ impl<T> ScreeningStage<T> {
                 Some(f) if (now_ms - f.mono_ms).abs() <= self.max_age_ms => {
                     (measure(f, det, &self.fever, self.max_yaw), f.mono_ms)
                 }
+                // No fresh frame: a faulty sensor's are held back by the plausibility check.
+                _ if faulty => (Reading::NotMeasured(NotMeasured::SensorFault), entry.1),
                 _ => (Reading::NotMeasured(NotMeasured::NoThermal), entry.1),
             };
             entry.1 = source;

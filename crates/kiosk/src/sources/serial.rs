@@ -43,13 +43,15 @@ pub struct PortSettings {
     pub reopen_after: Duration,
 }
 
-/// Runs until `shutdown`; `deliver` gets the frames of each read (it may take them out).
+/// Runs until `shutdown`; `deliver` gets the frames of each read (it may take them out) and
+/// says whether they make sense: `Err(reason)` reports the sensor faulty (it talks, but what it
+/// says is impossible), which no reopening can fix, so the port stays open.
 pub fn run_port<F>(
     settings: &PortSettings,
     decoder: &mut dyn SerialDecoder<Frame = F>,
     health: &Health,
     shutdown: &Shutdown,
-    mut deliver: impl FnMut(&mut Vec<F>),
+    mut deliver: impl FnMut(&mut Vec<F>) -> Result<(), String>,
 ) {
     let name = settings.sensor;
     let mut backoff = Backoff::new(Duration::from_millis(200), settings.retry_max);
@@ -81,11 +83,14 @@ pub fn run_port<F>(
                     decoder.feed(&buf[..n], &mut frames);
                     health.set_sensor_stats(name, decoder.stats());
                     if !frames.is_empty() {
-                        deliver(&mut frames);
+                        let verdict = deliver(&mut frames);
                         frames.clear();
                         last_frame = Instant::now();
                         backoff.reset();
-                        health.set_sensor(name, SensorState::Ok, None);
+                        match verdict {
+                            Ok(()) => health.set_sensor(name, SensorState::Ok, None),
+                            Err(reason) => health.set_sensor(name, SensorState::Faulty, Some(reason)),
+                        }
                     }
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}

@@ -42,9 +42,10 @@ pub struct RecognitionConfig {
 
 impl RecognitionConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.settled_detect_interval == 0 {
-            return Err(("recognition.settled_detect_interval", "must be at least 1".into()));
-        }
+        dolbom_face::config::in_range("recognition.min_sharpness", self.min_sharpness, 0.0, 100_000.0)?;
+        dolbom_face::config::in_range("recognition.settled_detect_interval", self.settled_detect_interval, 1, 100)?;
+        // A mean absolute change of 8-bit pixels: 0 to 255.
+        dolbom_face::config::in_range("recognition.motion_threshold", self.motion_threshold, 0.0, 255.0)?;
         Ok(())
     }
 }

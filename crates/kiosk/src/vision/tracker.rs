@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use serde::Deserialize;
 
+use dolbom_face::config::in_range;
 use dolbom_face::Detection;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +48,14 @@ impl TrackingConfig {
         if !(0.0..1.0).contains(&self.iou_match) || self.iou_match == 0.0 {
             return Err(("tracking.iou_match", format!("= {}: must be between 0 and 1", self.iou_match)));
         }
+        in_range("tracking.lost_after_ms", self.lost_after_ms, 100, 60_000)?;
+        in_range("tracking.min_face_px", self.min_face_px, 8.0, 4096.0)?;
+        in_range("tracking.max_yaw_ratio", self.max_yaw_ratio, 0.05, 2.0)?;
+        in_range("tracking.min_votes", self.min_votes, 1, 50)?;
+        in_range("tracking.unknown_grace_ms", self.unknown_grace_ms, 0, 60_000)?;
+        in_range("tracking.unknown_min_attempts", self.unknown_min_attempts, 1, 100)?;
+        in_range("tracking.max_attempts", self.max_attempts, 1, 200)?;
+        in_range("tracking.reverify_ms", self.reverify_ms, 100, 600_000)?;
         if self.min_votes == 0 || self.max_attempts < self.min_votes || self.max_attempts < self.unknown_min_attempts {
             return Err((
                 "tracking.max_attempts",

@@ -15,6 +15,7 @@ use super::FrameSlot;
 use crate::health::{CameraState, Health};
 use crate::shutdown::Shutdown;
 use dolbom_backoff::Backoff;
+use dolbom_face::config::in_range;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -98,9 +99,17 @@ impl CameraConfig {
         }
         if let Some(fps) = self.fps {
             if !(fps > 0.0 && fps <= 240.0) {
-                return Err(("camera.fps", format!("= {fps}: must be between 0 and 240")));
+                return Err(("camera.fps", format!("= {fps}: must be above 0 and at most 240")));
             }
         }
+        // From a thumbnail camera to 8K; a typo of an extra digit must not allocate gigabytes.
+        if let Some(w) = self.width {
+            in_range("camera.width", w, 16, 8192)?;
+        }
+        if let Some(h) = self.height {
+            in_range("camera.height", h, 16, 8192)?;
+        }
+        in_range("camera.retry_initial_ms", self.retry_initial_ms, 10, 60_000)?;
         if self.pace == Pace::Fast && !self.is_finite() {
             return Err(("camera.pace", "= \"fast\" only applies to kind = \"file\" or \"images\"".into()));
         }

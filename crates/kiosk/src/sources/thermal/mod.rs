@@ -4,11 +4,13 @@
 //! Devices sit behind [`SerialDecoder`] (the serial loop's decoder trait): a byte-stream parser
 //! that never panics on any input, resynchronises after noise and counts what it had to throw
 //! away. [`mlx90640`] is the GY-MCU90640 module (MLX90640, 32x24); [`csv`] is a line protocol for
-//! small arrays behind a serial bridge (e.g. an AMG8833 8x8 on a microcontroller); [`source`] is
-//! the config section and the stage.
+//! small arrays behind a serial bridge (e.g. an AMG8833 8x8 on a microcontroller);
+//! [`plausibility`] refuses frames no working sensor could produce, whichever decoder made them;
+//! [`source`] is the config section and the stage.
 
 pub mod csv;
 pub mod mlx90640;
+pub mod plausibility;
 pub mod source;
 
 use serde::Deserialize;

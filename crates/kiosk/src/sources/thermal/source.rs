@@ -4,10 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use dolbom_face::config::in_range;
 use serde::Deserialize;
-use tracing::info_span;
+use tracing::{info, info_span, warn};
 
 use super::mlx90640::Checksum;
+use super::plausibility::Plausibility;
 use super::{DeviceKind, ThermalFrame};
 use crate::health::{Health, THERMAL};
 use crate::shutdown::Shutdown;
@@ -37,7 +39,16 @@ pub struct ThermalConfig {
     pub max_age_ms: i64,
     #[serde(default = "default_retry_max_ms")]
     pub retry_max_ms: u64,
+    /// Identical frames in a row after which the sensor is reported frozen (faulty).
+    #[serde(default = "default_frozen_frames")]
+    pub frozen_frames: u32,
 }
+
+/// The rates serial bridges (CH340, CP2102, FTDI) and the modules speak.
+const BAUD_RATES: [u32; 16] = [
+    1200, 2400, 4800, 9600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800, 921_600, 1_000_000, 1_500_000,
+    2_000_000, 3_000_000, 4_000_000,
+];
 
 fn default_baud() -> u32 {
     115_200
@@ -51,16 +62,22 @@ fn default_max_age_ms() -> i64 {
 fn default_retry_max_ms() -> u64 {
     10_000
 }
+fn default_frozen_frames() -> u32 {
+    super::plausibility::DEFAULT_FROZEN_FRAMES
+}
 
 impl ThermalConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         if self.port.trim().is_empty() {
             return Err(("thermal.port", "must not be empty".into()));
         }
-        if !(1200..=4_000_000).contains(&self.baud) {
-            return Err(("thermal.baud", format!("= {}: must be between 1200 and 4000000", self.baud)));
+        if !BAUD_RATES.contains(&self.baud) {
+            return Err(("thermal.baud", format!("= {}: must be one of {BAUD_RATES:?}", self.baud)));
         }
-        if self.device == DeviceKind::Csv && !(1..=256).contains(&(self.width * self.height).min(257)) {
+        // Each side first: their product could overflow.
+        in_range("thermal.width", self.width, 1, 256)?;
+        in_range("thermal.height", self.height, 1, 256)?;
+        if self.device == DeviceKind::Csv && self.width * self.height > 256 {
             return Err(("thermal.width", "width x height must be 1 to 256 pixels for device = \"csv\"".into()));
         }
         if !(50..=10_000).contains(&self.max_age_ms) {
@@ -68,6 +85,9 @@ impl ThermalConfig {
         }
         if !(100..=3_600_000).contains(&self.retry_max_ms) {
             return Err(("thermal.retry_max_ms", format!("= {}: must be between 100 and 3600000", self.retry_max_ms)));
+        }
+        if !(2..=1000).contains(&self.frozen_frames) {
+            return Err(("thermal.frozen_frames", format!("= {}: must be between 2 and 1000", self.frozen_frames)));
         }
         Ok(())
     }
@@ -84,10 +104,13 @@ impl ThermalConfig {
 pub type LatestFrame = Arc<Mutex<Option<ThermalFrame>>>;
 
 /// The thermal array's stage: the shared serial loop with this device's decoder, keeping the
-/// newest frame (stamped with its arrival time) for screening.
+/// newest plausible frame (stamped with its arrival time) for screening. An implausible frame
+/// clears it, so no face is ever measured from a sensor that is known to be lying.
 pub fn run_thermal(config: ThermalConfig, latest: LatestFrame, health: Arc<Health>, shutdown: Shutdown) {
     let _span = info_span!("thermal", device = ?config.device, port = %config.port).entered();
     let mut decoder = super::decoder(&config);
+    let mut plausibility = Plausibility::new(config.frozen_frames);
+    let mut faulty = false;
     let settings = PortSettings {
         sensor: THERMAL,
         path: config.port.clone(),
@@ -97,12 +120,29 @@ pub fn run_thermal(config: ThermalConfig, latest: LatestFrame, health: Arc<Healt
         reopen_after: Duration::from_secs(15),
     };
     run_port(&settings, decoder.as_mut(), &health, &shutdown, |frames| {
-        // Screening wants the newest frame only; older ones in the same read are stale already.
-        if let Some(mut f) = frames.pop() {
-            f.mono_ms = mono_now_ms();
-            if let Ok(mut l) = latest.lock() {
-                *l = Some(f);
-            }
+        // Every frame is checked (a frozen sensor is only seen across frames); screening wants
+        // the newest one only, older ones in the same read are stale already.
+        let mut verdict = Ok(());
+        for f in frames.iter() {
+            verdict = plausibility.check(f);
         }
+        let newest = match &verdict {
+            Ok(()) => frames.pop().map(|mut f| {
+                f.mono_ms = mono_now_ms();
+                f
+            }),
+            Err(_) => None,
+        };
+        if let Ok(mut l) = latest.lock() {
+            *l = newest;
+        }
+        // Log the transitions only: a faulty sensor keeps sending several frames a second.
+        match (&verdict, faulty) {
+            (Err(reason), false) => warn!(reason = %reason, "thermal sensor faulty; temperatures not measured"),
+            (Ok(()), true) => info!("thermal sensor plausible again"),
+            _ => {}
+        }
+        faulty = verdict.is_err();
+        verdict
     });
 }
