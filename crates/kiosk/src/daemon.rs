@@ -84,7 +84,6 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     let disk = Arc::new(DiskWatch::new(&config.state.dir, config.state.reserve_mb << 20));
     health.watch_disk(disk.clone());
     let store = Arc::new(Store::open(&config.state.db_file())?);
-    let retention_store = store.clone();
     let outbox = Outbox::new(store, config.state.outbox_capacity, health.clone())?;
     let backlog = outbox.depth()?;
     if backlog > 0 {
@@ -165,6 +164,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     };
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let commands = CommandStage { context: alerts, outbox: outbox.clone(), malformed: Default::default() };
+    let (retention_outbox, retention_topics) = (outbox.clone(), site.topics.clone());
     let publisher = Publisher {
         broker: config.mqtt.broker.clone(),
         config: config.mqtt.publish.clone(),
@@ -221,10 +221,11 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         });
         // Old rows go at start and daily; ends at shutdown.
         let retention = tokio::spawn({
-            let (guard, config, shutdown) = (shutdown.guard("retention"), config.retention.clone(), shutdown.clone());
+            let guard = shutdown.guard("retention");
+            let (config, shutdown) = (config.retention.clone(), shutdown.clone());
             async move {
                 let _guard = guard;
-                crate::retention::run(retention_store, config, shutdown).await
+                crate::retention::run(retention_outbox, retention_topics, config, shutdown).await
             }
         });
         let events_task = tokio::spawn({

@@ -5,6 +5,8 @@
 //! The kiosk's rows are working state, not the center's records: attendance and alerts go to
 //! the center as events; the kiosk keeps them to decide (one arrival per day, one alert per
 //! visit) and to answer staff. The outbox is not swept here: it has its own capacity and expiry.
+//! An alert's state is also retained on the broker (`alert/{id}`): deleting the row queues an
+//! empty retained message on that topic in the same transaction, so the broker forgets it too.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +15,11 @@ use rusqlite::{params, Connection};
 use serde::Deserialize;
 use tracing::{info, info_span, warn, Instrument};
 
+use dolbom_contract::Topics;
+
+use crate::outbox::{NewMessage, Outbox, Priority, Tally};
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreError};
+use crate::store::StoreError;
 
 const DAY_MS: i64 = 86_400_000;
 /// Rows deleted per transaction: the store lock is let go between batches, so a first sweep of
@@ -73,26 +78,65 @@ fn tables(cfg: &RetentionConfig) -> [(&'static str, &'static str, u32); 3] {
     ]
 }
 
-/// Deletes one batch of rows older than their table's retention; the count deleted per table.
-pub fn sweep_batch(conn: &Connection, cfg: &RetentionConfig, now_ms: i64) -> Result<Swept, StoreError> {
+/// Deletes one batch of rows older than their table's retention, in one transaction, and queues
+/// the clearing of each deleted alert's retained state; the count deleted per table.
+pub fn sweep_batch(
+    conn: &Connection,
+    cfg: &RetentionConfig,
+    topics: &Topics,
+    capacity: u64,
+    now_ms: i64,
+    tally: &mut Tally,
+) -> Result<Swept, StoreError> {
+    let tx = conn.unchecked_transaction()?;
     let mut counts = [0u64; 3];
     for ((table, column, days), count) in tables(cfg).into_iter().zip(&mut counts) {
         // Kept rows are never older than this; an index makes finding the rest cheap.
-        conn.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {table}_by_age ON {table} ({column})"))?;
+        tx.execute_batch(&format!("CREATE INDEX IF NOT EXISTS {table}_by_age ON {table} ({column})"))?;
         let cutoff = now_ms - i64::from(days) * DAY_MS;
-        *count = conn.execute(
+        if table == "alerts" {
+            let ids: Vec<String> = tx
+                .prepare("SELECT alert_id FROM alerts WHERE created_ms < ?1 ORDER BY created_ms LIMIT ?2")?
+                .query_map(params![cutoff, BATCH], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in &ids {
+                tx.execute("DELETE FROM alerts WHERE alert_id = ?1", params![id])?;
+                tally.enqueue(&tx, &clear_alert(topics, id, now_ms), capacity, now_ms)?;
+            }
+            *count = ids.len() as u64;
+            continue;
+        }
+        *count = tx.execute(
             &format!("DELETE FROM {table} WHERE rowid IN (SELECT rowid FROM {table} WHERE {column} < ?1 LIMIT ?2)"),
             params![cutoff, BATCH],
         )? as u64;
     }
+    tx.commit()?;
     Ok(Swept { commands: counts[0], alerts: counts[1], attendance: counts[2] })
 }
 
+/// An empty retained message: the broker drops what it kept on the topic.
+fn clear_alert(topics: &Topics, alert_id: &str, now_ms: i64) -> NewMessage {
+    NewMessage {
+        topic: topics.alert(alert_id),
+        payload: Vec::new(),
+        kind: "alert".into(),
+        priority: Priority::Visitor,
+        retain: true,
+        created_ms: now_ms,
+        expires_ms: None,
+    }
+}
+
 /// Sweeps until nothing is left to delete, taking the store lock once per batch.
-pub fn sweep(store: &Store, cfg: &RetentionConfig, now_ms: i64) -> Result<Swept, StoreError> {
+pub fn sweep(outbox: &Outbox, topics: &Topics, cfg: &RetentionConfig, now_ms: i64) -> Result<Swept, StoreError> {
     let mut total = Swept::default();
     loop {
-        let batch = sweep_batch(&*store.lock()?, cfg, now_ms)?;
+        let mut tally = Tally::default();
+        let batch = sweep_batch(&*outbox.store().lock()?, cfg, topics, outbox.capacity(), now_ms, &mut tally)?;
+        if tally.queued > 0 {
+            outbox.after_enqueue(tally);
+        }
         total.commands += batch.commands;
         total.alerts += batch.alerts;
         total.attendance += batch.attendance;
@@ -104,13 +148,13 @@ pub fn sweep(store: &Store, cfg: &RetentionConfig, now_ms: i64) -> Result<Swept,
 
 /// The daemon's retention task: a sweep at start, then one a day, until shutdown. Sweeps run on
 /// the blocking pool (SQLite with fsync); a failed sweep is logged and tried again next time.
-pub async fn run(store: Arc<Store>, cfg: RetentionConfig, shutdown: Shutdown) {
+pub async fn run(outbox: Outbox, topics: Topics, cfg: RetentionConfig, shutdown: Shutdown) {
     let span = info_span!("retention");
     async move {
         loop {
-            let (store, cfg2) = (store.clone(), cfg.clone());
+            let (outbox, topics, cfg2) = (outbox.clone(), topics.clone(), cfg.clone());
             let now_ms = jiff::Timestamp::now().as_millisecond();
-            match tokio::task::spawn_blocking(move || sweep(&store, &cfg2, now_ms)).await {
+            match tokio::task::spawn_blocking(move || sweep(&outbox, &topics, &cfg2, now_ms)).await {
                 Ok(Ok(s)) if s != Swept::default() => {
                     info!(commands = s.commands, alerts = s.alerts, attendance = s.attendance, "old rows deleted")
                 }
@@ -133,6 +177,15 @@ mod tests {
     use super::*;
 
     const NOW: i64 = 1_800_000_000_000;
+
+    fn outbox(dir: &tempfile::TempDir) -> Outbox {
+        let store = Arc::new(crate::store::Store::open(&dir.path().join("k.db")).expect("store"));
+        Outbox::new(store, 1_000_000, Arc::new(crate::health::Health::default())).expect("outbox")
+    }
+
+    fn topics() -> Topics {
+        Topics::new("c", "k")
+    }
 
     /// One row per table at each age (in days, fractional), written as the kiosk writes them.
     fn fill(conn: &Connection, ages_days: &[f64]) {
@@ -164,33 +217,44 @@ mod tests {
     #[test]
     fn rows_older_than_each_tables_retention_are_deleted_and_the_rest_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("k.db")).expect("store");
+        let outbox = outbox(&dir);
         let ages = [0.0, 1.0, 29.9, 30.1, 89.9, 90.1, 364.9, 365.1, 5000.0];
-        fill(&store.lock().expect("lock"), &ages);
+        fill(&outbox.store().lock().expect("lock"), &ages);
         let cfg = RetentionConfig::default();
-        let swept = sweep(&store, &cfg, NOW).expect("sweep");
+        let swept = sweep(&outbox, &topics(), &cfg, NOW).expect("sweep");
         // commands keep < 30 days, alerts < 90, attendance < 365.
         assert_eq!(swept, Swept { commands: 6, alerts: 4, attendance: 2 });
-        let conn = store.lock().expect("lock");
+        let conn = outbox.store().lock().expect("lock");
         assert_eq!((count(&conn, "commands"), count(&conn, "alerts"), count(&conn, "attendance")), (3, 5, 7));
+        // The broker forgets the deleted alerts too: an empty retained message for each.
+        let clears: Vec<(String, Vec<u8>, bool)> = conn
+            .prepare("SELECT topic, payload, retain FROM outbox ORDER BY seq")
+            .expect("prepare")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows");
+        let expected: Vec<(String, Vec<u8>, bool)> =
+            (5..9).rev().map(|i| (topics().alert(&format!("a{i}")), Vec::new(), true)).collect();
+        assert_eq!(clears, expected);
         drop(conn);
-        assert_eq!(sweep(&store, &cfg, NOW).expect("again"), Swept::default(), "nothing more to delete");
+        assert_eq!(sweep(&outbox, &topics(), &cfg, NOW).expect("again"), Swept::default(), "nothing more to delete");
     }
 
     #[test]
     fn a_large_backlog_is_deleted_in_batches() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("k.db")).expect("store");
+        let outbox = outbox(&dir);
         let ages: Vec<f64> = (0..(2 * BATCH + 17)).map(|i| 400.0 + i as f64).collect();
         {
-            let mut conn = store.lock().expect("lock");
+            let mut conn = outbox.store().lock().expect("lock");
             let tx = conn.transaction().expect("tx");
             fill(&tx, &ages);
             tx.commit().expect("commit");
         }
         let n = ages.len() as u64;
         assert_eq!(
-            sweep(&store, &RetentionConfig::default(), NOW).expect("sweep"),
+            sweep(&outbox, &topics(), &RetentionConfig::default(), NOW).expect("sweep"),
             Swept { commands: n, alerts: n, attendance: n }
         );
     }
@@ -214,7 +278,8 @@ mod tests {
     #[tokio::test]
     async fn the_task_sweeps_at_start_and_ends_at_shutdown() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Arc::new(Store::open(&dir.path().join("k.db")).expect("store"));
+        let outbox = outbox(&dir);
+        let store = outbox.store().clone();
         // Ages relative to the real clock, as the task sweeps with it.
         let now = jiff::Timestamp::now().as_millisecond();
         {
@@ -228,7 +293,7 @@ mod tests {
             }
         }
         let shutdown = Shutdown::new();
-        let task = tokio::spawn(run(store.clone(), RetentionConfig::default(), shutdown.clone()));
+        let task = tokio::spawn(run(outbox, topics(), RetentionConfig::default(), shutdown.clone()));
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while count(&store.lock().expect("lock"), "commands") != 1 {
             assert!(std::time::Instant::now() < deadline, "the start-up sweep did not run");

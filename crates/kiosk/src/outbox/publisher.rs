@@ -253,8 +253,11 @@ impl Publisher {
         }
     }
 
+    /// The status now: written to the status file and returned as the retained message, from
+    /// one snapshot (two would let `dolbom status` and the broker disagree about the same moment).
     fn status_message(&self, state: &str) -> Outgoing5 {
         let status = status(&self.site, state, Some(&self.health));
+        self.write_status_file(&status);
         Outgoing5 {
             topic: self.site.topics.status(),
             payload: serde_json::to_vec(&status).unwrap_or_default(),
@@ -265,8 +268,12 @@ impl Publisher {
     }
 
     fn write_status(&self, state: &str) {
+        self.write_status_file(&status(&self.site, state, Some(&self.health)));
+    }
+
+    fn write_status_file(&self, status: &StatusPayload) {
         if let Some(path) = &self.status_file {
-            if let Err(e) = write_status_file(path, &status(&self.site, state, Some(&self.health))) {
+            if let Err(e) = write_status_file(path, status) {
                 debug!(error = %e, "status file not written");
             }
         }
@@ -300,7 +307,6 @@ impl Publisher {
                         info!(protocol = session.protocol().name(), "connected to broker");
                         self.health.broker_connected.store(true, Ordering::Relaxed);
                         self.health.set_mqtt_protocol(Some(session.protocol().name()));
-                        self.write_status("online");
                         if session.publish(&self.status_message("online")).is_ok() {
                             requested.push_back(Pending::Status { last: false });
                         }
@@ -377,8 +383,9 @@ impl Publisher {
                 // Other processes (`dolbom alerts`) queue messages too: look every second.
                 _ = outbox_poll.tick(), if connected => {}
                 _ = status_tick.tick(), if offline_by.is_none() => {
-                    self.write_status("online");
-                    if connected && session.publish(&self.status_message("online")).is_ok() {
+                    if !connected {
+                        self.write_status("online");
+                    } else if session.publish(&self.status_message("online")).is_ok() {
                         requested.push_back(Pending::Status { last: false });
                     }
                 }
