@@ -23,7 +23,7 @@ pub fn status(config_path: &Path) -> Result<ExitCode> {
         Ok(text) => text,
         Err(_) if running => {
             eprintln!(
-                "kiosk is running, but it has written no status at {} (can it write its state directory?)",
+                "kiosk is running, but it has written no status at {} (can it write its state directory?) / 키오스크는 실행 중이나 상태 파일이 없음",
                 path.display()
             );
             return Ok(ExitCode::FAILURE);
@@ -43,11 +43,11 @@ pub fn status(config_path: &Path) -> Result<ExitCode> {
     let degraded = status.health.as_ref().is_none_or(|h| h.degraded);
     let reasons = status.health.as_ref().map(|h| h.reasons.join("; ")).unwrap_or_default();
     if stale && running {
-        eprintln!("kiosk is running, but its status file is stale: it cannot write its state directory (disk full?)");
+        eprintln!("kiosk is running, but its status file is stale: it cannot write its state directory (disk full?) / 키오스크는 실행 중이나 상태 파일을 쓰지 못함 (저장 공간 부족?)");
         return Ok(ExitCode::FAILURE);
     }
     if stale {
-        eprintln!("kiosk is not running (its status file is stale and no daemon holds the state directory)");
+        eprintln!("kiosk is not running (its status file is stale and no daemon holds the state directory) / 키오스크가 실행 중이 아님");
         return Ok(ExitCode::FAILURE);
     }
     if status.state != "online" || degraded {

@@ -121,11 +121,12 @@ impl Health {
             let sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
             for (name, s) in sensors.iter() {
                 match s.state {
-                    SensorState::Retrying => {
-                        reasons.push(format!("sensor {name} failing: {}", s.error.as_deref().unwrap_or("no data")))
-                    }
+                    SensorState::Retrying => reasons.push(format!(
+                        "sensor {name} failing / 센서 재시도 중: {}",
+                        s.error.as_deref().unwrap_or("no data")
+                    )),
                     SensorState::Faulty => reasons.push(format!(
-                        "sensor {name} faulty: {}",
+                        "sensor {name} faulty / 센서 고장: {}",
                         s.error.as_deref().unwrap_or("implausible readings")
                     )),
                     _ => {}
@@ -135,23 +136,24 @@ impl Health {
         };
         let (camera, camera_error) = self.camera.lock().map(|c| c.clone()).unwrap_or((CameraState::Retrying, None));
         if camera == CameraState::Retrying {
-            reasons.push(format!("camera failing: {}", camera_error.as_deref().unwrap_or("no frames")));
+            reasons
+                .push(format!("camera failing / 카메라 재시도 중: {}", camera_error.as_deref().unwrap_or("no frames")));
         }
         let broker_connected = self.broker_connected.load(Ordering::Relaxed);
         if !broker_connected {
-            reasons.push("broker unreachable: events wait in the outbox".into());
+            reasons.push("broker unreachable: events wait in the outbox / 브로커 연결 끊김: 이벤트는 보관 중".into());
         }
         let disk = self.disk.get().map(|d| d.state());
         if let Some(d) = disk.filter(|d| d.low) {
             reasons.push(format!(
-                "state disk low: {} MB free, {} MB reserved",
+                "state disk low: {} MB free, {} MB reserved / 저장 공간 부족",
                 d.free_bytes >> 20,
                 d.reserve_bytes >> 20
             ));
         }
         let events_waiting = self.events_waiting.load(Ordering::Relaxed);
         if events_waiting > 0 {
-            reasons.push(format!("{events_waiting} event(s) waiting in memory for the state disk"));
+            reasons.push(format!("{events_waiting} event(s) waiting in memory for the state disk / 이벤트 {events_waiting}건 메모리에서 대기 중"));
         }
         HealthSummary {
             degraded: !reasons.is_empty(),
