@@ -373,7 +373,9 @@ async fn classify(
     if status.is_success() {
         return Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
     }
-    let reason = format!("HTTP {}: {}", status.as_u16(), text.chars().take(200).collect::<String>());
+    // The gateway's words go into the record and the log: shown, never obeyed by a terminal.
+    let reason =
+        format!("HTTP {}: {}", status.as_u16(), crate::printable::visible(&text.chars().take(200).collect::<String>()));
     match status.as_u16() {
         // Not taken: try again later.
         503 | 429 | 408 => Err(SendOutcome::Retry { after: retry_after, reason }),
