@@ -109,3 +109,33 @@ pub async fn watch(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n";
+
+    #[test]
+    fn a_file_is_read_again_only_when_it_changed_and_a_broken_one_is_reported_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("directory.toml");
+        std::fs::write(&path, GOOD).expect("write");
+        let (shared, print) = load_at_start(&path).expect("loads");
+        assert_eq!(shared.get().centers.len(), 1);
+        assert!(read_if_changed(&path, print).is_none(), "unchanged");
+        std::fs::write(&path, format!("{GOOD}\n[[center]]\nid = \"d\"\nname = \"D\"\nsender = \"0212345678\"\n"))
+            .expect("write");
+        let (print, loaded) = read_if_changed(&path, print).expect("changed");
+        assert_eq!(loaded.expect("parses").directory.centers.len(), 2);
+        std::fs::write(&path, "[[center]\n").expect("break");
+        let (print, loaded) = read_if_changed(&path, print).expect("changed");
+        assert!(loaded.is_err(), "a broken file is an error the caller keeps the last directory for");
+        assert!(read_if_changed(&path, print).is_none(), "and it is not reported again until it changes");
+        std::fs::remove_file(&path).expect("remove");
+        let (print, loaded) = read_if_changed(&path, print).expect("gone");
+        assert!(loaded.is_err_and(|e| e.contains("cannot read")));
+        assert!(read_if_changed(&path, print).is_none(), "a missing file is reported once");
+        assert!(load_at_start(&path).is_err(), "at start, an unreadable directory stops the relay");
+    }
+}
