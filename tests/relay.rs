@@ -391,7 +391,9 @@ fn solapi_and_nhn_requests_and_lms_for_long_texts() {
         log.iter().any(|l| l["status"] == "failed" && l["detail"].as_str().unwrap_or("").contains("NHN result")),
         "{log:?}"
     );
-    assert!(log.iter().any(|l| l["child"] == "minji" && l["status"] == "sent"), "{log:?}");
+    // Whichever request came first got the scripted acceptance (the two guardians' texts may
+    // go in either order).
+    assert_eq!(log.iter().filter(|l| l["status"] == "sent").count(), 1, "{log:?}");
 }
 
 /// NHN Cloud's answer: the request taken, and `code` for the one recipient.
