@@ -319,7 +319,10 @@ fn nhn_outcome(v: &serde_json::Value, to: &str) -> SendOutcome {
     let data = &v["body"]["data"];
     let id = data["requestId"].as_str().map(str::to_string);
     let results = data["sendResultList"].as_array().map(Vec::as_slice).unwrap_or_default();
-    let mine = results.iter().find(|r| r["recipientNo"].as_str() == Some(to)).or(match results {
+    // Our one recipient's result: by its number (compared as digits, however NHN writes it
+    // back), or the only result there is.
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let mine = results.iter().find(|r| r["recipientNo"].as_str().map(digits) == Some(digits(to))).or(match results {
         [only] => Some(only),
         _ => None,
     });
@@ -412,6 +415,9 @@ mod tests {
         }
         let other = serde_json::json!([{"recipientNo": "01099999999", "resultCode": 0}, {"recipientNo": "01088888888", "resultCode": 0}]);
         assert!(matches!(nhn_outcome(&answer(true, other), to), SendOutcome::Unknown { .. }));
+        let written_back = serde_json::json!([{"recipientNo": "01099999999", "resultCode": 0},
+            {"recipientNo": "010-1234-5678", "resultCode": -2003, "resultMessage": "Invalid"}]);
+        assert!(matches!(nhn_outcome(&answer(true, written_back), to), SendOutcome::Failed { .. }));
         assert!(matches!(nhn_outcome(&answer(true, serde_json::Value::Null), to), SendOutcome::Unknown { .. }));
         assert!(matches!(nhn_outcome(&answer(false, serde_json::json!([])), to), SendOutcome::Failed { .. }));
     }
