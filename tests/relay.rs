@@ -742,10 +742,19 @@ fn a_child_added_while_running_is_texted_once() {
     let _ = again.wait();
     let to: Vec<String> = gw.received().iter().map(|r| r.body["to"].as_str().unwrap_or("").to_string()).collect();
     assert_eq!(to, ["01055556666", "01055556666", "01000001111"], "each text once");
+    // The bad entries were reported by name at the reload and again at the restart, which they
+    // did not stop.
+    let log = relay.stderr_log();
+    let left_out: Vec<&str> = log.lines().filter(|l| l.contains("directory entry left out")).collect();
+    // (Two at each read: the reload, the restart, and perhaps the rewrite just before the stop.)
+    assert!(left_out.len() >= 4, "{log}");
+    assert!(left_out.iter().all(|l| l.contains("guardian `aunt`") || l.contains("listed twice")), "{left_out:?}");
     let log = relay.log_lines();
     assert_eq!(log.iter().filter(|l| l["status"] == "sent").count(), 3, "{log:?}");
 }
 
+/// A child to add, with a guardian whose number is no number and a second `minji`: both are
+/// left out and reported, and nothing else is.
 const SEOYUN: &str = r#"
 [[child]]
 id = "seoyun"
@@ -755,6 +764,15 @@ name = "최서윤"
 [[child.guardian]]
 name = "mom"
 phone = "+82 10 5555 6666"
+
+[[child.guardian]]
+name = "aunt"
+phone = "1-2-3-4-5-6-7-8"
+
+[[child]]
+id = "minji"
+center = "{center}"
+name = "김민지 (again)"
 "#;
 
 /// Two relays sharing PostgreSQL both see the event of a child not yet in their directories, and
