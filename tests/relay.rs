@@ -725,6 +725,12 @@ fn a_child_added_while_running_is_texted_once() {
     relay.rewrite_directory(SEOYUN);
     wait_until("seoyun's text", Duration::from_secs(20), || !gw.received().is_empty());
     assert_eq!(gw.received()[0].body["to"], "01055556666", "+82 10 5555 6666 texted as a domestic number");
+    // The name's placeholder stays as written and its control characters never reach the phone.
+    let t = hhmm(now);
+    assert_eq!(
+        gw.received()[0].body["text"],
+        format!("[햇살어린이집] 최서윤{{time}} [2J 어린이가 {t}에 등원했습니다.")
+    );
     // A broken file: reported loudly, the last good directory stays (seoyun is still known).
     std::fs::write(&relay.directory, "[[child]\nthis is not toml").expect("break");
     wait_until("the complaint", Duration::from_secs(20), || relay.stderr_log().contains("directory unusable"));
@@ -753,13 +759,14 @@ fn a_child_added_while_running_is_texted_once() {
     assert_eq!(log.iter().filter(|l| l["status"] == "sent").count(), 3, "{log:?}");
 }
 
-/// A child to add, with a guardian whose number is no number and a second `minji`: both are
-/// left out and reported, and nothing else is.
+/// A child to add (its name with a placeholder, an ESC sequence and a newline), with a guardian
+/// whose number is no number and a second `minji`: both are left out and reported, and nothing
+/// else is.
 const SEOYUN: &str = r#"
 [[child]]
 id = "seoyun"
 center = "{center}"
-name = "최서윤"
+name = "최서윤{time}\u001b[2J\n"
 
 [[child.guardian]]
 name = "mom"
