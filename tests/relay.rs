@@ -19,6 +19,9 @@ struct Relay {
     center: String,
     config: PathBuf,
     log: PathBuf,
+    /// The directory file, and what the test wrote into it first.
+    directory: PathBuf,
+    directory_text: String,
 }
 
 /// Where a test relay keeps its records, and anything else its `[relay]` section needs.
@@ -100,7 +103,8 @@ name = "grandma"
 phone = "010-0000-1111"
 "#
         );
-        std::fs::write(dir.path().join("directory.toml"), directory).expect("directory");
+        let directory_path = dir.path().join("directory.toml");
+        std::fs::write(&directory_path, &directory).expect("directory");
         let config = dir.path().join("relay.toml");
         std::fs::write(
             &config,
@@ -130,7 +134,7 @@ max_attempts = 5
         )
         .expect("config");
         let log = dir.path().join("relay.log");
-        Relay { _dir: dir, center, config, log }
+        Relay { _dir: dir, center, config, log, directory: directory_path, directory_text: directory }
     }
 
     fn spawn(&self) -> Child {
@@ -170,6 +174,19 @@ max_attempts = 5
             &format!("dolbom/v1/{}/door-1/event/attendance", self.center),
             payload.to_string().as_bytes(),
         );
+    }
+
+    /// The first directory with `more` appended (children of this relay's center: `{center}`).
+    fn rewrite_directory(&self, more: &str) {
+        let text = format!("{}\n{}", self.directory_text, more.replace("{center}", &self.center));
+        // Written aside and renamed in, as an editor or a deployment would: never half a file.
+        let tmp = self.directory.with_extension("tmp");
+        std::fs::write(&tmp, text).expect("directory");
+        std::fs::rename(&tmp, &self.directory).expect("rename");
+    }
+
+    fn stderr_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     fn log_lines(&self) -> Vec<serde_json::Value> {
@@ -314,8 +331,9 @@ fn killed_mid_send_and_restarted_never_texts_twice() {
 #[test]
 fn solapi_and_nhn_requests_and_lms_for_long_texts() {
     let long = "[center.templates]\n\"ko.arrival\" = \"{name} 어린이가 {time}에 등원했습니다. 오늘은 현장학습이 있으니 도시락과 물병, 모자를 꼭 챙겨 주세요. 감사합니다.\"";
-    // Solapi.
-    let gw = Gateway::start();
+    // Solapi, whose double refuses a signature date its SDKs would not write.
+    let gw = Gateway::solapi("SECRET");
+    gw.answer_by_default(solapi_answer("2000"));
     let relay = Relay::new(
         &format!("kind = \"solapi\"\nbase_url = \"{}\"\napi_key = \"KEY\"\napi_secret = \"SECRET\"", gw.url()),
         long,
@@ -339,10 +357,12 @@ fn solapi_and_nhn_requests_and_lms_for_long_texts() {
     assert_eq!(r.body["message"]["to"], "01012345678");
     assert_eq!(r.body["message"]["from"], "021234567");
     assert_eq!(received.iter().filter(|r| r.body["message"]["type"] == "SMS").count(), 2, "the departures");
+    let log = relay.log_lines();
+    assert!(log.len() == 3 && log.iter().all(|l| l["status"] == "sent"), "the double took every request: {log:?}");
 
-    // NHN Cloud.
-    let gw = Gateway::start();
-    gw.script([Reply { body: r#"{"header":{"isSuccessful":true,"resultCode":0,"resultMessage":"SUCCESS"},"body":{"data":{"requestId":"R1"}}}"#.into(), ..Reply::ok() }]);
+    // NHN Cloud, whose double refuses a Content-Type without the documented charset.
+    let gw = Gateway::nhn();
+    gw.script([nhn_answer("01012345678", 0, "SUCCESS")]);
     let relay = Relay::new(
         &format!("kind = \"nhn\"\nbase_url = \"{}\"\napp_key = \"APP\"\nsecret_key = \"SK\"", gw.url()),
         long,
@@ -362,6 +382,7 @@ fn solapi_and_nhn_requests_and_lms_for_long_texts() {
     assert_eq!(r.body["recipientList"][0]["recipientNo"], "01012345678");
     let r = received.iter().find(|r| r.body["title"].is_null()).expect("the short departure");
     assert_eq!(r.path, "/sms/v3.0/appKeys/APP/sender/sms");
+    assert_eq!(r.header("Content-Type"), Some("application/json;charset=UTF-8"));
     // The default reply carries no isSuccessful: recorded as failed, not retried.
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(gw.received().len(), 2);
@@ -370,6 +391,72 @@ fn solapi_and_nhn_requests_and_lms_for_long_texts() {
         log.iter().any(|l| l["status"] == "failed" && l["detail"].as_str().unwrap_or("").contains("NHN result")),
         "{log:?}"
     );
+    // Whichever request came first got the scripted acceptance (the two guardians' texts may
+    // go in either order).
+    assert_eq!(log.iter().filter(|l| l["status"] == "sent").count(), 1, "{log:?}");
+}
+
+/// NHN Cloud's answer: the request taken, and `code` for the one recipient.
+fn nhn_answer(to: &str, code: i64, message: &str) -> Reply {
+    let body = serde_json::json!({
+        "header": {"isSuccessful": true, "resultCode": 0, "resultMessage": "SUCCESS"},
+        "body": {"data": {"requestId": "R1", "statusCode": "2", "senderGroupingKey": null,
+            "sendResultList": [{"recipientNo": to, "resultCode": code, "resultMessage": message,
+                                "recipientSeq": 1, "recipientGroupingKey": null}]}}
+    });
+    Reply { body: body.to_string(), ..Reply::ok() }
+}
+
+/// Solapi's answer to a single send, with the message's `statusCode`.
+fn solapi_answer(code: &str) -> Reply {
+    let body = serde_json::json!({"groupId": "G1", "to": "01012345678", "from": "021234567", "type": "SMS",
+        "statusMessage": if code == "2000" { "정상 접수(이통사로 접수 예정) " } else { "수신거부" }, "country": "82",
+        "messageId": "M1", "statusCode": code, "accountId": "1"});
+    Reply { body: body.to_string(), ..Reply::ok() }
+}
+
+/// A gateway may take the request and still refuse the recipient: that text is `failed` with
+/// the gateway's code and message, never `sent`.
+#[test]
+fn a_recipient_the_gateway_refused_is_failed_not_sent() {
+    let cases: [(Gateway, String, Reply, &str); 3] = [
+        (
+            Gateway::nhn(),
+            "kind = \"nhn\"\napp_key = \"APP\"\nsecret_key = \"SK\"".into(),
+            nhn_answer("01012345678", -2003, "Invalid recipient number"),
+            "-2003",
+        ),
+        (
+            Gateway::nhn(),
+            "kind = \"nhn\"\napp_key = \"APP\"\nsecret_key = \"SK\"".into(),
+            nhn_answer("01012345678", -2018, "수신 거부 번호"),
+            "수신 거부",
+        ),
+        (
+            Gateway::solapi("SECRET"),
+            "kind = \"solapi\"\napi_key = \"KEY\"\napi_secret = \"SECRET\"".into(),
+            solapi_answer("3059"),
+            "3059",
+        ),
+    ];
+    for (gw, provider, refusal, code) in cases {
+        gw.script([refusal]);
+        let relay = Relay::new(&format!("{provider}\nbase_url = \"{}\"", gw.url()), "");
+        let mut child = relay.spawn();
+        relay.event("01a00000-0000-7000-8000-0000000002a1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
+        wait_until("the outcome", Duration::from_secs(20), || {
+            relay
+                .log_lines()
+                .iter()
+                .any(|l| l["status"] != "pending" && l["status"] != "claimed" && l["status"] != "sending")
+        });
+        signal(child.id(), "TERM");
+        let _ = child.wait();
+        assert_eq!(gw.received().len(), 1, "{provider}");
+        let log = relay.log_lines();
+        assert_eq!(log[0]["status"], "failed", "{provider}: {log:?}");
+        assert!(log[0]["detail"].as_str().unwrap_or("").contains(code), "{provider}: {log:?}");
+    }
 }
 
 #[test]
@@ -578,4 +665,156 @@ fn no_answer_from_a_gateway_without_idempotency_is_not_retried() {
     let log = relay.log_lines();
     assert!(log.iter().all(|l| l["detail"].as_str().unwrap_or("").contains("may have sent it")), "{log:?}");
     assert!(log[0]["detail"].as_str().unwrap_or("").contains("HTTP 502"), "{log:?}");
+}
+
+/// What no kiosk could have seen (dated tomorrow or in 2099, a temperature of 1e30 or −500 °C)
+/// is refused with the reason and never texted; the next sound event is.
+#[test]
+fn events_no_kiosk_could_have_seen_are_refused_not_texted() {
+    let gw = Gateway::start();
+    let relay = Relay::new(&format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url()), "");
+    let mut child = relay.spawn();
+    let now = jiff::Timestamp::now();
+    let later = |h: i64| now.checked_add(jiff::SignedDuration::from_hours(h)).expect("ts");
+    let year_2099 = jiff::Timestamp::from_second(4_070_908_800).expect("2099");
+    let refused = [
+        ("01a00000-0000-7000-8000-0000000003a1", year_2099, None),
+        ("01a00000-0000-7000-8000-0000000003a2", later(24), None),
+        ("01a00000-0000-7000-8000-0000000003a3", later(1), Some(36.5)),
+        ("01a00000-0000-7000-8000-0000000003a4", now, Some(1e30)),
+        ("01a00000-0000-7000-8000-0000000003a5", now, Some(-500.0)),
+        ("01a00000-0000-7000-8000-0000000003a6", now, Some(0.0)),
+    ];
+    for (id, ts, temp) in refused {
+        relay.event(id, "arrival", "minji", "child", ts, temp);
+    }
+    relay.event("01a00000-0000-7000-8000-0000000003b1", "arrival", "minji", "child", now, Some(36.6));
+    wait_until("the sound event's text", Duration::from_secs(20), || !gw.received().is_empty());
+    wait_until("every refusal logged", Duration::from_secs(20), || {
+        relay.stderr_log().matches("event refused").count() >= refused.len()
+    });
+    signal(child.id(), "TERM");
+    let _ = child.wait();
+    let texts: Vec<String> = gw.received().iter().map(|r| r.body["text"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(texts.len(), 1, "{texts:?}");
+    assert!(texts[0].contains("36.6"), "{texts:?}");
+    let log = relay.stderr_log();
+    for (id, _, _) in refused {
+        let line = log.lines().find(|l| l.contains(id)).unwrap_or_else(|| panic!("{id} not logged:\n{log}"));
+        assert!(line.contains("refused") && (line.contains("ahead") || line.contains("temperature_c")), "{line}");
+    }
+    assert_eq!(relay.log_lines().len(), 1, "no delivery recorded for a refused event");
+}
+
+/// A child added to the directory while the relay runs is texted about, once, including the
+/// event that arrived before the child was added; a broken directory file keeps the last good
+/// one; a restart texts nothing again.
+#[test]
+fn a_child_added_while_running_is_texted_once() {
+    let gw = Gateway::start();
+    let relay = Relay::with(
+        &format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url()),
+        "",
+        Setup { shared: None, relay_extra: "directory_poll_seconds = 1" },
+    );
+    let mut child = relay.spawn();
+    let now = jiff::Timestamp::now();
+    relay.event("01a00000-0000-7000-8000-0000000004a1", "arrival", "seoyun", "child", now, None);
+    wait_until("the unknown child", Duration::from_secs(20), || relay.stderr_log().contains("unknown child"));
+    assert!(gw.received().is_empty());
+    relay.rewrite_directory(SEOYUN);
+    wait_until("seoyun's text", Duration::from_secs(20), || !gw.received().is_empty());
+    assert_eq!(gw.received()[0].body["to"], "01055556666", "+82 10 5555 6666 texted as a domestic number");
+    // The name's placeholder stays as written and its control characters never reach the phone.
+    let t = hhmm(now);
+    assert_eq!(
+        gw.received()[0].body["text"],
+        format!("[햇살어린이집] 최서윤{{time}} [2J 어린이가 {t}에 등원했습니다.")
+    );
+    // A broken file: reported loudly, the last good directory stays (seoyun is still known).
+    std::fs::write(&relay.directory, "[[child]\nthis is not toml").expect("break");
+    wait_until("the complaint", Duration::from_secs(20), || relay.stderr_log().contains("directory unusable"));
+    relay.event("01a00000-0000-7000-8000-0000000004a2", "departure", "seoyun", "child", now, None);
+    wait_until("the departure", Duration::from_secs(20), || gw.received().len() >= 2);
+    relay.rewrite_directory(SEOYUN);
+    signal(child.id(), "TERM");
+    let _ = child.wait();
+    // After a restart the first event is known, and planned: nothing is texted again.
+    let mut again = relay.spawn();
+    relay.event("01a00000-0000-7000-8000-0000000004a3", "arrival", "jiwoo", "child", now, None);
+    // The first event left the parked list when it was texted: a restart has nothing to redo.
+    wait_until("jiwoo's text", Duration::from_secs(20), || gw.received().len() >= 3);
+    signal(again.id(), "TERM");
+    let _ = again.wait();
+    let to: Vec<String> = gw.received().iter().map(|r| r.body["to"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(to, ["01055556666", "01055556666", "01000001111"], "each text once");
+    // The bad entries were reported by name at the reload and again at the restart, which they
+    // did not stop.
+    let log = relay.stderr_log();
+    let left_out: Vec<&str> = log.lines().filter(|l| l.contains("directory entry left out")).collect();
+    // (Two at each read: the reload, the restart, and perhaps the rewrite just before the stop.)
+    assert!(left_out.len() >= 4, "{log}");
+    assert!(left_out.iter().all(|l| l.contains("guardian `aunt`") || l.contains("listed twice")), "{left_out:?}");
+    let log = relay.log_lines();
+    assert_eq!(log.iter().filter(|l| l["status"] == "sent").count(), 3, "{log:?}");
+}
+
+/// A child to add (its name with a placeholder, an ESC sequence and a newline), with a guardian
+/// whose number is no number and a second `minji`: both are left out and reported, and nothing
+/// else is.
+const SEOYUN: &str = r#"
+[[child]]
+id = "seoyun"
+center = "{center}"
+name = "최서윤{time}\u001b[2J\n"
+
+[[child.guardian]]
+name = "mom"
+phone = "+82 10 5555 6666"
+
+[[child.guardian]]
+name = "aunt"
+phone = "1-2-3-4-5-6-7-8"
+
+[[child]]
+id = "minji"
+center = "{center}"
+name = "김민지 (again)"
+"#;
+
+/// Two relays sharing PostgreSQL both see the event of a child not yet in their directories, and
+/// both see the child added: one text.
+#[test]
+fn a_child_added_under_two_relays_is_texted_once() {
+    let gw = Gateway::start();
+    let db = TempDb::create();
+    let pg = db.params();
+    let provider = format!("kind = \"webhook\"\nurl = \"{}/send\"", gw.url());
+    let setup = |instance, center| Setup {
+        shared: Some(Shared { postgres: &pg, instance, center, group: false }),
+        relay_extra: "directory_poll_seconds = 1",
+    };
+    let a = Relay::with(&provider, "", setup("a", None));
+    let b = Relay::with(&provider, "", setup("b", Some(&a.center)));
+    let (mut ca, mut cb) = (a.spawn(), b.spawn());
+    let now = jiff::Timestamp::now();
+    for i in 0..5 {
+        a.event(&format!("01a00000-0000-7000-8000-0000000005a{i}"), "arrival", "seoyun", "child", now, None);
+    }
+    wait_until("both relays to see the events", Duration::from_secs(20), || {
+        [&a, &b].iter().all(|r| r.stderr_log().matches("unknown child").count() >= 5)
+    });
+    a.rewrite_directory(SEOYUN);
+    b.rewrite_directory(SEOYUN);
+    wait_until("five texts", Duration::from_secs(30), || gw.received().len() >= 5);
+    wait_until("both relays to reload", Duration::from_secs(20), || {
+        [&a, &b].iter().all(|r| r.stderr_log().contains("directory changed"))
+    });
+    // Each relay plans parked events again right after its reload, and on every poll (1 s):
+    // give a second planning the time to show, if there were one.
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(ca.id(), "TERM");
+    signal(cb.id(), "TERM");
+    let _ = (ca.wait(), cb.wait());
+    assert_one_text_each(&gw, 5);
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::postgres::TempDb;
-use dolbom_relay::store::{Delivery, Outcome, PgStore, Recovered, RelayStore, SqliteStore, StoreError};
+use dolbom_relay::store::{Delivery, Outcome, Parked, PgStore, Recovered, RelayStore, SqliteStore, StoreError};
 
 fn delivery(event_id: &str, recipient: &str) -> Delivery {
     Delivery {
@@ -92,10 +92,35 @@ fn contract(store: &dyn RelayStore) {
     assert!(store.intake("e1", "accepted", &[], 1_001).expect("intake"), "a forgotten event is new again");
 }
 
+fn parked(event_id: &str, event_ms: i64) -> Parked {
+    Parked { event_id: event_id.into(), topic: "t".into(), payload: "{}".into(), event_ms }
+}
+
+/// Events of a child the directory did not know are kept once, listed while recent, and planned
+/// again at most once: the deliveries come with taking the event off the list.
+fn parked_contract(store: &dyn RelayStore) {
+    assert!(store.intake_parked(&parked("p1", 100), "unknown child", 10).expect("park"));
+    assert!(!store.intake_parked(&parked("p1", 100), "unknown child", 11).expect("again"), "seen once");
+    assert!(!store.intake("p1", "accepted", &[delivery("p1", "010")], 12).expect("intake"), "the dedupe holds");
+    assert!(store.intake_parked(&parked("p0", 50), "unknown child", 12).expect("park"));
+    assert_eq!(store.parked(0).expect("list"), [parked("p0", 50), parked("p1", 100)], "oldest first");
+    assert_eq!(store.parked(60).expect("list"), [parked("p1", 100)], "too old to plan again");
+    assert_eq!(store.parked(0).expect("list"), [parked("p1", 100)], "and forgotten");
+    assert!(store.log(10).expect("log").is_empty(), "no texts for an unknown child");
+    let texts = [delivery("p1", "010"), delivery("p1", "011")];
+    assert!(store.unpark("p1", "accepted: 2 text(s)", &texts, 20).expect("unpark"));
+    assert!(!store.unpark("p1", "accepted: 2 text(s)", &texts, 21).expect("unpark"), "only once");
+    assert!(store.parked(0).expect("list").is_empty());
+    assert_eq!(store.log(10).expect("log").len(), 2);
+    assert!(!store.unpark("never-parked", "x", &[delivery("never-parked", "010")], 22).expect("unpark"));
+    assert_eq!(store.log(10).expect("log").len(), 2);
+}
+
 #[test]
 fn sqlite_keeps_the_contract() {
     let dir = tempfile::tempdir().expect("tempdir");
     contract(&SqliteStore::open(&dir.path().join("relay.db")).expect("open"));
+    parked_contract(&SqliteStore::open(&dir.path().join("parked.db")).expect("open"));
 }
 
 #[test]
@@ -105,6 +130,37 @@ fn postgres_keeps_the_contract() {
     // A second relay opening the same database finds the tables and the records.
     let again = PgStore::open(&db.params(), None, None).expect("reopen");
     assert_eq!(again.log(10).expect("log").len(), 1);
+    parked_contract(&PgStore::open(&TempDb::create().params(), None, None).expect("open"));
+}
+
+/// Relays sharing a store that all see the directory change plan a parked event again at once:
+/// exactly one of them adds its texts.
+#[test]
+fn postgres_plans_a_parked_event_again_once_across_relays() {
+    let db = TempDb::create();
+    let setup = PgStore::open(&db.params(), None, None).expect("open");
+    for i in 0..50 {
+        assert!(setup.intake_parked(&parked(&format!("p{i}"), 100), "unknown child", 10).expect("park"));
+    }
+    let won: Vec<usize> = std::thread::scope(|s| {
+        let relays: Vec<_> = (0..4)
+            .map(|_| {
+                let params = db.params();
+                s.spawn(move || {
+                    let store = PgStore::open(&params, None, None).expect("open");
+                    let mut won = 0;
+                    for p in store.parked(0).expect("list") {
+                        let texts = [delivery(&p.event_id, "010"), delivery(&p.event_id, "011")];
+                        won += usize::from(store.unpark(&p.event_id, "accepted", &texts, 20).expect("unpark"));
+                    }
+                    won
+                })
+            })
+            .collect();
+        relays.into_iter().map(|r| r.join().expect("relay")).collect()
+    });
+    assert_eq!(won.iter().sum::<usize>(), 50, "each parked event planned once: {won:?}");
+    assert_eq!(setup.log(1000).expect("log").len(), 100, "two texts each, no more");
 }
 
 /// Two relays claiming from one PostgreSQL store at once never take the same delivery.

@@ -1,5 +1,6 @@
 //! A real HTTP server on loopback playing the SMS gateway: records every request and answers
-//! from a script (status, Retry-After, delay), defaulting to 200.
+//! from a script (status, Retry-After, delay), defaulting to 200. Started with a check, it first
+//! refuses what the real gateway would refuse (a header or signature not as documented).
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
@@ -39,6 +40,9 @@ impl Reply {
     }
 }
 
+/// What the real gateway refuses before it looks at the message, as its answer.
+pub type Check = Arc<dyn Fn(&Request) -> Option<Reply> + Send + Sync>;
+
 pub struct Gateway {
     pub port: u16,
     pub requests: Arc<Mutex<Vec<Request>>>,
@@ -51,6 +55,52 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn start() -> Self {
+        Self::start_checking(Arc::new(|_: &Request| None))
+    }
+
+    /// NHN Cloud SMS v3.0: the documented `Content-Type: application/json;charset=UTF-8` and an
+    /// `X-Secret-Key`, or 400/401 as NHN answers them.
+    pub fn nhn() -> Self {
+        Self::start_checking(Arc::new(|r: &Request| {
+            let content_type = r.header("Content-Type").unwrap_or("").replace(' ', "").to_ascii_lowercase();
+            if content_type != "application/json;charset=utf-8" {
+                return Some(Reply {
+                    body: format!(r#"{{"error":"Content-Type {content_type}"}}"#),
+                    ..Reply::status(400)
+                });
+            }
+            r.header("X-Secret-Key").is_none().then(|| Reply::status(401))
+        }))
+    }
+
+    /// Solapi v4: `HMAC-SHA256 apiKey=…, date=…, salt=…, signature=…` with `secret`, the date
+    /// in ISO 8601 as its SDKs write it (at most microseconds) and within 15 minutes of now, or
+    /// 401 as Solapi answers a bad signature. (The signature is checked with the relay's own
+    /// function, so only where the relay is built.)
+    #[cfg(feature = "relay")]
+    pub fn solapi(secret: &'static str) -> Self {
+        Self::start_checking(Arc::new(move |r: &Request| {
+            let refuse = |why: &str| Some(Reply { body: format!(r#"{{"errorCode":"{why}"}}"#), ..Reply::status(401) });
+            let auth = r.header("Authorization").unwrap_or("");
+            let Some(fields) = auth.strip_prefix("HMAC-SHA256 ") else { return refuse("InvalidAuthType") };
+            let field = |name: &str| {
+                fields.split(", ").find_map(|p| p.strip_prefix(&format!("{name}="))).unwrap_or("").to_string()
+            };
+            let date = field("date");
+            let fraction = date.split_once('.').map_or(0, |(_, f)| f.chars().take_while(char::is_ascii_digit).count());
+            let Ok(at) = date.parse::<jiff::Timestamp>() else { return refuse("InvalidDate") };
+            let skew = (jiff::Timestamp::now().as_millisecond() - at.as_millisecond()).abs();
+            if fraction > 6 || skew > 15 * 60_000 {
+                return refuse("RequestTimeTooSkewed");
+            }
+            let want = dolbom_relay::provider::solapi_signature(secret, &date, &field("salt"));
+            (field("apiKey").is_empty() || field("signature") != want)
+                .then(|| refuse("SignatureDoesNotMatch"))
+                .flatten()
+        }))
+    }
+
+    pub fn start_checking(check: Check) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let requests: Arc<Mutex<Vec<Request>>> = Arc::default();
@@ -60,7 +110,7 @@ impl Gateway {
         let (r, s, tm, d) = (requests.clone(), script.clone(), times.clone(), default.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (r, s, tm, d) = (r.clone(), s.clone(), tm.clone(), d.clone());
+                let (r, s, tm, d, check) = (r.clone(), s.clone(), tm.clone(), d.clone(), check.clone());
                 std::thread::spawn(move || {
                     let mut stream = stream;
                     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
@@ -90,17 +140,21 @@ impl Gateway {
                         if reader.read_exact(&mut body).is_err() {
                             return;
                         }
-                        let next = s.lock().expect("script").pop_front();
-                        let reply = next.unwrap_or_else(|| d.lock().expect("default").clone());
-                        // One lock order for both lists keeps them aligned.
-                        let mut requests = r.lock().expect("requests");
-                        tm.lock().expect("times").push(std::time::SystemTime::now());
-                        requests.push(Request {
+                        let request = Request {
                             method,
                             path,
                             headers,
                             body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+                        };
+                        // A request the real gateway would refuse does not use up the script.
+                        let reply = check(&request).unwrap_or_else(|| {
+                            let next = s.lock().expect("script").pop_front();
+                            next.unwrap_or_else(|| d.lock().expect("default").clone())
                         });
+                        // One lock order for both lists keeps them aligned.
+                        let mut requests = r.lock().expect("requests");
+                        tm.lock().expect("times").push(std::time::SystemTime::now());
+                        requests.push(request);
                         drop(requests);
                         std::thread::sleep(reply.delay);
                         let retry = reply.retry_after.map(|s| format!("Retry-After: {s}\r\n")).unwrap_or_default();

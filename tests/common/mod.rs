@@ -4,6 +4,8 @@
 
 pub mod broker;
 pub mod gateway;
+// The kiosk's helpers need the kiosk wing; the relay's tests build without it.
+#[cfg(feature = "kiosk")]
 pub mod kiosk;
 pub mod postgres;
 pub mod tcp_proxy;
@@ -55,10 +57,12 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+#[cfg(feature = "kiosk")]
 pub fn load(config: &Path) -> dolbom_kiosk::config::Config {
     dolbom_kiosk::config::Config::load(config).expect("config loads")
 }
 
+#[cfg(feature = "kiosk")]
 pub fn pipeline(config: &dolbom_kiosk::config::Config) -> dolbom_face::identify::FacePipeline {
     let models = dolbom_face::FaceModels::load(&config.runtime, &config.face).expect("models load");
     dolbom_face::identify::FacePipeline::new(models, dolbom_face::gallery::Matcher::new(config.face.matcher.threshold))

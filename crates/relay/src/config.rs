@@ -58,6 +58,17 @@ pub struct RelaySettings {
     /// Settled deliveries and seen events are forgotten after this many days.
     #[serde(default = "default_retention_days")]
     pub retention_days: u32,
+    /// How far ahead of this relay's clock an event may be dated (the kiosk's clock running
+    /// fast); later ones are refused, never texted.
+    #[serde(default = "default_clock_skew")]
+    pub max_clock_skew_seconds: u64,
+    /// How often the directory file is checked for changes.
+    #[serde(default = "default_directory_poll")]
+    pub directory_poll_seconds: u64,
+    /// Events refused because the directory did not know their child are planned again when
+    /// the directory changes, if they are at most this old (0: never).
+    #[serde(default = "default_replan")]
+    pub replan_unknown_minutes: u64,
 }
 
 fn default_topics() -> Vec<String> {
@@ -84,6 +95,39 @@ fn default_senders() -> usize {
 fn default_retention_days() -> u32 {
     90
 }
+fn default_clock_skew() -> u64 {
+    300
+}
+fn default_directory_poll() -> u64 {
+    5
+}
+fn default_replan() -> u64 {
+    60
+}
+
+/// Each number's allowed range: a typo (a missing unit, an extra zero) is named at start-up
+/// instead of turning into a relay that never retries, or texts yesterday's arrivals.
+fn check_numbers(r: &RelaySettings) -> Result<(), String> {
+    let within = |key: &str, v: i128, lo: i128, hi: i128| {
+        if (lo..=hi).contains(&v) {
+            Ok(())
+        } else {
+            Err(format!("`relay.{key}` must be {lo}-{hi} (is {v})"))
+        }
+    };
+    let age = i128::from(r.max_event_age_minutes);
+    within("max_event_age_minutes", age, 1, 10_080)?;
+    within("max_attempts", r.max_attempts.into(), 1, 100)?;
+    within("retry_initial_ms", r.retry_initial_ms.into(), 10, 600_000)?;
+    within("retry_max_ms", r.retry_max_ms.into(), r.retry_initial_ms.into(), 86_400_000)?;
+    // Large values are how a load test switches the limit off.
+    within("rate_limit_per_hour", r.rate_limit_per_hour.into(), 1, 1_000_000)?;
+    within("senders", r.senders as i128, 1, 64)?;
+    within("retention_days", r.retention_days.into(), 1, 3_650)?;
+    within("max_clock_skew_seconds", r.max_clock_skew_seconds.into(), 0, 3_600)?;
+    within("directory_poll_seconds", r.directory_poll_seconds.into(), 1, 3_600)?;
+    within("replan_unknown_minutes", r.replan_unknown_minutes.into(), 0, age.min(1_440))
+}
 
 impl RelayFile {
     pub fn load(path: &Path) -> Result<Self, RelayError> {
@@ -107,9 +151,7 @@ impl RelayFile {
         if r.share_group.as_ref().is_some_and(|g| g.is_empty() || g.contains(['/', '+', '#'])) {
             return Err(err("`relay.share_group` must be a plain name".into()));
         }
-        if !(1..=100).contains(&r.max_attempts) || r.retry_initial_ms == 0 || r.retry_max_ms < r.retry_initial_ms {
-            return Err(err("`relay.max_attempts` must be 1-100 and retry_initial_ms <= retry_max_ms".into()));
-        }
+        check_numbers(r).map_err(err)?;
         match (&r.database, &r.postgres) {
             (Some(_), None) | (None, Some(_)) => {}
             _ => {
@@ -135,14 +177,8 @@ impl RelayFile {
             return Err(err("`mqtt.client_id` must be set, and unique per relay, when `relay.postgres` is set".into()));
         }
         // A forgotten event arriving again must already be too old to text.
-        if r.retention_days == 0 || u64::from(r.retention_days) * 1440 <= r.max_event_age_minutes {
-            return Err(err("`relay.retention_days` must be at least 1 and longer than max_event_age_minutes".into()));
-        }
-        if !(1..=64).contains(&r.senders) {
-            return Err(err("`relay.senders` must be 1-64".into()));
-        }
-        if r.rate_limit_per_hour < 1 {
-            return Err(err("`relay.rate_limit_per_hour` must be at least 1".into()));
+        if u64::from(r.retention_days) * 1440 <= r.max_event_age_minutes {
+            return Err(err("`relay.retention_days` must be longer than `relay.max_event_age_minutes`".into()));
         }
         Ok(file)
     }
@@ -196,5 +232,39 @@ mod tests {
             let name = key.split(' ').next().unwrap_or_default();
             assert!(err.contains(name), "`{key}` must be refused by name: {err}");
         }
+    }
+
+    /// Every number in `[relay]` has a range, and a value outside it is refused naming its key.
+    #[test]
+    fn every_number_is_bounded_and_named() {
+        let cases = [
+            ("max_event_age_minutes", &["0", "10081", "-1"][..]),
+            ("max_attempts", &["0", "101", "-3"]),
+            ("retry_initial_ms", &["0", "9", "600001"]),
+            ("retry_max_ms", &["1", "86400001"]),
+            ("rate_limit_per_hour", &["0", "1000001", "-1"]),
+            ("senders", &["0", "65"]),
+            ("retention_days", &["0", "3651"]),
+            ("max_clock_skew_seconds", &["3601", "-1"]),
+            ("directory_poll_seconds", &["0", "3601"]),
+            ("replan_unknown_minutes", &["121", "1441", "-1"]),
+        ];
+        for (key, values) in cases {
+            for v in values {
+                let text = BASE.replace("[provider]", &format!("{key} = {v}\n\n[provider]"));
+                let err = load(&text).err().map(|e| e.to_string()).unwrap_or_default();
+                // Negative numbers for unsigned keys are refused by the TOML reader, which names
+                // the key on its own line.
+                let named = err.contains(&format!("`relay.{key}`")) || (v.starts_with('-') && err.contains(key));
+                assert!(named, "{key} = {v}: {err:?}");
+            }
+        }
+        let file = load(BASE).expect("defaults are within bounds");
+        assert_eq!((file.relay.max_clock_skew_seconds, file.relay.replan_unknown_minutes), (300, 60));
+        let err = load(&BASE.replace("kind = \"console\"", "kind = \"webhook\"\nurl = \"http://x\"\ntimeout_ms = 99"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("`provider.timeout_ms`"), "{err}");
     }
 }

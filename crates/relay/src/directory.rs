@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::printable::{clean, visible};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Notice {
@@ -20,7 +22,7 @@ pub enum Notice {
 pub struct Center {
     pub id: String,
     pub name: String,
-    /// The center's pre-registered sender number (required by Korean law).
+    /// The center's pre-registered sender number (required by Korean law); its digits once read.
     pub sender: String,
     #[serde(default = "default_tz")]
     pub timezone: String,
@@ -40,7 +42,11 @@ fn default_tz() -> String {
 #[serde(deny_unknown_fields)]
 pub struct Guardian {
     pub name: String,
+    /// As written in the directory.
     pub phone: String,
+    /// The domestic digits gateways get (`01012345678`), set when the directory is read.
+    #[serde(skip)]
+    pub digits: String,
     #[serde(default = "default_lang")]
     pub lang: String,
     #[serde(default = "default_notify")]
@@ -54,66 +60,206 @@ fn default_notify() -> Vec<Notice> {
     vec![Notice::Arrival, Notice::Departure, Notice::Fever]
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone)]
 pub struct Child {
     pub id: String,
     pub center: String,
     pub name: String,
-    #[serde(default, rename = "guardian")]
     pub guardians: Vec<Guardian>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A child as written, its guardians read one by one (one bad guardian loses only itself).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct ChildEntry {
+    id: String,
+    center: String,
+    name: String,
+    #[serde(default, rename = "guardian")]
+    guardians: Vec<toml::Value>,
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct Directory {
-    #[serde(default, rename = "center")]
     pub centers: Vec<Center>,
-    #[serde(default, rename = "child")]
     pub children: Vec<Child>,
 }
 
-impl Directory {
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read directory {}: {e}", path.display()))?;
-        let dir: Directory = toml::from_str(&text).map_err(|e| format!("directory {}: {e}", path.display()))?;
-        dir.validate().map_err(|e| format!("directory {}: {e}", path.display()))?;
-        Ok(dir)
+/// Something wrong with one entry: a refused entry is left out, a warning is loaded as described.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Which entry, by its ids (`child \`minji\` of center \`sunshine\``).
+    pub entry: String,
+    pub reason: String,
+    pub refused: bool,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.refused { "left out" } else { "loaded" };
+        write!(f, "{}: {} ({what})", self.entry, self.reason)
+    }
+}
+
+/// A directory read from its file, and what was wrong with its entries.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub directory: Directory,
+    pub problems: Vec<Problem>,
+}
+
+impl Loaded {
+    pub fn refused(&self) -> usize {
+        self.problems.iter().filter(|p| p.refused).count()
     }
 
-    fn validate(&self) -> Result<(), String> {
-        for c in &self.centers {
-            jiff::tz::TimeZone::get(&c.timezone).map_err(|e| format!("center `{}`: timezone: {e}", c.id))?;
-            if !is_phone(&c.sender) {
-                return Err(format!("center `{}`: sender `{}` is not a phone number", c.id, c.sender));
+    /// Logs each problem with its entry, and a summary.
+    pub fn report(&self, path: &Path) {
+        for p in &self.problems {
+            if p.refused {
+                tracing::warn!(entry = %p.entry, reason = %p.reason, "directory entry left out");
+            } else {
+                tracing::warn!(entry = %p.entry, reason = %p.reason, "directory entry loaded with a warning");
             }
-            if let Some([a, b]) = &c.quiet_hours {
-                if a.parse::<jiff::civil::Time>().is_err() || b.parse::<jiff::civil::Time>().is_err() {
-                    return Err(format!("center `{}`: quiet_hours must be two local times \"HH:MM\"", c.id));
+        }
+        tracing::info!(
+            path = %path.display(),
+            centers = self.directory.centers.len(),
+            children = self.directory.children.len(),
+            refused = self.refused(),
+            warnings = self.problems.len() - self.refused(),
+            "directory read"
+        );
+    }
+}
+
+/// `field` of a TOML entry, for naming it in a report even when the entry is broken.
+fn field<'a>(v: &'a toml::Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(toml::Value::as_str)
+}
+
+fn label(v: &toml::Value, kind: &str, i: usize) -> String {
+    match (field(v, "id"), field(v, "center")) {
+        (Some(id), Some(c)) if kind == "child" => format!("child `{}` of center `{}`", visible(id), visible(c)),
+        (Some(id), _) => format!("{kind} `{}`", visible(id)),
+        _ => format!("{kind} #{} (no id)", i + 1),
+    }
+}
+
+impl Directory {
+    /// Reads the file. Only a file that cannot be read or is not TOML is an error: each broken
+    /// or duplicate entry is left out and reported, and the rest load.
+    pub fn load(path: &Path) -> Result<Loaded, String> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read directory {}: {e}", path.display()))?;
+        Self::parse(&text).map_err(|e| format!("directory {}: {e}", path.display()))
+    }
+
+    pub fn parse(text: &str) -> Result<Loaded, String> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut problems = Vec::new();
+        let mut refuse = |entry: String, reason: String| problems.push(Problem { entry, reason, refused: true });
+        let entries = |key: &str, refuse: &mut dyn FnMut(String, String)| match table.get(key) {
+            None => Vec::new(),
+            Some(toml::Value::Array(items)) => items.clone(),
+            Some(_) => {
+                refuse(format!("`{key}`"), format!("must be a list of [[{key}]] tables"));
+                Vec::new()
+            }
+        };
+        for key in table.keys().filter(|k| !matches!(k.as_str(), "center" | "child")) {
+            refuse(format!("`{}`", visible(key)), "unknown key".into());
+        }
+        let center_entries = entries("center", &mut refuse);
+        let child_entries = entries("child", &mut refuse);
+        let mut dir = Directory::default();
+        for (i, v) in center_entries.into_iter().enumerate() {
+            let entry = label(&v, "center", i);
+            let mut c: Center = match v.try_into() {
+                Ok(c) => c,
+                Err(e) => {
+                    refuse(entry, e.to_string().trim().to_string());
+                    continue;
+                }
+            };
+            match check_center(&c) {
+                Err(reason) => refuse(entry, reason),
+                Ok(_) if dir.center(&c.id).is_some() => refuse(entry, "listed twice; the first is kept".into()),
+                Ok(sender) => {
+                    c.sender = sender;
+                    c.name = clean(&c.name).into_owned();
+                    dir.centers.push(c);
                 }
             }
         }
-        for (i, ch) in self.children.iter().enumerate() {
-            if self.center(&ch.center).is_none() {
-                return Err(format!("child `{}`: no center `{}`", ch.id, ch.center));
-            }
-            if self.children[..i].iter().any(|o| o.center == ch.center && o.id == ch.id) {
-                return Err(format!("child `{}` of center `{}` is listed twice", ch.id, ch.center));
-            }
-            for g in &ch.guardians {
-                if !is_phone(&g.phone) {
-                    return Err(format!(
-                        "child `{}`: guardian `{}` phone `{}` is not a phone number",
-                        ch.id, g.name, g.phone
-                    ));
+        let mut warnings = Vec::new();
+        for (i, v) in child_entries.into_iter().enumerate() {
+            let entry = label(&v, "child", i);
+            let raw: ChildEntry = match v.try_into() {
+                Ok(c) => c,
+                Err(e) => {
+                    refuse(entry, e.to_string().trim().to_string());
+                    continue;
                 }
+            };
+            if dir.center(&raw.center).is_none() {
+                refuse(entry, format!("no center `{}` (or it was left out)", visible(&raw.center)));
+                continue;
+            }
+            if dir.child(&raw.center, &raw.id).is_some() {
+                refuse(entry, "listed twice; the first is kept".into());
+                continue;
+            }
+            let mut guardians: Vec<Guardian> = Vec::new();
+            for (j, g) in raw.guardians.into_iter().enumerate() {
+                let who = match field(&g, "name") {
+                    Some(n) => format!("{entry}, guardian `{}`", visible(n)),
+                    None => format!("{entry}, guardian #{}", j + 1),
+                };
+                let mut g: Guardian = match g.try_into() {
+                    Ok(g) => g,
+                    Err(e) => {
+                        refuse(who, e.to_string().trim().to_string());
+                        continue;
+                    }
+                };
+                g.digits = match crate::phone::normalize_mobile(&g.phone) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        refuse(who, format!("phone `{}`: {e}", visible(&g.phone)));
+                        continue;
+                    }
+                };
                 if !matches!(g.lang.as_str(), "ko" | "en") {
-                    return Err(format!("child `{}`: guardian `{}` lang must be \"ko\" or \"en\"", ch.id, g.name));
+                    refuse(who, format!("lang `{}` must be \"ko\" or \"en\"", visible(&g.lang)));
+                    continue;
                 }
+                if let Some(first) = guardians.iter().find(|o| o.digits == g.digits) {
+                    // The store keeps one text per event and number: say which guardian's it is.
+                    warnings.push(Problem {
+                        entry: format!("{entry}, guardians `{}` and `{}`", visible(&first.name), visible(&g.name)),
+                        reason: format!(
+                            "both have the number {}: it gets one text per event, in the language of the first \
+                             listed who asked for that notice",
+                            g.digits
+                        ),
+                        refused: false,
+                    });
+                }
+                g.name = clean(&g.name).into_owned();
+                guardians.push(g);
             }
+            if raw.name.chars().any(char::is_control) {
+                warnings.push(Problem {
+                    entry: entry.clone(),
+                    reason: "the name has control characters; they are replaced by spaces in texts".into(),
+                    refused: false,
+                });
+            }
+            dir.children.push(Child { id: raw.id, center: raw.center, name: clean(&raw.name).into_owned(), guardians });
         }
-        Ok(())
+        problems.extend(warnings);
+        Ok(Loaded { directory: dir, problems })
     }
 
     pub fn center(&self, id: &str) -> Option<&Center> {
@@ -127,14 +273,17 @@ impl Directory {
     }
 }
 
-fn is_phone(s: &str) -> bool {
-    let digits = s.chars().filter(char::is_ascii_digit).count();
-    (8..=15).contains(&digits) && s.chars().all(|c| c.is_ascii_digit() || c == '-' || c == '+')
-}
-
-/// Digits only, as gateways want them.
-pub fn normalize_phone(s: &str) -> String {
-    s.chars().filter(char::is_ascii_digit).collect()
+/// A center's settings checked; its sender number's digits.
+fn check_center(c: &Center) -> Result<String, String> {
+    jiff::tz::TimeZone::get(&c.timezone).map_err(|e| format!("timezone: {e}"))?;
+    let sender = crate::phone::normalize_sender(&c.sender)
+        .map_err(|e| format!("sender `{}` is not a phone number: {e}", visible(&c.sender)))?;
+    if let Some([a, b]) = &c.quiet_hours {
+        if a.parse::<jiff::civil::Time>().is_err() || b.parse::<jiff::civil::Time>().is_err() {
+            return Err("quiet_hours must be two local times \"HH:MM\"".into());
+        }
+    }
+    Ok(sender)
 }
 
 /// The built-in texts. `{center}`, `{name}`, `{time}` (HH:MM in the center's zone) and
@@ -165,11 +314,40 @@ pub fn render(center: &Center, lang: &str, notice: Notice, name: &str, time: &st
         (Some(t), _) => format!(" (체온 {t:.1}℃)"),
         (None, _) => String::new(),
     };
-    template
-        .replace("{center}", &center.name)
-        .replace("{name}", name)
-        .replace("{time}", time)
-        .replace("{temperature}", &temp)
+    fill(template, |key| match key {
+        "center" => Some(clean(&center.name)),
+        "name" => Some(clean(name)),
+        "time" => Some(clean(time)),
+        "temperature" => Some(std::borrow::Cow::Borrowed(temp.as_str())),
+        _ => None,
+    })
+}
+
+/// Fills `{key}` placeholders in one pass over the template: a value is never searched for
+/// placeholders itself (a child named "{time}" stays "{time}"). Unknown keys stay as written.
+fn fill<'a>(template: &str, value: impl Fn(&str) -> Option<std::borrow::Cow<'a, str>>) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after
+            .find(['{', '}'])
+            .filter(|&i| after.as_bytes()[i] == b'}')
+            .and_then(|i| Some((i, value(&after[..i])?)))
+        {
+            Some((close, v)) => {
+                out.push_str(&v);
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -180,7 +358,7 @@ mod tests {
         Center {
             id: "sunshine".into(),
             name: "햇살어린이집".into(),
-            sender: "02-123-4567".into(),
+            sender: "021234567".into(),
             timezone: "Asia/Seoul".into(),
             quiet_hours: None,
             templates: HashMap::new(),
@@ -202,5 +380,143 @@ mod tests {
         let mut c = center();
         c.templates.insert("ko.arrival".into(), "{name} 등원 {time}".into());
         assert_eq!(render(&c, "ko", Notice::Arrival, "민지", "08:42", None), "민지 등원 08:42");
+    }
+
+    #[test]
+    fn placeholders_in_names_are_never_filled() {
+        let mut c = center();
+        c.name = "{name}{time}".into();
+        for name in ["{time}", "{temperature}", "{center}", "{{name}}", "{", "}{", "{time"] {
+            let text = render(&c, "ko", Notice::Arrival, name, "08:42", Some(36.5));
+            assert_eq!(
+                text,
+                format!("[{{name}}{{time}}] {name} 어린이가 08:42에 등원했습니다. (체온 36.5℃)"),
+                "{name:?}"
+            );
+        }
+        c.templates.insert("en.arrival".into(), "{unknown} {name} {{time}} {time".into());
+        assert_eq!(render(&c, "en", Notice::Arrival, "{time}", "08:42", None), "{unknown} {time} {08:42} {time");
+    }
+
+    #[test]
+    fn control_characters_in_names_never_reach_a_text() {
+        let c = center();
+        for name in ["김민지\n[긴급] 010-0000-0000 으로 연락", "김\u{1b}[2J민지", "김민지\r", "\u{202e}김민지"]
+        {
+            let text = render(&c, "ko", Notice::Departure, name, "16:05", None);
+            assert!(!text.chars().any(|ch| ch.is_control() || ch == '\u{202e}'), "{text:?}");
+            assert!(text.contains("어린이가 16:05에 하원했습니다."), "{text:?}");
+        }
+    }
+
+    const DIRECTORY: &str = r#"
+[[center]]
+id = "c"
+name = "C"
+sender = "02-123-4567"
+
+[[center]]
+id = "bad-tz"
+name = "B"
+sender = "02-123-4567"
+timezone = "Mars/Olympus"
+
+[[center]]
+id = "c"
+name = "again"
+sender = "02-123-4567"
+
+[[child]]
+id = "minji"
+center = "c"
+name = "김민지"
+[[child.guardian]]
+name = "mom"
+phone = "+82-10-1234-5678"
+[[child.guardian]]
+name = "aunt"
+phone = "1-2-3-4-5-6-7-8"
+[[child.guardian]]
+name = "dad"
+phone = "010 1234 5678"
+lang = "en"
+[[child.guardian]]
+name = "grandpa"
+phone = "010-2222-3333"
+lang = "fr"
+[[child.guardian]]
+name = "typo"
+phone = "010-4444-5555"
+notfy = ["arrival"]
+
+[[child]]
+id = "minji"
+center = "c"
+name = "김민지 again"
+
+[[child]]
+id = "jiwoo"
+center = "bad-tz"
+name = "박지우"
+
+[[child]]
+id = "seoyun"
+center = "c"
+
+[[child]]
+id = "hajun"
+center = "c"
+name = "이하준\n"
+[[child.guardian]]
+name = "mom"
+phone = "0082 10 9876 5432"
+"#;
+
+    #[test]
+    fn bad_entries_are_left_out_and_reported_one_by_one() {
+        let loaded = Directory::parse(DIRECTORY).expect("the file is TOML");
+        let dir = &loaded.directory;
+        assert_eq!(dir.centers.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(), ["c"]);
+        assert_eq!(dir.centers[0].name, "C", "the first of a duplicate is kept");
+        assert_eq!(dir.centers[0].sender, "021234567");
+        let kids: Vec<&str> = dir.children.iter().map(|c| c.id.as_str()).collect();
+        assert_eq!(kids, ["minji", "hajun"]);
+        let minji = dir.child("c", "minji").expect("minji");
+        let phones: Vec<(&str, &str)> = minji.guardians.iter().map(|g| (g.name.as_str(), g.digits.as_str())).collect();
+        assert_eq!(phones, [("mom", "01012345678"), ("dad", "01012345678")]);
+        assert_eq!(dir.child("c", "hajun").expect("hajun").name, "이하준");
+        let refused: Vec<String> = loaded.problems.iter().filter(|p| p.refused).map(|p| p.entry.clone()).collect();
+        assert_eq!(
+            refused,
+            [
+                "center `bad-tz`",
+                "center `c`",
+                "child `minji` of center `c`, guardian `aunt`",
+                "child `minji` of center `c`, guardian `grandpa`",
+                "child `minji` of center `c`, guardian `typo`",
+                "child `minji` of center `c`",
+                "child `jiwoo` of center `bad-tz`",
+                "child `seoyun` of center `c`",
+            ]
+        );
+        let reasons: Vec<&str> = loaded.problems.iter().map(|p| p.reason.as_str()).collect();
+        assert!(reasons[0].contains("timezone"), "{reasons:?}");
+        assert!(reasons[2].contains("1-2-3-4-5-6-7-8"), "{reasons:?}");
+        assert!(reasons[4].contains("notfy"), "{reasons:?}");
+        assert!(reasons[5].contains("twice"), "{reasons:?}");
+        assert!(reasons[7].contains("name"), "{reasons:?}");
+        let warnings: Vec<&Problem> = loaded.problems.iter().filter(|p| !p.refused).collect();
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert_eq!(warnings[0].entry, "child `minji` of center `c`, guardians `mom` and `dad`");
+        assert!(warnings[0].reason.contains("01012345678"), "{}", warnings[0].reason);
+        assert_eq!(loaded.refused(), 8);
+    }
+
+    #[test]
+    fn only_a_file_that_is_not_toml_is_an_error() {
+        assert!(Directory::parse("[[child]\nid = ").is_err());
+        let odd = Directory::parse("center = 3\nextra = true").expect("loads, reported");
+        assert_eq!(odd.refused(), 2, "{:?}", odd.problems);
+        assert!(Directory::parse("").expect("empty").problems.is_empty());
     }
 }

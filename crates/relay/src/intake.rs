@@ -22,6 +22,8 @@ use uuid::Uuid;
 
 use crate::config::{RelayFile, RelaySettings};
 use crate::directory::{self, Directory, Notice};
+use crate::printable::visible;
+use crate::reload::SharedDirectory;
 use crate::store::{self, Delivery, RelayStore};
 use crate::{now_ms, sms};
 
@@ -31,11 +33,14 @@ pub struct Plan {
     pub event_id: String,
     pub outcome: String,
     pub deliveries: Vec<Delivery>,
+    /// Set (to the capture time) when the directory has no such child: the event is kept to be
+    /// planned again if the child is added soon.
+    pub unknown_child_ms: Option<i64>,
 }
 
 impl Plan {
     fn nothing(event_id: String, outcome: String) -> Self {
-        Self { event_id, outcome, deliveries: Vec::new() }
+        Self { event_id, outcome, deliveries: Vec::new(), unknown_child_ms: None }
     }
 }
 
@@ -103,7 +108,7 @@ fn read(topic: &Topic, payload: &[u8]) -> Result<Result<Textable, Plan>, String>
     };
     let event_id = e.event_id.to_string();
     if e.schema != schema {
-        return Ok(Err(Plan::nothing(event_id, format!("schema `{}` not understood", e.schema))));
+        return Ok(Err(Plan::nothing(event_id, format!("schema `{}` not understood", visible(&e.schema)))));
     }
     let notice = match (topic.kind.clone(), e.kind) {
         (Kind::Fever, _) => Notice::Fever,
@@ -147,42 +152,58 @@ pub fn plan(
     if event.center != topic.center {
         return Ok(Plan::nothing(
             event_id,
-            format!("payload center `{}` is not the topic's `{}`", event.center, topic.center),
+            format!("payload center `{}` is not the topic's `{}`", visible(&event.center), visible(&topic.center)),
         ));
     }
+    let Ok(ts) = event.ts.parse::<Timestamp>() else {
+        return Ok(Plan::nothing(event_id, format!("refused: ts `{}` is not an RFC 3339 time", visible(&event.ts))));
+    };
+    // What no kiosk could have seen is refused before anyone is looked up: an event from the
+    // future (beyond the clocks' allowed disagreement) or a temperature no living child has.
+    if let Some(reason) = implausible(ts, event.temperature_c, settings, now_ms) {
+        return Ok(Plan::nothing(event_id, format!("refused: {reason}")));
+    }
     let Some(child) = dir.child(&event.center, &person.id) else {
-        return Ok(Plan::nothing(
+        return Ok(Plan {
             event_id,
-            format!("child `{}` of center `{}` is not in the directory", person.id, event.center),
-        ));
+            outcome: format!(
+                "{UNKNOWN_CHILD}: child `{}` of center `{}` is not in the directory",
+                visible(&person.id),
+                visible(&event.center)
+            ),
+            deliveries: Vec::new(),
+            unknown_child_ms: Some(ts.as_millisecond()),
+        });
     };
     let Some(center) = dir.center(&child.center) else {
-        return Ok(Plan::nothing(event_id, format!("center `{}` is not in the directory", child.center)));
+        return Ok(Plan::nothing(event_id, format!("center `{}` is not in the directory", visible(&child.center))));
     };
-    let ts: Timestamp = event.ts.parse().map_err(|_| "no valid ts".to_string())?;
     let tz = TimeZone::get(&center.timezone).map_err(|e| e.to_string())?;
     let time = ts.to_zoned_datetime(tz).time();
     let time = format!("{:02}:{:02}", time.hour(), time.minute());
     let stale = now_ms - ts.as_millisecond() > settings.max_event_age_minutes as i64 * 60_000;
     let title = format!("[{}] 알림", center.name);
     let notice = event.notice;
+    // One text per phone per event: guardians sharing a number (reported when the directory is
+    // read) get it once, as the first of them listed who asked for this notice.
+    let mut numbers = std::collections::HashSet::new();
     let deliveries = child
         .guardians
         .iter()
-        .filter(|g| g.notify.contains(&notice))
+        .filter(|g| g.notify.contains(&notice) && numbers.insert(g.digits.as_str()))
         .map(|g| {
             let body = directory::render(center, &g.lang, notice, &child.name, &time, event.temperature_c);
             let text = sms::compose(&body, &title);
             Delivery {
                 id: 0,
                 event_id: event_id.clone(),
-                recipient: directory::normalize_phone(&g.phone),
+                recipient: g.digits.clone(),
                 guardian: g.name.clone(),
                 child: child.id.clone(),
                 center: center.id.clone(),
                 notice: format!("{notice:?}").to_lowercase(),
                 event_ms: ts.as_millisecond(),
-                sender: directory::normalize_phone(&center.sender),
+                sender: center.sender.clone(),
                 msg_type: text.kind.name().into(),
                 subject: text.subject,
                 body: text.body,
@@ -198,13 +219,47 @@ pub fn plan(
         })
         .collect::<Vec<_>>();
     let outcome = if stale { "stale" } else { "accepted" };
-    Ok(Plan { event_id, outcome: format!("{outcome}: {} text(s)", deliveries.len()), deliveries })
+    Ok(Plan {
+        event_id,
+        outcome: format!("{outcome}: {} text(s)", deliveries.len()),
+        deliveries,
+        unknown_child_ms: None,
+    })
+}
+
+/// The outcome of an event whose child the directory did not know (yet), kept to plan it again
+/// when the directory changes.
+pub const UNKNOWN_CHILD: &str = "unknown child";
+
+/// Body temperatures a kiosk can have measured on a living child, in °C: anything outside is a
+/// broken sensor or a broken payload, never a parent's text.
+pub const PLAUSIBLE_TEMPERATURE_C: std::ops::RangeInclusive<f32> = 30.0..=45.0;
+
+/// Why an event cannot be what a kiosk saw, if it cannot.
+fn implausible(ts: Timestamp, temperature_c: Option<f32>, settings: &RelaySettings, now_ms: i64) -> Option<String> {
+    let ahead_ms = ts.as_millisecond().saturating_sub(now_ms);
+    if ahead_ms > settings.max_clock_skew_seconds as i64 * 1000 {
+        return Some(format!(
+            "dated {ts}, {} s ahead of this relay's clock (relay.max_clock_skew_seconds = {})",
+            ahead_ms / 1000,
+            settings.max_clock_skew_seconds
+        ));
+    }
+    match temperature_c {
+        Some(t) if !t.is_finite() => Some(format!("temperature_c {t} is not a number")),
+        Some(t) if !PLAUSIBLE_TEMPERATURE_C.contains(&t) => Some(format!(
+            "temperature_c {t} is outside {:.0}-{:.0} °C, no body temperature",
+            PLAUSIBLE_TEMPERATURE_C.start(),
+            PLAUSIBLE_TEMPERATURE_C.end()
+        )),
+        _ => None,
+    }
 }
 
 /// The MQTT side, until the process is stopped: one persistent session at a time through the
 /// shared session driver, reconnecting with backoff. A message is acknowledged only after its
 /// deliveries are committed.
-pub async fn consume(file: &RelayFile, store: Arc<dyn RelayStore>, directory: Arc<Directory>, wake: Arc<Notify>) {
+pub async fn consume(file: &RelayFile, store: Arc<dyn RelayStore>, directory: Arc<SharedDirectory>, wake: Arc<Notify>) {
     let filters: Vec<String> = file
         .relay
         .topics
@@ -270,25 +325,45 @@ async fn take_in(
     payload: &[u8],
     file: &RelayFile,
     store: &Arc<dyn RelayStore>,
-    directory: &Directory,
+    directory: &SharedDirectory,
     wake: &Notify,
 ) {
     let now = now_ms();
-    let plan = match plan(topic, payload, directory, &file.relay, now) {
+    let plan = match plan(topic, payload, &directory.get(), &file.relay, now) {
         Ok(plan) => plan,
         Err(reason) => {
-            warn!(topic, reason, "malformed event dropped");
+            warn!(topic = %visible(topic), reason, "malformed event dropped");
             return;
         }
     };
+    // An unknown child's event is kept (the payload as it came: it parsed, so it is UTF-8) to be
+    // planned again when the directory changes, if that is switched on.
+    let parked = match (plan.unknown_child_ms, file.relay.replan_unknown_minutes) {
+        (Some(event_ms), minutes) if minutes > 0 => std::str::from_utf8(payload).ok().map(|text| store::Parked {
+            event_id: plan.event_id.clone(),
+            topic: topic.to_string(),
+            payload: text.to_string(),
+            event_ms,
+        }),
+        _ => None,
+    };
     let mut retry = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let (event_id, outcome) = (plan.event_id.clone(), plan.outcome.clone());
-    let taken = Arc::new(plan);
+    let refused = outcome.starts_with("refused");
+    let taken = Arc::new((plan, parked));
     loop {
         let t = taken.clone();
-        match store::call(store, move |s| s.intake(&t.event_id, &t.outcome, &t.deliveries, now)).await {
+        let recorded = store::call(store, move |s| match &t.1 {
+            Some(parked) => s.intake_parked(parked, &t.0.outcome, now),
+            None => s.intake(&t.0.event_id, &t.0.outcome, &t.0.deliveries, now),
+        });
+        match recorded.await {
             Ok(fresh) => {
-                info!(event_id, fresh, outcome, "event taken in");
+                if refused {
+                    warn!(event_id, fresh, outcome, "event refused: not texted");
+                } else {
+                    info!(event_id, fresh, outcome, "event taken in");
+                }
                 wake.notify_one();
                 return;
             }
@@ -298,6 +373,41 @@ async fn take_in(
             }
         }
     }
+}
+
+/// Plans again the parked events of the last `relay.replan_unknown_minutes` with the current
+/// directory: those whose child it now knows get their texts (once: the store takes each off
+/// the parked list in the same transaction that adds its deliveries). Returns the texts added.
+pub async fn replan(store: &Arc<dyn RelayStore>, directory: &Directory, settings: &RelaySettings) -> usize {
+    let now = now_ms();
+    let since = now - settings.replan_unknown_minutes as i64 * 60_000;
+    let parked = match store::call(store, move |s| s.parked(since)).await {
+        Ok(parked) => parked,
+        Err(e) => {
+            warn!(error = %e, "parked events not read; will try again");
+            return 0;
+        }
+    };
+    let mut added = 0;
+    for p in parked {
+        let (outcome, deliveries) = match plan(&p.topic, p.payload.as_bytes(), directory, settings, now) {
+            // Still nobody the directory knows: it stays parked until it is too old.
+            Ok(plan) if plan.unknown_child_ms.is_some() => continue,
+            Ok(plan) => (format!("{} (planned again after a directory change)", plan.outcome), plan.deliveries),
+            Err(reason) => (format!("dropped when planned again: {reason}"), Vec::new()),
+        };
+        let (event_id, n) = (p.event_id.clone(), deliveries.len());
+        let o = outcome.clone();
+        match store::call(store, move |s| s.unpark(&p.event_id, &o, &deliveries, now)).await {
+            Ok(true) => {
+                info!(event_id, outcome, "event of a child added to the directory planned again");
+                added += n;
+            }
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, event_id, "parked event not planned again yet; will try again"),
+        }
+    }
+    added
 }
 
 #[cfg(test)]
@@ -351,7 +461,9 @@ phone = "01012345678"
 notify = {notify}
 "#
         );
-        toml::from_str(&text).expect("directory")
+        let loaded = Directory::parse(&text).expect("directory");
+        assert!(loaded.problems.is_empty(), "{:?}", loaded.problems);
+        loaded.directory
     }
 
     fn settings() -> RelaySettings {
@@ -461,5 +573,130 @@ notify = {notify}
         assert!(plan(topic, b"{\"center\": \"c\"}", &dir, &settings, 0).is_err());
         assert!(plan(topic, b"{\"event_id\": \"e1\"}", &dir, &settings, 0).is_err(), "event ids are UUIDs");
         assert!(plan("elsewhere/c/door-1/event/attendance", b"{}", &dir, &settings, 0).is_err());
+    }
+
+    fn arrival(ts: &str, temperature: serde_json::Value) -> Vec<u8> {
+        serde_json::json!({"schema": "dolbom.attendance/1", "event_id": "01a00000-0000-7000-8000-000000000005",
+            "kind": "arrival", "ts": ts, "center": "c", "kiosk": "door-1",
+            "person": {"id": "minji", "role": "child"}, "confidence": 0.9,
+            "temperature_c": temperature, "temperature_status": "normal", "method": "face"})
+        .to_string()
+        .into_bytes()
+    }
+
+    /// An event no kiosk could have seen (dated ahead of the clocks' allowed skew, or with a
+    /// temperature no child has) is recorded as refused with the reason, never texted.
+    #[test]
+    fn what_no_kiosk_could_have_seen_is_refused() {
+        let (dir, settings) = setup();
+        let topic = "dolbom/v1/c/door-1/event/attendance";
+        let now = Timestamp::now();
+        let at = |secs: i64| now.checked_add(jiff::SignedDuration::from_secs(secs)).expect("ts").to_string();
+        let skew = settings.max_clock_skew_seconds as i64;
+        assert_eq!(skew, 300, "a bounded default");
+        let refused = [
+            ("2099-01-01T08:42:00+09:00".to_string(), serde_json::json!(36.5), "ahead"),
+            (at(86_400), serde_json::json!(null), "ahead"),
+            (at(skew + 60), serde_json::json!(36.5), "ahead"),
+            (at(0), serde_json::json!(1e30), "temperature_c"),
+            (at(0), serde_json::json!(1e39), "not a number"),
+            (at(0), serde_json::json!(-500.0), "temperature_c"),
+            (at(0), serde_json::json!(0.0), "temperature_c"),
+            (at(0), serde_json::json!(29.9), "temperature_c"),
+            (at(0), serde_json::json!(45.5), "temperature_c"),
+            (at(0), serde_json::json!(f32::MAX), "temperature_c"),
+            ("yesterday".to_string(), serde_json::json!(36.5), "ts"),
+        ];
+        for (ts, temp, why) in refused {
+            let p = plan(topic, &arrival(&ts, temp.clone()), &dir, &settings, now.as_millisecond()).expect("plan");
+            assert!(p.deliveries.is_empty(), "{ts} {temp}: {}", p.outcome);
+            assert!(p.outcome.starts_with("refused: ") && p.outcome.contains(why), "{ts} {temp}: {}", p.outcome);
+        }
+        for (ts, temp) in [
+            (at(skew - 10), serde_json::json!(36.5)),
+            (at(-60), serde_json::json!(30.0)),
+            (at(0), serde_json::json!(45.0)),
+            (at(0), serde_json::json!(null)),
+        ] {
+            let p = plan(topic, &arrival(&ts, temp.clone()), &dir, &settings, now.as_millisecond()).expect("plan");
+            assert_eq!(p.deliveries.len(), 1, "{ts} {temp}: {}", p.outcome);
+        }
+        // No allowance at all: a second ahead is already the future.
+        let strict = RelaySettings { max_clock_skew_seconds: 0, ..settings.clone() };
+        let p =
+            plan(topic, &arrival(&at(2), serde_json::json!(null)), &dir, &strict, now.as_millisecond()).expect("plan");
+        assert!(p.outcome.starts_with("refused"), "{}", p.outcome);
+        // A fever event's temperature is checked the same way.
+        let fever = serde_json::json!({"schema": "dolbom.fever/1", "event_id": "01a00000-0000-7000-8000-000000000006",
+            "center": "c", "kiosk": "door-1", "ts": at(0), "alert_id": "a", "person": {"id": "minji", "role": "child"},
+            "track_id": 1, "temperature_c": 1e30, "threshold_c": 37.5, "message": "x"});
+        let p =
+            plan("dolbom/v1/c/door-1/event/fever", fever.to_string().as_bytes(), &dir, &settings, now.as_millisecond())
+                .expect("plan");
+        assert!(p.deliveries.is_empty() && p.outcome.contains("temperature_c"), "{}", p.outcome);
+    }
+
+    /// Guardians whose numbers are the same phone get one text per event between them.
+    #[test]
+    fn one_phone_gets_one_text_per_event() {
+        let text = r#"
+[[center]]
+id = "c"
+name = "C"
+sender = "0212345678"
+[[child]]
+id = "minji"
+center = "c"
+name = "김민지"
+[[child.guardian]]
+name = "dad"
+phone = "010-1234-5678"
+lang = "en"
+notify = ["departure"]
+[[child.guardian]]
+name = "mom"
+phone = "+82 10 1234 5678"
+[[child.guardian]]
+name = "mom again"
+phone = "01012345678"
+[[child.guardian]]
+name = "grandma"
+phone = "0082-10-9999-0000"
+"#;
+        let loaded = Directory::parse(text).expect("directory");
+        assert_eq!(loaded.problems.len(), 2, "both repeats named: {:?}", loaded.problems);
+        let settings = settings();
+        let now = Timestamp::now();
+        let topic = "dolbom/v1/c/door-1/event/attendance";
+        let p = plan(
+            topic,
+            &arrival(&now.to_string(), serde_json::json!(null)),
+            &loaded.directory,
+            &settings,
+            now.as_millisecond(),
+        )
+        .expect("plan");
+        let to: Vec<(&str, &str)> = p.deliveries.iter().map(|d| (d.recipient.as_str(), d.guardian.as_str())).collect();
+        assert_eq!(to, [("01012345678", "mom"), ("01099990000", "grandma")], "dad did not ask for arrivals");
+    }
+
+    #[test]
+    fn an_unknown_childs_event_is_marked_for_planning_again() {
+        let (dir, settings) = setup();
+        let now = Timestamp::now();
+        let mut payload: serde_json::Value =
+            serde_json::from_slice(&arrival(&now.to_string(), serde_json::json!(null))).expect("json");
+        payload["person"]["id"] = "seoyun\n\u{1b}[2J".into();
+        let p = plan(
+            "dolbom/v1/c/door-1/event/attendance",
+            payload.to_string().as_bytes(),
+            &dir,
+            &settings,
+            now.as_millisecond(),
+        )
+        .expect("plan");
+        assert_eq!(p.unknown_child_ms, Some(now.as_millisecond()));
+        assert!(p.outcome.starts_with(UNKNOWN_CHILD), "{}", p.outcome);
+        assert!(!p.outcome.chars().any(char::is_control), "ids from MQTT are escaped: {:?}", p.outcome);
     }
 }

@@ -14,8 +14,11 @@
 pub mod config;
 pub mod directory;
 pub mod intake;
+pub mod phone;
+pub mod printable;
 pub mod provider;
 pub mod quiet;
+pub mod reload;
 pub mod sender;
 pub mod sms;
 pub mod store;
@@ -30,7 +33,6 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 pub use config::{RelayFile, RelaySettings};
-use directory::Directory;
 pub use intake::{plan, Plan};
 pub use quiet::quiet_until;
 pub use sender::Sender;
@@ -53,7 +55,8 @@ fn now_ms() -> i64 {
 /// Runs the relay until SIGTERM/SIGINT.
 pub fn run(file: RelayFile) -> Result<(), RelayError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let directory = Arc::new(Directory::load(&file.relay.directory).map_err(RelayError::Start)?);
+    let (directory, print) = reload::load_at_start(&file.relay.directory).map_err(RelayError::Start)?;
+    let directory = Arc::new(directory);
     let instance = file.instance();
     let store = open_store(&file.store(), &instance)?;
     let gateway = provider::build(&file.provider).map_err(RelayError::Start)?;
@@ -80,10 +83,19 @@ pub fn run(file: RelayFile) -> Result<(), RelayError> {
         for w in 0..file.relay.senders {
             workers.spawn(sender.clone().run(w, stopped.clone()));
         }
+        let watcher = tokio::spawn(reload::watch(
+            file.relay.directory.clone(),
+            print,
+            directory.clone(),
+            store.clone(),
+            file.relay.clone(),
+            wake.clone(),
+        ));
         tokio::select! {
             _ = intake::consume(&file, store, directory, wake) => {}
             _ = shutdown_signal() => info!("shutdown requested"),
         }
+        watcher.abort();
         let _ = stop.send(true);
         if tokio::time::timeout(grace, async { while workers.join_next().await.is_some() {} }).await.is_err() {
             warn!("texts still under way at shutdown; they will show as unknown, not re-sent");

@@ -190,6 +190,36 @@ pub struct Solapi {
     http: reqwest::Client,
 }
 
+/// The `date` of Solapi's signature as its own SDK (and the examples in its documentation) write
+/// it: ISO 8601, UTC, whole seconds (`2026-12-01T08:42:07Z`).
+pub fn solapi_date(now: jiff::Timestamp) -> String {
+    now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Solapi answers a single send with the message's own status: `statusCode` "2000" is taken
+/// (정상 접수); any other code is that recipient refused.
+fn solapi_outcome(v: &serde_json::Value) -> SendOutcome {
+    let id = v["messageId"].as_str().map(str::to_string);
+    match v["statusCode"].as_str() {
+        Some("2000") => SendOutcome::Sent { gateway_id: id },
+        Some(code) => SendOutcome::Failed {
+            reason: format!("Solapi refused the recipient: {code} {}", text_of(&v["statusMessage"])),
+        },
+        // Taken, but the answer does not say what became of this recipient.
+        None => SendOutcome::Unknown { reason: format!("Solapi answer without a statusCode: {}", clip(v)) },
+    }
+}
+
+/// A gateway's message, printable and short, for the record.
+fn text_of(v: &serde_json::Value) -> String {
+    let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+    crate::printable::visible(s.trim()).chars().take(200).collect()
+}
+
+fn clip(v: &serde_json::Value) -> String {
+    crate::printable::visible(&v.to_string()).chars().take(200).collect()
+}
+
 pub fn solapi_signature(secret: &str, date: &str, salt: &str) -> String {
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
         Ok(m) => m,
@@ -209,7 +239,7 @@ impl SmsGateway for Solapi {
     }
     fn send<'a>(&'a self, m: &'a Outgoing) -> SendFuture<'a> {
         Box::pin(async move {
-            let date = jiff::Timestamp::now().to_string();
+            let date = solapi_date(jiff::Timestamp::now());
             let salt = hex::encode(rand::random::<[u8; 16]>());
             let auth = format!(
                 "HMAC-SHA256 apiKey={}, date={date}, salt={salt}, signature={}",
@@ -229,7 +259,7 @@ impl SmsGateway for Solapi {
                 .await;
             match classify(r, self.idempotent()).await {
                 Err(o) => o,
-                Ok(v) => SendOutcome::Sent { gateway_id: v["messageId"].as_str().map(str::to_string) },
+                Ok(v) => solapi_outcome(&v),
             }
         })
     }
@@ -263,23 +293,46 @@ impl SmsGateway for Nhn {
                 .http
                 .post(format!("{}/sms/v3.0/appKeys/{}/sender/{path}", self.base_url, self.app_key))
                 .header("X-Secret-Key", &self.secret_key)
-                .json(&body)
+                // As documented; reqwest's `.json()` would send it without the charset.
+                .header(reqwest::header::CONTENT_TYPE, "application/json;charset=UTF-8")
+                .body(body.to_string())
                 .send()
                 .await;
             match classify(r, self.idempotent()).await {
                 Err(o) => o,
-                Ok(v) if v["header"]["isSuccessful"] == true => {
-                    SendOutcome::Sent { gateway_id: v["body"]["data"]["requestId"].as_str().map(str::to_string) }
-                }
-                Ok(v) => SendOutcome::Failed {
-                    reason: format!(
-                        "NHN result {}: {}",
-                        v["header"]["resultCode"],
-                        v["header"]["resultMessage"].as_str().unwrap_or("no message")
-                    ),
-                },
+                Ok(v) => nhn_outcome(&v, &m.to),
             }
         })
+    }
+}
+
+/// NHN Cloud answers in two layers: `header.isSuccessful` says the request was taken, and
+/// `body.data.sendResultList[]` says, per recipient, whether that number was (`resultCode` 0)
+/// or was refused (a bad or blocked number) although the request succeeded.
+fn nhn_outcome(v: &serde_json::Value, to: &str) -> SendOutcome {
+    let header = &v["header"];
+    if header["isSuccessful"] != true {
+        return SendOutcome::Failed {
+            reason: format!("NHN result {}: {}", header["resultCode"], text_of(&header["resultMessage"])),
+        };
+    }
+    let data = &v["body"]["data"];
+    let id = data["requestId"].as_str().map(str::to_string);
+    let results = data["sendResultList"].as_array().map(Vec::as_slice).unwrap_or_default();
+    // Our one recipient's result: by its number (compared as digits, however NHN writes it
+    // back), or the only result there is.
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+    let mine = results.iter().find(|r| r["recipientNo"].as_str().map(digits) == Some(digits(to))).or(match results {
+        [only] => Some(only),
+        _ => None,
+    });
+    match mine {
+        Some(r) if r["resultCode"] == 0 => SendOutcome::Sent { gateway_id: id },
+        Some(r) => SendOutcome::Failed {
+            reason: format!("NHN refused the recipient: {} {}", r["resultCode"], text_of(&r["resultMessage"])),
+        },
+        // Taken, but nothing says what became of this recipient.
+        None => SendOutcome::Unknown { reason: format!("NHN answer without this recipient's result: {}", clip(v)) },
     }
 }
 
@@ -323,7 +376,9 @@ async fn classify(
     if status.is_success() {
         return Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
     }
-    let reason = format!("HTTP {}: {}", status.as_u16(), text.chars().take(200).collect::<String>());
+    // The gateway's words go into the record and the log: shown, never obeyed by a terminal.
+    let reason =
+        format!("HTTP {}: {}", status.as_u16(), crate::printable::visible(&text.chars().take(200).collect::<String>()));
     match status.as_u16() {
         // Not taken: try again later.
         503 | 429 | 408 => Err(SendOutcome::Retry { after: retry_after, reason }),
@@ -338,6 +393,51 @@ async fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nhn_answers_are_read_to_the_recipient() {
+        let answer = |successful: bool, results: serde_json::Value| {
+            serde_json::json!({"header": {"isSuccessful": successful, "resultCode": if successful { 0 } else { -1000 },
+                "resultMessage": "msg"}, "body": {"data": {"requestId": "R1", "statusCode": "2", "sendResultList": results}}})
+        };
+        let to = "01012345678";
+        let ok =
+            serde_json::json!([{"recipientNo": to, "resultCode": 0, "resultMessage": "SUCCESS", "recipientSeq": 1}]);
+        assert_eq!(nhn_outcome(&answer(true, ok), to), SendOutcome::Sent { gateway_id: Some("R1".into()) });
+        for (code, message) in [(-2003, "Invalid recipient number"), (-2018, "수신 거부"), (1, "?")] {
+            let refused = serde_json::json!([{"recipientNo": to, "resultCode": code, "resultMessage": message}]);
+            match nhn_outcome(&answer(true, refused), to) {
+                SendOutcome::Failed { reason } => {
+                    assert!(reason.contains(&code.to_string()) && reason.contains(message), "{reason}")
+                }
+                other => panic!("a refused recipient is failed, never sent: {other:?}"),
+            }
+        }
+        let other = serde_json::json!([{"recipientNo": "01099999999", "resultCode": 0}, {"recipientNo": "01088888888", "resultCode": 0}]);
+        assert!(matches!(nhn_outcome(&answer(true, other), to), SendOutcome::Unknown { .. }));
+        let written_back = serde_json::json!([{"recipientNo": "01099999999", "resultCode": 0},
+            {"recipientNo": "010-1234-5678", "resultCode": -2003, "resultMessage": "Invalid"}]);
+        assert!(matches!(nhn_outcome(&answer(true, written_back), to), SendOutcome::Failed { .. }));
+        assert!(matches!(nhn_outcome(&answer(true, serde_json::Value::Null), to), SendOutcome::Unknown { .. }));
+        assert!(matches!(nhn_outcome(&answer(false, serde_json::json!([])), to), SendOutcome::Failed { .. }));
+    }
+
+    #[test]
+    fn solapi_answers_are_read_to_the_recipient() {
+        let sent = serde_json::json!({"messageId": "M1", "statusCode": "2000", "statusMessage": "정상 접수"});
+        assert_eq!(solapi_outcome(&sent), SendOutcome::Sent { gateway_id: Some("M1".into()) });
+        for code in ["1062", "3059", "2001"] {
+            let refused = serde_json::json!({"messageId": "M1", "statusCode": code, "statusMessage": "refused"});
+            assert!(matches!(solapi_outcome(&refused), SendOutcome::Failed { reason } if reason.contains(code)));
+        }
+        assert!(matches!(solapi_outcome(&serde_json::json!({})), SendOutcome::Unknown { .. }));
+    }
+
+    #[test]
+    fn solapi_dates_are_whole_seconds_in_utc() {
+        let t: jiff::Timestamp = "2026-12-01T08:42:07.123456789+09:00".parse().expect("ts");
+        assert_eq!(solapi_date(t), "2026-11-30T23:42:07Z");
+    }
 
     #[test]
     fn solapi_signature_is_hex_hmac_sha256_of_date_and_salt() {

@@ -9,9 +9,9 @@ use tokio::sync::Notify;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::config::RelaySettings;
-use crate::directory::Directory;
 use crate::provider::{Outgoing, SendOutcome, SmsGateway};
 use crate::quiet::quiet_until;
+use crate::reload::SharedDirectory;
 use crate::store::{self, Delivery, Outcome, RelayStore};
 use crate::{now_ms, sms};
 
@@ -23,7 +23,7 @@ pub struct Sender {
     pub instance: String,
     pub gateway: Box<dyn SmsGateway>,
     pub settings: RelaySettings,
-    pub directory: Arc<Directory>,
+    pub directory: Arc<SharedDirectory>,
     pub wake: Arc<Notify>,
 }
 
@@ -253,6 +253,6 @@ impl Sender {
     }
 
     fn quiet_until(&self, d: &Delivery, now: i64) -> Option<i64> {
-        quiet_until(self.directory.center(&d.center)?, now)
+        quiet_until(self.directory.get().center(&d.center)?, now)
     }
 }

@@ -112,6 +112,19 @@ pub trait RelayStore: Send + Sync {
     /// Takes in an event with its deliveries, once: false when the event was seen before.
     fn intake(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool>;
 
+    /// Takes in, once, an event the directory has no child for yet, keeping it to plan again
+    /// when the directory changes: false when the event was seen before.
+    fn intake_parked(&self, parked: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool>;
+
+    /// Parked events captured at or after `since_event_ms`; older ones are forgotten here.
+    fn parked(&self, since_event_ms: i64) -> StoreResult<Vec<Parked>>;
+
+    /// Plans a parked event after all: takes it off the parked list and adds its deliveries in
+    /// one transaction, only if it was still parked (false when another relay, or an earlier
+    /// call, already did), so a parked event is texted at most once however many relays see
+    /// the directory change.
+    fn unpark(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool>;
+
     /// Claims the oldest due pending delivery for `instance`, marking it `claimed` under `token`
     /// (unique per claim: every later step of this attempt names it).
     fn claim(&self, instance: &str, token: &str, now_ms: i64) -> StoreResult<Option<Delivery>>;
@@ -139,6 +152,16 @@ pub trait RelayStore: Send + Sync {
     /// Forgets settled deliveries and seen events last touched before `before_ms` (parents' phone
     /// numbers and children's names are kept no longer than needed). Returns the rows removed.
     fn prune(&self, before_ms: i64) -> StoreResult<usize>;
+}
+
+/// An event kept to be planned again: what arrived, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Parked {
+    pub event_id: String,
+    pub topic: String,
+    pub payload: String,
+    /// Capture time of the event at the kiosk.
+    pub event_ms: i64,
 }
 
 /// What [`RelayStore::recover`] did.
@@ -218,6 +241,14 @@ CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (status, next_ms);
 CREATE INDEX IF NOT EXISTS deliveries_recent ON deliveries (recipient, status, updated_ms);
 CREATE INDEX IF NOT EXISTS deliveries_age ON deliveries (updated_ms);
 CREATE INDEX IF NOT EXISTS events_seen_age ON events_seen (received_ms);
+-- Events whose child the directory did not know yet, kept for a while to plan again.
+CREATE TABLE IF NOT EXISTS events_parked (
+    event_id    TEXT PRIMARY KEY,
+    topic       TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    event_ms    BIGINT NOT NULL,
+    parked_ms   BIGINT NOT NULL
+);
 "
     )
 }
@@ -237,6 +268,20 @@ const RECOVER: &str = "UPDATE deliveries SET status = 'unknown', updated_ms = ?3
 
 const SEE_EVENT: &str = "INSERT INTO events_seen (event_id, received_ms, outcome) VALUES (?1, ?2, ?3)
      ON CONFLICT (event_id) DO NOTHING";
+
+const PARK: &str = "INSERT INTO events_parked (event_id, topic, payload, event_ms, parked_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (event_id) DO NOTHING";
+
+const FORGET_PARKED: &str = "DELETE FROM events_parked WHERE event_ms < ?1";
+
+const LIST_PARKED: &str =
+    "SELECT event_id, topic, payload, event_ms FROM events_parked WHERE event_ms >= ?1 ORDER BY event_ms LIMIT 1000";
+
+const UNPARK: &str = "DELETE FROM events_parked WHERE event_id = ?1";
+
+const SET_OUTCOME: &str = "UPDATE events_seen SET outcome = ?2 WHERE event_id = ?1";
+
+const PRUNE_PARKED: &str = "DELETE FROM events_parked WHERE parked_ms < ?1";
 
 const ADD_DELIVERY: &str =
     "INSERT INTO deliveries (event_id, recipient, guardian, child, center, notice, event_ms, sender,

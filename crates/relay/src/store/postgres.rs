@@ -18,9 +18,10 @@ use postgres::{Client, GenericClient, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
-    claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Recovered, RelayStore, StoreError,
-    StoreResult, ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, PRUNE_BATCH, PRUNE_DELIVERIES, PRUNE_EVENTS, RECOVER,
-    RELEASE, REQUEUE, SEE_EVENT, SENT_SINCE, SETTLE_DUPLICATE_CLAIMS,
+    claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Parked, Recovered, RelayStore, StoreError,
+    StoreResult, ADD_DELIVERY, BEGIN_SEND, FINISH, FORGET_PARKED, LIST_PARKED, NEXT_DUE, PARK, PRUNE_BATCH,
+    PRUNE_DELIVERIES, PRUNE_EVENTS, PRUNE_PARKED, RECOVER, RELEASE, REQUEUE, SEE_EVENT, SENT_SINCE,
+    SETTLE_DUPLICATE_CLAIMS, SET_OUTCOME, UNPARK,
 };
 
 pub struct PgStore {
@@ -69,8 +70,8 @@ const DEFAULT_SERVER_OPTIONS: &str = "-c statement_timeout=30000 -c lock_timeout
      -c tcp_keepalives_count=3";
 
 /// Bump with every schema change; `open` migrates a store below it. 2: the claim columns are
-/// added to stores an earlier build had already marked 1 without them.
-const SCHEMA_VERSION: i32 = 2;
+/// added to stores an earlier build had already marked 1 without them. 3: `events_parked`.
+const SCHEMA_VERSION: i32 = 3;
 
 /// Gives the name back before the connection goes: the server drops a session's locks only
 /// once its backend has noticed the disconnect, which a relay started right after this one
@@ -308,30 +309,54 @@ impl RelayStore for PgStore {
             let mut tx = c.transaction()?;
             let fresh = tx.execute(&pg(SEE_EVENT), &[&event_id, &now_ms, &outcome])? == 1;
             if fresh {
-                let add = tx.prepare(&pg(ADD_DELIVERY))?;
-                for d in deliveries {
-                    let row: [&(dyn ToSql + Sync); 15] = [
-                        &d.event_id,
-                        &d.recipient,
-                        &d.guardian,
-                        &d.child,
-                        &d.center,
-                        &d.notice,
-                        &d.event_ms,
-                        &d.sender,
-                        &d.msg_type,
-                        &d.subject,
-                        &d.body,
-                        &d.status,
-                        &d.next_ms,
-                        &now_ms,
-                        &d.detail,
-                    ];
-                    tx.execute(&add, &row)?;
-                }
+                add_deliveries(&mut tx, deliveries, now_ms)?;
             }
             tx.commit()?;
             Ok(fresh)
+        })
+    }
+
+    fn intake_parked(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let fresh = tx.execute(&pg(SEE_EVENT), &[&p.event_id, &now_ms, &outcome])? == 1;
+            if fresh {
+                tx.execute(&pg(PARK), &[&p.event_id, &p.topic, &p.payload, &p.event_ms, &now_ms])?;
+            }
+            tx.commit()?;
+            Ok(fresh)
+        })
+    }
+
+    fn parked(&self, since_event_ms: i64) -> StoreResult<Vec<Parked>> {
+        self.with(|c| {
+            c.execute(&pg(FORGET_PARKED), &[&since_event_ms])?;
+            c.query(&pg(LIST_PARKED), &[&since_event_ms])?
+                .iter()
+                .map(|r| {
+                    Ok(Parked {
+                        event_id: r.try_get(0)?,
+                        topic: r.try_get(1)?,
+                        payload: r.try_get(2)?,
+                        event_ms: r.try_get(3)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn unpark(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            // The row lock taken by the DELETE makes a second relay's unpark wait, then find
+            // nothing: only one of them adds the deliveries.
+            let ours = tx.execute(&pg(UNPARK), &[&event_id])? == 1;
+            if ours {
+                add_deliveries(&mut tx, deliveries, now_ms)?;
+                tx.execute(&pg(SET_OUTCOME), &[&event_id, &outcome])?;
+            }
+            tx.commit()?;
+            Ok(ours)
         })
     }
 
@@ -373,7 +398,7 @@ impl RelayStore for PgStore {
     }
 
     fn prune(&self, before_ms: i64) -> StoreResult<usize> {
-        let mut total = 0;
+        let mut total = self.with(|c| c.execute(&pg(PRUNE_PARKED), &[&before_ms]))? as usize;
         for sql in [pg(PRUNE_DELIVERIES), pg(PRUNE_EVENTS)] {
             loop {
                 let n = self.with(|c| c.execute(&sql, &[&before_ms, &PRUNE_BATCH]))?;
@@ -385,6 +410,35 @@ impl RelayStore for PgStore {
         }
         Ok(total)
     }
+}
+
+fn add_deliveries(
+    tx: &mut postgres::Transaction<'_>,
+    deliveries: &[Delivery],
+    now_ms: i64,
+) -> Result<(), postgres::Error> {
+    let add = tx.prepare(&pg(ADD_DELIVERY))?;
+    for d in deliveries {
+        let row: [&(dyn ToSql + Sync); 15] = [
+            &d.event_id,
+            &d.recipient,
+            &d.guardian,
+            &d.child,
+            &d.center,
+            &d.notice,
+            &d.event_ms,
+            &d.sender,
+            &d.msg_type,
+            &d.subject,
+            &d.body,
+            &d.status,
+            &d.next_ms,
+            &now_ms,
+            &d.detail,
+        ];
+        tx.execute(&add, &row)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

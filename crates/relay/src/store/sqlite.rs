@@ -6,9 +6,10 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Recovered, RelayStore, StoreResult,
-    ADD_DELIVERY, BEGIN_SEND, FINISH, NEXT_DUE, PRUNE_BATCH, PRUNE_DELIVERIES, PRUNE_EVENTS, RECOVER, RELEASE, REQUEUE,
-    SEE_EVENT, SENT_SINCE, SETTLE_DUPLICATE_CLAIMS,
+    claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Parked, Recovered, RelayStore, StoreResult,
+    ADD_DELIVERY, BEGIN_SEND, FINISH, FORGET_PARKED, LIST_PARKED, NEXT_DUE, PARK, PRUNE_BATCH, PRUNE_DELIVERIES,
+    PRUNE_EVENTS, PRUNE_PARKED, RECOVER, RELEASE, REQUEUE, SEE_EVENT, SENT_SINCE, SETTLE_DUPLICATE_CLAIMS, SET_OUTCOME,
+    UNPARK,
 };
 
 pub struct SqliteStore {
@@ -83,29 +84,43 @@ impl RelayStore for SqliteStore {
         let tx = conn.transaction()?;
         let fresh = tx.execute(SEE_EVENT, params![event_id, now_ms, outcome])? == 1;
         if fresh {
-            let mut add = tx.prepare_cached(ADD_DELIVERY)?;
-            for d in deliveries {
-                add.execute(params![
-                    d.event_id,
-                    d.recipient,
-                    d.guardian,
-                    d.child,
-                    d.center,
-                    d.notice,
-                    d.event_ms,
-                    d.sender,
-                    d.msg_type,
-                    d.subject,
-                    d.body,
-                    d.status,
-                    d.next_ms,
-                    now_ms,
-                    d.detail
-                ])?;
-            }
+            add_deliveries(&tx, deliveries, now_ms)?;
         }
         tx.commit()?;
         Ok(fresh)
+    }
+
+    fn intake_parked(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let fresh = tx.execute(SEE_EVENT, params![p.event_id, now_ms, outcome])? == 1;
+        if fresh {
+            tx.execute(PARK, params![p.event_id, p.topic, p.payload, p.event_ms, now_ms])?;
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    fn parked(&self, since_event_ms: i64) -> StoreResult<Vec<Parked>> {
+        let conn = self.lock();
+        conn.execute(FORGET_PARKED, params![since_event_ms])?;
+        let mut stmt = conn.prepare_cached(LIST_PARKED)?;
+        let rows = stmt.query_map(params![since_event_ms], |r| {
+            Ok(Parked { event_id: r.get(0)?, topic: r.get(1)?, payload: r.get(2)?, event_ms: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn unpark(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let ours = tx.execute(UNPARK, params![event_id])? == 1;
+        if ours {
+            add_deliveries(&tx, deliveries, now_ms)?;
+            tx.execute(SET_OUTCOME, params![event_id, outcome])?;
+        }
+        tx.commit()?;
+        Ok(ours)
     }
 
     fn claim(&self, instance: &str, token: &str, now_ms: i64) -> StoreResult<Option<Delivery>> {
@@ -145,6 +160,7 @@ impl RelayStore for SqliteStore {
 
     fn prune(&self, before_ms: i64) -> StoreResult<usize> {
         let mut total = 0;
+        total += self.lock().execute(PRUNE_PARKED, params![before_ms])?;
         for sql in [PRUNE_DELIVERIES, PRUNE_EVENTS] {
             // The lock is taken per batch, so intake and claims go on in between.
             loop {
@@ -157,4 +173,28 @@ impl RelayStore for SqliteStore {
         }
         Ok(total)
     }
+}
+
+fn add_deliveries(tx: &rusqlite::Transaction<'_>, deliveries: &[Delivery], now_ms: i64) -> StoreResult<()> {
+    let mut add = tx.prepare_cached(ADD_DELIVERY)?;
+    for d in deliveries {
+        add.execute(params![
+            d.event_id,
+            d.recipient,
+            d.guardian,
+            d.child,
+            d.center,
+            d.notice,
+            d.event_ms,
+            d.sender,
+            d.msg_type,
+            d.subject,
+            d.body,
+            d.status,
+            d.next_ms,
+            now_ms,
+            d.detail
+        ])?;
+    }
+    Ok(())
 }
