@@ -156,3 +156,10 @@ pub struct StatusPayload {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::health::HealthSummary>,
 }
+
+/// Skin temperatures a kiosk can have measured on a living person, in °C, after its corrections.
+/// Forehead skin runs about 32-37 °C, down to the high 20s for a child coming in from a Korean
+/// winter; the hottest fever reads well below 43. The kiosk reports a reading outside as
+/// `implausible` (never a fever, never normal), and a relay refuses an event that carries one:
+/// both sides hold the same range, so no real reading is refused on the way.
+pub const SKIN_TEMPERATURE_C: std::ops::RangeInclusive<f32> = 25.0..=45.0;

@@ -231,9 +231,9 @@ pub fn plan(
 /// when the directory changes.
 pub const UNKNOWN_CHILD: &str = "unknown child";
 
-/// Body temperatures a kiosk can have measured on a living child, in °C: anything outside is a
-/// broken sensor or a broken payload, never a parent's text.
-pub const PLAUSIBLE_TEMPERATURE_C: std::ops::RangeInclusive<f32> = 30.0..=45.0;
+/// Body temperatures a kiosk can have measured on a living child, in °C (the kiosk's own range):
+/// anything outside is a broken sensor or a broken payload, never a parent's text.
+pub const PLAUSIBLE_TEMPERATURE_C: std::ops::RangeInclusive<f32> = dolbom_contract::SKIN_TEMPERATURE_C;
 
 /// Why an event cannot be what a kiosk saw, if it cannot.
 fn implausible(ts: Timestamp, temperature_c: Option<f32>, settings: &RelaySettings, now_ms: i64) -> Option<String> {
@@ -602,7 +602,7 @@ notify = {notify}
             (at(0), serde_json::json!(1e39), "not a number"),
             (at(0), serde_json::json!(-500.0), "temperature_c"),
             (at(0), serde_json::json!(0.0), "temperature_c"),
-            (at(0), serde_json::json!(29.9), "temperature_c"),
+            (at(0), serde_json::json!(24.9), "temperature_c"),
             (at(0), serde_json::json!(45.5), "temperature_c"),
             (at(0), serde_json::json!(f32::MAX), "temperature_c"),
             ("yesterday".to_string(), serde_json::json!(36.5), "ts"),
@@ -614,7 +614,8 @@ notify = {notify}
         }
         for (ts, temp) in [
             (at(skew - 10), serde_json::json!(36.5)),
-            (at(-60), serde_json::json!(30.0)),
+            (at(-60), serde_json::json!(25.0)),
+            (at(-60), serde_json::json!(28.4)),
             (at(0), serde_json::json!(45.0)),
             (at(0), serde_json::json!(null)),
         ] {

@@ -8,13 +8,11 @@ use crate::screening::decision::{FeverConfig, NotMeasured, Reading};
 use crate::sources::thermal::ThermalFrame;
 use dolbom_face::Detection;
 
-/// Corrected readings outside this range are not a person's skin, whatever the sensor says: a
-/// hot drink held up, a heater behind the child, a mis-calibrated or failing sensor. Forehead
-/// skin runs about 32-37 degC, down to the high 20s for a child coming in from a Korean winter;
-/// the hottest fever reads well below 43. Such a reading is "not measured" (reported as
-/// `implausible`), never a fever and never normal.
-pub const SKIN_MIN_C: f32 = 25.0;
-pub const SKIN_MAX_C: f32 = 45.0;
+/// Corrected readings outside the contract's skin range are not a person's skin, whatever the
+/// sensor says: a hot drink held up, a heater behind the child, a mis-calibrated or failing
+/// sensor. Such a reading is "not measured" (`implausible`), never a fever and never normal.
+pub const SKIN_MIN_C: f32 = *dolbom_contract::SKIN_TEMPERATURE_C.start();
+pub const SKIN_MAX_C: f32 = *dolbom_contract::SKIN_TEMPERATURE_C.end();
 
 pub fn to_thermal(cal: &[f64; 6], p: [f32; 2]) -> (f64, f64) {
     let (x, y) = (f64::from(p[0]), f64::from(p[1]));
