@@ -8,7 +8,6 @@
 //! An alert's state is also retained on the broker (`alert/{id}`): deleting the row queues an
 //! empty retained message on that topic in the same transaction, so the broker forgets it too.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::{params, Connection};
@@ -174,6 +173,8 @@ pub async fn run(outbox: Outbox, topics: Topics, cfg: RetentionConfig, shutdown:
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     const NOW: i64 = 1_800_000_000_000;
