@@ -68,6 +68,8 @@ fn walk_up_clip_gives_exactly_the_expected_events_matching_the_schemas() {
     // The kiosk went offline cleanly: `dolbom status` shows it and says so in its exit code.
     let out = common::dolbom(&["status", "--config", config.to_str().expect("utf-8")]);
     assert!(!out.status.success());
+    // Stopped, not broken: no reasons of a running kiosk (the broker is no one's fault here).
+    assert!(common::stderr(&out).contains("offline: it has stopped"), "{}", common::stderr(&out));
     let printed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
     assert_eq!(printed["state"], "offline");
     assert_eq!(printed["health"]["frames_processed"], printed["health"]["frames_read"], "fast pace drops nothing");

@@ -50,13 +50,14 @@ pub fn status(config_path: &Path) -> Result<ExitCode> {
         eprintln!("kiosk is not running (its status file is stale and no daemon holds the state directory) / 키오스크가 실행 중이 아님");
         return Ok(ExitCode::FAILURE);
     }
-    if status.state != "online" || degraded {
-        eprintln!(
-            "kiosk is {}{}{}",
-            status.state,
-            if degraded { ", degraded" } else { "" },
-            if reasons.is_empty() { String::new() } else { format!(": {reasons}") }
-        );
+    if status.state != "online" {
+        let queued = status.health.as_ref().map_or(0, |h| h.outbox_depth);
+        let queued = if queued > 0 { format!(", {queued} event(s) queued for its next start") } else { String::new() };
+        eprintln!("kiosk is offline: it has stopped{queued} / 키오스크 정지됨");
+        return Ok(ExitCode::FAILURE);
+    }
+    if degraded {
+        eprintln!("kiosk is online, degraded: {reasons} / 키오스크 동작 중, 점검 필요");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
