@@ -20,6 +20,10 @@ pub struct Person {
     pub embeddings: Vec<Embedding>,
     /// Seconds since the Unix epoch of the last enrolment.
     pub enrolled_at: u64,
+    /// Enrolled people confirmed to look like this one (siblings, twins): a match between them
+    /// needs the larger `face.matcher.lookalike_margin` and more votes at the door. Kept on both.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lookalikes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -87,6 +91,7 @@ impl Gallery {
                 name: name.to_string(),
                 embeddings,
                 enrolled_at: now,
+                lookalikes: Vec::new(),
             }),
         }
         Ok(())
@@ -95,7 +100,22 @@ impl Gallery {
     pub fn remove(&mut self, id: &str) -> Result<Person, GalleryError> {
         let pos =
             self.people.iter().position(|p| p.id == id).ok_or_else(|| GalleryError::UnknownPerson(id.to_string()))?;
+        for p in &mut self.people {
+            p.lookalikes.retain(|l| l != id);
+        }
         Ok(self.people.remove(pos))
+    }
+
+    /// Marks two enrolled people as look-alikes of each other (both must be enrolled).
+    pub fn mark_lookalikes(&mut self, a: &str, b: &str) -> Result<(), GalleryError> {
+        for (x, y) in [(a, b), (b, a)] {
+            let p =
+                self.people.iter_mut().find(|p| p.id == x).ok_or_else(|| GalleryError::UnknownPerson(x.to_string()))?;
+            if x != y && !p.lookalikes.iter().any(|l| l == y) {
+                p.lookalikes.push(y.to_string());
+            }
+        }
+        Ok(())
     }
 }
 
