@@ -27,7 +27,7 @@ fn main() {
     let images = ["face_recognition/obama.jpg", "face_recognition/biden.jpg", "insightface/t1.jpg"];
 
     let models = FaceModels::load(&config.runtime, &config.face).expect("models (run scripts/setup.sh)");
-    let mut pipeline = FacePipeline::new(models, Matcher::new(config.face.matcher.threshold));
+    let mut pipeline = FacePipeline::new(models, Matcher::new(config.face.matcher.clone()));
     let env = onnx::environment(&config.runtime.onnxruntime).expect("onnxruntime");
     let threads = config.runtime.threads;
     let mut raw_yunet =

@@ -72,7 +72,7 @@ fn main() {
     let config = Config::load(&config_path).expect("config");
     let mut pipeline = FacePipeline::new(
         FaceModels::load(&config.runtime, &config.face).expect("models"),
-        Matcher::new(config.face.matcher.threshold),
+        Matcher::new(config.face.matcher.clone()),
     );
     let store = GalleryStore::new(&config.gallery.path);
     for (id, photos) in &enrol {

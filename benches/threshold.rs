@@ -24,7 +24,7 @@ fn main() {
     let config = Config::load(&root.join("config/sample.toml")).expect("config/sample.toml");
     let mut pipeline = FacePipeline::new(
         FaceModels::load(&config.runtime, &config.face).expect("models (run scripts/setup.sh)"),
-        Matcher::new(config.face.matcher.threshold),
+        Matcher::new(config.face.matcher.clone()),
     );
     let data = root.join(".dolbom/testdata");
     let fr = data.join("face_recognition");

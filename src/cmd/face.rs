@@ -103,7 +103,7 @@ pub fn identify(config: PathBuf, images: Vec<PathBuf>) -> Result<ExitCode> {
 
 pub fn pipeline(config: &Config) -> Result<FacePipeline> {
     let models = FaceModels::load(&config.runtime, &config.face)?;
-    Ok(FacePipeline::new(models, Matcher::new(config.face.matcher.threshold)))
+    Ok(FacePipeline::new(models, Matcher::new(config.face.matcher.clone())))
 }
 
 fn unix_now() -> u64 {

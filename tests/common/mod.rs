@@ -65,7 +65,7 @@ pub fn load(config: &Path) -> dolbom_kiosk::config::Config {
 #[cfg(feature = "kiosk")]
 pub fn pipeline(config: &dolbom_kiosk::config::Config) -> dolbom_face::identify::FacePipeline {
     let models = dolbom_face::FaceModels::load(&config.runtime, &config.face).expect("models load");
-    dolbom_face::identify::FacePipeline::new(models, dolbom_face::gallery::Matcher::new(config.face.matcher.threshold))
+    dolbom_face::identify::FacePipeline::new(models, dolbom_face::gallery::Matcher::new(config.face.matcher.clone()))
 }
 
 /// Polls `f` until it holds; fails the test with `what` after `timeout`.

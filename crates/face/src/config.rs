@@ -101,13 +101,50 @@ impl Default for QualityConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MatcherConfig {
-    /// Cosine similarity at or above which a face is the enrolled person; below it the face is unknown.
+    /// Cosine similarity at or above which a face may be the enrolled person it resembles most,
+    /// for a gallery of up to 10 people; below it the face is unknown.
     pub threshold: f32,
+    /// Added to the threshold for every tenfold of gallery size above 10 people: a stranger
+    /// compared with more enrolled faces is more likely to come close to one of them.
+    pub threshold_per_tenfold: f32,
+    /// How far the best person must lead the second best; closer, the face is unknown (split
+    /// evidence is no evidence).
+    pub margin: f32,
+    /// The lead needed over a runner-up marked as this person's look-alike (siblings, twins).
+    pub lookalike_margin: f32,
+    /// Similarity between two enrolled people's templates at which they count as close
+    /// neighbours: a match for either needs `tracking.lookalike_min_votes` at the door.
+    pub neighbour_similarity: f32,
 }
 
 impl Default for MatcherConfig {
     fn default() -> Self {
-        Self { threshold: DEFAULT_MATCH_THRESHOLD }
+        Self {
+            threshold: DEFAULT_MATCH_THRESHOLD,
+            threshold_per_tenfold: 0.03,
+            margin: 0.05,
+            lookalike_margin: 0.10,
+            neighbour_similarity: 0.35,
+        }
+    }
+}
+
+impl MatcherConfig {
+    /// Today's single-threshold rule (no margin, no size term), kept for comparisons.
+    pub fn single_threshold(threshold: f32) -> Self {
+        Self { threshold, threshold_per_tenfold: 0.0, margin: 0.0, lookalike_margin: 0.0, neighbour_similarity: 2.0 }
+    }
+
+    pub fn validate(&self) -> Result<(), Invalid> {
+        let t = self.threshold;
+        if !(t > 0.0 && t < 1.0) {
+            return Err(("face.matcher.threshold", format!("= {t}: must be between 0 and 1 (exclusive)")));
+        }
+        in_range("face.matcher.threshold_per_tenfold", self.threshold_per_tenfold, 0.0, 0.2)?;
+        in_range("face.matcher.margin", self.margin, 0.0, 0.5)?;
+        in_range("face.matcher.lookalike_margin", self.lookalike_margin, self.margin, 0.5)
+            .map_err(|(k, m)| (k, format!("{m} (and at least face.matcher.margin)")))?;
+        in_range("face.matcher.neighbour_similarity", self.neighbour_similarity, 0.0, 1.0)
     }
 }
 
@@ -169,11 +206,7 @@ impl FaceConfig {
         in_range("face.quality.min_face_px", q.min_face_px, 8.0, 4096.0)?;
         // Sharp photos score in the thousands; far above that nothing would ever pass.
         in_range("face.quality.min_sharpness", q.min_sharpness, 0.0, 100_000.0)?;
-        let t = self.matcher.threshold;
-        if !(t > 0.0 && t < 1.0) {
-            return Err(("face.matcher.threshold", format!("= {t}: must be between 0 and 1 (exclusive)")));
-        }
-        Ok(())
+        self.matcher.validate()
     }
 
     pub fn resolve_paths(&mut self, base: &Path) {

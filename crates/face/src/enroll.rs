@@ -103,7 +103,7 @@ pub fn enroll(
     crate::gallery::validate_name(request.name)?;
     let photos = request.photos.iter().map(|p| embed_photo(pipeline, quality, p)).collect::<Result<Vec<_>, _>>()?;
     let model_id = pipeline.models.embedder.model_id().to_string();
-    let threshold = pipeline.matcher.threshold();
+    let threshold = pipeline.matcher.config().threshold;
     store.update(|gallery| {
         let existing: Vec<Embedding> = gallery.get(request.id).map(|p| p.embeddings.clone()).unwrap_or_default();
         let mut inconsistent = Vec::new();

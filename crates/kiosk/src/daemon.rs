@@ -135,7 +135,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     let (sightings_tx, sightings_rx) = mpsc::channel(64);
     let vision = {
         let stage = Vision {
-            pipeline: FacePipeline::new(models, Matcher::new(config.face.matcher.threshold)),
+            pipeline: FacePipeline::new(models, Matcher::new(config.face.matcher.clone())),
             tracker: Tracker::new(config.tracking.clone()),
             config: config.recognition.clone(),
             gallery_store,

@@ -4,4 +4,4 @@ pub mod stage;
 pub mod tracker;
 
 pub use stage::{RecognitionConfig, Sighting, Vision, Who};
-pub use tracker::{Tracker, TrackingConfig};
+pub use tracker::{Tracker, TrackingConfig, Vote};

@@ -21,7 +21,7 @@ use dolbom_face::gallery::{Gallery, GalleryStore};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::quality;
 
-use super::tracker::{Settled, Tracker, Verdict};
+use super::tracker::{Settled, Tracker, Verdict, Vote};
 use crate::health::Health;
 use crate::screening::{Decision, ScreeningStage};
 use crate::sources::camera::{FrameSlot, Take};
@@ -227,8 +227,12 @@ impl Vision {
             }
             let embedding = self.pipeline.models.embedder.embed(&aligned)?;
             let m = self.pipeline.matcher.best(gallery, &embedding);
-            debug!(track = id, person = ?m.person.map(|p| &p.id), similarity = ?m.similarity, "vote");
-            let matched = m.person.map(|p| (p.id.as_str(), m.similarity.unwrap_or(0.0)));
+            debug!(track = id, person = ?m.person.map(|p| &p.id), similarity = ?m.similarity, runner_up = ?m.runner_up, contested = m.contested, "vote");
+            let matched = m.person.map(|p| Vote {
+                person: p.id.as_str(),
+                similarity: m.similarity.unwrap_or(0.0),
+                crowded: m.crowded,
+            });
             if let Some(s) = self.tracker.vote(id, matched, weight, now_ms) {
                 settled.push(s);
             }

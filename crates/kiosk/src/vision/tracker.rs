@@ -12,7 +12,7 @@
 //! into the same spot (a parent right behind a child, a camera cut), two disagreeing checks in a
 //! row end the track and start a new one for the new face.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
@@ -33,6 +33,9 @@ pub struct TrackingConfig {
     pub max_yaw_ratio: f32,
     /// Votes for one person needed to settle a track on them.
     pub min_votes: u32,
+    /// Votes needed instead when the person has a close neighbour in the gallery (a marked
+    /// look-alike, a sibling): strong evidence before a parent hears that their child arrived.
+    pub lookalike_min_votes: u32,
     /// Time since the track began before it may be called unknown.
     pub unknown_grace_ms: i64,
     /// Embeddings tried before a track may be called unknown.
@@ -52,14 +55,20 @@ impl TrackingConfig {
         in_range("tracking.min_face_px", self.min_face_px, 8.0, 4096.0)?;
         in_range("tracking.max_yaw_ratio", self.max_yaw_ratio, 0.05, 2.0)?;
         in_range("tracking.min_votes", self.min_votes, 1, 50)?;
+        in_range("tracking.lookalike_min_votes", self.lookalike_min_votes, self.min_votes, 50)
+            .map_err(|(k, m)| (k, format!("{m} (and at least tracking.min_votes)")))?;
         in_range("tracking.unknown_grace_ms", self.unknown_grace_ms, 0, 60_000)?;
         in_range("tracking.unknown_min_attempts", self.unknown_min_attempts, 1, 100)?;
         in_range("tracking.max_attempts", self.max_attempts, 1, 200)?;
         in_range("tracking.reverify_ms", self.reverify_ms, 100, 600_000)?;
-        if self.min_votes == 0 || self.max_attempts < self.min_votes || self.max_attempts < self.unknown_min_attempts {
+        if self.min_votes == 0
+            || self.max_attempts < self.lookalike_min_votes
+            || self.max_attempts < self.unknown_min_attempts
+        {
             return Err((
                 "tracking.max_attempts",
-                "must be at least tracking.min_votes and tracking.unknown_min_attempts; min_votes at least 1".into(),
+                "must be at least tracking.lookalike_min_votes and tracking.unknown_min_attempts; min_votes at least 1"
+                    .into(),
             ));
         }
         Ok(())
@@ -74,6 +83,7 @@ impl Default for TrackingConfig {
             min_face_px: 40.0,
             max_yaw_ratio: 0.35,
             min_votes: 2,
+            lookalike_min_votes: 3,
             unknown_grace_ms: 1500,
             unknown_min_attempts: 3,
             max_attempts: 12,
@@ -97,6 +107,22 @@ pub struct Settled {
     pub at_ms: i64,
 }
 
+/// One embedding's match, as the tracker counts it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Vote<'a> {
+    pub person: &'a str,
+    pub similarity: f32,
+    /// The person has a close neighbour in the gallery: `lookalike_min_votes` are needed.
+    pub crowded: bool,
+}
+
+impl<'a> Vote<'a> {
+    /// A match for a person with no close neighbour.
+    pub fn plain(person: &'a str, similarity: f32) -> Self {
+        Self { person, similarity, crowded: false }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Track {
     id: u64,
@@ -105,6 +131,8 @@ struct Track {
     last_ms: i64,
     /// person id → (summed weight, votes, summed similarity)
     votes: HashMap<String, (f32, u32, f32)>,
+    /// People voted for whose match was crowded (a close neighbour in the gallery).
+    crowded: HashSet<String>,
     unknown_weight: f32,
     attempts: u32,
     /// Who the track was settled as (`Some(None)`: unknown), once settled.
@@ -123,6 +151,7 @@ impl Track {
             first_ms: now_ms,
             last_ms: now_ms,
             votes: HashMap::new(),
+            crowded: HashSet::new(),
             unknown_weight: 0.0,
             attempts: 0,
             settled_as: None,
@@ -141,6 +170,15 @@ impl Track {
 
     fn leader(&self) -> Option<(&String, &(f32, u32, f32))> {
         self.votes.iter().max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+    }
+
+    /// Votes `person` needs to settle this track.
+    fn votes_needed(&self, person: &str, c: &TrackingConfig) -> u32 {
+        if self.crowded.contains(person) {
+            c.lookalike_min_votes
+        } else {
+            c.min_votes
+        }
     }
 }
 
@@ -233,12 +271,12 @@ impl Tracker {
     /// Records one embedding's verdict for a track. `matched` is the gallery person it matched,
     /// with its similarity, or None when it matched nobody. Returns the settled identity when
     /// this vote settles the track on a person.
-    pub fn vote(&mut self, track_id: u64, matched: Option<(&str, f32)>, weight: f32, now_ms: i64) -> Option<Settled> {
-        let min_votes = self.config.min_votes;
+    pub fn vote(&mut self, track_id: u64, matched: Option<Vote<'_>>, weight: f32, now_ms: i64) -> Option<Settled> {
+        let config = self.config.clone();
         let next_id = self.next_id;
         let t = self.tracks.iter_mut().find(|t| t.id == track_id)?;
         if let Some(settled_as) = &t.settled_as {
-            if settled_as.as_deref() == matched.map(|m| m.0) {
+            if settled_as.as_deref() == matched.as_ref().map(|m| m.person) {
                 t.strikes = 0;
                 t.verified_ms = now_ms;
                 return None;
@@ -255,17 +293,20 @@ impl Tracker {
         }
         t.attempts += 1;
         match matched {
-            Some((person, similarity)) => {
+            Some(Vote { person, similarity, crowded }) => {
                 let v = t.votes.entry(person.to_string()).or_insert((0.0, 0, 0.0));
                 v.0 += weight;
                 v.1 += 1;
                 v.2 += similarity;
+                if crowded {
+                    t.crowded.insert(person.to_string());
+                }
             }
             None => t.unknown_weight += weight,
         }
         let total = t.total_weight();
         let (person, (w, n, sim)) = t.leader()?;
-        if *n >= min_votes && *w > total * 0.5 {
+        if *n >= t.votes_needed(person, &config) && *w > total * 0.5 {
             let verdict = Verdict::Person { id: person.clone(), confidence: sim / *n as f32 };
             t.settled_as = Some(Some(person.clone()));
             t.verified_ms = now_ms;
@@ -288,10 +329,10 @@ impl Tracker {
             let graced = now_ms - t.first_ms >= c.unknown_grace_ms;
             let exhausted = t.attempts >= c.max_attempts;
             let total = t.total_weight();
-            let leader = t.leader().map(|(p, v)| (p.clone(), *v));
+            let leader = t.leader().map(|(p, v)| (p.clone(), *v, t.votes_needed(p, c)));
             let verdict = match leader {
                 // Out of time or tries with a clear front-runner who has enough votes: them.
-                Some((p, (w, n, sim))) if (lost || exhausted) && n >= c.min_votes && w > t.unknown_weight => {
+                Some((p, (w, n, sim), needed)) if (lost || exhausted) && n >= needed && w > t.unknown_weight => {
                     Some(Verdict::Person { id: p, confidence: sim / n as f32 })
                 }
                 _ if t.attempts >= c.unknown_min_attempts
@@ -367,13 +408,33 @@ mod tests {
     }
 
     #[test]
+    fn a_person_with_a_close_neighbour_needs_more_votes() {
+        let mut t = Tracker::new(TrackingConfig::default());
+        let f = face(100.0, 120.0);
+        let id = t.observe(0, std::slice::from_ref(&f))[0];
+        let crowded = |sim| Some(Vote { person: "minji", similarity: sim, crowded: true });
+        assert_eq!(t.vote(id, crowded(0.6), 1.0, 0), None);
+        assert_eq!(t.vote(id, crowded(0.6), 1.0, 100), None, "two votes settle a plain match, not a crowded one");
+        let s = t.vote(id, crowded(0.6), 1.0, 200).expect("the third settles it");
+        assert_eq!(s.verdict, Verdict::Person { id: "minji".into(), confidence: 0.6 });
+        // Leaving with only two crowded votes is not enough either: unknown, not minji.
+        let mut t = Tracker::new(TrackingConfig::default());
+        let id = t.observe(0, std::slice::from_ref(&f))[0];
+        t.vote(id, crowded(0.6), 1.0, 0);
+        t.vote(id, None, 0.1, 50);
+        t.vote(id, crowded(0.6), 1.0, 100);
+        let out = t.sweep(10_000);
+        assert!(out.iter().all(|s| s.verdict != Verdict::Person { id: "minji".into(), confidence: 0.6 }), "{out:?}");
+    }
+
+    #[test]
     fn person_settles_after_two_votes_and_is_not_embedded_again() {
         let mut t = Tracker::new(TrackingConfig::default());
         let f = face(100.0, 120.0);
         let id = t.observe(0, std::slice::from_ref(&f))[0];
         let w = t.wants_embedding(id, &f, 0).expect("good face");
-        assert_eq!(t.vote(id, Some(("minji", 0.7)), w, 0), None);
-        let s = t.vote(id, Some(("minji", 0.8)), w, 100).expect("settled");
+        assert_eq!(t.vote(id, Some(Vote::plain("minji", 0.7)), w, 0), None);
+        let s = t.vote(id, Some(Vote::plain("minji", 0.8)), w, 100).expect("settled");
         assert_eq!(s.verdict, Verdict::Person { id: "minji".into(), confidence: 0.75 });
         assert_eq!(s.at_ms, 100);
         assert!(t.wants_embedding(id, &f, 500).is_none(), "settled tracks are not re-embedded every frame");
@@ -405,8 +466,8 @@ mod tests {
         let f = face(100.0, 120.0);
         let id = t.observe(0, std::slice::from_ref(&f))[0];
         t.vote(id, None, 0.2, 0);
-        t.vote(id, Some(("minji", 0.6)), 1.0, 100);
-        let s = t.vote(id, Some(("minji", 0.6)), 1.0, 200).expect("settled");
+        t.vote(id, Some(Vote::plain("minji", 0.6)), 1.0, 100);
+        let s = t.vote(id, Some(Vote::plain("minji", 0.6)), 1.0, 200).expect("settled");
         assert!(matches!(s.verdict, Verdict::Person { .. }));
         t.observe(2000, &[f]);
         assert!(t.sweep(2000).is_empty());
@@ -443,18 +504,18 @@ mod tests {
         let mut t = Tracker::new(TrackingConfig::default());
         let f = face(100.0, 120.0);
         let id = t.observe(0, std::slice::from_ref(&f))[0];
-        t.vote(id, Some(("minji", 0.7)), 1.0, 0);
-        assert!(t.vote(id, Some(("minji", 0.7)), 1.0, 100).is_some());
+        t.vote(id, Some(Vote::plain("minji", 0.7)), 1.0, 0);
+        assert!(t.vote(id, Some(Vote::plain("minji", 0.7)), 1.0, 100).is_some());
         // One odd re-check (a turned head) changes nothing.
         assert_eq!(t.vote(id, None, 1.0, 1200), None);
-        assert_eq!(t.vote(id, Some(("minji", 0.7)), 1.0, 2300), None);
+        assert_eq!(t.vote(id, Some(Vote::plain("minji", 0.7)), 1.0, 2300), None);
         assert_eq!(t.observe(2400, std::slice::from_ref(&f))[0], id);
         // Two disagreeing re-checks in a row: the parent behind her is a new track, and settles as himself.
-        assert_eq!(t.vote(id, Some(("dad", 0.7)), 1.0, 3400), None);
-        assert_eq!(t.vote(id, Some(("dad", 0.7)), 1.0, 4500), None);
+        assert_eq!(t.vote(id, Some(Vote::plain("dad", 0.7)), 1.0, 3400), None);
+        assert_eq!(t.vote(id, Some(Vote::plain("dad", 0.7)), 1.0, 4500), None);
         let new_id = t.observe(4600, std::slice::from_ref(&f))[0];
         assert_ne!(new_id, id);
-        let s = t.vote(new_id, Some(("dad", 0.8)), 1.0, 4600).expect("settled");
+        let s = t.vote(new_id, Some(Vote::plain("dad", 0.8)), 1.0, 4600).expect("settled");
         assert_eq!(s.track_id, new_id);
         assert_eq!(s.verdict, Verdict::Person { id: "dad".into(), confidence: 0.75 });
     }
@@ -465,10 +526,10 @@ mod tests {
         let f = face(100.0, 120.0);
         // Two votes for minji, the most weight, but not a majority of it: not settled while in view...
         let id = t.observe(0, std::slice::from_ref(&f))[0];
-        t.vote(id, Some(("jiwoo", 0.45)), 0.3, 0);
+        t.vote(id, Some(Vote::plain("jiwoo", 0.45)), 0.3, 0);
         t.vote(id, None, 0.4, 50);
-        t.vote(id, Some(("minji", 0.5)), 0.3, 100);
-        assert!(t.vote(id, Some(("minji", 0.5)), 0.3, 150).is_none(), "0.6 of 1.3 is no majority");
+        t.vote(id, Some(Vote::plain("minji", 0.5)), 0.3, 100);
+        assert!(t.vote(id, Some(Vote::plain("minji", 0.5)), 0.3, 150).is_none(), "0.6 of 1.3 is no majority");
         assert!(t.sweep(200).is_empty());
         // ...but when she leaves, the front-runner with enough votes wins.
         let s = t.sweep(2000);
@@ -476,8 +537,8 @@ mod tests {
         assert!(matches!(&s[0].verdict, Verdict::Person { id, .. } if id == "minji"), "{s:?}");
         // A mixed track without a qualified front-runner leaves as unknown.
         let id = t.observe(3000, std::slice::from_ref(&f))[0];
-        t.vote(id, Some(("a", 0.5)), 0.3, 3000);
-        t.vote(id, Some(("b", 0.5)), 0.3, 3050);
+        t.vote(id, Some(Vote::plain("a", 0.5)), 0.3, 3000);
+        t.vote(id, Some(Vote::plain("b", 0.5)), 0.3, 3050);
         t.vote(id, None, 0.2, 3100);
         let s = t.sweep(6000);
         assert_eq!(s.len(), 1);
