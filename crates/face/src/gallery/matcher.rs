@@ -53,7 +53,8 @@ impl Matcher {
     /// A person's score is their best similarity over all their enrolled photos: one good
     /// enrolment photo taken from the kiosk's angle should be enough to be recognised.
     pub fn best<'g>(&self, gallery: &'g Gallery, probe: &Embedding) -> Match<'g> {
-        let (mut best, mut second): (Option<(&Person, f32)>, Option<(&Person, f32)>) = (None, None);
+        let mut best: Option<(&Person, f32)> = None;
+        let mut second: Option<(&Person, f32)> = None;
         for person in &gallery.people {
             let score = score(person, probe);
             if best.is_none_or(|(_, s)| score > s) {
@@ -72,7 +73,7 @@ impl Matcher {
             return unknown;
         }
         if let Some((other, s)) = second {
-            let marked = person.lookalikes.iter().any(|l| *l == other.id);
+            let marked = person.lookalikes.contains(&other.id);
             let margin = if marked { self.config.lookalike_margin } else { self.config.margin };
             if similarity - s < margin {
                 return Match { contested: true, ..unknown };
