@@ -219,6 +219,15 @@ pub enum GalleryAction {
         #[arg(long)]
         json: bool,
     },
+    /// How well each person is still recognised at the door, and who is due for re-enrolment
+    /// (faces of growing children drift away from their enrolment photos).
+    Health {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a person and all their embeddings.
     Remove {
         #[arg(value_name = "ID")]
@@ -271,6 +280,9 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Gallery { action: GalleryAction::List { config, json } } => cmd::face::gallery_list(config, json),
         #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::Remove { id, config } } => cmd::face::gallery_remove(id, config),
+        Command::Gallery { action: GalleryAction::Health { config, json } } => {
+            cmd::kiosk::gallery_health(&config, json)
+        }
         #[cfg(feature = "kiosk")]
         Command::Identify { config, images } => cmd::face::identify(config, images),
         #[cfg(feature = "kiosk")]

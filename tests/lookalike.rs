@@ -116,3 +116,37 @@ fn the_new_rule_never_accepts_more_than_todays() {
         }
     }
 }
+
+/// Growing faces: a child recognised ever more weakly over a season is listed first by
+/// `dolbom gallery health`, with the prompt to re-enrol, in Korean and English.
+#[test]
+fn gallery_health_prompts_re_enrolment_after_decay() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path =
+        common::write_config(dir.path(), &format!("\n[state]\ndir = \"{}\"\n", dir.path().join("state").display()));
+    let config = common::load(&config_path);
+    let store = dolbom_kiosk::store::Store::open(&config.state.db_file()).expect("kiosk db");
+    let now = jiff::Timestamp::now().as_millisecond();
+    let day = 86_400_000;
+    {
+        let conn = store.lock().expect("lock");
+        for (i, sim) in [0.70f32, 0.66, 0.60, 0.52, 0.47, 0.45, 0.43, 0.43, 0.42, 0.42, 0.42, 0.41].iter().enumerate() {
+            dolbom_kiosk::recognition::record(&conn, "minji", *sim, now - (40 - 3 * i as i64) * day).expect("record");
+        }
+        for i in 0..6 {
+            dolbom_kiosk::recognition::record(&conn, "jiwoo", 0.71, now - i * day).expect("record");
+        }
+    }
+    drop(store);
+    let out = common::dolbom(&["gallery", "health", "--config", config_path.to_str().expect("utf-8"), "--json"]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let rows: Vec<serde_json::Value> =
+        common::stdout(&out).lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["person"], "minji", "the one to re-enrol first: {rows:?}");
+    let why = rows[0]["reenrol"].as_str().expect("minji is due");
+    assert!(why.contains("re-enrol") && why.contains("다시 등록"), "{why}");
+    assert!(rows[1]["reenrol"].is_null(), "{rows:?}");
+    let table = common::dolbom(&["gallery", "health", "--config", config_path.to_str().expect("utf-8")]);
+    assert!(common::stdout(&table).contains("minji"), "{}", common::stdout(&table));
+}

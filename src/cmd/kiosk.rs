@@ -91,3 +91,40 @@ pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
     // The running daemon publishes the new state from the outbox within a second.
     Ok(if result.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
+
+pub fn gallery_health(path: &Path, json: bool) -> Result<ExitCode> {
+    let config = Config::load(path)?;
+    let db = config.state.db_file();
+    anyhow::ensure!(db.exists(), "no kiosk database at {} (has `dolbom kiosk` run with this config?)", db.display());
+    let store = dolbom_kiosk::store::Store::open(&db)?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let report = dolbom_kiosk::recognition::report(&*store.lock()?, config.face.matcher.threshold, now)?;
+    let day =
+        |ms: i64| jiff::Timestamp::from_millisecond(ms).map(|t| t.strftime("%Y-%m-%d").to_string()).unwrap_or_default();
+    if !json {
+        outln!(
+            "{:<24} {:>6} {:>6} {:>11} {:>11}  re-enrol? / 재등록",
+            "person",
+            "seen",
+            "trend",
+            "last seen",
+            "last clear"
+        )?;
+    }
+    for p in &report {
+        if json {
+            outln!("{}", serde_json::to_string(p)?)?;
+        } else {
+            outln!(
+                "{:<24} {:>6} {:>6.2} {:>11} {:>11}  {}",
+                dolbom_face::gallery::printable(&p.person),
+                p.seen,
+                p.trend,
+                day(p.last_seen_ms),
+                p.last_strong_ms.map(day).unwrap_or_else(|| "-".into()),
+                p.reenrol.as_deref().unwrap_or("-")
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -138,6 +138,7 @@ impl EventStage {
         };
         match &s.who {
             Who::Person { id, role, confidence } => {
+                crate::recognition::record(&tx, id, *confidence, s.captured_ms)?;
                 if let Some(kind) = attendance::record_sighting(&tx, &self.policy, id, at)? {
                     let event = AttendanceEvent {
                         schema: contract::ATTENDANCE_SCHEMA.into(),

@@ -20,6 +20,7 @@ pub mod disk;
 pub mod events;
 pub mod health;
 pub mod outbox;
+pub mod recognition;
 pub mod retention;
 pub mod screening;
 pub mod shutdown;

@@ -170,6 +170,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
+        conn.execute_batch(crate::recognition::SCHEMA).map_err(open_err)?;
         migrate(&conn).map_err(open_err)?;
         Ok(Self { conn: Mutex::new(conn) })
     }
