@@ -91,12 +91,12 @@ impl Matcher {
             .people
             .iter()
             .filter(|p| p.id != person.id)
-            .any(|other| person.embeddings.iter().any(|e| score(other, e) >= self.config.neighbour_similarity))
+            .any(|other| person.templates().any(|e| score(other, e) >= self.config.neighbour_similarity))
     }
 }
 
 fn score(person: &Person, probe: &Embedding) -> f32 {
-    person.embeddings.iter().map(|e| e.similarity(probe)).fold(f32::NEG_INFINITY, f32::max)
+    person.templates().map(|e| e.similarity(probe)).fold(f32::NEG_INFINITY, f32::max)
 }
 
 #[cfg(test)]

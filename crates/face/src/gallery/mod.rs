@@ -24,6 +24,44 @@ pub struct Person {
     /// needs the larger `face.matcher.lookalike_margin` and more votes at the door. Kept on both.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lookalikes: Vec<String>,
+    /// Templates the kiosk added from sightings beyond doubt, as the face grows (see
+    /// [`Gallery::refresh`]); kept apart from the enrolled ones so they can be reverted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refreshed: Vec<Refreshed>,
+}
+
+/// A template taken from a sighting: what, when, and how sure the kiosk was.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Refreshed {
+    pub embedding: Embedding,
+    /// Seconds since the Unix epoch.
+    pub added_at: u64,
+    /// The sighting's similarity to the person, and its lead over the runner-up.
+    pub similarity: f32,
+    pub margin: f32,
+}
+
+impl Person {
+    /// Every template the person is matched against: enrolled, then refreshed.
+    pub fn templates(&self) -> impl Iterator<Item = &Embedding> {
+        self.embeddings.iter().chain(self.refreshed.iter().map(|r| &r.embedding))
+    }
+}
+
+/// Bounds on templates taken from sightings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RefreshPolicy {
+    /// At most this many refreshed templates per person, and never more than the enrolled ones:
+    /// sightings may follow a face as it grows, not replace its enrolment.
+    pub max_templates: usize,
+    /// At most one new template per person in this many seconds.
+    pub min_interval_secs: u64,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        Self { max_templates: 3, min_interval_secs: 7 * 86_400 }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,6 +130,7 @@ impl Gallery {
                 embeddings,
                 enrolled_at: now,
                 lookalikes: Vec::new(),
+                refreshed: Vec::new(),
             }),
         }
         Ok(())
@@ -104,6 +143,35 @@ impl Gallery {
             p.lookalikes.retain(|l| l != id);
         }
         Ok(self.people.remove(pos))
+    }
+
+    /// Adds a template from a sighting, within `policy`: false (and nothing changed) when the
+    /// person had one too recently. When full, the oldest refreshed template makes room; the
+    /// enrolled ones are never touched.
+    pub fn refresh(&mut self, id: &str, template: Refreshed, policy: &RefreshPolicy) -> Result<bool, GalleryError> {
+        let p =
+            self.people.iter_mut().find(|p| p.id == id).ok_or_else(|| GalleryError::UnknownPerson(id.to_string()))?;
+        let newest = p.refreshed.iter().map(|r| r.added_at).max().unwrap_or(0).max(p.enrolled_at);
+        if template.added_at < newest.saturating_add(policy.min_interval_secs) {
+            return Ok(false);
+        }
+        let room = policy.max_templates.min(p.embeddings.len());
+        if room == 0 {
+            return Ok(false);
+        }
+        while p.refreshed.len() >= room {
+            let oldest = p.refreshed.iter().enumerate().min_by_key(|(_, r)| r.added_at).map_or(0, |(i, _)| i);
+            p.refreshed.remove(oldest);
+        }
+        p.refreshed.push(template);
+        Ok(true)
+    }
+
+    /// Drops every template taken from sightings of `id`; how many there were.
+    pub fn revert_refresh(&mut self, id: &str) -> Result<usize, GalleryError> {
+        let p =
+            self.people.iter_mut().find(|p| p.id == id).ok_or_else(|| GalleryError::UnknownPerson(id.to_string()))?;
+        Ok(std::mem::take(&mut p.refreshed).len())
     }
 
     /// Marks two enrolled people as look-alikes of each other (both must be enrolled).
@@ -180,6 +248,32 @@ mod tests {
         assert_eq!(p.embeddings.len(), 2);
         assert_eq!(p.name, "Kim Minji");
         assert_eq!(g.people.len(), 1);
+    }
+
+    fn sighting(at: u64) -> Refreshed {
+        Refreshed { embedding: emb(&[0.9, 0.1]), added_at: at, similarity: 0.7, margin: 0.4 }
+    }
+
+    /// Templates from sightings: rate-limited, never more than the enrolled ones (nor the
+    /// policy's cap), the oldest replaced, the enrolled ones never touched, all revertible.
+    #[test]
+    fn refreshed_templates_are_bounded_rate_limited_and_revertible() {
+        let policy = RefreshPolicy { max_templates: 3, min_interval_secs: 100 };
+        let mut g = Gallery::empty();
+        g.enroll("minji", Role::Child, "김민지", vec![emb(&[1.0, 0.0]), emb(&[0.8, 0.2])], "m", 1000).expect("enrol");
+        assert!(!g.refresh("minji", sighting(1050), &policy).expect("known"), "too soon after enrolment");
+        assert!(g.refresh("minji", sighting(1100), &policy).expect("known"));
+        assert!(!g.refresh("minji", sighting(1150), &policy).expect("known"), "too soon after the last one");
+        assert!(g.refresh("minji", sighting(1200), &policy).expect("known"));
+        assert!(g.refresh("minji", sighting(1300), &policy).expect("known"));
+        let p = g.get("minji").expect("present");
+        assert_eq!(p.embeddings.len(), 2, "enrolled templates untouched");
+        let kept: Vec<u64> = p.refreshed.iter().map(|r| r.added_at).collect();
+        assert_eq!(kept, [1200, 1300], "no more than the enrolled ones; the oldest made room");
+        assert_eq!(p.templates().count(), 4);
+        assert_eq!(g.revert_refresh("minji"), Ok(2));
+        assert_eq!(g.get("minji").expect("present").templates().count(), 2);
+        assert_eq!(g.refresh("nobody", sighting(5000), &policy), Err(GalleryError::UnknownPerson("nobody".into())));
     }
 
     #[test]
