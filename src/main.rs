@@ -49,6 +49,11 @@ enum Command {
         /// Display name, e.g. `김민지`.
         #[arg(long)]
         name: String,
+        /// An enrolled person this one looks like (sibling, twin), confirmed by you: needed when the
+        /// photos come as close to that person as a look-alike; marks the pair. Repeat for several.
+        #[arg(long = "lookalike-of", value_name = "ID")]
+        lookalike_of: Vec<String>,
+        /// 3 to 5 photos recognise best: frontal and slightly turned.
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
     },
@@ -211,7 +216,7 @@ pub enum CalibrateWhat {
 #[cfg(feature = "kiosk")]
 #[derive(Subcommand)]
 pub enum GalleryAction {
-    /// One line per person: id, role, number of photos, name.
+    /// One line per person: id, role, number of photos, name, look-alikes (comma-separated, `-` for none).
     List {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
@@ -266,7 +271,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         #[cfg(feature = "kiosk")]
-        Command::Enroll { config, person, role, name, images } => cmd::face::enroll(config, person, role, name, images),
+        Command::Enroll { config, person, role, name, lookalike_of, images } => {
+            cmd::face::enroll(config, cmd::face::EnrollArgs { person, role, name, lookalike_of, images })
+        }
         #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::List { config, json } } => cmd::face::gallery_list(config, json),
         #[cfg(feature = "kiosk")]

@@ -41,7 +41,9 @@ fn enroll_list_identify_remove() {
         s(&o2),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("2 photo(s) added"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("2 photo(s) added, 2 in total"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("nearest enrolled: nobody else"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("3 to 5 photos") && stdout(&out).contains("3~5장"), "{}", stdout(&out));
 
     // Only embeddings are stored: no pixels, no file names of the photos.
     let stored: serde_json::Value = serde_json::from_slice(&gallery_bytes(dir.path()).expect("gallery")).expect("json");
@@ -53,7 +55,7 @@ fn enroll_list_identify_remove() {
 
     let out = dolbom(&["gallery", "list", "--config", s(&cfg)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "obama\tguardian\t2\t버락 오바마\n");
+    assert_eq!(stdout(&out), "obama\tguardian\t2\t버락 오바마\t-\n");
 
     let out = dolbom(&["identify", "--config", s(&cfg), s(&o3), s(&photo("insightface/t1.jpg"))]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -76,6 +78,89 @@ fn enroll_list_identify_remove() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = dolbom(&["gallery", "list", "--config", s(&cfg)]);
     assert_eq!(stdout(&out), "");
+}
+
+fn enroll_as(cfg: &Path, id: &str, name: &str, extra: &[&str], images: &[&Path]) -> std::process::Output {
+    let mut args = vec!["enroll", "--config", s(cfg), "--person", id, "--role", "child", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend(images.iter().map(|p| s(p)));
+    dolbom(&args)
+}
+
+/// `gallery list --json`, as id → look-alikes.
+fn lookalikes(cfg: &Path) -> Vec<(String, Vec<String>)> {
+    let out = dolbom(&["gallery", "list", "--json", "--config", s(cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            let marks = v["lookalikes"].as_array().expect("lookalikes listed for everyone");
+            (
+                v["id"].as_str().expect("id").to_string(),
+                marks.iter().map(|m| m.as_str().expect("id").to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_face_close_to_an_enrolled_one_needs_a_confirmed_lookalike_and_the_mark_is_kept_on_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let (o1, o2, o3) = (
+        photo("face_recognition/obama.jpg"),
+        photo("face_recognition/obama2.jpg"),
+        photo("face_recognition/obama3.jpg"),
+    );
+    let biden = photo("face_recognition/biden.jpg");
+    let out = enroll_as(&cfg, "a", "김민지", &[], &[&o1, &o3]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = enroll_as(&cfg, "c", "박준", &[], &[&biden]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("nearest enrolled: a (김민지), similarity 0."), "{}", stdout(&out));
+    assert!(stdout(&out).contains("가장 닮은 등록자: a (김민지)"), "{}", stdout(&out));
+
+    // The same man under a second id: as close as twins get. Refused, naming the neighbour.
+    let before = gallery_bytes(dir.path());
+    let out = enroll_as(&cfg, "b", "B", &[], &[&o2]);
+    assert!(!out.status.success(), "a look-alike was enrolled unconfirmed: {}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("looks like `a` (김민지)") && err.contains("--lookalike-of a"), "{err}");
+    assert!(err.contains("닮은꼴 기준 0.35") && err.contains("similarity 0."), "{err}");
+    assert_eq!(gallery_bytes(dir.path()), before);
+
+    // Naming someone else, or nobody enrolled, does not confirm it.
+    for (other, expect) in [("c", "looks like `a`"), ("nobody", "no person with this id is enrolled"), ("b", "own")] {
+        let out = enroll_as(&cfg, "b", "B", &["--lookalike-of", other], &[&o2]);
+        assert!(!out.status.success(), "--lookalike-of {other} accepted");
+        assert!(stderr(&out).contains(expect), "--lookalike-of {other}: {}", stderr(&out));
+        assert_eq!(gallery_bytes(dir.path()), before);
+    }
+
+    let out = enroll_as(&cfg, "b", "B", &["--lookalike-of", "a"], &[&o2]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("nearest enrolled: a (김민지)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("marked b and a as look-alikes"), "{}", stdout(&out));
+    let marks = |id: &str| lookalikes(&cfg).into_iter().find(|(p, _)| p == id).map(|(_, m)| m);
+    assert_eq!(marks("a"), Some(vec!["b".to_string()]));
+    assert_eq!(marks("b"), Some(vec!["a".to_string()]));
+    assert_eq!(marks("c"), Some(vec![]));
+    let out = dolbom(&["gallery", "list", "--config", s(&cfg)]);
+    assert!(stdout(&out).contains("a\tchild\t2\t김민지\tb\n") && stdout(&out).contains("c\tchild\t1\t박준\t-\n"));
+
+    // Once confirmed, more photos of either need no new confirmation.
+    let out = enroll_as(&cfg, "b", "B", &[], &[&o3]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A pair the operator knows about may be marked below the level too.
+    let out = enroll_as(&cfg, "d", "D", &["--lookalike-of", "c"], &[&photo("unknowns/Female_40_1_4.jpg")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(marks("c"), Some(vec!["d".to_string()]));
+
+    let out = dolbom(&["gallery", "remove", "a", "--config", s(&cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(marks("b"), Some(vec![]), "removing a drops the mark from b");
 }
 
 /// Runs an enrolment that must fail, and checks the message and that the gallery did not change.
