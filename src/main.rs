@@ -211,6 +211,22 @@ pub enum CalibrateWhat {
         #[arg(required = true, value_name = "PAIR")]
         pairs: Vec<String>,
     },
+    /// Measure the enrolled faces (and labelled photo folders): same-person and different-person
+    /// similarities, look-alike pairs, and the match threshold for a target false-match rate.
+    Faces {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// A folder laid out DIR/<person>/<photo>; a person named like an enrolled id adds to them.
+        /// Repeat for several.
+        #[arg(long, value_name = "DIR")]
+        photos: Vec<PathBuf>,
+        /// False matches per comparison of two faces to aim for, e.g. 0.001 (1 in 1000).
+        #[arg(long, default_value_t = 0.001, value_name = "RATE")]
+        target_far: f64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[cfg(feature = "kiosk")]
@@ -288,6 +304,10 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Alerts { action } => cmd::kiosk::alerts(action),
         #[cfg(feature = "kiosk")]
         Command::Calibrate { what: CalibrateWhat::Thermal { pairs } } => cmd::calibrate::thermal(pairs),
+        #[cfg(feature = "kiosk")]
+        Command::Calibrate { what: CalibrateWhat::Faces { config, photos, target_far, json } } => {
+            cmd::calibrate::faces(config, photos, target_far, json)
+        }
         #[cfg(feature = "kiosk")]
         Command::Sim { what: SimCommand::WalkUp { out, fps, walkers } } => cmd::sim::walk_up(out, fps, walkers),
         #[cfg(feature = "kiosk")]

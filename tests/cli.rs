@@ -454,3 +454,119 @@ fn simulator_flags_are_bounded_and_named() {
     let out = dolbom(&["sim", "walk-up", "--out", s(&dir.path().join("x.avi")), "--fps", "0", &walker]);
     assert!(!out.status.success() && stderr(&out).contains("--fps"), "{}", stderr(&out));
 }
+
+#[test]
+fn calibrate_faces_measures_the_gallery_and_labelled_photos_consistently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let fr = |name: &str| photo(&format!("face_recognition/{name}"));
+    let enrol = |id: &str, extra: &[&str], photos: &[std::path::PathBuf]| {
+        let refs: Vec<&Path> = photos.iter().map(|p| p.as_path()).collect();
+        let out = enroll_as(&cfg, id, id, extra, &refs);
+        assert!(out.status.success(), "{id}: {}", stderr(&out));
+    };
+    enrol("obama", &[], &[fr("obama.jpg"), fr("obama3.jpg")]);
+    enrol("twin", &["--lookalike-of", "obama"], &[fr("obama2.jpg")]);
+    enrol("biden", &[], &[fr("biden.jpg")]);
+    for kid in ["Female_40_1_4", "Female_41_6", "Female_42_1_5"] {
+        enrol(kid, &[], &[photo(&format!("unknowns/{kid}.jpg"))]);
+    }
+    // Labelled photos: an unenrolled look-alike with two photos, a photo already enrolled, a group
+    // photo and a file that is no image.
+    let photos = dir.path().join("photos");
+    let copy = |person: &str, from: &Path| {
+        std::fs::create_dir_all(photos.join(person)).expect("dir");
+        std::fs::copy(from, photos.join(person).join(from.file_name().expect("name"))).expect("copy");
+    };
+    copy("stranger", &fr("obama_partial_face.jpg"));
+    copy("stranger", &fr("obama_partial_face2.jpg"));
+    copy("obama", &fr("obama.jpg"));
+    copy("group", &photo("insightface/t1.jpg"));
+    std::fs::create_dir_all(photos.join("notes")).expect("dir");
+    std::fs::write(photos.join("notes/readme.jpg"), "not a photo").expect("write");
+
+    let run = |far: &str| {
+        let out =
+            dolbom(&["calibrate", "faces", "--config", s(&cfg), "--photos", s(&photos), "--target-far", far, "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("one JSON object")
+    };
+    let report = run("0.001");
+    let p = &report["photos"];
+    assert_eq!(
+        [&p["used"], &p["duplicate"], &p["several_faces"], &p["unreadable"], &p["no_face"]],
+        [2, 1, 1, 1, 0],
+        "{p}"
+    );
+    let c = &report["calibration"];
+    let n = |v: &serde_json::Value| v.as_u64().expect("count");
+    let x = |v: &serde_json::Value| v.as_f64().unwrap_or_else(|| panic!("number expected: {v}"));
+    // obama 2, twin 1, biden 1, three children 1 each, stranger 2.
+    assert_eq!((n(&c["people"]), n(&c["templates"])), (7, 9));
+    assert_eq!(n(&c["genuine"]["pairs"]), 2);
+    assert_eq!(n(&c["impostor"]["pairs"]), 9 * 8 / 2 - 2);
+    let g = &c["genuine"];
+    assert!(x(&g["min"]) <= x(&g["p5"]) && x(&g["p5"]) <= x(&g["median"]), "{g}");
+    let i = &c["impostor"];
+    assert!(x(&i["median"]) <= x(&i["p99"]) && x(&i["p99"]) <= x(&i["p99_9"]) && x(&i["p99_9"]) <= x(&i["max"]));
+
+    // Look-alikes: obama, twin and stranger are one man; worst first; only obama-twin is marked.
+    let pairs = c["lookalikes"].as_array().expect("lookalikes");
+    let level = x(&c["lookalike_level"]);
+    assert_eq!(level, 0.35);
+    let sims: Vec<f64> = pairs.iter().map(|p| x(&p["similarity"])).collect();
+    assert!(sims.windows(2).all(|w| w[0] >= w[1]) && sims.iter().all(|s| *s >= level), "{sims:?}");
+    let mut names: Vec<(String, bool)> = pairs
+        .iter()
+        .map(|p| {
+            let mut ab = [p["a"].as_str().expect("a"), p["b"].as_str().expect("b")];
+            ab.sort();
+            (ab.join("+"), p["marked"].as_bool().expect("marked"))
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [("obama+stranger".into(), false), ("obama+twin".into(), true), ("stranger+twin".into(), false)],
+        "{pairs:?}"
+    );
+    assert_eq!(x(&c["impostor"]["max"]), sims[0], "the worst look-alike is the highest impostor pair");
+
+    // 34 pairs cannot show 1 in 1000: nothing recommended. At 1 in 10 a threshold is, and it keeps
+    // to the target.
+    assert!(c["recommended"].is_null(), "{}", c["recommended"]);
+    assert_eq!(n(&c["needed_pairs"]), 1000);
+    let loose = run("0.1");
+    let r = &loose["calibration"]["recommended"];
+    assert!(x(&r["far"]) <= 0.1, "{r}");
+    assert!(n(&r["false_matches"]) <= 3, "{r}");
+    let estimates = r["stranger_accepted"].as_array().expect("estimates");
+    let sizes: Vec<u64> = estimates.iter().map(|e| n(&e["gallery_size"])).collect();
+    assert_eq!(sizes, [10, 50, 200]);
+    let far = x(&r["far_for_estimate"]);
+    for e in estimates {
+        let expected = 1.0 - (1.0 - far).powi(n(&e["gallery_size"]) as i32);
+        assert!((x(&e["rate"]) - expected).abs() < 1e-9, "{e}");
+    }
+
+    // Leave-one-out: probes are the templates of people with two or more (obama 2, stranger 2).
+    let m = &c["margin"];
+    assert_eq!(n(&m["probes"]), 4, "{m}");
+    // One man under three ids: for some probe another "person" comes first.
+    assert!(x(&m["smallest"]) < 0.0 && n(&m["wrong_person_first"]) >= 1, "{m}");
+
+    // The text says the same in Korean and English.
+    let out = dolbom(&["calibrate", "faces", "--config", s(&cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expect in ["people 6, face templates 7", "사람 6명", "look-alike pairs", "닮은꼴", "obama - twin  marked"]
+    {
+        assert!(text.contains(expect), "{expect:?} missing in:\n{text}");
+    }
+
+    for bad in ["0", "1", "nan", "-0.5"] {
+        let out = dolbom(&["calibrate", "faces", "--config", s(&cfg), &format!("--target-far={bad}")]);
+        assert!(!out.status.success(), "--target-far {bad} accepted");
+        assert!(stderr(&out).contains("--target-far"), "{}", stderr(&out));
+    }
+}
