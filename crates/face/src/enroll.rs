@@ -210,25 +210,11 @@ pub fn enroll_lookalike(
                 inconsistent.push((photo.path.clone(), best));
             }
         }
-        // Checked again under the lock: someone may have been enrolled or removed meanwhile.
-        check_lookalike_ids(request.id, lookalike_of, gallery)?;
+        // Similarities between two embedders' vectors mean nothing: refuse that first.
+        gallery.check_embedder(&model_id)?;
         let level = lookalike_level(threshold);
         let embeddings: Vec<Embedding> = photos.iter().map(|p| p.embedding.clone()).collect();
-        let near = neighbours(gallery, request.id, &embeddings);
-        // Pairs confirmed earlier stay confirmed when more photos are added to either person.
-        let confirmed = |other: &str| {
-            lookalike_of.iter().any(|l| l == other)
-                || gallery.get(request.id).is_some_and(|p| p.lookalikes.iter().any(|l| l == other))
-        };
-        if let Some(n) = near.iter().find(|n| n.similarity >= level && !confirmed(&n.id)) {
-            return Err(EnrollError::LookalikeNotConfirmed {
-                id: request.id.to_string(),
-                other: printable(&n.id),
-                other_name: printable(&n.name),
-                similarity: n.similarity,
-                level,
-            });
-        }
+        let near = confirm_neighbours(gallery, request.id, &embeddings, lookalike_of, level)?;
         let already = gallery.get(request.id).map(|p| p.lookalikes.clone()).unwrap_or_default();
         gallery.enroll(request.id, request.role, request.name, embeddings, &model_id, now)?;
         let mut marked = Vec::new();
@@ -248,6 +234,35 @@ pub fn enroll_lookalike(
             marked,
         })
     })
+}
+
+/// The neighbours of `embeddings` (enrolled as `id`), most similar first, provided every one at or
+/// above `level` is confirmed: named in `lookalike_of` or already marked on `id`. Confirmed ids must
+/// name someone else who is enrolled. Run it on the gallery as it is under the lock.
+pub fn confirm_neighbours(
+    gallery: &Gallery,
+    id: &str,
+    embeddings: &[Embedding],
+    lookalike_of: &[String],
+    level: f32,
+) -> Result<Vec<Neighbour>, EnrollError> {
+    check_lookalike_ids(id, lookalike_of, gallery)?;
+    let near = neighbours(gallery, id, embeddings);
+    // Pairs confirmed earlier stay confirmed when more photos are added to either person.
+    let confirmed = |other: &str| {
+        lookalike_of.iter().any(|l| l == other)
+            || gallery.get(id).is_some_and(|p| p.lookalikes.iter().any(|l| l == other))
+    };
+    match near.iter().find(|n| n.similarity >= level && !confirmed(&n.id)) {
+        Some(n) => Err(EnrollError::LookalikeNotConfirmed {
+            id: printable(id),
+            other: printable(&n.id),
+            other_name: printable(&n.name),
+            similarity: n.similarity,
+            level,
+        }),
+        None => Ok(near),
+    }
 }
 
 /// Every `--lookalike-of` id names someone else who is enrolled.
@@ -296,6 +311,42 @@ mod tests {
         assert_eq!(n.id, "jun");
         assert!(n.similarity.abs() < 1e-6);
         assert_eq!(nearest_other(&Gallery::empty(), "x", &new), None);
+    }
+
+    #[test]
+    fn neighbours_at_the_level_need_confirmation_and_confirmations_must_be_enrolled() {
+        let mut g = gallery();
+        let twin = [emb(&[0.9, 0.1, 0.0])];
+        let ids = |r: Result<Vec<Neighbour>, EnrollError>| r.map(|n| n.into_iter().map(|n| n.id).collect::<Vec<_>>());
+        let refused = confirm_neighbours(&g, "twin", &twin, &[], 0.35);
+        match refused {
+            Err(EnrollError::LookalikeNotConfirmed { other, other_name, similarity, .. }) => {
+                assert_eq!((other.as_str(), other_name.as_str()), ("minji", "김민지"));
+                assert!(similarity > 0.9, "{similarity}");
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+        assert_eq!(ids(confirm_neighbours(&g, "twin", &twin, &["minji".into()], 0.35)).expect("ok"), ["minji", "jun"]);
+        // Naming someone else does not confirm minji.
+        assert!(matches!(
+            confirm_neighbours(&g, "twin", &twin, &["jun".into()], 0.35),
+            Err(EnrollError::LookalikeNotConfirmed { .. })
+        ));
+        // Below the level nothing is needed, and a known pair may still be named.
+        let far = [emb(&[0.0, -1.0, 0.2])];
+        assert!(confirm_neighbours(&g, "far", &far, &[], 0.35).is_ok());
+        assert!(confirm_neighbours(&g, "far", &far, &["jun".into()], 0.35).is_ok());
+        assert!(matches!(
+            confirm_neighbours(&g, "far", &far, &["nobody".into()], 0.35),
+            Err(EnrollError::UnknownLookalike(id)) if id == "nobody"
+        ));
+        assert!(matches!(
+            confirm_neighbours(&g, "jun", &far, &["jun".into()], 0.35),
+            Err(EnrollError::LookalikeOfSelf(_))
+        ));
+        // Once marked, more photos of jun close to minji need no new confirmation.
+        g.mark_lookalikes("jun", "minji").expect("both enrolled");
+        assert!(confirm_neighbours(&g, "jun", &twin, &[], 0.35).is_ok());
     }
 
     #[test]
