@@ -49,6 +49,11 @@ enum Command {
         /// Display name, e.g. `김민지`.
         #[arg(long)]
         name: String,
+        /// An enrolled person this one looks like (sibling, twin), confirmed by you: needed when the
+        /// photos come as close to that person as a look-alike; marks the pair. Repeat for several.
+        #[arg(long = "lookalike-of", value_name = "ID")]
+        lookalike_of: Vec<String>,
+        /// 3 to 5 photos recognise best: frontal and slightly turned.
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
     },
@@ -206,12 +211,28 @@ pub enum CalibrateWhat {
         #[arg(required = true, value_name = "PAIR")]
         pairs: Vec<String>,
     },
+    /// Measure the enrolled faces (and labelled photo folders): same-person and different-person
+    /// similarities, look-alike pairs, and the match threshold for a target false-match rate.
+    Faces {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// A folder laid out DIR/<person>/<photo>; a person named like an enrolled id adds to them.
+        /// Repeat for several.
+        #[arg(long, value_name = "DIR")]
+        photos: Vec<PathBuf>,
+        /// False matches per comparison of two faces to aim for, e.g. 0.001 (1 in 1000).
+        #[arg(long, default_value_t = 0.001, value_name = "RATE")]
+        target_far: f64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[cfg(feature = "kiosk")]
 #[derive(Subcommand)]
 pub enum GalleryAction {
-    /// One line per person: id, role, number of photos, name.
+    /// One line per person: id, role, number of photos, name, look-alikes (comma-separated, `-` for none).
     List {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
@@ -275,7 +296,9 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         #[cfg(feature = "kiosk")]
-        Command::Enroll { config, person, role, name, images } => cmd::face::enroll(config, person, role, name, images),
+        Command::Enroll { config, person, role, name, lookalike_of, images } => {
+            cmd::face::enroll(config, cmd::face::EnrollArgs { person, role, name, lookalike_of, images })
+        }
         #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::List { config, json } } => cmd::face::gallery_list(config, json),
         #[cfg(feature = "kiosk")]
@@ -293,6 +316,10 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Alerts { action } => cmd::kiosk::alerts(action),
         #[cfg(feature = "kiosk")]
         Command::Calibrate { what: CalibrateWhat::Thermal { pairs } } => cmd::calibrate::thermal(pairs),
+        #[cfg(feature = "kiosk")]
+        Command::Calibrate { what: CalibrateWhat::Faces { config, photos, target_far, json } } => {
+            cmd::calibrate::faces(config, photos, target_far, json)
+        }
         #[cfg(feature = "kiosk")]
         Command::Sim { what: SimCommand::WalkUp { out, fps, walkers } } => cmd::sim::walk_up(out, fps, walkers),
         #[cfg(feature = "kiosk")]

@@ -41,7 +41,9 @@ fn enroll_list_identify_remove() {
         s(&o2),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("2 photo(s) added"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("2 photo(s) added, 2 in total"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("nearest enrolled: nobody else"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("3 to 5 photos") && stdout(&out).contains("3~5장"), "{}", stdout(&out));
 
     // Only embeddings are stored: no pixels, no file names of the photos.
     let stored: serde_json::Value = serde_json::from_slice(&gallery_bytes(dir.path()).expect("gallery")).expect("json");
@@ -53,7 +55,7 @@ fn enroll_list_identify_remove() {
 
     let out = dolbom(&["gallery", "list", "--config", s(&cfg)]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out), "obama\tguardian\t2\t버락 오바마\n");
+    assert_eq!(stdout(&out), "obama\tguardian\t2\t버락 오바마\t-\n");
 
     let out = dolbom(&["identify", "--config", s(&cfg), s(&o3), s(&photo("insightface/t1.jpg"))]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -76,6 +78,89 @@ fn enroll_list_identify_remove() {
     assert!(out.status.success(), "{}", stderr(&out));
     let out = dolbom(&["gallery", "list", "--config", s(&cfg)]);
     assert_eq!(stdout(&out), "");
+}
+
+fn enroll_as(cfg: &Path, id: &str, name: &str, extra: &[&str], images: &[&Path]) -> std::process::Output {
+    let mut args = vec!["enroll", "--config", s(cfg), "--person", id, "--role", "child", "--name", name];
+    args.extend_from_slice(extra);
+    args.extend(images.iter().map(|p| s(p)));
+    dolbom(&args)
+}
+
+/// `gallery list --json`, as id → look-alikes.
+fn lookalikes(cfg: &Path) -> Vec<(String, Vec<String>)> {
+    let out = dolbom(&["gallery", "list", "--json", "--config", s(cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            let marks = v["lookalikes"].as_array().expect("lookalikes listed for everyone");
+            (
+                v["id"].as_str().expect("id").to_string(),
+                marks.iter().map(|m| m.as_str().expect("id").to_string()).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_face_close_to_an_enrolled_one_needs_a_confirmed_lookalike_and_the_mark_is_kept_on_both() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let (o1, o2, o3) = (
+        photo("face_recognition/obama.jpg"),
+        photo("face_recognition/obama2.jpg"),
+        photo("face_recognition/obama3.jpg"),
+    );
+    let biden = photo("face_recognition/biden.jpg");
+    let out = enroll_as(&cfg, "a", "김민지", &[], &[&o1, &o3]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = enroll_as(&cfg, "c", "박준", &[], &[&biden]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("nearest enrolled: a (김민지), similarity 0."), "{}", stdout(&out));
+    assert!(stdout(&out).contains("가장 닮은 등록자: a (김민지)"), "{}", stdout(&out));
+
+    // The same man under a second id: as close as twins get. Refused, naming the neighbour.
+    let before = gallery_bytes(dir.path());
+    let out = enroll_as(&cfg, "b", "B", &[], &[&o2]);
+    assert!(!out.status.success(), "a look-alike was enrolled unconfirmed: {}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("looks like `a` (김민지)") && err.contains("--lookalike-of a"), "{err}");
+    assert!(err.contains("닮은꼴 기준 0.35") && err.contains("similarity 0."), "{err}");
+    assert_eq!(gallery_bytes(dir.path()), before);
+
+    // Naming someone else, or nobody enrolled, does not confirm it.
+    for (other, expect) in [("c", "looks like `a`"), ("nobody", "no person with this id is enrolled"), ("b", "own")] {
+        let out = enroll_as(&cfg, "b", "B", &["--lookalike-of", other], &[&o2]);
+        assert!(!out.status.success(), "--lookalike-of {other} accepted");
+        assert!(stderr(&out).contains(expect), "--lookalike-of {other}: {}", stderr(&out));
+        assert_eq!(gallery_bytes(dir.path()), before);
+    }
+
+    let out = enroll_as(&cfg, "b", "B", &["--lookalike-of", "a"], &[&o2]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("nearest enrolled: a (김민지)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("marked b and a as look-alikes"), "{}", stdout(&out));
+    let marks = |id: &str| lookalikes(&cfg).into_iter().find(|(p, _)| p == id).map(|(_, m)| m);
+    assert_eq!(marks("a"), Some(vec!["b".to_string()]));
+    assert_eq!(marks("b"), Some(vec!["a".to_string()]));
+    assert_eq!(marks("c"), Some(vec![]));
+    let out = dolbom(&["gallery", "list", "--config", s(&cfg)]);
+    assert!(stdout(&out).contains("a\tchild\t2\t김민지\tb\n") && stdout(&out).contains("c\tchild\t1\t박준\t-\n"));
+
+    // Once confirmed, more photos of either need no new confirmation.
+    let out = enroll_as(&cfg, "b", "B", &[], &[&o3]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    // A pair the operator knows about may be marked below the level too.
+    let out = enroll_as(&cfg, "d", "D", &["--lookalike-of", "c"], &[&photo("unknowns/Female_40_1_4.jpg")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(marks("c"), Some(vec!["d".to_string()]));
+
+    let out = dolbom(&["gallery", "remove", "a", "--config", s(&cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(marks("b"), Some(vec![]), "removing a drops the mark from b");
 }
 
 /// Runs an enrolment that must fail, and checks the message and that the gallery did not change.
@@ -368,4 +453,120 @@ fn simulator_flags_are_bounded_and_named() {
     }
     let out = dolbom(&["sim", "walk-up", "--out", s(&dir.path().join("x.avi")), "--fps", "0", &walker]);
     assert!(!out.status.success() && stderr(&out).contains("--fps"), "{}", stderr(&out));
+}
+
+#[test]
+fn calibrate_faces_measures_the_gallery_and_labelled_photos_consistently() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let fr = |name: &str| photo(&format!("face_recognition/{name}"));
+    let enrol = |id: &str, extra: &[&str], photos: &[std::path::PathBuf]| {
+        let refs: Vec<&Path> = photos.iter().map(|p| p.as_path()).collect();
+        let out = enroll_as(&cfg, id, id, extra, &refs);
+        assert!(out.status.success(), "{id}: {}", stderr(&out));
+    };
+    enrol("obama", &[], &[fr("obama.jpg"), fr("obama3.jpg")]);
+    enrol("twin", &["--lookalike-of", "obama"], &[fr("obama2.jpg")]);
+    enrol("biden", &[], &[fr("biden.jpg")]);
+    for kid in ["Female_40_1_4", "Female_41_6", "Female_42_1_5"] {
+        enrol(kid, &[], &[photo(&format!("unknowns/{kid}.jpg"))]);
+    }
+    // Labelled photos: an unenrolled look-alike with two photos, a photo already enrolled, a group
+    // photo and a file that is no image.
+    let photos = dir.path().join("photos");
+    let copy = |person: &str, from: &Path| {
+        std::fs::create_dir_all(photos.join(person)).expect("dir");
+        std::fs::copy(from, photos.join(person).join(from.file_name().expect("name"))).expect("copy");
+    };
+    copy("stranger", &fr("obama_partial_face.jpg"));
+    copy("stranger", &fr("obama_partial_face2.jpg"));
+    copy("obama", &fr("obama.jpg"));
+    copy("group", &photo("insightface/t1.jpg"));
+    std::fs::create_dir_all(photos.join("notes")).expect("dir");
+    std::fs::write(photos.join("notes/readme.jpg"), "not a photo").expect("write");
+
+    let run = |far: &str| {
+        let out =
+            dolbom(&["calibrate", "faces", "--config", s(&cfg), "--photos", s(&photos), "--target-far", far, "--json"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_str::<serde_json::Value>(&stdout(&out)).expect("one JSON object")
+    };
+    let report = run("0.001");
+    let p = &report["photos"];
+    assert_eq!(
+        [&p["used"], &p["duplicate"], &p["several_faces"], &p["unreadable"], &p["no_face"]],
+        [2, 1, 1, 1, 0],
+        "{p}"
+    );
+    let c = &report["calibration"];
+    let n = |v: &serde_json::Value| v.as_u64().expect("count");
+    let x = |v: &serde_json::Value| v.as_f64().unwrap_or_else(|| panic!("number expected: {v}"));
+    // obama 2, twin 1, biden 1, three children 1 each, stranger 2.
+    assert_eq!((n(&c["people"]), n(&c["templates"])), (7, 9));
+    assert_eq!(n(&c["genuine"]["pairs"]), 2);
+    assert_eq!(n(&c["impostor"]["pairs"]), 9 * 8 / 2 - 2);
+    let g = &c["genuine"];
+    assert!(x(&g["min"]) <= x(&g["p5"]) && x(&g["p5"]) <= x(&g["median"]), "{g}");
+    let i = &c["impostor"];
+    assert!(x(&i["median"]) <= x(&i["p99"]) && x(&i["p99"]) <= x(&i["p99_9"]) && x(&i["p99_9"]) <= x(&i["max"]));
+
+    // Look-alikes: obama, twin and stranger are one man; worst first; only obama-twin is marked.
+    let pairs = c["lookalikes"].as_array().expect("lookalikes");
+    let level = x(&c["lookalike_level"]);
+    assert_eq!(level, 0.35);
+    let sims: Vec<f64> = pairs.iter().map(|p| x(&p["similarity"])).collect();
+    assert!(sims.windows(2).all(|w| w[0] >= w[1]) && sims.iter().all(|s| *s >= level), "{sims:?}");
+    let mut names: Vec<(String, bool)> = pairs
+        .iter()
+        .map(|p| {
+            let mut ab = [p["a"].as_str().expect("a"), p["b"].as_str().expect("b")];
+            ab.sort();
+            (ab.join("+"), p["marked"].as_bool().expect("marked"))
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [("obama+stranger".into(), false), ("obama+twin".into(), true), ("stranger+twin".into(), false)],
+        "{pairs:?}"
+    );
+    assert_eq!(x(&c["impostor"]["max"]), sims[0], "the worst look-alike is the highest impostor pair");
+
+    // 34 pairs cannot show 1 in 1000: nothing recommended. At 1 in 10 a threshold is, and it keeps
+    // to the target.
+    assert!(c["recommended"].is_null(), "{}", c["recommended"]);
+    assert_eq!(n(&c["needed_pairs"]), 1000);
+    let loose = run("0.1");
+    let r = &loose["calibration"]["recommended"];
+    assert!(x(&r["far"]) <= 0.1, "{r}");
+    assert!(n(&r["false_matches"]) <= 3, "{r}");
+    let estimates = r["stranger_accepted"].as_array().expect("estimates");
+    let sizes: Vec<u64> = estimates.iter().map(|e| n(&e["gallery_size"])).collect();
+    assert_eq!(sizes, [10, 50, 200]);
+    let far = x(&r["far_for_estimate"]);
+    for e in estimates {
+        let expected = 1.0 - (1.0 - far).powi(n(&e["gallery_size"]) as i32);
+        assert!((x(&e["rate"]) - expected).abs() < 1e-9, "{e}");
+    }
+
+    // Leave-one-out: probes are the templates of people with two or more (obama 2, stranger 2).
+    let m = &c["margin"];
+    assert_eq!(n(&m["probes"]), 4, "{m}");
+    // One man under three ids: for some probe another "person" comes first.
+    assert!(x(&m["smallest"]) < 0.0 && n(&m["wrong_person_first"]) >= 1, "{m}");
+
+    // The text says the same in Korean and English.
+    let out = dolbom(&["calibrate", "faces", "--config", s(&cfg)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for expect in ["people 6, face templates 7", "사람 6명", "look-alike pairs", "닮은꼴", "obama - twin  marked"]
+    {
+        assert!(text.contains(expect), "{expect:?} missing in:\n{text}");
+    }
+
+    for bad in ["0", "1", "nan", "-0.5"] {
+        let out = dolbom(&["calibrate", "faces", "--config", s(&cfg), &format!("--target-far={bad}")]);
+        assert!(!out.status.success(), "--target-far {bad} accepted");
+        assert!(stderr(&out).contains("--target-far"), "{}", stderr(&out));
+    }
 }

@@ -13,16 +13,26 @@ use dolbom_face::FaceModels;
 use dolbom_kiosk::config::Config;
 use tracing::{info_span, warn};
 
-pub fn enroll(config: PathBuf, person: String, role: Role, name: String, images: Vec<PathBuf>) -> Result<ExitCode> {
+pub struct EnrollArgs {
+    pub person: String,
+    pub role: Role,
+    pub name: String,
+    pub lookalike_of: Vec<String>,
+    pub images: Vec<PathBuf>,
+}
+
+pub fn enroll(config: PathBuf, args: EnrollArgs) -> Result<ExitCode> {
+    let EnrollArgs { person, role, name, lookalike_of, images } = args;
     let config = Config::load(&config)?;
     let _span = info_span!("enroll", person = %person).entered();
     let mut pipeline = pipeline(&config)?;
     let store = GalleryStore::new(&config.gallery.path);
-    let report = enroll::enroll(
+    let report = enroll::enroll_lookalike(
         &mut pipeline,
         &config.face.quality,
         &store,
         &Enrollment { id: &person, role, name: &name, photos: &images },
+        &lookalike_of,
         unix_now(),
     )?;
     for (path, s) in &report.inconsistent {
@@ -31,14 +41,40 @@ pub fn enroll(config: PathBuf, person: String, role: Role, name: String, images:
             path.display()
         );
     }
-    if let Some((other, s)) = &report.resembles {
-        warn!("these photos also match `{other}` (similarity {s:.2}); is this the same person enrolled twice?");
+    match &report.nearest {
+        Some(n) => {
+            let (id, nm, s) = (printable(&n.id), printable(&n.name), n.similarity);
+            outln!("nearest enrolled: {id} ({nm}), similarity {s:.2} / 가장 닮은 등록자: {id} ({nm}), 유사도 {s:.2}")?;
+            if s >= pipeline.matcher.config().threshold {
+                // Confirmed as look-alikes, yet matched as each other at the configured threshold.
+                warn!(
+                    "`{id}` would match these photos (similarity {s:.2} ≥ face.matcher.threshold); the kiosk needs a \
+                     clear margin between them / `{id}`도 이 사진과 일치합니다(유사도 {s:.2}); 두 사람 사이의 차이가 충분해야 \
+                     구별됩니다"
+                );
+            }
+        }
+        None => outln!("nearest enrolled: nobody else is enrolled / 가장 닮은 등록자: 다른 등록자 없음")?,
+    }
+    for other in &report.marked {
+        let other = printable(other);
+        outln!("marked {person} and {other} as look-alikes / {person}와(과) {other}를 닮은꼴로 표시했습니다")?;
     }
     outln!(
         "enrolled {person} ({role}, {name}): {} photo(s) added, {} in total",
         report.photos.len(),
         report.total_embeddings
     )?;
+    outln!("{person}: 사진 {}장 추가, 모두 {}장", report.photos.len(), report.total_embeddings)?;
+    let (lo, hi) = (enroll::RECOMMENDED_PHOTOS.start(), enroll::RECOMMENDED_PHOTOS.end());
+    if report.total_embeddings < *lo {
+        outln!(
+            "hint: {lo} to {hi} photos per person recognise best, frontal and slightly turned (a little left, a \
+             little right); add more with the same --person\n\
+             도움말: 한 사람당 사진 {lo}~{hi}장이 가장 잘 인식됩니다. 정면 사진과 살짝 옆으로 돌린 사진을 같은 --person으로 \
+             추가하세요"
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -49,11 +85,16 @@ pub fn gallery_list(config: PathBuf, json: bool) -> Result<ExitCode> {
         if json {
             let line = serde_json::json!({
                 "id": p.id, "role": p.role, "name": p.name,
-                "photos": p.embeddings.len(), "enrolled_at": p.enrolled_at,
+                "photos": p.embeddings.len(), "enrolled_at": p.enrolled_at, "lookalikes": p.lookalikes,
             });
             outln!("{line}")?;
         } else {
-            outln!("{}\t{}\t{}\t{}", printable(&p.id), p.role, p.embeddings.len(), printable(&p.name))?;
+            let lookalikes = if p.lookalikes.is_empty() {
+                "-".to_string()
+            } else {
+                p.lookalikes.iter().map(|l| printable(l)).collect::<Vec<_>>().join(",")
+            };
+            outln!("{}\t{}\t{}\t{}\t{lookalikes}", printable(&p.id), p.role, p.embeddings.len(), printable(&p.name))?;
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -124,7 +124,7 @@ impl Default for MatcherConfig {
             threshold_per_tenfold: 0.03,
             margin: 0.05,
             lookalike_margin: 0.10,
-            neighbour_similarity: 0.35,
+            neighbour_similarity: crate::enroll::LOOKALIKE_SIMILARITY,
         }
     }
 }

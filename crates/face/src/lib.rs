@@ -4,11 +4,13 @@
 //! its embedder was trained with, [`embed`] turns the aligned crop into an L2-normalised vector,
 //! and [`quality`] judges whether a face is good enough to enrol. [`FaceModels`] builds the
 //! configured detector and embedder; [`gallery`] holds the enrolled people and matches against
-//! them, [`identify`] runs the whole chain on an image and [`enroll`] adds people.
+//! them, [`identify`] runs the whole chain on an image and [`enroll`] adds people;
+//! [`calibrate`] measures a center's own faces to choose the match threshold.
 //!
 //! The crate knows nothing of the kiosk: its config sections are its own ([`config`]).
 
 pub mod align;
+pub mod calibrate;
 pub mod config;
 pub mod detect;
 pub mod embed;
