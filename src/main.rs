@@ -249,6 +249,13 @@ pub enum GalleryAction {
         #[arg(long)]
         json: bool,
     },
+    /// Drop the templates the kiosk took from a person's sightings (keeps the enrolled ones).
+    RevertRefresh {
+        #[arg(value_name = "ID")]
+        id: String,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Remove a person and all their embeddings.
     Remove {
         #[arg(value_name = "ID")]
@@ -303,6 +310,9 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Gallery { action: GalleryAction::List { config, json } } => cmd::face::gallery_list(config, json),
         #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::Remove { id, config } } => cmd::face::gallery_remove(id, config),
+        Command::Gallery { action: GalleryAction::RevertRefresh { id, config } } => {
+            cmd::face::gallery_revert_refresh(id, config)
+        }
         Command::Gallery { action: GalleryAction::Health { config, json } } => {
             cmd::kiosk::gallery_health(&config, json)
         }

@@ -150,3 +150,41 @@ fn gallery_health_prompts_re_enrolment_after_decay() {
     let table = common::dolbom(&["gallery", "health", "--config", config_path.to_str().expect("utf-8")]);
     assert!(common::stdout(&table).contains("minji"), "{}", common::stdout(&table));
 }
+
+/// Templates the kiosk took from sightings are listed with their numbers and can be taken back
+/// without touching the enrolled ones.
+#[test]
+fn templates_from_sightings_are_listed_and_revertible() {
+    use dolbom_face::gallery::{GalleryStore, RefreshPolicy, Refreshed};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = common::write_config(dir.path(), "");
+    let config = common::load(&config_path);
+    let mut pipeline = common::pipeline(&config);
+    let enrolled = embed(&mut pipeline, &common::photo("face_recognition/obama.jpg")).expect("obama");
+    let seen = embed(&mut pipeline, &common::photo("face_recognition/obama3.jpg")).expect("obama3");
+    let store = GalleryStore::new(&config.gallery.path);
+    store
+        .update(|g| -> Result<(), Box<dyn std::error::Error>> {
+            g.enroll("obama", Role::Guardian, "Obama", vec![enrolled], pipeline.models.embedder.model_id(), 1)?;
+            let t = Refreshed { embedding: seen, added_at: 1_000_000, similarity: 0.71, margin: 0.52 };
+            assert!(g.refresh("obama", t, &RefreshPolicy::default())?);
+            Ok(())
+        })
+        .expect("gallery");
+    let c = config_path.to_str().expect("utf-8");
+    let list = |c: &str| -> serde_json::Value {
+        let out = common::dolbom(&["gallery", "list", "--config", c, "--json"]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        serde_json::from_str(common::stdout(&out).lines().next().expect("a line")).expect("json")
+    };
+    let before = list(c);
+    assert_eq!(before["photos"], 1);
+    assert_eq!(before["refreshed"][0]["added_at"], 1_000_000);
+    let out = common::dolbom(&["gallery", "revert-refresh", "obama", "--config", c]);
+    assert!(out.status.success() && common::stdout(&out).contains("1 template(s)"), "{}", common::stdout(&out));
+    let after = list(c);
+    assert_eq!(after["photos"], 1, "the enrolled template is kept");
+    assert_eq!(after["refreshed"], serde_json::json!([]));
+    let out = common::dolbom(&["gallery", "revert-refresh", "nobody", "--config", c]);
+    assert!(!out.status.success());
+}

@@ -86,6 +86,9 @@ pub fn gallery_list(config: PathBuf, json: bool) -> Result<ExitCode> {
             let line = serde_json::json!({
                 "id": p.id, "role": p.role, "name": p.name,
                 "photos": p.embeddings.len(), "enrolled_at": p.enrolled_at, "lookalikes": p.lookalikes,
+                "refreshed": p.refreshed.iter().map(|r| serde_json::json!({
+                    "added_at": r.added_at, "similarity": r.similarity, "margin": r.margin,
+                })).collect::<Vec<_>>(),
             });
             outln!("{line}")?;
         } else {
@@ -97,6 +100,18 @@ pub fn gallery_list(config: PathBuf, json: bool) -> Result<ExitCode> {
             outln!("{}\t{}\t{}\t{}\t{lookalikes}", printable(&p.id), p.role, p.embeddings.len(), printable(&p.name))?;
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn gallery_revert_refresh(id: String, config: PathBuf) -> Result<ExitCode> {
+    let config = Config::load(&config)?;
+    let store = GalleryStore::new(&config.gallery.path);
+    let dropped = store.update(|g| g.revert_refresh(&id).map_err(anyhow::Error::from))?;
+    outln!(
+        "{}: {dropped} template(s) taken from sightings removed; the enrolled ones are kept / \
+         사진 인식으로 추가된 템플릿 {dropped}개 삭제, 등록 사진은 유지",
+        printable(&id)
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -142,6 +142,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             gallery,
             health: health.clone(),
             screening,
+            evidence: Default::default(),
         };
         let (slot, shutdown) = (slot.clone(), shutdown.clone());
         std::thread::Builder::new()

@@ -149,22 +149,32 @@ impl Gallery {
     /// person had one too recently. When full, the oldest refreshed template makes room; the
     /// enrolled ones are never touched.
     pub fn refresh(&mut self, id: &str, template: Refreshed, policy: &RefreshPolicy) -> Result<bool, GalleryError> {
+        if self.get(id).is_none() {
+            return Err(GalleryError::UnknownPerson(id.to_string()));
+        }
+        if !self.refresh_due(id, template.added_at, policy) {
+            return Ok(false);
+        }
         let p =
             self.people.iter_mut().find(|p| p.id == id).ok_or_else(|| GalleryError::UnknownPerson(id.to_string()))?;
-        let newest = p.refreshed.iter().map(|r| r.added_at).max().unwrap_or(0).max(p.enrolled_at);
-        if template.added_at < newest.saturating_add(policy.min_interval_secs) {
-            return Ok(false);
-        }
         let room = policy.max_templates.min(p.embeddings.len());
-        if room == 0 {
-            return Ok(false);
-        }
         while p.refreshed.len() >= room {
             let oldest = p.refreshed.iter().enumerate().min_by_key(|(_, r)| r.added_at).map_or(0, |(i, _)| i);
             p.refreshed.remove(oldest);
         }
         p.refreshed.push(template);
         Ok(true)
+    }
+
+    /// Whether a template from a sighting at `now` (seconds) would be taken for `id`: enrolled,
+    /// with enrolled templates, and the last template (enrolled or taken) old enough.
+    pub fn refresh_due(&self, id: &str, now: u64, policy: &RefreshPolicy) -> bool {
+        self.get(id).is_some_and(|p| {
+            let newest = p.refreshed.iter().map(|r| r.added_at).max().unwrap_or(0).max(p.enrolled_at);
+            !p.embeddings.is_empty()
+                && policy.max_templates > 0
+                && now >= newest.saturating_add(policy.min_interval_secs)
+        })
     }
 
     /// Drops every template taken from sightings of `id`; how many there were.

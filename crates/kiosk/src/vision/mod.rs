@@ -1,5 +1,6 @@
 //! Seeing who is at the door: faces tracked across frames, identities settled per track.
 
+pub mod refresh;
 pub mod stage;
 pub mod tracker;
 

@@ -21,6 +21,7 @@ use dolbom_face::gallery::{Gallery, GalleryStore};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::quality;
 
+use super::refresh::{RefreshRule, TrackEvidence};
 use super::tracker::{Settled, Tracker, Verdict, Vote};
 use crate::health::Health;
 use crate::screening::{Decision, ScreeningStage};
@@ -38,6 +39,9 @@ pub struct RecognitionConfig {
     /// With no tracks, skip detection while the mean absolute change of a 64x48 grey thumbnail
     /// stays below this (0..255); 0 detects on every frame.
     pub motion_threshold: f64,
+    /// Add a template from a sighting beyond doubt as faces grow (see `vision::refresh`); needs
+    /// the gallery file writable by the daemon.
+    pub refresh_templates: bool,
 }
 
 impl RecognitionConfig {
@@ -52,7 +56,7 @@ impl RecognitionConfig {
 
 impl Default for RecognitionConfig {
     fn default() -> Self {
-        Self { min_sharpness: 25.0, settled_detect_interval: 3, motion_threshold: 1.5 }
+        Self { min_sharpness: 25.0, settled_detect_interval: 3, motion_threshold: 1.5, refresh_templates: true }
     }
 }
 
@@ -82,6 +86,8 @@ pub struct Vision {
     pub health: Arc<Health>,
     /// Fever screening, when a thermal sensor is configured and screening is on.
     pub screening: Option<ScreeningStage<Settled>>,
+    /// What each open track's votes have shown, for template refresh.
+    pub evidence: TrackEvidence,
 }
 
 /// A gallery and the modification time of the file it was read from.
@@ -227,6 +233,7 @@ impl Vision {
             }
             let embedding = self.pipeline.models.embedder.embed(&aligned)?;
             let m = self.pipeline.matcher.best(gallery, &embedding);
+            self.evidence.note(id, &m, &embedding, now_ms);
             debug!(track = id, person = ?m.person.map(|p| &p.id), similarity = ?m.similarity, runner_up = ?m.runner_up, contested = m.contested, "vote");
             let matched = m.person.map(|p| Vote {
                 person: p.id.as_str(),
@@ -261,7 +268,9 @@ impl Vision {
             }
             None => settled.into_iter().map(|s| (s, None)).collect(),
         };
+        self.evidence.prune(now_ms);
         for (s, temperature) in ready {
+            self.refresh_template(&s, gallery);
             let who = match s.verdict {
                 Verdict::Person { id, confidence } => match gallery.get(&id) {
                     Some(p) => Who::Person { id, role: p.role, confidence },
@@ -274,6 +283,40 @@ impl Vision {
             if out.blocking_send(Sighting { track_id: s.track_id, captured_ms, who, temperature }).is_err() {
                 warn!("event stage has stopped; sighting not recorded");
             }
+        }
+    }
+}
+
+impl Vision {
+    /// A track settled beyond doubt adds its best embedding to the person's templates (within
+    /// the gallery's bounds); the gallery watch picks the change up like an enrolment.
+    fn refresh_template(&mut self, s: &Settled, gallery: &Gallery) {
+        let person = match &s.verdict {
+            Verdict::Person { id, .. } => Some(id.as_str()),
+            Verdict::Unknown => None,
+        };
+        let threshold = self.pipeline.matcher.threshold_for(gallery.people.len());
+        let now_secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let rule = RefreshRule::default();
+        let Some(template) = self.evidence.settle(s.track_id, person, threshold, &rule, now_secs) else { return };
+        let (Some(id), true) = (person, self.config.refresh_templates) else { return };
+        // Most clear sightings come too soon after the last template: no write for them.
+        if !gallery.refresh_due(id, now_secs, &rule.policy) {
+            return;
+        }
+        let (similarity, margin) = (template.similarity, template.margin);
+        let saved = self
+            .gallery_store
+            .update(|g| -> Result<bool, Box<dyn std::error::Error>> { Ok(g.refresh(id, template, &rule.policy)?) });
+        match saved {
+            Ok(true) => info!(
+                person = %id,
+                similarity,
+                margin,
+                "template added from a sighting beyond doubt (undo: dolbom gallery revert-refresh {id})"
+            ),
+            Ok(false) => {}
+            Err(e) => warn!(error = %e, person = %id, "template from a sighting not saved"),
         }
     }
 }
