@@ -54,18 +54,7 @@ pub enum EnrollError {
     Store(#[from] StoreError),
 }
 
-/// Cosine similarity at or above which two different people count as look-alikes: enrolling a
-/// face this close to someone else's needs the operator's confirmation, and `dolbom calibrate
-/// faces` lists such pairs. On East-Asian faces of one age and styling (as a class of children
-/// is) same-person SFace pairs go down to 0.39 while different people reach 0.46: the two overlap
-/// around the match threshold (0.40), and a look-alike scoring a little below 0.40 on enrolment
-/// photos can pass it on a door frame. 0.35 leaves that much room below the threshold, so a person
-/// confirms every pair the matcher could plausibly confuse, at the price of a few confirmations
-/// for pairs it would not (most different people score below 0.28, the registry photos' p99).
-/// (A configured match threshold below it lowers the level to the threshold: see [`lookalike_level`].)
-/// The default of `face.matcher.neighbour_similarity`, which is the level in force: the door
-/// asks for more votes for the same pairs enrolment asks to confirm.
-pub const LOOKALIKE_SIMILARITY: f32 = 0.35;
+pub use crate::config::LOOKALIKE_SIMILARITY;
 
 /// Photos per person that recognise best: frontal and slightly turned, as children walk up.
 pub const RECOMMENDED_PHOTOS: RangeInclusive<usize> = 3..=5;

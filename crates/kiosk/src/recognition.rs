@@ -24,16 +24,6 @@ pub const STALE_DAYS: i64 = 60;
 const MIN_SIGHTINGS: i64 = 5;
 const DAY_MS: i64 = 86_400_000;
 
-pub const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS recognition (
-    person         TEXT PRIMARY KEY,
-    seen           INTEGER NOT NULL,
-    last_seen_ms   INTEGER NOT NULL,
-    last_strong_ms INTEGER,
-    trend          REAL    NOT NULL
-);
-";
-
 /// Records one settled sighting of `person` with the mean similarity of its votes.
 pub fn record(conn: &Connection, person: &str, similarity: f32, at_ms: i64) -> Result<(), StoreError> {
     let strong = (similarity >= STRONG_SIMILARITY).then_some(at_ms);
@@ -113,7 +103,7 @@ mod tests {
 
     fn conn() -> Connection {
         let c = Connection::open_in_memory().expect("db");
-        c.execute_batch(SCHEMA).expect("schema");
+        c.execute_batch(crate::store::SCHEMA).expect("schema");
         c
     }
 

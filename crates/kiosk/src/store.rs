@@ -110,7 +110,7 @@ impl StoreError {
     }
 }
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS outbox (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
     topic      TEXT    NOT NULL,
@@ -138,6 +138,14 @@ CREATE TABLE IF NOT EXISTS alerts (
     created_ms INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_by_visit ON alerts (subject, day);
+-- How well each enrolled person is still recognised (recognition.rs).
+CREATE TABLE IF NOT EXISTS recognition (
+    person         TEXT PRIMARY KEY,
+    seen           INTEGER NOT NULL,
+    last_seen_ms   INTEGER NOT NULL,
+    last_strong_ms INTEGER,
+    trend          REAL    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS commands (
     request_id TEXT PRIMARY KEY,
     result     TEXT NOT NULL,
@@ -170,7 +178,6 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
-        conn.execute_batch(crate::recognition::SCHEMA).map_err(open_err)?;
         migrate(&conn).map_err(open_err)?;
         Ok(Self { conn: Mutex::new(conn) })
     }

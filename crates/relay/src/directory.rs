@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
@@ -348,6 +349,27 @@ fn fill<'a>(template: &str, value: impl Fn(&str) -> Option<std::borrow::Cow<'a, 
     }
     out.push_str(rest);
     out
+}
+
+/// The directory in use, swapped whole on a change: readers take a snapshot and never wait on
+/// a reload.
+pub struct SharedDirectory {
+    current: RwLock<Arc<Directory>>,
+}
+
+impl SharedDirectory {
+    pub fn new(directory: Directory) -> Self {
+        Self { current: RwLock::new(Arc::new(directory)) }
+    }
+
+    pub fn get(&self) -> Arc<Directory> {
+        // A poisoned lock only means a panic while swapping an Arc: the value is whole.
+        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn set(&self, directory: Directory) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(directory);
+    }
 }
 
 #[cfg(test)]

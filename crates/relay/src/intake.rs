@@ -21,9 +21,9 @@ use tracing::{info, info_span, warn, Instrument};
 use uuid::Uuid;
 
 use crate::config::{RelayFile, RelaySettings};
+use crate::directory::SharedDirectory;
 use crate::directory::{self, Directory, Notice};
 use crate::printable::visible;
-use crate::reload::SharedDirectory;
 use crate::store::{self, Delivery, RelayStore};
 use crate::{now_ms, sms};
 

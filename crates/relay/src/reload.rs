@@ -5,7 +5,7 @@
 //! directory, loudly.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -13,30 +13,9 @@ use tokio::sync::Notify;
 use tracing::{error, info, warn};
 
 use crate::config::RelaySettings;
-use crate::directory::{Directory, Loaded};
+use crate::directory::{Directory, Loaded, SharedDirectory};
 use crate::intake;
 use crate::store::RelayStore;
-
-/// The directory in use, swapped whole on a change: readers take a snapshot and never wait on
-/// a reload.
-pub struct SharedDirectory {
-    current: RwLock<Arc<Directory>>,
-}
-
-impl SharedDirectory {
-    pub fn new(directory: Directory) -> Self {
-        Self { current: RwLock::new(Arc::new(directory)) }
-    }
-
-    pub fn get(&self) -> Arc<Directory> {
-        // A poisoned lock only means a panic while swapping an Arc: the value is whole.
-        self.current.read().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-
-    fn set(&self, directory: Directory) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(directory);
-    }
-}
 
 /// What the file held when it was last read.
 fn fingerprint(text: &[u8]) -> [u8; 32] {

@@ -9,9 +9,9 @@ use tokio::sync::Notify;
 use tracing::{info, info_span, warn, Instrument};
 
 use crate::config::RelaySettings;
+use crate::directory::SharedDirectory;
 use crate::provider::{Outgoing, SendOutcome, SmsGateway};
 use crate::quiet::quiet_until;
-use crate::reload::SharedDirectory;
 use crate::store::{self, Delivery, Outcome, RelayStore};
 use crate::{now_ms, sms};
 
