@@ -310,3 +310,94 @@ fn image_sequence_source_works_like_a_video() {
     let last = sub.snapshot().into_iter().rev().find(|r| r.topic.ends_with("/status")).expect("status");
     assert_eq!(last.payload["health"]["frames_processed"], n);
 }
+
+/// What the kiosk told systemd over `$NOTIFY_SOCKET`, with when.
+struct SystemdDouble {
+    messages: std::sync::Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>,
+    path: std::path::PathBuf,
+}
+
+impl SystemdDouble {
+    fn start(dir: &std::path::Path) -> Self {
+        let path = dir.join("notify.sock");
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).expect("bind notify socket");
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let m = messages.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            while let Ok(n) = socket.recv(&mut buf) {
+                let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                m.lock().expect("lock").push((std::time::Instant::now(), text));
+            }
+        });
+        Self { messages, path }
+    }
+
+    fn spawn_kiosk(&self, config: &std::path::Path, log: &std::path::Path) -> std::process::Child {
+        std::process::Command::new(env!("CARGO_BIN_EXE_dolbom"))
+            .args(["kiosk", "--config"])
+            .arg(config)
+            .env("DOLBOM_LOG", "info")
+            .env("NOTIFY_SOCKET", &self.path)
+            .env("WATCHDOG_USEC", "1000000")
+            .stderr(std::fs::File::create(log).expect("log"))
+            .spawn()
+            .expect("spawn kiosk")
+    }
+
+    fn pings_after(&self, t: std::time::Instant) -> usize {
+        self.messages.lock().expect("lock").iter().filter(|(at, m)| *at > t && m.contains("WATCHDOG=1")).count()
+    }
+
+    fn said(&self, what: &str) -> bool {
+        self.messages.lock().expect("lock").iter().any(|(_, m)| m.contains(what))
+    }
+}
+
+/// Under systemd (`Type=notify`): READY once the stages run, watchdog pings while the camera
+/// → vision → event loop is alive, STOPPING at SIGTERM. A camera stuck in a blocking open (a
+/// FIFO nobody writes stands in for a wedged driver) stops the pings, so systemd's watchdog
+/// restarts the kiosk; before, nothing told systemd anything.
+#[test]
+fn systemd_hears_ready_pings_and_stopping_and_a_wedged_camera_stops_the_pings() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let center = unique_center("notify");
+    let port = system_broker_port();
+    let systemd = SystemdDouble::start(dir.path());
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port, clip: clip(), pace: "realtime", at_end: "loop", mqtt: "", extra: "" },
+    );
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = systemd.spawn_kiosk(&config, &log);
+    common::wait_until("READY=1", Duration::from_secs(60), || systemd.said("READY=1"));
+    let ready = std::time::Instant::now();
+    common::wait_until("watchdog pings", Duration::from_secs(10), || systemd.pings_after(ready) >= 4);
+    signal(kiosk.id(), "TERM");
+    assert!(wait_exit(&mut kiosk, 30, &log).success());
+    assert!(systemd.said("STOPPING=1"));
+
+    // The wedged camera.
+    let wedged_dir = tempfile::tempdir().expect("tempdir");
+    let fifo = wedged_dir.path().join("camera.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().expect("utf-8")).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    let systemd = SystemdDouble::start(wedged_dir.path());
+    let config = kiosk_config(
+        wedged_dir.path(),
+        &KioskOptions { center: &center, port, clip: &fifo, pace: "realtime", at_end: "loop", mqtt: "", extra: "" },
+    );
+    let log = wedged_dir.path().join("kiosk.log");
+    let mut kiosk = systemd.spawn_kiosk(&config, &log);
+    common::wait_until("READY=1", Duration::from_secs(60), || systemd.said("READY=1"));
+    // The camera's last beat was before its open: within a ping interval it counts as stalled.
+    std::thread::sleep(Duration::from_secs(2));
+    let quiet_from = std::time::Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(systemd.pings_after(quiet_from), 0, "no pings while the camera is stuck");
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("has stopped beating"), "{text}");
+    signal(kiosk.id(), "TERM");
+    assert!(wait_exit(&mut kiosk, 30, &log).success(), "stops even with the camera thread stuck");
+}

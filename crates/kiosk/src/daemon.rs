@@ -26,6 +26,7 @@ use crate::config::{Config, ConfigError};
 use crate::disk::DiskWatch;
 use crate::events::EventStage;
 use crate::health::Health;
+use crate::notify::Notifier;
 use crate::outbox::{Outbox, Publisher};
 use crate::screening::ScreeningStage;
 use crate::shutdown::Shutdown;
@@ -91,6 +92,11 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     }
 
     let shutdown = Shutdown::new();
+    let notifier = Arc::new(Notifier::from_env());
+    // Every watched stage starts on the clock: one that never beats is stalled too.
+    for stage in crate::notify::WATCHED {
+        health.beat(stage);
+    }
     let slot = Arc::new(FrameSlot::default());
     let camera = {
         let (slot, health, shutdown) = (slot.clone(), health.clone(), shutdown.clone());
@@ -183,7 +189,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         .map_err(KioskError::Start)?;
     runtime.block_on(async {
         let signals = tokio::spawn({
-            let shutdown = shutdown.clone();
+            let (shutdown, notifier) = (shutdown.clone(), notifier.clone());
             async move {
                 tokio::select! {
                     _ = wait_for_signal() => {
@@ -192,8 +198,10 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
                     }
                     _ = shutdown.wait() => {}
                 }
+                notifier.stopping();
             }
         });
+        let watchdog = tokio::spawn(notifier.clone().watch(health.clone(), shutdown.clone()));
         // The camera may sit in a blocking read: at shutdown the hand-over ends at once, so the
         // vision stage settles the tracks still open and finishes.
         let hand_over = tokio::spawn({
@@ -237,6 +245,8 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
                 events.run(sightings_rx).await
             }
         });
+        // Every stage runs: systemd may consider the kiosk started.
+        notifier.ready();
         let _ = events_task.await;
         let _ = done_tx.send(true);
         let _ = mqtt.await;
@@ -245,6 +255,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         // Whatever ended the run (a signal, the end of a file), every stage stops now.
         shutdown.trigger();
         let _ = tokio::join!(signals, hand_over, retention);
+        watchdog.abort();
     });
     if camera.is_finished() {
         let _ = camera.join();

@@ -51,13 +51,17 @@ impl EventStage {
         let mut waiting: VecDeque<Sighting> = VecDeque::new();
         let mut open = true;
         let mut retry = tokio::time::interval(RETRY_EVERY);
+        // The watchdog's sign of life, also while nobody walks up for hours.
+        let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
         while open || !waiting.is_empty() {
+            health.beat("event");
             tokio::select! {
                 s = sightings.recv(), if open => match s {
                     Some(s) => stage.hold(&mut waiting, s),
                     None => open = false,
                 },
                 _ = retry.tick(), if !waiting.is_empty() => {}
+                _ = heartbeat.tick() => continue,
             }
             let stuck = stage.record_waiting(&mut waiting).await;
             health.events_waiting.store(waiting.len() as u64, Ordering::Relaxed);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 pub use dolbom_contract::{CameraState, HealthSummary, SensorState};
 
@@ -57,6 +58,8 @@ pub struct Health {
     pub events_waiting: AtomicU64,
     pub events_lost: AtomicU64,
     disk: OnceLock<Arc<DiskWatch>>,
+    /// When each stage last showed it was alive (see [`Health::beat`]).
+    heartbeats: Mutex<BTreeMap<&'static str, Instant>>,
 }
 
 impl Default for Health {
@@ -78,6 +81,7 @@ impl Default for Health {
             events_waiting: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
             disk: OnceLock::new(),
+            heartbeats: Mutex::new(BTreeMap::new()),
         }
     }
 }
@@ -108,6 +112,22 @@ impl Health {
 
     pub fn set_sensor_stats(&self, name: &'static str, stats: DecoderStats) {
         self.sensors.lock().unwrap_or_else(|p| p.into_inner()).entry(name).or_default().stats = stats;
+    }
+
+    /// A stage shows it is alive: called from its loop, blocking calls excepted.
+    pub fn beat(&self, stage: &'static str) {
+        self.heartbeats.lock().unwrap_or_else(|p| p.into_inner()).insert(stage, Instant::now());
+    }
+
+    /// A stage ended on purpose (the end of a file): it no longer needs to beat.
+    pub fn retire(&self, stage: &'static str) {
+        self.heartbeats.lock().unwrap_or_else(|p| p.into_inner()).remove(stage);
+    }
+
+    /// The stages of `watched` that beat once and then not within `limit`.
+    pub fn stalled(&self, watched: &[&'static str], limit: std::time::Duration) -> Vec<&'static str> {
+        let beats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
+        watched.iter().copied().filter(|s| beats.get(s).is_some_and(|t| t.elapsed() > limit)).collect()
     }
 
     /// The state disk the summary reports on (set once at start).

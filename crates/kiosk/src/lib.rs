@@ -19,6 +19,7 @@ pub mod daemon;
 pub mod disk;
 pub mod events;
 pub mod health;
+pub mod notify;
 pub mod outbox;
 pub mod recognition;
 pub mod retention;

@@ -150,6 +150,7 @@ impl Vision {
         // The last frame's (monotonic, wall-clock) capture times, and when it came.
         let mut clock = FrameClock::default();
         loop {
+            self.health.beat("vision");
             let frame = match slot.take(Duration::from_millis(200)) {
                 Take::Frame(f) => f,
                 Take::Idle => {

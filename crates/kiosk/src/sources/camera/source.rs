@@ -190,6 +190,7 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
     let fast = config.pace == Pace::Fast;
     let epoch_ms = Timestamp::now().as_millisecond();
     'outer: while !shutdown.is_triggered() {
+        health.beat("camera");
         let (mut cap, fps) = match open(&config) {
             Ok(c) => c,
             Err(e) => {
@@ -209,6 +210,7 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
             if shutdown.is_triggered() {
                 break 'outer;
             }
+            health.beat("camera");
             let ok = cap.read(&mut image).unwrap_or(false) && !image.empty();
             if !ok {
                 if config.is_finite() && file_frame > 0 {
@@ -216,6 +218,7 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
                         AtEnd::Exit => {
                             info!(frames = file_frame, "end of input");
                             health.set_camera(CameraState::Finished, None);
+                            health.retire("camera");
                             break 'outer;
                         }
                         AtEnd::Loop => continue 'outer,
