@@ -275,15 +275,16 @@ fn default_log_level() -> &'static str {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DOLBOM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_level()));
+    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(filter);
+    // DOLBOM_LOG_FORMAT=json: one JSON object per line, for log shippers.
+    if std::env::var("DOLBOM_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        logs.json().with_current_span(true).init();
+    } else {
         // journald and log files want plain text; colours only for a person at a terminal.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DOLBOM_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log_level())),
-        )
-        .init();
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init();
+    }
     let cli = Cli::parse();
     match run(cli.command) {
         Ok(code) => code,

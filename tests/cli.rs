@@ -291,6 +291,29 @@ fn model_and_config_errors_are_clear_and_change_nothing() {
     assert!(stderr(&out).contains("cannot load the ONNX Runtime library"), "{}", stderr(&out));
 }
 
+/// DOLBOM_LOG_FORMAT=json: every log line is one JSON object a log shipper can read, with the
+/// level, the message and the span it came from.
+#[test]
+fn logs_as_json_lines_when_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), "");
+    let (o1, b) = (photo("face_recognition/obama.jpg"), photo("face_recognition/biden.jpg"));
+    // Biden's photo added to Obama resembles his other photo only weakly: a warning.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dolbom"))
+        .args(["enroll", "--config", s(&cfg), "--person", "a", "--role", "child", "--name", "A", s(&o1), s(&b)])
+        .env("DOLBOM_LOG", "info")
+        .env("DOLBOM_LOG_FORMAT", "json")
+        .output()
+        .expect("run dolbom");
+    let lines: Vec<serde_json::Value> = stderr(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    let warning = lines.iter().find(|l| l["level"] == "WARN").expect("a warning");
+    assert!(warning["fields"]["message"].as_str().is_some_and(|m| m.contains("only weakly")), "{warning}");
+    assert_eq!(warning["span"]["person"], "a", "{warning}");
+}
+
 #[test]
 fn identify_reports_unreadable_images_but_keeps_going() {
     let dir = tempfile::tempdir().expect("tempdir");
