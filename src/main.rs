@@ -320,9 +320,11 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Gallery { action: GalleryAction::List { config, json } } => cmd::face::gallery_list(config, json),
         #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::Remove { id, config } } => cmd::face::gallery_remove(id, config),
+        #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::RevertRefresh { id, config } } => {
             cmd::face::gallery_revert_refresh(id, config)
         }
+        #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::Health { config, json } } => {
             cmd::kiosk::gallery_health(&config, json)
         }
