@@ -23,7 +23,7 @@ pub fn doctor(config: &Path, json: bool) -> Result<ExitCode> {
         let failed = findings.iter().filter(|f| f.status == Status::Fail).count();
         let warned = findings.iter().filter(|f| f.status == Status::Warn).count();
         outln!(
-            "{} checks: {failed} failed, {warned} warnings / 점검 {}건: 실패 {failed}, 경고 {warned}",
+            "{} checks, failed: {failed}, warnings: {warned} / 점검 {}건: 실패 {failed}, 경고 {warned}",
             findings.len(),
             findings.len()
         )?;

@@ -105,7 +105,7 @@ pub fn run(path: &Path) -> Vec<Finding> {
 /// ONNX Runtime loads, and each model exists and matches its sha256: two findings, `runtime`
 /// and `models`, from the same loading code the kiosk uses.
 pub fn models(config: &Config) -> Vec<Finding> {
-    let fetch = "run scripts/setup.sh to fetch the models, or fix face.*.model / face.*.sha256 / scripts/setup.sh 로 모델을 받거나 face.*.model, sha256 설정을 고치세요";
+    let fetch = "run scripts/setup.sh to fetch the models, or fix face.*.model or face.*.sha256 / scripts/setup.sh 로 모델을 받거나 face.*.model, sha256 설정을 고치세요";
     match FaceModels::load(&config.runtime, &config.face) {
         Ok(_) => vec![
             Finding::ok("runtime", format!("{} loads / ONNX Runtime 정상", config.runtime.onnxruntime.display())),
@@ -195,10 +195,9 @@ pub fn camera(config: Option<&CameraConfig>) -> Finding {
         Ok(size)
     });
     match outcome {
-        Some(Ok((w, h))) => Finding::ok(
-            "camera",
-            format!("{source}: {CAMERA_FRAMES} frames of {w}x{h} / 카메라 영상 정상 ({w}x{h})"),
-        ),
+        Some(Ok((w, h))) => {
+            Finding::ok("camera", format!("{source}: {CAMERA_FRAMES} frames of {w}x{h} / 카메라 영상 정상 ({w}x{h})"))
+        }
         Some(Err(e)) => Finding::fail("camera", format!("{e} / 카메라를 열거나 읽을 수 없음"), fix),
         None => Finding::fail(
             "camera",
@@ -313,7 +312,9 @@ pub fn broker(config: &Config, timeout: Duration) -> Finding {
     };
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
-        Err(e) => return Finding::fail(CHECK, format!("cannot start the network runtime: {e} / 네트워크 런타임 오류"), ""),
+        Err(e) => {
+            return Finding::fail(CHECK, format!("cannot start the network runtime: {e} / 네트워크 런타임 오류"), "")
+        }
     };
     let deadline = tokio::time::Instant::now() + timeout;
     let outcome: Result<Protocol, SessionError> = runtime.block_on(async {
