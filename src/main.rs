@@ -83,6 +83,16 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Check an installed kiosk: config, ONNX Runtime and models, gallery, camera, serial sensors,
+    /// broker, clock, state disk; says what is wrong and how to fix it. Exit 1 when a check fails.
+    #[cfg(feature = "kiosk")]
+    Doctor {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// One JSON object per finding per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the relay: kiosk events from MQTT to parents' phones by SMS (`relay log` shows what was sent).
     #[cfg(feature = "relay")]
     Relay {
@@ -311,9 +321,11 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Gallery { action: GalleryAction::List { config, json } } => cmd::face::gallery_list(config, json),
         #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::Remove { id, config } } => cmd::face::gallery_remove(id, config),
+        #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::RevertRefresh { id, config } } => {
             cmd::face::gallery_revert_refresh(id, config)
         }
+        #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::Health { config, json } } => {
             cmd::kiosk::gallery_health(&config, json)
         }
@@ -323,6 +335,8 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Kiosk { config } => cmd::kiosk::kiosk(config),
         #[cfg(feature = "kiosk")]
         Command::Status { config } => cmd::kiosk::status(&config),
+        #[cfg(feature = "kiosk")]
+        Command::Doctor { config, json } => cmd::doctor::doctor(&config, json),
         #[cfg(feature = "kiosk")]
         Command::Alerts { action } => cmd::kiosk::alerts(action),
         #[cfg(feature = "kiosk")]

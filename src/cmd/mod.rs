@@ -3,6 +3,8 @@
 #[cfg(feature = "kiosk")]
 pub mod calibrate;
 #[cfg(feature = "kiosk")]
+pub mod doctor;
+#[cfg(feature = "kiosk")]
 pub mod face;
 #[cfg(feature = "kiosk")]
 pub mod kiosk;

@@ -17,6 +17,7 @@ pub mod attendance;
 pub mod config;
 pub mod daemon;
 pub mod disk;
+pub mod doctor;
 pub mod events;
 pub mod health;
 pub mod notify;

@@ -146,7 +146,9 @@ pub fn mono_now_ms() -> i64 {
     START.get_or_init(Instant::now).elapsed().as_millis() as i64
 }
 
-fn open(config: &CameraConfig) -> Result<(VideoCapture, f64), String> {
+/// Opens the configured source with its requested size and rate; returns it and its frame rate.
+/// The stage retries this with backoff; `dolbom doctor` calls it once.
+pub fn open(config: &CameraConfig) -> Result<(VideoCapture, f64), String> {
     let api = match config.kind {
         CameraKind::V4l2 => videoio::CAP_V4L2,
         CameraKind::Url => videoio::CAP_FFMPEG,

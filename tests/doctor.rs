@@ -1,0 +1,216 @@
+//! `dolbom doctor` on real parts: the sample models and ONNX Runtime, a gallery enrolled through
+//! the CLI, the walk-up clip as the camera, the machine's Mosquitto, and thermal sensors on
+//! pseudo-terminals that send good frames, garbage, or impossible temperatures.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::broker::{free_port, system_broker_port};
+use common::kiosk::{clip, kiosk_config, unique_center, KioskOptions};
+use common::{dolbom, photo, stderr, stdout};
+use dolbom_kiosk::sim::thermal::{link, open_pty, slave_is_open};
+use dolbom_kiosk::sources::thermal::csv;
+use serde_json::Value;
+
+const DETECTOR_SHA: &str = "85260e29ac9c2546c0f4dcb9f98ad5b754e986f76592473013aa6cfd8c0e446b";
+
+/// A serial sensor on a pseudo-terminal linked at `port`: while someone has it open, it sends
+/// what `next` makes, twenty times a second.
+struct FakeSensor {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeSensor {
+    fn start(port: &Path, mut next: impl FnMut(u32) -> Vec<u8> + Send + 'static) -> Self {
+        let mut pty = open_pty().expect("pty");
+        link(port, &pty.slave_path).expect("link");
+        // Never block on a full tty buffer: a reader that stopped must not wedge the test.
+        // SAFETY: setting O_NONBLOCK on our own descriptor.
+        unsafe {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&pty.master);
+            libc::fcntl(fd, libc::F_SETFL, libc::fcntl(fd, libc::F_GETFL) | libc::O_NONBLOCK);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut k = 0;
+            while !flag.load(Ordering::Relaxed) {
+                if slave_is_open(&pty.master) {
+                    let _ = pty.master.write_all(&next(k));
+                    k += 1;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Self { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for FakeSensor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// An 8x8 room with a little noise, at 24 °C ambient.
+fn room(k: u32) -> Vec<u8> {
+    let pixels: Vec<f32> = (0..64).map(|i| 22.0 + (i % 7) as f32 * 0.25 + (k % 5) as f32 * 0.01).collect();
+    csv::encode(&pixels, 24.0)
+}
+
+fn config(dir: &Path, broker_port: u16, camera: &Path, extra: &str) -> std::path::PathBuf {
+    let center = unique_center("doctor");
+    let o = KioskOptions {
+        center: &center,
+        port: broker_port,
+        clip: camera,
+        pace: "realtime",
+        at_end: "loop",
+        mqtt: "",
+        extra,
+    };
+    kiosk_config(dir, &o)
+}
+
+fn enrol_one(config: &Path) {
+    let c = config.to_str().expect("utf-8");
+    let p = photo("face_recognition/obama.jpg").display().to_string();
+    let out = dolbom(&["enroll", "--config", c, "--person", "obama", "--role", "guardian", "--name", "오바마", &p]);
+    assert!(out.status.success(), "enrol: {}", stderr(&out));
+}
+
+/// Runs the doctor with --json; returns its exit code and findings by check name.
+fn doctor(config: &Path) -> (i32, Vec<Value>) {
+    let started = Instant::now();
+    let out = dolbom(&["doctor", "--config", config.to_str().expect("utf-8"), "--json"]);
+    assert!(started.elapsed() < Duration::from_secs(40), "the doctor took {:?}", started.elapsed());
+    let text = stdout(&out);
+    let findings: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{}", stderr(&out))))
+        .collect();
+    (out.status.code().expect("exit code"), findings)
+}
+
+fn finding<'a>(findings: &'a [Value], check: &str) -> &'a Value {
+    findings.iter().find(|f| f["check"] == check).unwrap_or_else(|| panic!("no `{check}` finding in {findings:#?}"))
+}
+
+fn hangul(s: &str) -> bool {
+    s.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c))
+}
+
+/// Both languages in what a person reads: Korean, and English words.
+fn bilingual(s: &str) -> bool {
+    hangul(s) && s.split_whitespace().filter(|w| w.chars().all(|c| c.is_ascii_alphabetic()) && w.len() > 2).count() >= 2
+}
+
+fn assert_fails(findings: &[Value], check: &str, needle: &str) {
+    let f = finding(findings, check);
+    assert_eq!(f["status"], "fail", "{check}: {f:#}");
+    let (detail, fix) = (f["detail"].as_str().expect("detail"), f["fix"].as_str().expect("fix"));
+    assert!(detail.contains(needle), "{check} should say `{needle}`: {detail}");
+    assert!(bilingual(detail) && bilingual(fix), "{check} in English and Korean: {f:#}");
+}
+
+#[test]
+fn a_good_kiosk_passes_every_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = dir.path().join("ttyTHERMAL");
+    let _sensor = FakeSensor::start(&port, room);
+    let extra = format!("[thermal]\ndevice = \"csv\"\nport = \"{}\"\n", port.display());
+    let config = config(dir.path(), system_broker_port(), clip(), &extra);
+    enrol_one(&config);
+
+    let (code, findings) = doctor(&config);
+    for check in ["config", "runtime", "models", "gallery", "camera", "thermal", "broker", "clock", "state_dir", "disk"]
+    {
+        let f = finding(&findings, check);
+        assert!(f["status"] == "ok" || f["status"] == "warn", "{check}: {f:#}");
+        assert!(hangul(f["detail"].as_str().expect("detail")), "{check} in Korean too: {f:#}");
+    }
+    for check in ["config", "runtime", "models", "camera", "thermal", "broker", "state_dir", "disk"] {
+        assert_eq!(finding(&findings, check)["status"], "ok", "{check}");
+    }
+    let gallery = finding(&findings, "gallery");
+    assert_eq!(gallery["status"], "ok");
+    assert!(gallery["detail"].as_str().expect("detail").contains("1 people"), "{gallery:#}");
+    assert_eq!(code, 0, "{findings:#?}");
+
+    // The table says the same.
+    let out = dolbom(&["doctor", "--config", config.to_str().expect("utf-8")]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("failed") && stdout(&out).contains("실패 0"), "{}", stdout(&out));
+}
+
+#[test]
+fn a_broken_kiosk_fails_with_each_reason_and_its_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = dir.path().join("ttyTHERMAL");
+    // Bytes, but never a frame: no line starts with `T,`.
+    let _sensor = FakeSensor::start(&port, |k| format!("garbage {k} \x01\x02\x5a\x5a\n").into_bytes());
+    let extra = format!("[thermal]\ndevice = \"csv\"\nport = \"{}\"\n", port.display());
+    let closed = free_port();
+    let config = config(dir.path(), closed, &dir.path().join("no-such-clip.avi"), &extra);
+    // A well-formed sha256 that is not the model's.
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(text.contains(DETECTOR_SHA));
+    std::fs::write(&config, text.replace(DETECTOR_SHA, &"0".repeat(64))).expect("config");
+
+    let (code, findings) = doctor(&config);
+    assert_eq!(code, 1, "{findings:#?}");
+    assert_fails(&findings, "models", "sha256");
+    assert_fails(&findings, "camera", "no-such-clip.avi");
+    assert_fails(&findings, "thermal", "no valid frame");
+    assert_fails(&findings, "broker", &format!("127.0.0.1:{closed}"));
+    // Nobody enrolled is a warning, not a failure.
+    let gallery = finding(&findings, "gallery");
+    assert_eq!(gallery["status"], "warn", "{gallery:#}");
+    assert!(bilingual(gallery["detail"].as_str().expect("detail")), "{gallery:#}");
+    assert_eq!(finding(&findings, "runtime")["status"], "ok");
+}
+
+#[test]
+fn an_implausible_or_missing_sensor_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = dir.path().join("ttyTHERMAL");
+    // Well-formed frames no working sensor sends: a pixel at 500 °C.
+    let _sensor = FakeSensor::start(&port, |_| {
+        let mut pixels: Vec<f32> = (0..64).map(|i| 22.0 + (i % 7) as f32 * 0.25).collect();
+        pixels[9] = 500.0;
+        csv::encode(&pixels, 24.0)
+    });
+    let extra = format!("[thermal]\ndevice = \"csv\"\nport = \"{}\"\n", port.display());
+    let config = config(dir.path(), system_broker_port(), clip(), &extra);
+    let (code, findings) = doctor(&config);
+    assert_eq!(code, 1, "{findings:#?}");
+    assert_fails(&findings, "thermal", "implausible");
+    assert!(finding(&findings, "thermal")["detail"].as_str().expect("detail").contains("pixel 9"));
+
+    let missing = dir.path().join("ttyGONE");
+    let extra = format!("[thermal]\ndevice = \"csv\"\nport = \"{}\"\n", missing.display());
+    let config = self::config(dir.path(), system_broker_port(), clip(), &extra);
+    let (code, findings) = doctor(&config);
+    assert_eq!(code, 1, "{findings:#?}");
+    assert_fails(&findings, "thermal", "ttyGONE");
+}
+
+#[test]
+fn a_config_that_does_not_load_is_the_one_finding() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = common::write_config(dir.path(), "\n[camera]\nkind = \"file\"\nsorce = \"x.avi\"\n");
+    let (code, findings) = doctor(&config);
+    assert_eq!(code, 1);
+    assert_eq!(findings.len(), 1, "{findings:#?}");
+    assert_fails(&findings, "config", "sorce");
+}
