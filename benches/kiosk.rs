@@ -107,8 +107,9 @@ fn main() {
     let wall = started.elapsed().as_secs_f64();
     let processed = status["health"]["frames_processed"].as_u64().unwrap_or(0);
     println!(
-        "fast pace:     {processed} frames in {wall:.2} s = {:.1} frames/s processed (whole process incl. start-up and model load; CPU {cpu:.2} s)",
-        processed as f64 / wall
+        "fast pace:     {processed} frames in {wall:.2} s = {:.1} frames/s processed (whole process incl. start-up and model load; CPU {cpu:.2} s); peak RSS {:.0} MB",
+        processed as f64 / wall,
+        children_peak_rss_mb()
     );
     if quick {
         return;
@@ -188,6 +189,17 @@ fn run_kiosk(config: &Path, log: &Path) -> (serde_json::Value, f64) {
     let cfg = Config::load(config).expect("config");
     let text = std::fs::read_to_string(cfg.state.dir.join("status.json")).expect("status.json");
     (serde_json::from_str(&text).expect("status"), cpu)
+}
+
+/// The largest peak resident set of the waited-for children so far (the kiosk daemon), in MB.
+fn children_peak_rss_mb() -> f64 {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage writes a plain struct we own.
+    let usage = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init()
+    };
+    usage.ru_maxrss as f64 / 1024.0
 }
 
 /// User + system CPU seconds of all waited-for children so far.
