@@ -191,25 +191,24 @@ fn run_kiosk(config: &Path, log: &Path) -> (serde_json::Value, f64) {
     (serde_json::from_str(&text).expect("status"), cpu)
 }
 
-/// The largest peak resident set of the waited-for children so far (the kiosk daemon), in MB.
-fn children_peak_rss_mb() -> f64 {
+/// Resource use of all waited-for children so far (the kiosk daemons this bench ran).
+fn children_usage() -> libc::rusage {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage writes a plain struct we own.
-    let usage = unsafe {
+    unsafe {
         libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
         usage.assume_init()
-    };
-    usage.ru_maxrss as f64 / 1024.0
+    }
 }
 
-/// User + system CPU seconds of all waited-for children so far.
+/// The largest peak resident set of those children, in MB.
+fn children_peak_rss_mb() -> f64 {
+    children_usage().ru_maxrss as f64 / 1024.0
+}
+
+/// User + system CPU seconds of those children.
 fn children_cpu() -> f64 {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a plain struct we own.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
-        usage.assume_init()
-    };
+    let usage = children_usage();
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     t(usage.ru_utime) + t(usage.ru_stime)
 }

@@ -10,7 +10,7 @@ use common::broker::{publish, system_broker_port, Subscriber};
 use common::kiosk::{enrol, events, kiosk_config, spawn_kiosk, unique_center, wait_exit, KioskOptions};
 use common::{assert_valid, schema};
 use dolbom_kiosk::sim::thermal::{
-    link, open_pty, photo_faces, render, scene_at, slave_is_open, stream, Rng, ThermalSim,
+    link, open_pty, photo_faces, render, scene_at, slave_is_open, stream, PhotoFace, Pty, Rng, ThermalSim,
 };
 use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 use dolbom_kiosk::sources::thermal::mlx90640;
@@ -25,30 +25,45 @@ fn walkers() -> Vec<Walker> {
 
 const SCENE: WalkUp = WalkUp { width: 640, height: 480, fps: 10.0, approach_secs: 2.0, stay_secs: 1.5, gap_secs: 1.0 };
 
-#[test]
-fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let clip = dir.path().join("clip.avi");
-    write_walk_up(&clip, &walkers(), SCENE).expect("clip");
+/// A fever kiosk ready to run: `people` walking up in a clip, the gallery enrolled, a config with
+/// screening on and the thermal array on a real pty (linked where the config looks for it).
+struct FeverScene {
+    port: u16,
+    center: String,
+    config: PathBuf,
+    cfg: dolbom_kiosk::config::Config,
+    faces: Vec<PhotoFace>,
+    pty: Pty,
+}
+
+fn fever_scene(dir: &std::path::Path, people: &[Walker], tag: &str) -> FeverScene {
+    let clip = dir.join("clip.avi");
+    write_walk_up(&clip, people, SCENE).expect("clip");
     let port = system_broker_port();
-    let center = unique_center("fever");
-    let thermal_link: PathBuf = dir.path().join("thermal0");
+    let center = unique_center(tag);
+    let thermal_link: PathBuf = dir.join("thermal0");
     let extra = format!(
         "\n[thermal]\ndevice = \"gy-mcu90640\"\nport = \"{}\"\n\n[fever]\nenabled = true\nstaff = [\"kim\"]\n",
         thermal_link.display()
     );
     let config = kiosk_config(
-        dir.path(),
+        dir,
         &KioskOptions { center: &center, port, clip: &clip, pace: "realtime", at_end: "exit", mqtt: "", extra: &extra },
     );
     enrol(&config);
-
-    // The simulated sensor, in-process, on a real pty; it starts the scene when the daemon opens it.
     let cfg = common::load(&config);
     let mut models = dolbom_face::FaceModels::load(&cfg.runtime, &cfg.face).expect("models");
-    let faces = photo_faces(&walkers(), models.detector.as_mut()).expect("faces");
-    let mut pty = open_pty().expect("pty");
+    let faces = photo_faces(people, models.detector.as_mut()).expect("faces");
+    let pty = open_pty().expect("pty");
     link(&thermal_link, &pty.slave_path).expect("link");
+    FeverScene { port, center, config, cfg, faces, pty }
+}
+
+#[test]
+fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let FeverScene { port, center, config, cfg, faces, mut pty } = fever_scene(dir.path(), &walkers(), "fever");
+    // The simulated sensor, in-process, on a real pty; it starts the scene when the daemon opens it.
     let sim = ThermalSim {
         fps: 8.0,
         ambient_c: 24.0,
@@ -181,26 +196,8 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
 #[test]
 fn a_lying_sensor_never_makes_a_fever_or_a_normal() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clip = dir.path().join("clip.avi");
     let people: Vec<Walker> = walkers().into_iter().map(|w| Walker { skin_c: 38.2, far: false, ..w }).collect();
-    write_walk_up(&clip, &people, SCENE).expect("clip");
-    let port = system_broker_port();
-    let center = unique_center("liar");
-    let thermal_link: PathBuf = dir.path().join("thermal0");
-    let extra = format!(
-        "\n[thermal]\ndevice = \"gy-mcu90640\"\nport = \"{}\"\n\n[fever]\nenabled = true\nstaff = [\"kim\"]\n",
-        thermal_link.display()
-    );
-    let config = kiosk_config(
-        dir.path(),
-        &KioskOptions { center: &center, port, clip: &clip, pace: "realtime", at_end: "exit", mqtt: "", extra: &extra },
-    );
-    enrol(&config);
-    let cfg = common::load(&config);
-    let mut models = dolbom_face::FaceModels::load(&cfg.runtime, &cfg.face).expect("models");
-    let faces = photo_faces(&people, models.detector.as_mut()).expect("faces");
-    let mut pty = open_pty().expect("pty");
-    link(&thermal_link, &pty.slave_path).expect("link");
+    let FeverScene { port, center, config, cfg, faces, mut pty } = fever_scene(dir.path(), &people, "liar");
 
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sensor = {
