@@ -107,4 +107,13 @@ if [ "$with_tests" = 1 ] && [ -z "${DOLBOM_TEST_POSTGRES:-}" ]; then
     fi
 fi
 
+# The unit tests (tests/units.rs): systemd's own rating and syscall groups, and strace to see
+# what the daemons call.
+if [ "$with_tests" = 1 ]; then
+    tools=()
+    command -v systemd-analyze >/dev/null || tools+=(systemd)
+    command -v strace >/dev/null || tools+=(strace)
+    if [ "${#tools[@]}" -gt 0 ]; then apt_install "${tools[@]}"; fi
+fi
+
 python3 scripts/fetch_assets.py

@@ -138,9 +138,14 @@ max_attempts = 5
     }
 
     fn spawn(&self) -> Child {
+        self.spawn_as(Command::new(env!("CARGO_BIN_EXE_dolbom")))
+    }
+
+    /// Starts the relay through `cmd` (the binary itself, or a tracer in front of it).
+    fn spawn_as(&self, mut cmd: Command) -> Child {
         let subscribed = |log: &str| log.matches("subscribed").count();
         let before = subscribed(&std::fs::read_to_string(&self.log).unwrap_or_default());
-        let child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
+        let child = cmd
             .args(["relay", "--config"])
             .arg(&self.config)
             .env("DOLBOM_LOG", "info")
@@ -361,12 +366,24 @@ fn solapi_and_nhn_requests_and_lms_for_long_texts() {
     assert!(log.len() == 3 && log.iter().all(|l| l["status"] == "sent"), "the double took every request: {log:?}");
 
     // NHN Cloud, whose double refuses a Content-Type without the documented charset.
+    // Its secret key from a file of its own (as systemd's LoadCredential= hands it over).
     let gw = Gateway::nhn();
     gw.script([nhn_answer("01012345678", 0, "SUCCESS")]);
     let relay = Relay::new(
-        &format!("kind = \"nhn\"\nbase_url = \"{}\"\napp_key = \"APP\"\nsecret_key = \"SK\"", gw.url()),
+        &format!("kind = \"nhn\"\nbase_url = \"{}\"\napp_key = \"APP\"\nsecret_key_file = \"nhn-secret\"", gw.url()),
         long,
     );
+    let secret = relay.config.with_file_name("nhn-secret");
+    std::fs::write(&secret, "SK\n").expect("secret");
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dolbom"))
+        .args(["relay", "--config"])
+        .arg(&relay.config)
+        .output()
+        .expect("relay");
+    assert!(!out.status.success(), "a secret every user can read is refused");
+    assert!(common::stderr(&out).contains("provider.secret_key_file"), "{}", common::stderr(&out));
+    std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
     let mut child = relay.spawn();
     relay.event("01a00000-0000-7000-8000-0000000000e1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
     relay.event("01a00000-0000-7000-8000-0000000000e2", "departure", "jiwoo", "child", jiff::Timestamp::now(), None);
@@ -817,4 +834,27 @@ fn a_child_added_under_two_relays_is_texted_once() {
     signal(cb.id(), "TERM");
     let _ = (ca.wait(), cb.wait());
     assert_one_text_each(&gw, 5);
+}
+
+#[test]
+fn the_relay_stays_inside_its_units_syscall_filter() {
+    use common::units::{deny_write_execute, outside_filter, traced, unit};
+    let gw = Gateway::start();
+    gw.answer_by_default(Reply::ok());
+    let relay = Relay::new(&format!("kind = \"webhook\"\nurl = \"{}\"", gw.url()), "");
+    let calls = relay.config.with_file_name("strace.txt");
+    let mut cmd = traced(std::path::Path::new(env!("CARGO_BIN_EXE_dolbom")), &calls);
+    deny_write_execute(&mut cmd);
+    let mut tracer = relay.spawn_as(cmd);
+    relay.event("01a00000-0000-7000-8000-0000000000f1", "arrival", "minji", "child", jiff::Timestamp::now(), None);
+    wait_until("the text", Duration::from_secs(20), || !gw.received().is_empty());
+    // The relay is strace's child: stop it as systemd would, and strace writes its summary.
+    let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", tracer.id())).expect("children");
+    let relay_pid: u32 = children.split_whitespace().next().and_then(|p| p.parse().ok()).expect("the relay's pid");
+    signal(relay_pid, "TERM");
+    let status = tracer.wait().expect("wait");
+    assert!(status.success(), "{status}; log:\n{}", relay.stderr_log());
+    assert_eq!(relay.log_lines().iter().filter(|l| l["status"] == "sent").count(), 1);
+    let outside = outside_filter(&unit("dolbom-relay.service"), &calls);
+    assert!(outside.is_empty(), "the relay called {outside:?}, which dolbom-relay.service's SystemCallFilter= refuses");
 }

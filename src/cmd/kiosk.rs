@@ -10,7 +10,9 @@ use dolbom_kiosk::config::Config;
 use crate::AlertsAction;
 
 pub fn kiosk(path: PathBuf) -> Result<ExitCode> {
-    let config = Config::load(&path)?;
+    let mut config = Config::load(&path)?;
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    config.mqtt.broker.load_secrets(base)?;
     dolbom_kiosk::daemon::run(&config, &path)?;
     Ok(ExitCode::SUCCESS)
 }

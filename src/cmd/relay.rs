@@ -9,9 +9,10 @@ use crate::RelayAction;
 
 pub fn relay(config: Option<PathBuf>, action: Option<RelayAction>) -> Result<ExitCode> {
     let path = config.context("--config FILE is required")?;
-    let file = dolbom_relay::RelayFile::load(&path)?;
+    let mut file = dolbom_relay::RelayFile::load(&path)?;
     match action {
         None => {
+            file.load_secrets(&path)?;
             dolbom_relay::run(file)?;
             Ok(ExitCode::SUCCESS)
         }

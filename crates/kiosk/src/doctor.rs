@@ -79,7 +79,7 @@ impl Finding {
 /// Every check for the config at `path`, in order. A config that does not load is the one
 /// finding: nothing else can be checked without it.
 pub fn run(path: &Path) -> Vec<Finding> {
-    let config = match Config::load(path) {
+    let mut config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
             return vec![Finding::fail(
@@ -96,7 +96,15 @@ pub fn run(path: &Path) -> Vec<Finding> {
     if let Some(thermal) = &config.thermal {
         findings.push(thermal_sensor(thermal, SERIAL_TIMEOUT));
     }
-    findings.push(broker(&config, BROKER_TIMEOUT));
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    match config.mqtt.broker.load_secrets(base) {
+        Ok(()) => findings.push(broker(&config, BROKER_TIMEOUT)),
+        Err(e) => findings.push(Finding::fail(
+            "broker",
+            format!("{e} / MQTT 비밀번호 파일을 읽을 수 없음"),
+            "make the file readable by the kiosk's user only (chmod 600), or load it with the unit's LoadCredential= / 파일을 키오스크 사용자만 읽게 하거나 (chmod 600) 유닛의 LoadCredential= 로 넘기세요",
+        )),
+    }
     findings.push(clock());
     findings.extend(state_dir(&config));
     findings

@@ -2,6 +2,7 @@
 //! What only the kiosk's publisher uses (in-flight window, event expiry, status interval…)
 //! lives with the publisher, so a relay's file refuses those keys.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -20,6 +21,10 @@ pub struct BrokerConfig {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// The password's file instead of the password (see `dolbom_secret`): a path others cannot
+    /// read, or `$CREDENTIALS_DIRECTORY/NAME` for systemd's `LoadCredential=NAME:PATH`.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
     #[serde(default = "default_keep_alive_secs")]
     pub keep_alive_secs: u64,
     #[serde(default = "default_reconnect_initial_ms")]
@@ -59,6 +64,7 @@ impl Default for BrokerConfig {
             client_id: None,
             username: None,
             password: None,
+            password_file: None,
             keep_alive_secs: default_keep_alive_secs(),
             reconnect_initial_ms: default_reconnect_initial_ms(),
             reconnect_max_ms: default_reconnect_max_ms(),
@@ -94,11 +100,23 @@ impl BrokerConfig {
                 "must be at least mqtt.reconnect_initial_ms, which must be above 0".into(),
             ));
         }
-        if self.username.is_some() != self.password.is_some() {
-            return Err(("mqtt.password", "username and password go together".into()));
+        if self.password.is_some() && self.password_file.is_some() {
+            return Err(("mqtt.password_file", "set either mqtt.password or mqtt.password_file, not both".into()));
+        }
+        if self.username.is_some() != (self.password.is_some() || self.password_file.is_some()) {
+            return Err(("mqtt.password", "username and password (or password_file) go together".into()));
         }
         if self.client_id.as_ref().is_some_and(|c| c.is_empty()) {
             return Err(("mqtt.client_id", "must not be empty when set".into()));
+        }
+        Ok(())
+    }
+
+    /// Reads `password_file` (relative to `base`, the config file's directory) into `password`.
+    /// Only what connects calls it: `dolbom enrol` with the same file needs no broker password.
+    pub fn load_secrets(&mut self, base: &Path) -> Result<(), dolbom_secret::SecretError> {
+        if let Some(spec) = self.password_file.take() {
+            self.password = Some(dolbom_secret::read("mqtt.password_file", &spec, base)?);
         }
         Ok(())
     }
@@ -157,5 +175,27 @@ mod tests {
     fn credentials_go_together() {
         let c: BrokerConfig = toml::from_str("username = \"kiosk\"").expect("parses");
         assert_eq!(c.validate().map_err(|e| e.0), Err("mqtt.password"));
+        let both = "username = \"k\"\npassword = \"p\"\npassword_file = \"f\"";
+        let c: BrokerConfig = toml::from_str(both).expect("parses");
+        assert_eq!(c.validate().map_err(|e| e.0), Err("mqtt.password_file"));
+    }
+
+    #[test]
+    fn the_password_file_is_read_relative_to_the_config() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("mqtt-password");
+        std::fs::write(&file, "hunter2\n").expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let mut c: BrokerConfig =
+            toml::from_str("username = \"kiosk\"\npassword_file = \"mqtt-password\"").expect("parses");
+        assert!(c.validate().is_ok());
+        c.load_secrets(dir.path()).expect("readable");
+        assert_eq!(c.connect_options("x").credentials, Some(("kiosk".into(), "hunter2".into())));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let mut c: BrokerConfig =
+            toml::from_str("username = \"kiosk\"\npassword_file = \"mqtt-password\"").expect("parses");
+        let err = c.load_secrets(dir.path()).expect_err("world-readable");
+        assert_eq!(err.key(), "mqtt.password_file");
     }
 }

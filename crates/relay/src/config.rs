@@ -167,6 +167,7 @@ impl RelayFile {
                 "`relay.share_group` needs `relay.postgres`: the relays in a group must share one store".into()
             ));
         }
+        file.provider.check_secret().map_err(err)?;
         if file.provider.timeout_ms().is_some_and(|t| !(100..=120_000).contains(&t)) {
             return Err(err("`provider.timeout_ms` must be 100-120000".into()));
         }
@@ -181,6 +182,16 @@ impl RelayFile {
             return Err(err("`relay.retention_days` must be longer than `relay.max_event_age_minutes`".into()));
         }
         Ok(file)
+    }
+
+    /// Reads the secrets' files (`mqtt.password_file`, the gateway's `_file` key); `config` is
+    /// the file this was loaded from. Only the daemon needs them: `dolbom relay log` does not.
+    pub fn load_secrets(&mut self, config: &Path) -> Result<(), RelayError> {
+        let base = config.parent().unwrap_or_else(|| Path::new("."));
+        let err =
+            |e: dolbom_secret::SecretError| RelayError::Config { path: config.to_path_buf(), message: e.to_string() };
+        self.mqtt.load_secrets(base).map_err(err)?;
+        self.provider.load_secrets(base).map_err(err)
     }
 
     pub fn store(&self) -> StoreConfig {

@@ -3,6 +3,7 @@
 //! point them at a double on loopback).
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -69,7 +70,11 @@ pub enum ProviderConfig {
         #[serde(default = "solapi_base")]
         base_url: String,
         api_key: String,
+        #[serde(default)]
         api_secret: String,
+        /// The secret's file instead (see `dolbom_secret`).
+        #[serde(default)]
+        api_secret_file: Option<PathBuf>,
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
     },
@@ -77,7 +82,11 @@ pub enum ProviderConfig {
         #[serde(default = "nhn_base")]
         base_url: String,
         app_key: String,
+        #[serde(default)]
         secret_key: String,
+        /// The secret's file instead (see `dolbom_secret`).
+        #[serde(default)]
+        secret_key_file: Option<PathBuf>,
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
     },
@@ -92,6 +101,37 @@ impl ProviderConfig {
             | ProviderConfig::Solapi { timeout_ms, .. }
             | ProviderConfig::Nhn { timeout_ms, .. } => Some(*timeout_ms),
         }
+    }
+
+    /// The gateway's secret: exactly one of the inline key and its `_file` key must be set.
+    pub fn check_secret(&self) -> Result<(), String> {
+        let (key, inline, file) = match self {
+            ProviderConfig::Solapi { api_secret, api_secret_file, .. } => ("api_secret", api_secret, api_secret_file),
+            ProviderConfig::Nhn { secret_key, secret_key_file, .. } => ("secret_key", secret_key, secret_key_file),
+            ProviderConfig::Console | ProviderConfig::Webhook { .. } => return Ok(()),
+        };
+        match (inline.is_empty(), file.is_some()) {
+            (false, false) | (true, true) => Ok(()),
+            (true, false) => Err(format!("`provider.{key}_file` (or `provider.{key}`) must be set")),
+            (false, true) => Err(format!("set either `provider.{key}` or `provider.{key}_file`, not both")),
+        }
+    }
+
+    /// Reads the gateway secret's file (relative to `base`, the config file's directory).
+    pub fn load_secrets(&mut self, base: &Path) -> Result<(), dolbom_secret::SecretError> {
+        let (key, secret, file) = match self {
+            ProviderConfig::Solapi { api_secret, api_secret_file, .. } => {
+                ("provider.api_secret_file", api_secret, api_secret_file)
+            }
+            ProviderConfig::Nhn { secret_key, secret_key_file, .. } => {
+                ("provider.secret_key_file", secret_key, secret_key_file)
+            }
+            ProviderConfig::Console | ProviderConfig::Webhook { .. } => return Ok(()),
+        };
+        if let Some(spec) = file.take() {
+            *secret = dolbom_secret::read(key, &spec, base)?;
+        }
+        Ok(())
     }
 }
 
@@ -122,13 +162,13 @@ pub fn build(config: &ProviderConfig) -> Result<Box<dyn SmsGateway>, String> {
         ProviderConfig::Webhook { url, timeout_ms } => {
             Box::new(Webhook { url: url.clone(), http: client(*timeout_ms)? })
         }
-        ProviderConfig::Solapi { base_url, api_key, api_secret, timeout_ms } => Box::new(Solapi {
+        ProviderConfig::Solapi { base_url, api_key, api_secret, timeout_ms, .. } => Box::new(Solapi {
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key: api_key.clone(),
             api_secret: api_secret.clone(),
             http: client(*timeout_ms)?,
         }),
-        ProviderConfig::Nhn { base_url, app_key, secret_key, timeout_ms } => Box::new(Nhn {
+        ProviderConfig::Nhn { base_url, app_key, secret_key, timeout_ms, .. } => Box::new(Nhn {
             base_url: base_url.trim_end_matches('/').to_string(),
             app_key: app_key.clone(),
             secret_key: secret_key.clone(),
