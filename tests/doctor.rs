@@ -205,6 +205,44 @@ fn an_implausible_or_missing_sensor_fails() {
     assert_fails(&findings, "thermal", "ttyGONE");
 }
 
+/// The broker password from its own file: read when only its owner and group may, refused (naming
+/// the key) when every user may, and "not checked" where systemd would hand it over.
+#[test]
+fn the_broker_password_comes_from_its_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let center = unique_center("secret");
+    let check = |mqtt: &str| {
+        let o = KioskOptions {
+            center: &center,
+            port: system_broker_port(),
+            clip: clip(),
+            pace: "realtime",
+            at_end: "loop",
+            mqtt,
+            extra: "",
+        };
+        let (_, findings) = doctor(&kiosk_config(dir.path(), &o));
+        finding(&findings, "broker").clone()
+    };
+    let secret = dir.path().join("mqtt-password");
+    std::fs::write(&secret, "hunter2\n").expect("secret");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+    let file = "username = \"kiosk\"\npassword_file = \"mqtt-password\"";
+    assert_eq!(check(file)["status"], "ok");
+
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let f = check(file);
+    assert_eq!(f["status"], "fail", "{f:#}");
+    let detail = f["detail"].as_str().expect("detail");
+    assert!(detail.contains("mqtt.password_file") && detail.contains("every user"), "{f:#}");
+    assert!(bilingual(detail) && bilingual(f["fix"].as_str().expect("fix")), "{f:#}");
+
+    let f = check("username = \"kiosk\"\npassword_file = \"$CREDENTIALS_DIRECTORY/mqtt-password\"");
+    assert_eq!(f["status"], "warn", "{f:#}");
+    assert!(f["fix"].as_str().expect("fix").contains("CREDENTIALS_DIRECTORY=/etc/dolbom/credentials"), "{f:#}");
+}
+
 #[test]
 fn a_config_that_does_not_load_is_the_one_finding() {
     let dir = tempfile::tempdir().expect("tempdir");
