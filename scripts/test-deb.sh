@@ -200,8 +200,11 @@ fi
 sed -i -e 's/^host = "192\.168\.0\.10"/host = "127.0.0.1"/' -e 's/^kiosk_id = .*/kiosk_id = "deb-test"   # edited by test-deb/' \
     /etc/dolbom/kiosk.toml
 check "the edit took (broker on loopback)" grep -q '^host = "127.0.0.1"' /etc/dolbom/kiosk.toml
-# As systemd runs the kiosk: user dolbom, primary group video, its other groups from /etc/group.
-as_kiosk=(setpriv --reuid=dolbom --regid=video --init-groups --)
+# As systemd runs the kiosk (User=dolbom, Group=video): initgroups("dolbom", video) gives video
+# and the groups whose member lists name dolbom, not its passwd group; setpriv --init-groups
+# would add that one, so the list is built here the way systemd builds it.
+kiosk_groups="$(getent group | awk -F: '{ n = split($4, m, ","); for (i = 1; i <= n; i++) if (m[i] == "dolbom") print $1 }' | paste -sd, -)"
+as_kiosk=(setpriv --reuid=dolbom --regid=video --groups="video${kiosk_groups:+,$kiosk_groups}" --)
 timeout 120 "${as_kiosk[@]}" /usr/bin/dolbom doctor --config /etc/dolbom/kiosk.toml --json >"$work/doctor.json" 2>&1 || true
 for c in config runtime models state_dir; do
     check "doctor as the kiosk user: $c ok (installed paths)" grep -q "\"check\":\"$c\",\"status\":\"ok\"" "$work/doctor.json"
@@ -245,7 +248,9 @@ for path in /usr/bin/dolbom /usr/lib/dolbom /etc/dolbom /var/lib/dolbom /usr/sha
     /etc/systemd/system/multi-user.target.wants/dolbom-kiosk.service /etc/systemd/system/dolbom-kiosk.service \
     /var/lib/systemd/deb-systemd-helper-enabled/dolbom-kiosk.service.dsh-also \
     /var/lib/systemd/deb-systemd-helper-enabled/multi-user.target.wants/dolbom-kiosk.service \
-    /var/lib/systemd/deb-systemd-helper-masked/dolbom-kiosk.service; do
+    /var/lib/systemd/deb-systemd-helper-masked/dolbom-kiosk.service \
+    /var/lib/systemd/deb-systemd-helper-enabled/dolbom-relay.service.dsh-also \
+    /var/lib/systemd/deb-systemd-helper-masked/dolbom-relay.service /etc/systemd/system/dolbom-relay.service; do
     check "purged: $path" test ! -e "$path" -a ! -L "$path"
 done
 check "purged: no dpkg-statoverride left" bash -c "! dpkg-statoverride --list | grep -q /etc/dolbom"
