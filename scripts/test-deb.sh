@@ -256,6 +256,28 @@ done
 check "purged: no dpkg-statoverride left" bash -c "! dpkg-statoverride --list | grep -q /etc/dolbom"
 check "purge keeps the system user (Debian policy)" getent passwd dolbom
 
+# ---- a system without systemd-sysusers: the postinst falls back to useradd -------------------
+
+if [ "$user_existed" = no ]; then
+    userdel dolbom && { ! getent group dolbom >/dev/null || groupdel dolbom; }
+    # PATH without systemd-sysusers: every other command of /usr/bin stays reachable.
+    mkdir -p "$work/nosysusers"
+    for f in /usr/bin/*; do [ "${f##*/}" = systemd-sysusers ] || ln -s "$f" "$work/nosysusers/"; done
+    PATH="$work/nosysusers:/usr/sbin:/sbin" dpkg_run -i "$models1" "$deb1" >"$work/fallback.log" ||
+        { cat "$work/fallback.log" >&2; die "dpkg -i without systemd-sysusers failed"; }
+    check "without systemd-sysusers: postinst made the user itself" grep -q 'creating the system user dolbom' "$work/fallback.log"
+    check "without systemd-sysusers: a system user without login" bash -c \
+        "[ \"\$(getent passwd dolbom | cut -d: -f3)\" -lt 1000 ] && getent passwd dolbom | cut -d: -f7 | grep -q nologin"
+    for g in video dialout dolbom; do
+        check "without systemd-sysusers: dolbom in group $g" bash -c "getent group $g | cut -d: -f4 | tr ',' '\n' | grep -qx dolbom"
+    done
+    check "without systemd-sysusers: /var/lib/dolbom 0700 dolbom" mode_is /var/lib/dolbom "700 dolbom:dolbom"
+    dpkg_run --purge dolbom dolbom-models >/dev/null || die "dpkg --purge failed"
+    check "purged again" bash -c "! dpkg -l dolbom dolbom-models 2>/dev/null | grep -q '^[a-z][a-z] ' && [ ! -e /var/lib/dolbom ] && [ ! -e /etc/dolbom ]"
+else
+    skip "the useradd fallback (a dolbom user existed before this test; it is left alone)"
+fi
+
 # ---- arm64 contents --------------------------------------------------------------------------
 
 # What an arm64 package must hold: the same files as amd64, the binary and ONNX Runtime AArch64.
