@@ -2,10 +2,12 @@
 # Tests the dolbom Debian packages for real on this machine, as root: builds dolbom + dolbom-models
 # (amd64) at version V, installs them with dpkg, checks files, modes, the user, the units, udev
 # rules and the installed binary; edits the config, upgrades to V+1 and checks that the edit, the
-# state and the admin's `systemctl enable` survive; purges and checks that nothing is left. Then,
+# state and the admin's `systemctl enable` survive; purges and checks that nothing is left; does
+# it again without systemd-sysusers; swaps a kiosk for dolbom-relay (Conflicts/Replaces). Then,
 # when an arm64 binary exists, builds the arm64 packages and checks their contents.
 #
-#   scripts/test-deb.sh              (root; CI runs it after scripts/test.sh)
+#   scripts/test-deb.sh              (root; cheapest after scripts/check_wings.sh, whose builds it reuses)
+#   DOLBOM_RELAY_BINARY=PATH         the relay-only amd64 build to package (default: built here)
 #   DOLBOM_RELAY_ARM64_BINARY=PATH   also build and check an arm64 dolbom-relay around that binary
 #
 # Leaves nothing behind, also when a check fails: a trap purges whatever it installed. It never
@@ -102,7 +104,16 @@ if [ ${#need[@]} -gt 0 ]; then
         log "could not install ${need[*]}: those checks are skipped"
 fi
 
-log "building the amd64 binary (a no-op when target/release/dolbom is up to date) and the assets"
+# The relay-only build first, copied away, then the default one (kiosk + relay): after
+# scripts/check_wings.sh both are in target/ already and each step only links.
+relay_bin="${DOLBOM_RELAY_BINARY:-}"
+if [ -z "$relay_bin" ]; then
+    log "building the relay-only binary (cargo build --release --no-default-features --features relay)"
+    cargo build --release --locked --quiet --no-default-features --features relay --bin dolbom
+    relay_bin="$work/dolbom-relay-only"
+    cp target/release/dolbom "$relay_bin"
+fi
+log "building the default binary (kiosk + relay) and fetching the assets"
 cargo build --release --locked --quiet
 python3 scripts/fetch_assets.py >/dev/null
 
@@ -276,6 +287,44 @@ if [ "$user_existed" = no ]; then
     check "purged again" bash -c "! dpkg -l dolbom dolbom-models 2>/dev/null | grep -q '^[a-z][a-z] ' && [ ! -e /var/lib/dolbom ] && [ ! -e /etc/dolbom ]"
 else
     skip "the useradd fallback (a dolbom user existed before this test; it is left alone)"
+fi
+
+# ---- a kiosk machine turned relay server: dolbom-relay replaces dolbom -----------------------
+
+if [ -f "$relay_bin" ]; then
+    scripts/build-deb.sh --arch amd64 --package dolbom-relay --binary "$relay_bin" --version "$v1" --out "$work/relay" >/dev/null
+    relay1="$work/relay/dolbom-relay_${v1}-1_amd64.deb"
+    if command -v lintian >/dev/null; then
+        lintian --tag-display-limit 0 "$relay1" 2>&1 | grep -v 'running with root privileges' >"$work/lintian-relay.txt" || true
+        sed 's/^/test-deb: lintian: /' "$work/lintian-relay.txt" >&2
+        check "lintian: dolbom-relay has no errors" bash -c "! grep -q '^E: ' '$work/lintian-relay.txt'"
+    fi
+    check "dolbom-relay depends on no OpenCV" bash -c "! dpkg-deb -f '$relay1' Depends | grep -q opencv"
+    dpkg_run -i "$models1" "$deb1" >/dev/null || die "dpkg -i dolbom failed"
+    echo "# edited by test-deb" >> /etc/dolbom/relay.toml
+    install -o dolbom -g dolbom -m 0600 "$work/gallery-marker.json" /var/lib/dolbom/test-deb-marker.json
+    # dpkg removes a package that the new one both Conflicts with and Replaces.
+    dpkg_run -i "$relay1" >"$work/relay.log" || { cat "$work/relay.log" >&2; die "dpkg -i dolbom-relay failed"; }
+    sed 's/^/test-deb: dpkg: /' "$work/relay.log" >&2
+    check "dolbom-relay installed, dolbom removed (config kept)" bash -c \
+        "[ \"\$(dpkg-query -W -f='\${db:Status-Status}' dolbom-relay)\" = installed ] && [ \"\$(dpkg-query -W -f='\${db:Status-Status}' dolbom)\" = config-files ]"
+    check "/usr/bin/dolbom is the relay build" bash -c "/usr/bin/dolbom relay --help && ! /usr/bin/dolbom kiosk --help"
+    check "relay.toml taken over with the edit" bash -c "grep -q 'edited by test-deb' /etc/dolbom/relay.toml && dpkg -S /etc/dolbom/relay.toml | grep -q '^dolbom-relay:'"
+    check "relay unit present, not masked" bash -c "[ -f /lib/systemd/system/dolbom-relay.service ] && [ ! -L /etc/systemd/system/dolbom-relay.service ]"
+    check "relay enabled on install: its config was already edited (provisioned)" \
+        test -L /etc/systemd/system/multi-user.target.wants/dolbom-relay.service
+    check "the kiosk's state stays until dolbom is purged" test -f /var/lib/dolbom/test-deb-marker.json
+    dpkg_run --purge dolbom >/dev/null || die "dpkg --purge dolbom (config-files) failed"
+    check "purging dolbom erased the kiosk's state and config" bash -c "[ ! -e /var/lib/dolbom ] && [ ! -e /etc/dolbom/kiosk.toml ]"
+    check "purging dolbom left dolbom-relay's config and its mode" bash -c \
+        "grep -q 'edited by test-deb' /etc/dolbom/relay.toml && [ \"\$(stat -c '%a %U:%G' /etc/dolbom/relay.toml)\" = '640 root:dolbom' ]"
+    check "purging dolbom left the relay unit alone (file, enable link, no mask)" bash -c \
+        "[ -f /lib/systemd/system/dolbom-relay.service ] && [ -L /etc/systemd/system/multi-user.target.wants/dolbom-relay.service ] && [ ! -L /etc/systemd/system/dolbom-relay.service ]"
+    dpkg_run --purge dolbom-relay >/dev/null || die "dpkg --purge dolbom-relay failed"
+    check "dolbom-relay purged: nothing left" bash -c \
+        "! dpkg -l dolbom dolbom-relay 2>/dev/null | grep -q '^[a-z][a-z] ' && [ ! -e /etc/dolbom ] && [ ! -e /usr/bin/dolbom ] && [ ! -e /lib/systemd/system/dolbom-relay.service ] && [ ! -L /etc/systemd/system/multi-user.target.wants/dolbom-relay.service ] && ! dpkg-statoverride --list | grep -q /etc/dolbom"
+else
+    skip "dolbom-relay: no relay-only binary at $relay_bin"
 fi
 
 # ---- arm64 contents --------------------------------------------------------------------------
