@@ -312,6 +312,8 @@ PY
 }
 
 mkdir -p "$out"
+# Staging trees are scratch, also when a check stops the build half-way.
+trap 'rm -rf "$out/.stage"' EXIT
 start=$(date +%s)
 for pkg in "${packages[@]}"; do
     case "$pkg" in

@@ -8,6 +8,7 @@
 #
 #   scripts/test-deb.sh              (root; cheapest after scripts/check_wings.sh, whose builds it reuses)
 #   DOLBOM_RELAY_BINARY=PATH         the relay-only amd64 build to package (default: built here)
+#   DOLBOM_ARM64_BINARY=PATH         the arm64 kiosk build (default: target/aarch64-unknown-linux-gnu/release/dolbom)
 #   DOLBOM_RELAY_ARM64_BINARY=PATH   also build and check an arm64 dolbom-relay around that binary
 #
 # Leaves nothing behind, also when a check fails: a trap purges whatever it installed. It never
@@ -348,7 +349,7 @@ check_arm64() { # DEB AMD64-DEB-OR-EMPTY
     fi
 }
 
-arm64_bin="target/aarch64-unknown-linux-gnu/release/dolbom"
+arm64_bin="${DOLBOM_ARM64_BINARY:-target/aarch64-unknown-linux-gnu/release/dolbom}"
 arm64_assets="target/assets-aarch64"
 if [ -f "$arm64_bin" ] || [ -n "${DOLBOM_RELAY_ARM64_BINARY:-}" ]; then
     log "fetching the aarch64 ONNX Runtime into $arm64_assets"
