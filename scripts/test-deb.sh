@@ -356,7 +356,8 @@ if [ -f "$arm64_bin" ] || [ -n "${DOLBOM_RELAY_ARM64_BINARY:-}" ]; then
     python3 scripts/fetch_assets.py --arch aarch64 --dest "$arm64_assets" >/dev/null
 fi
 if [ -f "$arm64_bin" ]; then
-    scripts/build-deb.sh --arch arm64 --package dolbom --version "$v1" --assets "$arm64_assets" --out "$work/arm64" >/dev/null
+    scripts/build-deb.sh --arch arm64 --package dolbom --binary "$arm64_bin" --version "$v1" --assets "$arm64_assets" \
+        --out "$work/arm64" >/dev/null
     check_arm64 "$work/arm64/dolbom_${v1}-1_arm64.deb" "$deb1"
 else
     skip "arm64 dolbom: no $arm64_bin (scripts/build-arm64.sh builds it)"
