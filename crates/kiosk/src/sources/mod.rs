@@ -1,5 +1,6 @@
 //! Where the kiosk's input comes from: the camera, and the sensors on serial ports.
 
+pub mod air;
 pub mod camera;
 pub mod serial;
 pub mod thermal;
