@@ -44,8 +44,8 @@ mosquitto_sub -h 127.0.0.1 -p 1883 -V mqttv5 -v -t "$root/#" &
 sub=$!
 "$bin" sim thermal --config config/sample-fever.toml --link .dolbom/demo/thermal0 "${walkers[@]}" >/dev/null &
 sim=$!
-echo "== relay (config/relay.toml, console SMS gateway): texts to parents are printed as they go out =="
-"$bin" relay --config config/relay.toml &
+echo "== relay (config/sample-relay.toml, console SMS gateway): texts to parents are printed as they go out =="
+"$bin" relay --config config/sample-relay.toml &
 relay=$!
 trap 'kill $sub $sim $relay 2>/dev/null || true' EXIT
 sleep 0.5
@@ -67,4 +67,4 @@ echo "== dolbom status =="
 echo "== fever alerts on this kiosk (dolbom alerts list) =="
 "$bin" alerts list --config config/sample-fever.toml
 echo "== what the relay sent, to whom, and why not (dolbom relay log) =="
-"$bin" relay log --config config/relay.toml
+"$bin" relay log --config config/sample-relay.toml

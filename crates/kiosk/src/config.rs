@@ -145,6 +145,15 @@ fn required(key: &'static str, path: &Path) -> ConfigError {
 mod tests {
     use super::*;
 
+    /// The shipped examples: the installed kiosk's and the demo's.
+    #[test]
+    fn the_shipped_configs_load() {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        for name in ["kiosk.toml", "sample.toml", "sample-clip.toml", "sample-fever.toml"] {
+            Config::load(&config.join(name)).unwrap_or_else(|e| panic!("config/{name}: {e}"));
+        }
+    }
+
     const MINIMAL: &str = r#"
 [face.detector]
 kind = "yunet"

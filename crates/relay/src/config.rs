@@ -223,6 +223,16 @@ mod tests {
     const BASE: &str =
         "[relay]\ndatabase = \"relay.db\"\ndirectory = \"directory.toml\"\n\n[provider]\nkind = \"console\"\n";
 
+    /// The shipped examples: the installed relay's and the demo's.
+    #[test]
+    fn the_shipped_configs_load() {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        for name in ["relay.toml", "sample-relay.toml"] {
+            let file = RelayFile::load(&config.join(name)).unwrap_or_else(|e| panic!("config/{name}: {e}"));
+            assert!(file.relay.topics.iter().any(|t| t.ends_with("/event/fever")), "config/{name}");
+        }
+    }
+
     #[test]
     fn a_minimal_file_loads() {
         let file = load(BASE).expect("loads");
