@@ -290,8 +290,8 @@ fn default_log_level() -> &'static str {
 /// Runtime has parsed the 38 MB embedder and freed the parse, every block up to 38 MB comes from
 /// the heap, and the heap keeps what it once held (holes between live blocks cannot be given
 /// back). A fixed threshold keeps blocks of 128 KiB and more in their own mappings, returned on
-/// free: 60-70 MB less peak RSS on the walk-up clip (docs/memory.md). Blocks that size are rare
-/// per frame (camera buffers are reused), so it costs no measurable speed.
+/// free: about 40 MB less peak RSS on the walk-up clip (docs/memory.md). Few blocks that size are
+/// allocated per frame (camera frame buffers are reused), so few mappings are made per frame.
 ///
 /// An operator's `MALLOC_MMAP_THRESHOLD_` (glibc's own variable) wins, for experiments.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

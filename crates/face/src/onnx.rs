@@ -134,7 +134,7 @@ pub fn open_session(env: &Environment, spec: &ModelSpec<'_>) -> Result<Session, 
         .map_err(|e| load(e.to_string()))?
         // A memory pattern is one block holding all of a run's intermediate tensors, planned and
         // kept per input shape; the shared arena reuses freed tensors' space instead, which
-        // peaks about 10 MB lower on the walk-up clip at the same speed (docs/memory.md).
+        // peaks 9-10 MB lower on the walk-up clip (docs/memory.md).
         .with_memory_pattern(false)
         .map_err(|e| load(e.to_string()))?
         // From the file, not from a copy in memory: ONNX Runtime parses it as a stream, so the
