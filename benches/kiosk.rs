@@ -9,7 +9,8 @@
 //! Runs the real `dolbom kiosk` binary against the broker on 127.0.0.1:1883 (scripts/setup.sh):
 //! 1. ground truth: every face in every frame detected and matched offline, giving the first
 //!    frame in which each enrolled person's face is visible and recognisable;
-//! 2. `pace = "fast"`: frames per second processed with the default settings;
+//! 2. `pace = "fast"`: frames per second processed with the default settings, and the daemon's
+//!    peak RSS (its VmHWM), split into anonymous and file-backed memory (docs/memory.md);
 //! 3. `pace = "realtime"`: CPU seconds per minute of video, and the time from the first frame in
 //!    which each person is visible to their event arriving at a subscriber.
 
@@ -103,13 +104,17 @@ fn main() {
 
     // 2. Throughput, every frame, as fast as it goes.
     let started = Instant::now();
-    let (status, cpu) = run_kiosk(&config_path, &work.path().join("fast.log"));
+    let (status, cpu, resident) = run_kiosk(&config_path, &work.path().join("fast.log"));
     let wall = started.elapsed().as_secs_f64();
     let processed = status["health"]["frames_processed"].as_u64().unwrap_or(0);
     println!(
         "fast pace:     {processed} frames in {wall:.2} s = {:.1} frames/s processed (whole process incl. start-up and model load; CPU {cpu:.2} s); peak RSS {:.0} MB",
         processed as f64 / wall,
-        children_peak_rss_mb()
+        resident.peak_mb
+    );
+    println!(
+        "               at the largest sampled RSS: {:.0} MB anonymous (heap, arenas, stacks) + {:.0} MB file-backed (library code and data mapped from files, shared and reclaimable)",
+        resident.anon_mb, resident.file_mb
     );
     if quick {
         return;
@@ -121,7 +126,7 @@ fn main() {
     let received: Arc<Mutex<Vec<(SystemTime, serde_json::Value)>>> = Arc::default();
     let _sub = subscribe(&format!("dolbom/v1/{center}/door-1/event/#"), received.clone());
     let log = work.path().join("realtime.log");
-    let (status, cpu) = run_kiosk(&rt_config, &log);
+    let (status, cpu, _) = run_kiosk(&rt_config, &log);
     let dropped = status["health"]["frames_dropped"].as_u64().unwrap_or(0);
     println!(
         "realtime pace: CPU {cpu:.2} s for {video_secs:.1} s of video = {:.1} CPU-seconds per minute of video; {dropped} frames dropped",
@@ -173,22 +178,80 @@ fn write_config(dir: &Path, clip: &Path, center: &str, pace: &str, root: &Path) 
     path
 }
 
-/// Runs the daemon to the end of the clip; returns its final status and the CPU seconds it used.
-fn run_kiosk(config: &Path, log: &Path) -> (serde_json::Value, f64) {
+/// Runs the daemon to the end of the clip; returns its final status, the CPU seconds it used and
+/// how its resident set split when it was largest.
+fn run_kiosk(config: &Path, log: &Path) -> (serde_json::Value, f64, Resident) {
     let before = children_cpu();
-    let status = Command::new(env!("CARGO_BIN_EXE_dolbom"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
         .args(["kiosk", "--config"])
         .arg(config)
         .env("DOLBOM_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).expect("log"))
-        .status()
+        .spawn()
         .expect("run kiosk");
+    // The peak comes from the daemon's own VmHWM, not getrusage: a spawned child's ru_maxrss
+    // starts from this bench's resident set at the moment of spawning (the child shares or
+    // copies it until exec), and this process has loaded the models itself for the ground truth.
+    let proc_status = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let mut resident = Resident::default();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for kiosk") {
+            break status;
+        }
+        if let Some(now) = Sample::read(&proc_status) {
+            resident.add(now);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert!(status.success(), "kiosk failed: {}", std::fs::read_to_string(log).unwrap_or_default());
     let cpu = children_cpu() - before;
     let cfg = Config::load(config).expect("config");
     let text = std::fs::read_to_string(cfg.state.dir.join("status.json")).expect("status.json");
-    (serde_json::from_str(&text).expect("status"), cpu)
+    (serde_json::from_str(&text).expect("status"), cpu, resident)
+}
+
+/// A process's resident memory: its peak (the kernel's high-water mark, so a spike between two
+/// samples still counts), and how it split when it was largest among the samples, as the kernel
+/// counts it: anonymous pages (heap, arenas, stacks) that are this process's alone, and pages
+/// mapped from files (shared libraries' code and data) that other processes share and that the
+/// kernel can drop under pressure.
+#[derive(Debug, Default, Clone, Copy)]
+struct Resident {
+    peak_mb: f64,
+    anon_mb: f64,
+    file_mb: f64,
+    largest_mb: f64,
+}
+
+impl Resident {
+    fn add(&mut self, s: Sample) {
+        self.peak_mb = self.peak_mb.max(s.hwm_mb);
+        if s.rss_mb > self.largest_mb {
+            (self.largest_mb, self.anon_mb, self.file_mb) = (s.rss_mb, s.anon_mb, s.file_mb);
+        }
+    }
+}
+
+/// One reading of /proc/PID/status, in MB.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    hwm_mb: f64,
+    rss_mb: f64,
+    anon_mb: f64,
+    file_mb: f64,
+}
+
+impl Sample {
+    /// None once the process is gone.
+    fn read(proc_status: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(proc_status).ok()?;
+        let mb = |key: &str| -> Option<f64> {
+            let line = text.lines().find(|l| l.starts_with(key))?;
+            Some(line[key.len()..].trim().trim_end_matches("kB").trim().parse::<f64>().ok()? / 1024.0)
+        };
+        Some(Self { hwm_mb: mb("VmHWM:")?, rss_mb: mb("VmRSS:")?, anon_mb: mb("RssAnon:")?, file_mb: mb("RssFile:")? })
+    }
 }
 
 /// Resource use of all waited-for children so far (the kiosk daemons this bench ran).
@@ -199,11 +262,6 @@ fn children_usage() -> libc::rusage {
         libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
         usage.assume_init()
     }
-}
-
-/// The largest peak resident set of those children, in MB.
-fn children_peak_rss_mb() -> f64 {
-    children_usage().ru_maxrss as f64 / 1024.0
 }
 
 /// User + system CPU seconds of those children.

@@ -81,7 +81,7 @@ mod tests {
     use opencv::core::Mat;
 
     fn frame(index: u64) -> Frame {
-        Frame { image: Mat::default(), index, captured_ms: index as i64, mono_ms: index as i64 }
+        Frame { image: Mat::default().into(), index, captured_ms: index as i64, mono_ms: index as i64 }
     }
 
     #[test]

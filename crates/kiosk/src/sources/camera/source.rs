@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
-use opencv::core::{Mat, MatTraitConst};
+use opencv::core::MatTraitConst;
 use opencv::videoio::{self, VideoCapture, VideoCaptureTrait, VideoCaptureTraitConst};
 use serde::Deserialize;
 use tracing::{info, info_span, warn};
 
-use super::FrameSlot;
+use super::{FrameImage, FramePool, FrameSlot};
 use crate::health::{CameraState, Health};
 use crate::shutdown::Shutdown;
 use dolbom_backoff::Backoff;
@@ -131,7 +131,7 @@ impl CameraConfig {
 
 /// One camera frame, stamped with its capture time.
 pub struct Frame {
-    pub image: Mat,
+    pub image: FrameImage,
     pub index: u64,
     /// Wall-clock capture time, milliseconds since the Unix epoch: what events report.
     pub captured_ms: i64,
@@ -191,6 +191,7 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
     // Files processed fast get a synthetic clock: frame i was "captured" i/fps after the start.
     let fast = config.pace == Pace::Fast;
     let epoch_ms = Timestamp::now().as_millisecond();
+    let pool = FramePool::default();
     'outer: while !shutdown.is_triggered() {
         health.beat("camera");
         let (mut cap, fps) = match open(&config) {
@@ -207,7 +208,7 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
         health.set_camera(CameraState::Ok, None);
         let started = Instant::now();
         let mut file_frame = 0u64;
-        let mut image = Mat::default();
+        let mut image = pool.take();
         loop {
             if shutdown.is_triggered() {
                 break 'outer;
@@ -246,7 +247,8 @@ pub fn run_camera(config: CameraConfig, slot: Arc<FrameSlot>, health: Arc<Health
                 }
                 (Timestamp::now().as_millisecond(), mono_now_ms())
             };
-            let frame = Frame { image: std::mem::take(&mut image), index, captured_ms, mono_ms };
+            let frame =
+                Frame { image: pool.wrap(std::mem::replace(&mut image, pool.take())), index, captured_ms, mono_ms };
             index += 1;
             file_frame += 1;
             health.frames_read.fetch_add(1, Ordering::Relaxed);
