@@ -21,6 +21,8 @@
 # run's numbers, logs and the dolbom configs used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The peers are run from the source tree: keep it free of __pycache__.
+export PYTHONDONTWRITEBYTECODE=1
 
 log() { printf 'bench-peers: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -56,7 +58,8 @@ bin=$PWD/target/release/dolbom
 # --- the peers' venv ---------------------------------------------------------------------------
 reqs=benches/peers/requirements.txt
 venv=${XDG_CACHE_HOME:-$HOME/.cache}/dolbom/peers-venv
-stamp="$(sha256sum "$reqs" | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.version.split()[0])')"
+# The pins (not the comments) and the Python version decide whether the venv is current.
+stamp="$(grep -Ev '^[[:space:]]*(#|$)' "$reqs" | sort | sha256sum | cut -d' ' -f1) $(python3 -c 'import sys; print(sys.version.split()[0])')"
 if [ "$(cat "$venv/.dolbom-stamp" 2>/dev/null)" != "$stamp" ]; then
     # dlib compiles from its source package: it needs a C++ compiler (cmake comes from the registry
     # as a build dependency of the package; Debian's is installed too for machines without wheels).
