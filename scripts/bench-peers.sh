@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # dolbom against its peers on the same clip, in one run (docs/benchmarks.md shows a result):
-#   - dolbom kiosk, the release binary this checkout builds, at pace "fast" against the local broker;
+#   - dolbom kiosk, the release binary this checkout builds, at pace "fast" against the local broker,
+#     as shipped and with its detector on every frame;
 #   - the classic Python face_recognition (dlib) video loop (benches/peers/facerec_dlib.py);
 #   - the same YuNet + SFace models in Python ONNX Runtime + OpenCV (benches/peers/yunet_sface_ort.py);
 #   - the floor: ONNX Runtime's own time for the two models (benches/peers/floor.py).
@@ -14,9 +15,10 @@
 #
 # The peers install into a private venv from the package registry, once:
 # ${XDG_CACHE_HOME:-$HOME/.cache}/dolbom/peers-venv (rebuilt only when benches/peers/requirements.txt
-# or the Python version changes). Building dlib from source is the slow part: a cold run takes
-# about 25 minutes on a 2-core machine, a warm one about 6 (3 runs of the three programs and the
-# floor on either clip). Not run in CI for that reason.
+# or the Python version changes). How long, on a 2-core x86_64 machine shared with other builds:
+# warm, 5.5-6 minutes for 3 rounds on either clip at load average 4, 13 minutes at load 9, three
+# quarters of it the dlib peer; cold, first the venv: 37 minutes at load 9 (13.5 CPU-minutes
+# compiling dlib from source). Not run in CI for that reason.
 # Results: the table on standard output, and .dolbom/bench-peers/run/results.{md,json} with every
 # run's numbers, logs and the dolbom configs used.
 set -euo pipefail
@@ -73,7 +75,7 @@ if [ "$(cat "$venv/.dolbom-stamp" 2>/dev/null)" != "$stamp" ]; then
         "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             "${missing[@]}" >/dev/null
     fi
-    log "creating the peers' venv in $venv (builds dlib from source: 15-20 minutes on 2 cores)"
+    log "creating the peers' venv in $venv (compiles dlib from source: 10-40 minutes on 2 cores, once)"
     rm -rf "$venv"
     mkdir -p "$(dirname "$venv")"
     python3 -m venv "$venv"
@@ -123,7 +125,7 @@ done
 # By default every enrolled person is expected to be found; DOLBOM_EXPECT narrows that.
 expect=${DOLBOM_EXPECT:-$(IFS=,; echo "${ids[*]}")}
 
-log "running $runs rounds of: dolbom, Python ONNX Runtime peer, face_recognition peer, ONNX Runtime floor"
+log "running $runs rounds of: dolbom as shipped and detecting every frame, Python ONNX Runtime peer, face_recognition peer, ONNX Runtime floor"
 python3 benches/peers/harness.py --repo . --bin "$bin" --python "$py" --clip "$clip" "${enrol[@]}" \
     --expect "$expect" --runs "$runs" --work "$out/run"
 log "every run's numbers and logs: $out/run/ (results.md, results.json)"

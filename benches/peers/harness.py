@@ -3,8 +3,8 @@ prints one table. Standard library only: it runs under any python3, the peers un
 
 Each run of each program is a fresh child process, measured from spawn to exit (model loading
 included): wall time with a monotonic clock, CPU user+system and peak RSS (ru_maxrss) from the
-child's own rusage, as os.wait4 returns it. Runs are interleaved (dolbom, peer B, peer A, floor,
-then again) so a change in the machine's load hits every program alike; the table shows medians.
+child's own rusage, as os.wait4 returns it. Runs are interleaved (dolbom twice, peer B, peer A,
+floor, then again) so a change in the machine's load hits every program alike; the table shows medians.
 """
 
 import argparse
@@ -55,46 +55,59 @@ def fail(msg, *logs):
 
 class Dolbom:
     """dolbom kiosk at pace "fast" on the clip, against the local broker; identities are the people
-    it published attendance events for, as a subscriber receives them."""
+    it published attendance events for, as a subscriber receives them.
 
-    name = "dolbom kiosk"
+    As shipped, the daemon reads every frame but runs the detector on every third once all faces
+    in view are settled (`recognition.settled_detect_interval`) and not at all on still frames
+    with nobody tracked (`recognition.motion_threshold`); `every_frame` turns both off, so it
+    detects on every frame as the peers do."""
 
-    def __init__(self, args, work):
-        self.bin, self.work, self.args = args.bin, work, args
+    def __init__(self, args, work, every_frame):
+        self.bin, self.work, self.args, self.every_frame = args.bin, work, args, every_frame
+        self.key = "dolbom-every" if every_frame else "dolbom"
+        self.name = "dolbom kiosk, detector on every frame" if every_frame else "dolbom kiosk (as shipped)"
         self.sample = Path(args.repo, "config/sample-clip.toml").read_text()
-        self.gallery = work / "dolbom-gallery.json"
-        self.gallery.unlink(missing_ok=True)
-        config = self.config("enrol")
+        self.enrolled = work / f"{self.key}-gallery.json"
+        self.enrolled.unlink(missing_ok=True)
+        config = self.config("enrol", self.enrolled)
         for ident, photos in args.people:
             cmd = [self.bin, "enroll", "--config", str(config), "--person", ident, "--role", "child", "--name", ident]
             done = subprocess.run(cmd + photos, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"bench-peers: dolbom enroll {ident} failed:\n{done.stderr}")
 
-    def config(self, tag):
+    def config(self, tag, gallery):
         """config/sample-clip.toml with absolute paths, this clip, pace fast, its own center id."""
         repo = Path(self.args.repo).resolve()
         text = self.sample.replace('"../.dolbom/', f'"{repo}/.dolbom/')
         text = text.replace(f'"{repo}/.dolbom/demo/walkup.avi"', json.dumps(str(Path(self.args.clip).resolve())))
-        text = text.replace(f'"{repo}/.dolbom/demo/gallery.json"', json.dumps(str(self.gallery)))
-        text = text.replace(f'"{repo}/.dolbom/demo/state"', json.dumps(str(self.work / f"state-{tag}")))
-        text = text.replace('center_id = "sunshine"', f'center_id = "peers{os.getpid()}{tag}"')
+        text = text.replace(f'"{repo}/.dolbom/demo/gallery.json"', json.dumps(str(gallery)))
+        text = text.replace(f'"{repo}/.dolbom/demo/state"', json.dumps(str(self.work / f"{self.key}-state-{tag}")))
+        text = text.replace('center_id = "sunshine"', f'center_id = "peers{os.getpid()}{self.key}{tag}"')
         text = text.replace('pace = "realtime"', 'pace = "fast"')
-        for must in ('pace = "fast"', 'at_end = "exit"', "threads = 2", str(self.gallery)):
+        for must in ('pace = "fast"', 'at_end = "exit"', "threads = 2", str(gallery)):
             if must not in text:
                 raise SystemExit(f"bench-peers: config/sample-clip.toml changed shape: cannot set {must!r}")
-        path = self.work / f"dolbom-{tag}.toml"
+        if self.every_frame:
+            if "[recognition]" in text:
+                raise SystemExit("bench-peers: config/sample-clip.toml has a [recognition] section; set it here")
+            text += "\n[recognition]\nsettled_detect_interval = 1\nmotion_threshold = 0.0\n"
+        path = self.work / f"{self.key}-{tag}.toml"
         path.write_text(text)
         return path
 
     def run(self, tag):
-        config = self.config(tag)
-        shutil.rmtree(self.work / f"state-{tag}", ignore_errors=True)
-        root = f"dolbom/v1/peers{os.getpid()}{tag}/door-1"
-        events = self.work / f"dolbom-{tag}.events"
+        # Every run starts from the enrolled gallery: the daemon may add a template as faces grow.
+        gallery = self.work / f"{self.key}-gallery-{tag}.json"
+        shutil.copyfile(self.enrolled, gallery)
+        config = self.config(tag, gallery)
+        state = self.work / f"{self.key}-state-{tag}"
+        shutil.rmtree(state, ignore_errors=True)
+        root = f"dolbom/v1/peers{os.getpid()}{self.key}{tag}/door-1"
+        events = self.work / f"{self.key}-{tag}.events"
         sub = subscribe(f"{root}/event/#", events)
         try:
-            out, err = self.work / f"dolbom-{tag}.out", self.work / f"dolbom-{tag}.log"
+            out, err = self.work / f"{self.key}-{tag}.out", self.work / f"{self.key}-{tag}.log"
             env = dict(os.environ, DOLBOM_LOG="info", **THREAD_ENV)
             code, wall, cpu, rss = measure([self.bin, "kiosk", "--config", str(config)], out, err, env)
             if code != 0:
@@ -103,7 +116,7 @@ class Dolbom:
         finally:
             sub.terminate()
             sub.wait()
-        status = json.loads((self.work / f"state-{tag}" / "status.json").read_text())
+        status = json.loads((state / "status.json").read_text())
         found = {}
         for line in events.read_text(errors="replace").splitlines():
             topic, _, payload = line.partition(" ")
@@ -186,7 +199,7 @@ def main():
     p.add_argument("--expect", required=True, help="comma-separated ids of the enrolled people the clip shows")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--work", required=True, help="directory for configs, logs and results (emptied first)")
-    p.add_argument("--programs", default="dolbom,ort,dlib", help="which to run (all three for the table)")
+    p.add_argument("--programs", default="dolbom,dolbom-every,ort,dlib", help="which to run (all for the table)")
     args = p.parse_args()
     args.people = [(s.partition("=")[0], [str(Path(x).resolve()) for x in s.partition("=")[2].split(":")]) for s in args.enrol]
     expected = sorted(x for x in args.expect.split(",") if x)
@@ -201,7 +214,8 @@ def main():
     programs = [
         make()
         for key, make in [
-            ("dolbom", lambda: Dolbom(args, work)),
+            ("dolbom", lambda: Dolbom(args, work, every_frame=False)),
+            ("dolbom-every", lambda: Dolbom(args, work, every_frame=True)),
             ("ort", lambda: Peer("Python onnxruntime + OpenCV, same YuNet + SFace", "yunet_sface_ort.py", args, work)),
             ("dlib", lambda: Peer("face_recognition (dlib HOG + ResNet)", "facerec_dlib.py", args, work)),
         ]
