@@ -16,7 +16,7 @@
 # The peers install into a private venv from the package registry, once:
 # ${XDG_CACHE_HOME:-$HOME/.cache}/dolbom/peers-venv (rebuilt only when benches/peers/requirements.txt
 # or the Python version changes). How long, on a 2-core x86_64 machine shared with other builds:
-# warm, 5.5-6 minutes for 3 rounds on either clip at load average 4, 13 minutes at load 9, three
+# warm, 4.5-6 minutes for 3 rounds on either clip at load average 3-4, 13 minutes at load 9, three
 # quarters of it the dlib peer; cold, first the venv: 37 minutes at load 9 (13.5 CPU-minutes
 # compiling dlib from source). Not run in CI for that reason.
 # Results: the table on standard output, and .dolbom/bench-peers/run/results.{md,json} with every
@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs=${2:?--runs needs a number}; shift 2 ;;
         --hamilton) hamilton=1; shift ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
