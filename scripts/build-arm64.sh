@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARM64_WHO=build-arm64
-# shellcheck source=arm64/lib.sh
+# shellcheck source=scripts/arm64/lib.sh
 . scripts/arm64/lib.sh
 
 started=$SECONDS

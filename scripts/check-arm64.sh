@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ARM64_WHO=check-arm64
-# shellcheck source=arm64/lib.sh
+# shellcheck source=scripts/arm64/lib.sh
 . scripts/arm64/lib.sh
 fail() { arm64_die "FAILED: $*"; }
 step() { printf '\n== check-arm64: %s ==\n' "$*" >&2; }
@@ -256,8 +256,9 @@ step "4/4 kiosk wall time on the clip: arm64 under qemu vs x86"
 frames() { sed -n 's/.*end of input frames=\([0-9]*\).*/\1/p' "$work/$1/kiosk.err" | tail -1; }
 frames_x86=$(frames x86)
 frames_arm=$(frames arm64)
-[ -n "$frames_x86" ] && [ "$frames_x86" = "$frames_arm" ] ||
+if [ -z "$frames_x86" ] || [ "$frames_x86" != "$frames_arm" ]; then
     fail "the kiosks read different numbers of frames from the clip: x86 '${frames_x86}', arm64 '${frames_arm}'"
+fi
 wall_arm=$(cat "$work/arm64/wall")
 wall_x86=$(cat "$work/x86/wall")
 ratio=$(awk -v a="$wall_arm" -v b="$wall_x86" 'BEGIN { printf "%.1f", a / b }')

@@ -1,3 +1,5 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the variables are used by the scripts that source this file
 # Shared by scripts/build-arm64.sh, scripts/check-arm64.sh and the helpers beside this file:
 # where the aarch64 sysroot and assets live, and the environment a cross build of dolbom needs.
 # Sourced, not run.

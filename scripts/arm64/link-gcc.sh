@@ -7,7 +7,7 @@
 # ends in -gcc so that rustc passes gcc-style arguments (-Wl,...), as to aarch64-linux-gnu-gcc.
 set -euo pipefail
 ARM64_WHO=link-arm64
-# shellcheck source=lib.sh
+# shellcheck source=scripts/arm64/lib.sh
 . "$(dirname "$0")/lib.sh"
 rpath=
 libdirs=$(arm64_libdirs)

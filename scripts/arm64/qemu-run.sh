@@ -5,7 +5,7 @@
 # interpreter, libraries and /proc/cpuinfo come from it; everything else is the host's.
 set -euo pipefail
 ARM64_WHO=qemu-run
-# shellcheck source=lib.sh
+# shellcheck source=scripts/arm64/lib.sh
 . "$(dirname "$0")/lib.sh"
 command -v qemu-aarch64 >/dev/null || arm64_die "qemu-aarch64 is missing: apt-get install qemu-user"
 [ $# -ge 1 ] || arm64_die "usage: qemu-run.sh PROGRAM [ARGS...]"

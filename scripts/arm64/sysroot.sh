@@ -12,7 +12,7 @@
 # the package lists). Prints nothing on stdout.
 set -euo pipefail
 ARM64_WHO=sysroot
-# shellcheck source=lib.sh
+# shellcheck source=scripts/arm64/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # Runtime: the libraries the opencv crate links (their soname is Debian 12's 4.6 -> 406). apt adds
@@ -36,7 +36,7 @@ write_cpuinfo() {
     for ((i = 0; i < n; i++)); do
         printf 'processor\t: %d\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\n' "$i" >>"$tmp"
     done
-    cmp -s "$tmp" "$out" 2>/dev/null && rm -f "$tmp" || mv "$tmp" "$out"
+    if cmp -s "$tmp" "$out" 2>/dev/null; then rm -f "$tmp"; else mv "$tmp" "$out"; fi
 }
 
 if [ -f "$ARM64_SYSROOT/.complete" ] && [ "$(cat "$ARM64_SYSROOT/.complete")" = "$key" ]; then
