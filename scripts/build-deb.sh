@@ -11,7 +11,7 @@
 #               target/aarch64-unknown-linux-gnu/release/dolbom (arm64). dolbom-relay has no
 #               default: give it a `--no-default-features --features relay` build
 #   --assets    a scripts/fetch_assets.py --dest DIR for the architecture (lib/, models/).
-#               Default: .dolbom (amd64), target/assets-aarch64 (arm64)
+#               Default: .dolbom (amd64), .dolbom/arm64 (arm64: what scripts/build-arm64.sh fetches)
 #   --version   upstream version (default: the workspace version in Cargo.toml)
 #   --revision  Debian revision (default 1); the package version is VERSION-REVISION
 #   --out       where the .deb files go (default: target/deb)
@@ -54,7 +54,7 @@ case "$arch" in
            default_binary="$ROOT/target/release/dolbom"; default_assets="$ROOT/.dolbom"
            fetch_arch=x86_64 ;;
     arm64) elf_machine="AArch64"; triple=aarch64-unknown-linux-gnu
-           default_binary="$ROOT/target/$triple/release/dolbom"; default_assets="$ROOT/target/assets-aarch64"
+           default_binary="$ROOT/target/$triple/release/dolbom"; default_assets="$ROOT/.dolbom/arm64"
            fetch_arch=aarch64 ;;
     *) die "--arch must be amd64 or arm64, not $arch" ;;
 esac

@@ -350,7 +350,7 @@ check_arm64() { # DEB AMD64-DEB-OR-EMPTY
 }
 
 arm64_bin="${DOLBOM_ARM64_BINARY:-target/aarch64-unknown-linux-gnu/release/dolbom}"
-arm64_assets="target/assets-aarch64"
+arm64_assets=".dolbom/arm64"
 if [ -f "$arm64_bin" ] || [ -n "${DOLBOM_RELAY_ARM64_BINARY:-}" ]; then
     log "fetching the aarch64 ONNX Runtime into $arm64_assets"
     python3 scripts/fetch_assets.py --arch aarch64 --dest "$arm64_assets" >/dev/null
