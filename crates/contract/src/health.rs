@@ -1,5 +1,7 @@
 //! A kiosk's health as it appears in its retained status and its status file.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +58,10 @@ pub struct HealthSummary {
     pub thermal_frames: u64,
     pub thermal_checksum_errors: u64,
     pub thermal_malformed: u64,
+    /// Every serial sensor and outside source by name (`thermal`, `air_pm`, `air_co2`,
+    /// `outdoor_dust`, `outdoor_weather`, …): the `thermal*` fields above repeat the first.
+    #[serde(default)]
+    pub sensors: BTreeMap<String, SensorStatus>,
     /// Free space on the state disk, and the reserve kept below which events wait in memory.
     #[serde(default)]
     pub state_disk_free_mb: Option<u64>,
@@ -68,4 +74,16 @@ pub struct HealthSummary {
     /// never succeed. Each is also logged as an error.
     #[serde(default)]
     pub events_lost: u64,
+}
+
+/// One sensor's (or outside source's) state in the status payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SensorStatus {
+    pub state: SensorState,
+    /// Why it is not `ok`, in words for the integrator.
+    pub error: Option<String>,
+    /// Valid frames (or answers) taken in.
+    pub frames: u64,
+    pub checksum_errors: u64,
+    pub malformed: u64,
 }

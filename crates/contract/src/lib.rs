@@ -11,7 +11,7 @@ pub mod payload;
 pub mod time;
 pub mod topics;
 
-pub use health::{CameraState, HealthSummary, SensorState};
+pub use health::{CameraState, HealthSummary, SensorState, SensorStatus};
 pub use ids::{validate_id, BadId, PersonRef, Role};
 pub use payload::*;
 pub use time::{new_event_id, rfc3339};

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
-pub use dolbom_contract::{CameraState, HealthSummary, SensorState};
+pub use dolbom_contract::{CameraState, HealthSummary, SensorState, SensorStatus};
 
 use crate::disk::DiskWatch;
 
@@ -137,7 +137,7 @@ impl Health {
 
     pub fn summary(&self) -> HealthSummary {
         let mut reasons = Vec::new();
-        let thermal = {
+        let (thermal, sensors) = {
             let sensors = self.sensors.lock().unwrap_or_else(|p| p.into_inner());
             for (name, s) in sensors.iter() {
                 match s.state {
@@ -152,7 +152,20 @@ impl Health {
                     _ => {}
                 }
             }
-            sensors.get(THERMAL).cloned().unwrap_or_default()
+            let all = sensors
+                .iter()
+                .map(|(name, s)| {
+                    let status = SensorStatus {
+                        state: s.state,
+                        error: s.error.clone(),
+                        frames: s.stats.frames,
+                        checksum_errors: s.stats.checksum_errors,
+                        malformed: s.stats.malformed,
+                    };
+                    (name.to_string(), status)
+                })
+                .collect();
+            (sensors.get(THERMAL).cloned().unwrap_or_default(), all)
         };
         let (camera, camera_error) = self.camera.lock().map(|c| c.clone()).unwrap_or((CameraState::Retrying, None));
         if camera == CameraState::Retrying {
@@ -197,6 +210,7 @@ impl Health {
             thermal_frames: thermal.stats.frames,
             thermal_checksum_errors: thermal.stats.checksum_errors,
             thermal_malformed: thermal.stats.malformed,
+            sensors,
             state_disk_free_mb: disk.map(|d| d.free_bytes >> 20),
             state_disk_reserve_mb: disk.map(|d| d.reserve_bytes >> 20),
             events_waiting,

@@ -12,6 +12,7 @@
 //! only gathers them. The face pipeline is the `dolbom-face` crate, the message shapes the
 //! `dolbom-contract` crate, the connection the `dolbom-mqtt` crate.
 
+pub mod air;
 pub mod alerts;
 pub mod attendance;
 pub mod config;
