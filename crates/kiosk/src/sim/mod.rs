@@ -14,6 +14,7 @@ use opencv::videoio::{VideoWriter, VideoWriterTrait, VideoWriterTraitConst};
 use dolbom_face::image::{load_bgr, ImageError};
 
 pub mod air;
+pub mod outdoor;
 pub mod thermal;
 
 #[derive(Debug, thiserror::Error)]
