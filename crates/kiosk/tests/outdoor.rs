@@ -378,6 +378,28 @@ fn the_poller_falls_back_one_hour_on_no_data_and_says_over_quota() {
 }
 
 #[test]
+fn http_level_refusals_are_named_as_the_key_or_the_quota() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    key_file(dir.path(), "airkorea.key", "ab+c/d==");
+    let health = Arc::new(Health::default());
+    let (tx, rx) = tokio::sync::watch::channel(OutdoorAir::default());
+    let script = vec![reply(401, "Unauthorized".into()), reply(429, "Too Many Requests".into())];
+    let (base, seen) = serve(script, probe(health.clone(), OUTDOOR_DUST, rx));
+    let text =
+        format!("[airkorea]\nstation = \"종로구\"\nservice_key_file = \"airkorea.key\"\nbase_url = \"{base}\"\n");
+    let mut config: OutdoorConfig = toml::from_str(&text).expect("config");
+    config.load_secrets(dir.path()).expect("key");
+    let running = start(config, tx, health);
+    let seen: Vec<Seen> =
+        (0..3).map(|i| seen.recv_timeout(WAIT).unwrap_or_else(|e| panic!("request {i}: {e}"))).collect();
+    running.stop();
+    let error = |i: usize| seen[i].error.clone().unwrap_or_default();
+    assert!(error(1).contains("HTTP 401") && error(1).contains("서비스 키가 거부"), "{}", error(1));
+    assert!(error(2).contains("HTTP 429") && error(2).contains("호출 한도"), "{}", error(2));
+    assert!(seen[2].air.dust.is_none(), "nothing was ever measured");
+}
+
+#[test]
 fn services_without_a_key_are_off_with_the_reason_and_nothing_is_asked() {
     let text = "[airkorea]\nstation = \"종로구\"\nbase_url = \"http://127.0.0.1:9/never\"\n";
     let config: OutdoorConfig = toml::from_str(text).expect("config");

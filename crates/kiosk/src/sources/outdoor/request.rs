@@ -55,7 +55,7 @@ pub fn raw_key(key: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The answer's text on HTTP 200; anything else is an error (a body on a 200 may still be one:
+/// The answer's text on HTTP 2xx; anything else is an error (a body on a 200 may still be one:
 /// see [`super::answer::open`]).
 pub async fn get_text(
     client: &reqwest::Client,
@@ -74,8 +74,21 @@ pub async fn get_text(
     };
     let response = client.get(url).send().await.map_err(transport)?;
     let status = response.status();
-    if !status.is_success() {
-        return Err(OutdoorError::Http { service: service.name, status: status.as_u16() });
+    // The gateway also refuses keys and callers at the HTTP level, without its envelope.
+    let code = || format!("HTTP {}", status.as_u16());
+    let reason = || status.canonical_reason().unwrap_or_default().to_string();
+    match status.as_u16() {
+        200..=299 => {}
+        401 | 403 => {
+            return Err(OutdoorError::KeyRefused {
+                service: service.name,
+                key: service.key_file,
+                code: code(),
+                reason: reason(),
+            })
+        }
+        429 => return Err(OutdoorError::OverQuota { service: service.name, code: code() }),
+        other => return Err(OutdoorError::Http { service: service.name, status: other }),
     }
     response.text().await.map_err(transport)
 }
