@@ -43,12 +43,8 @@ struct Envelope<B> {
 #[derive(Debug, Deserialize)]
 struct Response<B> {
     header: Header,
-    #[serde(default = "none")]
+    /// Absent from error answers (a missing `Option` field is `None`).
     body: Option<B>,
-}
-
-fn none<B>() -> Option<B> {
-    None
 }
 
 #[derive(Debug, Deserialize)]

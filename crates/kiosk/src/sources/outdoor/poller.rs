@@ -72,7 +72,7 @@ pub async fn run_paced(
             return;
         };
         let fetch = || fetch_dust(&client, airkorea, timeout);
-        let store = |d: OutdoorDust| tx.send_modify(|a| a.dust = Some(d));
+        let store = |d: OutdoorDust| tx.send_if_modified(|a| keep_newer(&mut a.dust, d, |d| d.observed_ms));
         keep_polling(OUTDOOR_DUST, pace, &health, &shutdown, fetch, store).await;
     }
     .instrument(info_span!("outdoor", service = "airkorea"));
@@ -82,11 +82,24 @@ pub async fn run_paced(
             return;
         };
         let fetch = || fetch_weather(&client, kma, timeout);
-        let store = |w: OutdoorWeather| tx.send_modify(|a| a.weather = Some(w));
+        let store = |w: OutdoorWeather| tx.send_if_modified(|a| keep_newer(&mut a.weather, w, |w| w.observed_ms));
         keep_polling(OUTDOOR_WEATHER, pace, &health, &shutdown, fetch, store).await;
     }
     .instrument(info_span!("outdoor", service = "kma"));
     tokio::join!(dust, weather);
+}
+
+/// Takes `new` unless the value held was observed later (a station's newest hours can drop out
+/// of an answer, and the KMA fallback asks for an older hour): the stored value never goes back in
+/// time. True when it changed, so the air stage is only woken by news.
+fn keep_newer<T: PartialEq>(held: &mut Option<T>, new: T, observed_ms: impl Fn(&T) -> i64) -> bool {
+    match held {
+        Some(old) if observed_ms(old) > observed_ms(&new) || *old == new => false,
+        _ => {
+            *held = Some(new);
+            true
+        }
+    }
 }
 
 fn usable<T>(section: Option<&T>, has_key: impl Fn(&T) -> bool) -> Option<&T> {
@@ -112,7 +125,7 @@ async fn keep_polling<T, F, Fut>(
     health: &Health,
     shutdown: &Shutdown,
     mut fetch: F,
-    mut store: impl FnMut(T),
+    mut store: impl FnMut(T) -> bool,
 ) where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, OutdoorError>>,
@@ -191,5 +204,26 @@ async fn fetch_weather(
             }
             other => return other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_held_value_never_goes_back_in_time() {
+        let mut held = None;
+        let at = |t: &i64| *t;
+        assert!(keep_newer(&mut held, 10, at), "the first value");
+        assert!(!keep_newer(&mut held, 10, at), "the same value is no news");
+        assert!(!keep_newer(&mut held, 9, at), "an older one is refused");
+        assert_eq!(held, Some(10));
+        assert!(keep_newer(&mut held, 11, at));
+        assert_eq!(held, Some(11));
+        // A correction of the same hour replaces it.
+        let mut held = Some((5, 1.0));
+        assert!(keep_newer(&mut held, (5, 2.0), |v: &(i64, f32)| v.0));
+        assert_eq!(held, Some((5, 2.0)));
     }
 }
