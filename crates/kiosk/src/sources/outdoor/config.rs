@@ -77,6 +77,13 @@ fn default_kma_base_url() -> String {
     KMA_BASE_URL.into()
 }
 
+/// No service: what a kiosk without `[outdoor]` runs, so its status says "not configured".
+impl Default for OutdoorConfig {
+    fn default() -> Self {
+        Self { poll_minutes: default_poll_minutes(), timeout_secs: default_timeout_secs(), airkorea: None, kma: None }
+    }
+}
+
 impl OutdoorConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         in_range("outdoor.poll_minutes", self.poll_minutes, 15, 60)?;
@@ -156,6 +163,12 @@ mod tests {
         assert_eq!(c.airkorea.as_ref().map(|a| a.base_url.as_str()), Some(AIRKOREA_BASE_URL));
         assert_eq!(c.kma.as_ref().map(|k| k.base_url.as_str()), Some(KMA_BASE_URL));
         c.validate().expect("valid");
+        let none = OutdoorConfig::default();
+        assert_eq!(
+            (none.poll_minutes, none.timeout_secs, none.airkorea.is_none(), none.kma.is_none()),
+            (30, 10, true, true)
+        );
+        none.validate().expect("valid");
     }
 
     #[test]
