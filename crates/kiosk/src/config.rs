@@ -15,6 +15,7 @@ use crate::retention::RetentionConfig;
 use crate::screening::FeverConfig;
 use crate::site::{Site, SiteConfig};
 use crate::sources::camera::CameraConfig;
+use crate::sources::outdoor::OutdoorConfig;
 use crate::sources::thermal::source::ThermalConfig;
 use crate::store::StateConfig;
 use crate::vision::{RecognitionConfig, TrackingConfig};
@@ -59,6 +60,9 @@ pub struct Config {
     /// How long the kiosk database keeps commands, alerts and attendance rows.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Outdoor air and weather from AirKorea and the KMA; absent when not wanted.
+    #[serde(default)]
+    pub outdoor: Option<OutdoorConfig>,
 }
 
 impl Config {
@@ -115,6 +119,9 @@ impl Config {
         self.state.validate()?;
         self.attendance.validate()?;
         self.retention.validate()?;
+        if let Some(outdoor) = &self.outdoor {
+            outdoor.validate()?;
+        }
         Ok(())
     }
 
@@ -291,6 +298,12 @@ path = "gallery.json"
             ("retention", &[], "commands_days", &["0", "3651", "-1", "99999999999"]),
             ("retention", &[], "alerts_days", &["0", "3651", "-1", "99999999999"]),
             ("retention", &[], "attendance_days", &["0", "3651", "-1", "99999999999"]),
+            ("outdoor", &[], "poll_minutes", &["0", "14", "61", "-1", "99999999999"]),
+            ("outdoor", &[], "timeout_secs", &["0", "61", "-1", "99999999999"]),
+            ("outdoor.kma", &["nx = 60", "ny = 127"], "nx", &["0", "150", "-1", "99999"]),
+            ("outdoor.kma", &["nx = 60", "ny = 127"], "ny", &["0", "254", "-1", "99999"]),
+            ("outdoor.kma", &["lat = 37.5", "lon = 127.0"], "lat", &["nan", "inf", "-inf", "1e300", "0", "-37.5"]),
+            ("outdoor.kma", &["lat = 37.5", "lon = 127.0"], "lon", &["nan", "inf", "-inf", "1e300", "0", "-127.0"]),
         ];
         for (section, required, key, values) in cases {
             for value in *values {

@@ -2,5 +2,6 @@
 
 pub mod air;
 pub mod camera;
+pub mod outdoor;
 pub mod serial;
 pub mod thermal;
