@@ -328,6 +328,24 @@ mod tests {
         assert!(ct.starts_with("application/json"));
     }
 
+    /// What the stand-in says is what the kiosk's own parsers read.
+    #[test]
+    fn the_kiosks_parsers_read_the_stand_ins_answers() {
+        use crate::sources::outdoor::{airkorea, kma};
+        let now = at("2026-12-02T00:50:00+09:00[Asia/Seoul]");
+        let sim = OutdoorSim { pm10: Some(95.0), pm25: Some(48.0), temperature_c: -3.5, ..OutdoorSim::default() };
+        let (_, body) = answer(&format!("{AIRKOREA_PATH}/getMsrstnAcctoRltmMesureDnsty"), &sim, now.clone());
+        let dust = airkorea::parse(&body, "x").expect("AirKorea answer parses");
+        assert_eq!((dust.station.as_str(), dust.pm10, dust.pm25), ("종로구", Some(95.0), Some(48.0)));
+        assert_eq!((dust.pm10_grade, dust.pm25_grade), (Some(3), Some(3)));
+        assert_eq!(dust.observed_ms, at("2026-12-02T00:00:00+09:00[Asia/Seoul]").timestamp().as_millisecond());
+        let hour = kma::latest_hour(now.timestamp());
+        let query: Vec<String> = kma::params(&hour, 60, 127).into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let (_, body) = answer(&format!("{KMA_PATH}/getUltraSrtNcst?{}", query.join("&")), &sim, now);
+        let weather = kma::parse(&body, &hour, 60, 127).expect("KMA answer parses");
+        assert_eq!((weather.temperature_c, weather.humidity_pct), (Some(-3.5), Some(45.0)));
+    }
+
     #[test]
     fn the_server_answers_over_real_http() {
         let server = OutdoorServer::start("127.0.0.1:0", OutdoorSim::default()).expect("start");
