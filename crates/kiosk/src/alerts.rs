@@ -285,6 +285,19 @@ impl Command {
     }
 }
 
+/// Fever alerts still `active` (neither silenced nor resolved), for the status.
+pub fn count_active(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM alerts WHERE state = 'active'", [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// Counts the active alerts into the health summary; a failed count keeps the last one.
+pub fn refresh_active_count(conn: &Connection, health: &crate::health::Health) {
+    if let Ok(n) = count_active(conn) {
+        health.fever_alerts_active.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Every alert on this kiosk, newest first.
 pub fn list(conn: &Connection) -> Result<Vec<AlertState>, StoreError> {
     let mut stmt = conn.prepare("SELECT payload FROM alerts ORDER BY created_ms DESC")?;
@@ -379,6 +392,7 @@ impl CommandStage {
             Ok(cmd) => self.context.apply(&mut conn, action, &cmd, now_ms, &mut tally)?,
             Err(error) => self.context.malformed(&conn, action, error, now_ms, &mut tally)?,
         };
+        refresh_active_count(&conn, self.outbox.health());
         drop(conn);
         info!(ok = result.ok, error = ?result.error, alert = ?result.alert_id, "command handled");
         self.outbox.after_enqueue(tally);

@@ -59,6 +59,9 @@ pub struct Config {
     /// How long the kiosk database keeps commands, alerts and attendance rows.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Home Assistant MQTT discovery (off unless enabled).
+    #[serde(default)]
+    pub homeassistant: crate::air::HomeAssistantConfig,
 }
 
 impl Config {
@@ -115,6 +118,7 @@ impl Config {
         self.state.validate()?;
         self.attendance.validate()?;
         self.retention.validate()?;
+        self.homeassistant.validate()?;
         Ok(())
     }
 
