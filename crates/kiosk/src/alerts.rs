@@ -451,6 +451,28 @@ mod tests {
         );
     }
 
+    /// The status counts active alerts: raised ones, less those a command silenced.
+    #[test]
+    fn the_status_counts_active_alerts_as_commands_change_them() {
+        let (_d, store, ctx) = setup();
+        let store = Arc::new(store);
+        let health = Arc::new(crate::health::Health::default());
+        let outbox = Outbox::new(store.clone(), 100, health.clone()).expect("outbox");
+        let minji = {
+            let conn = store.lock().expect("lock");
+            let a = ctx.raise(&conn, new("minji", "2026-11-25"), 0, &mut Tally::default()).expect("raise");
+            ctx.raise(&conn, new("jiwoo", "2026-11-25"), 0, &mut Tally::default()).expect("raise");
+            refresh_active_count(&conn, &health);
+            a.expect("raised")
+        };
+        assert_eq!(health.summary().fever_alerts_active, 2);
+        let stage = CommandStage { context: ctx, outbox, malformed: MalformedBudget::default() };
+        let cmd = serde_json::json!({"alert_id": minji.alert_id, "by": "kim", "request_id": "r1"}).to_string();
+        let result = stage.handle(Action::Silence, cmd.as_bytes()).expect("handle").expect("answered");
+        assert!(result.ok, "{result:?}");
+        assert_eq!(health.summary().fever_alerts_active, 1);
+    }
+
     #[test]
     fn refused_commands_change_nothing() {
         let (_d, store, ctx) = setup();

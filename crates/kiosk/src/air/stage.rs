@@ -8,6 +8,7 @@
 //! transaction, with a recommendation from the outdoor dust at that moment.
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use dolbom_contract::{
 use super::limits::{AirLimitsConfig, LimitWatch, Transition};
 use super::recommend::{recommend, OutdoorDustNow};
 use super::{IndoorMeasurement, IndoorUpdate, OutdoorAir, AIR_CO2, AIR_PM};
+use crate::health::Health;
 use crate::outbox::{NewMessage, Outbox, Priority, Tally};
 use crate::shutdown::Shutdown;
 use crate::site::Site;
@@ -100,7 +102,7 @@ impl AirStage {
                                     AirEventState::Exceeded => warn!(event_id = %event.event_id, pollutant = p.name(), value = event.value, limit = event.limit, "air limit exceeded / 실내 공기질 기준 초과: {}", event.recommendation.en),
                                     AirEventState::Recovered => info!(event_id = %event.event_id, pollutant = p.name(), value = event.value, "air recovered / 실내 공기질 회복"),
                                 }
-                                hold(&mut waiting, stage.event_message(&event, t));
+                                hold(&mut waiting, stage.event_message(&event, t), &health);
                             }
                             !waiting.is_empty()
                         }
@@ -126,6 +128,7 @@ impl AirStage {
                 }
             }
             if !waiting.is_empty() {
+                health.events_lost.fetch_add(waiting.len() as u64, Ordering::Relaxed);
                 error!(lost = waiting.len(), "stopping with air events the state database would not take: lost");
             }
         }
@@ -282,9 +285,10 @@ impl AirStage {
 }
 
 /// Keeps an event to write, giving up the oldest when memory's share is used up.
-fn hold(waiting: &mut VecDeque<NewMessage>, msg: NewMessage) {
+fn hold(waiting: &mut VecDeque<NewMessage>, msg: NewMessage, health: &Health) {
     if waiting.len() >= WAITING_CAPACITY {
         waiting.pop_front();
+        health.events_lost.fetch_add(1, Ordering::Relaxed);
         error!(capacity = WAITING_CAPACITY, "too many air events waiting for the state database: the oldest is lost");
     }
     waiting.push_back(msg);

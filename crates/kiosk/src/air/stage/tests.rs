@@ -285,3 +285,22 @@ fn warming_in_the_middle_restarts_the_count() {
     assert_eq!(fired.len(), 1);
     assert!(matches!(fired[0], (Pollutant::Co2, Transition::Exceeded { since_ms, .. }) if since_ms == t0 + 5 * 60_000));
 }
+
+/// An event the database refuses (as a full disk does) waits in memory and goes in with the
+/// next telemetry once writes work again: not lost, not doubled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_the_database_refuses_waits_and_goes_in_later() {
+    let start = now_ms() - 30 * 60_000;
+    let r = rig(Duration::from_millis(50), clean_outside(now_ms() - 600_000));
+    r.outbox.store().lock().expect("lock").pragma_update(None, "query_only", true).expect("pragma");
+    for m in 0..7 {
+        r.indoor.send(co2(start + m * 60_000, 1500.0)).await.expect("send");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(rows(&r.outbox).is_empty(), "nothing written while refused");
+    r.outbox.store().lock().expect("lock").pragma_update(None, "query_only", false).expect("pragma");
+    wait("the waiting event", || of_kind(&r.outbox, EVENT_KIND).len() == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(of_kind(&r.outbox, EVENT_KIND).len(), 1, "written once");
+    assert_eq!(r.outbox.health().events_lost.load(Ordering::Relaxed), 0);
+}
