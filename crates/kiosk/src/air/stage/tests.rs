@@ -304,3 +304,140 @@ async fn an_event_the_database_refuses_waits_and_goes_in_later() {
     assert_eq!(of_kind(&r.outbox, EVENT_KIND).len(), 1, "written once");
     assert_eq!(r.outbox.health().events_lost.load(Ordering::Relaxed), 0);
 }
+
+/// Everything a subscriber receives on `filters` until `done` says it has enough (or `wait`).
+async fn subscribe(
+    port: u16,
+    filters: Vec<String>,
+    wait: Duration,
+    mut done: impl FnMut(&[(String, bool, Value)]) -> bool,
+) -> Vec<(String, bool, Value)> {
+    use dolbom_mqtt::{BrokerConfig, Protocol, Session, SessionEvent};
+    let broker = BrokerConfig { port, ..BrokerConfig::default() };
+    let id = format!("h3-air-sub-{}-{}", std::process::id(), now_ms());
+    let mut session = Session::new(Protocol::V5, &broker.connect_options(&id));
+    let mut got = Vec::new();
+    let until = tokio::time::Instant::now() + wait;
+    while !done(&got) {
+        match tokio::time::timeout_at(until, session.poll()).await {
+            Err(_) => break,
+            Ok(Err(e)) => panic!("subscriber: {e}"),
+            Ok(Ok(SessionEvent::Connected)) => {
+                for f in &filters {
+                    session.subscribe(f).expect("subscribe");
+                }
+            }
+            Ok(Ok(SessionEvent::Message { topic, payload, retain, .. })) if !payload.is_empty() => {
+                got.push((topic, retain, serde_json::from_slice(&payload).expect("json")));
+            }
+            Ok(Ok(_)) => {}
+        }
+    }
+    session.disconnect();
+    got
+}
+
+/// The real publisher and the machine's broker: a subscriber sees exactly one "exceeded" and
+/// one "recovered", and one that comes later gets the newest telemetry, retained; Home
+/// Assistant's configs are retained there too. Retained messages are cleared at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_real_broker_events_once_and_the_newest_telemetry_retained() {
+    use crate::outbox::{PublishConfig, Publisher};
+    let port = std::env::var("DOLBOM_TEST_MQTT_PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(1883);
+    let center = format!("h3test{}", std::process::id());
+    let site =
+        crate::site::SiteConfig { center_id: center.clone(), kiosk_id: "door-1".into(), timezone: "Asia/Seoul".into() }
+            .build()
+            .expect("site");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let health = Arc::new(Health::default());
+    let store = Arc::new(Store::open(&dir.path().join("k.db")).expect("store"));
+    let outbox = Outbox::new(store, 1000, health.clone()).expect("outbox");
+    let prefix = format!("h3test-ha-{}", std::process::id());
+    let ha = crate::air::HomeAssistantConfig { enabled: true, discovery_prefix: prefix.clone() };
+    let announced = crate::air::homeassistant::announce(&ha, &site, &outbox, now_ms()).expect("announce");
+
+    let mut stage = AirStage::new(site.clone(), outbox.clone(), AirLimitsConfig::default(), 3_600_000);
+    stage.interval = Duration::from_millis(30);
+    let (indoor, indoor_rx) = mpsc::channel(64);
+    let (_outdoor, outdoor_rx) = watch::channel(clean_outside(now_ms() - 600_000));
+    let shutdown = Shutdown::new();
+    let stage = tokio::spawn(stage.run(indoor_rx, outdoor_rx, shutdown.clone()));
+    let publisher = Publisher {
+        broker: dolbom_mqtt::BrokerConfig { port, ..Default::default() },
+        config: PublishConfig::default(),
+        site: site.clone(),
+        outbox: outbox.clone(),
+        health: health.clone(),
+        status_file: None,
+        commands: None,
+    };
+    let (done_tx, done_rx) = watch::channel(false);
+    let publisher = tokio::spawn(publisher.run(done_rx));
+
+    let events_topic = site.topics.air_event();
+    // Listens for longer than the flapping lasts: a third event would be caught.
+    let live = tokio::spawn(subscribe(port, vec![events_topic.clone()], Duration::from_secs(6), |_| false));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start = now_ms() - 60 * 60_000;
+    let values: Vec<f32> = (0..10)
+        .map(|m| if m % 2 == 0 { 37.0 } else { 34.0 })
+        .chain([50.0; 8])
+        .chain([20.0; 8])
+        .chain((0..10).map(|m| if m % 2 == 0 { 37.0 } else { 30.0 }))
+        .collect();
+    for (m, v) in values.iter().enumerate() {
+        indoor.send(particles(start + m as i64 * 60_000, *v)).await.expect("send");
+    }
+    let events = live.await.expect("subscriber");
+    let states: Vec<(&str, bool)> = events.iter().map(|(_, r, e)| (e["state"].as_str().unwrap_or(""), *r)).collect();
+    assert_eq!(states, [("exceeded", false), ("recovered", false)]);
+    // Let telemetry flow for a while, then stop everything and read what the broker kept.
+    indoor.send(particles(now_ms(), 12.0)).await.expect("send");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    shutdown.trigger();
+    stage.await.expect("stage");
+    done_tx.send_replace(true);
+    tokio::time::timeout(Duration::from_secs(20), publisher).await.expect("publisher drains").expect("task");
+    assert_eq!(outbox.depth().expect("depth"), 0, "everything delivered");
+
+    let telemetry_topic = site.topics.air_telemetry();
+    let ha_filter = format!("{prefix}/#");
+    let kept =
+        subscribe(port, vec![telemetry_topic.clone(), ha_filter], Duration::from_secs(20), |got| got.len() > announced)
+            .await;
+    let telemetry: Vec<&Value> = kept.iter().filter(|(t, _, _)| *t == telemetry_topic).map(|(_, _, v)| v).collect();
+    assert_eq!(telemetry.len(), 1);
+    assert_eq!(telemetry[0]["indoor"]["pm25"]["value"], 12.0, "the newest: {}", telemetry[0]);
+    let configs = kept.iter().filter(|(t, r, _)| *r && t.starts_with(&prefix)).count();
+    assert_eq!(configs, announced);
+
+    // Leave the shared broker as it was: clear what this test retained.
+    use dolbom_mqtt::{Outgoing5, Protocol, Session, SessionEvent};
+    let mut cleaner = Session::new(
+        Protocol::V5,
+        &dolbom_mqtt::BrokerConfig { port, ..Default::default() }.connect_options(&format!("{center}-clean")),
+    );
+    let topics: Vec<String> = kept.iter().map(|(t, _, _)| t.clone()).chain([site.topics.status()]).collect();
+    let mut acked = 0;
+    while acked < topics.len() {
+        match tokio::time::timeout(Duration::from_secs(10), cleaner.poll()).await {
+            Ok(Ok(SessionEvent::Connected)) => {
+                for t in &topics {
+                    let clear = Outgoing5 {
+                        topic: t.clone(),
+                        payload: Vec::new(),
+                        retain: true,
+                        expiry_secs: None,
+                        user_properties: Vec::new(),
+                    };
+                    cleaner.publish(&clear).expect("clear");
+                }
+            }
+            Ok(Ok(SessionEvent::Acked { .. })) => acked += 1,
+            Ok(Ok(_)) => {}
+            other => panic!("cleaning up: {other:?}"),
+        }
+    }
+    cleaner.disconnect();
+}
