@@ -74,6 +74,9 @@ pub struct HealthSummary {
     /// never succeed. Each is also logged as an error.
     #[serde(default)]
     pub events_lost: u64,
+    /// Fever alerts raised and not yet silenced or resolved.
+    #[serde(default)]
+    pub fever_alerts_active: u64,
 }
 
 /// One sensor's (or outside source's) state in the status payload.

@@ -5,12 +5,17 @@
 //!
 //! Topic root: `dolbom/v1/{center_id}/{kiosk_id}/`.
 
+pub mod air;
 pub mod health;
 pub mod ids;
 pub mod payload;
 pub mod time;
 pub mod topics;
 
+pub use air::{
+    AirEvent, AirEventState, AirTelemetry, DustGrade, DustReading, GradeLabel, IndoorAir, OutdoorAirReport, Pollutant,
+    Reading, Recommendation, RecommendationCode, AIR_SCHEMA, AIR_TELEMETRY_SCHEMA,
+};
 pub use health::{CameraState, HealthSummary, SensorState, SensorStatus};
 pub use ids::{validate_id, BadId, PersonRef, Role};
 pub use payload::*;

@@ -27,6 +27,14 @@ impl Topics {
     pub fn fever(&self) -> String {
         format!("{}event/fever", self.root)
     }
+    /// Retained, latest wins: the air at the door now.
+    pub fn air_telemetry(&self) -> String {
+        format!("{}telemetry/air", self.root)
+    }
+    /// QoS 1, not retained: an indoor value crossed a daycare limit, or recovered.
+    pub fn air_event(&self) -> String {
+        format!("{}event/air", self.root)
+    }
     pub fn alert(&self, alert_id: &str) -> String {
         format!("{}alert/{alert_id}", self.root)
     }
@@ -71,6 +79,8 @@ pub enum Kind {
     Attendance,
     Visitor,
     Fever,
+    AirTelemetry,
+    AirEvent,
     Alert(String),
     Command(Command),
     CommandResult,
@@ -83,6 +93,8 @@ impl Kind {
             Kind::Attendance => "event/attendance".into(),
             Kind::Visitor => "event/visitor".into(),
             Kind::Fever => "event/fever".into(),
+            Kind::AirTelemetry => "telemetry/air".into(),
+            Kind::AirEvent => "event/air".into(),
             Kind::Alert(id) => format!("alert/{id}"),
             Kind::Command(c) => format!("cmd/{}", c.name()),
             Kind::CommandResult => "cmd/result".into(),
@@ -113,6 +125,8 @@ impl Topic {
             "event/attendance" => Kind::Attendance,
             "event/visitor" => Kind::Visitor,
             "event/fever" => Kind::Fever,
+            "telemetry/air" => Kind::AirTelemetry,
+            "event/air" => Kind::AirEvent,
             "cmd/result" => Kind::CommandResult,
             "cmd/silence" => Kind::Command(Command::Silence),
             "cmd/resolve" => Kind::Command(Command::Resolve),
@@ -138,6 +152,9 @@ mod tests {
         assert_eq!(t.alert("a1"), "dolbom/v1/sunshine/door-1/alert/a1");
         assert_eq!(t.commands()[0], "dolbom/v1/sunshine/door-1/cmd/silence");
         assert_eq!(filter_all(Kind::Attendance), "dolbom/v1/+/+/event/attendance");
+        assert_eq!(t.air_telemetry(), "dolbom/v1/sunshine/door-1/telemetry/air");
+        assert_eq!(t.air_event(), "dolbom/v1/sunshine/door-1/event/air");
+        assert_eq!(filter_all(Kind::AirTelemetry), "dolbom/v1/+/+/telemetry/air");
     }
 
     #[test]
@@ -148,6 +165,8 @@ mod tests {
             (t.attendance(), Kind::Attendance),
             (t.visitor(), Kind::Visitor),
             (t.fever(), Kind::Fever),
+            (t.air_telemetry(), Kind::AirTelemetry),
+            (t.air_event(), Kind::AirEvent),
             (t.alert("a1"), Kind::Alert("a1".into())),
             (t.command(Command::Resolve), Kind::Command(Command::Resolve)),
             (t.command_result(), Kind::CommandResult),
@@ -165,6 +184,8 @@ mod tests {
             "dolbom/v2/c/k/status",
             "dolbom/v1/c/k",
             "dolbom/v1/c/k/event/other",
+            "dolbom/v1/c/k/telemetry/water",
+            "dolbom/v1/c/k/telemetry/air/x",
             "dolbom/v1/c/k/alert/",
             "dolbom/v1/c/k/alert/a/b",
             "dolbom/v1/../k/status",
@@ -189,6 +210,8 @@ mod tests {
             "`event/attendance`",
             "`event/visitor`",
             "`event/fever`",
+            "`telemetry/air`",
+            "`event/air`",
             "`alert/{alert_id}`",
             "`cmd/silence`",
             "`cmd/resolve`",
@@ -197,7 +220,16 @@ mod tests {
             assert!(text.contains(topic), "{topic} missing from the unbroken topic table in docs/mqtt.md");
         }
         let t = Topics::new("c", "k");
-        let built = [t.status(), t.attendance(), t.visitor(), t.fever(), t.alert("{alert_id}"), t.command_result()];
+        let built = [
+            t.status(),
+            t.attendance(),
+            t.visitor(),
+            t.fever(),
+            t.air_telemetry(),
+            t.air_event(),
+            t.alert("{alert_id}"),
+            t.command_result(),
+        ];
         for topic in built.iter().chain(t.commands().iter()) {
             let suffix = topic.trim_start_matches("dolbom/v1/c/k/");
             assert!(

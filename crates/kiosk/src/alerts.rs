@@ -285,6 +285,19 @@ impl Command {
     }
 }
 
+/// Fever alerts still `active` (neither silenced nor resolved), for the status.
+pub fn count_active(conn: &Connection) -> Result<u64, StoreError> {
+    let n: i64 = conn.query_row("SELECT COUNT(*) FROM alerts WHERE state = 'active'", [], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
+}
+
+/// Counts the active alerts into the health summary; a failed count keeps the last one.
+pub fn refresh_active_count(conn: &Connection, health: &crate::health::Health) {
+    if let Ok(n) = count_active(conn) {
+        health.fever_alerts_active.store(n, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Every alert on this kiosk, newest first.
 pub fn list(conn: &Connection) -> Result<Vec<AlertState>, StoreError> {
     let mut stmt = conn.prepare("SELECT payload FROM alerts ORDER BY created_ms DESC")?;
@@ -379,6 +392,7 @@ impl CommandStage {
             Ok(cmd) => self.context.apply(&mut conn, action, &cmd, now_ms, &mut tally)?,
             Err(error) => self.context.malformed(&conn, action, error, now_ms, &mut tally)?,
         };
+        refresh_active_count(&conn, self.outbox.health());
         drop(conn);
         info!(ok = result.ok, error = ?result.error, alert = ?result.alert_id, "command handled");
         self.outbox.after_enqueue(tally);
@@ -435,6 +449,28 @@ mod tests {
             ctx.raise(&conn, new("jiwoo", "2026-11-25"), 5, &mut Tally::default()).expect("raise").is_some(),
             "another child may alert"
         );
+    }
+
+    /// The status counts active alerts: raised ones, less those a command silenced.
+    #[test]
+    fn the_status_counts_active_alerts_as_commands_change_them() {
+        let (_d, store, ctx) = setup();
+        let store = Arc::new(store);
+        let health = Arc::new(crate::health::Health::default());
+        let outbox = Outbox::new(store.clone(), 100, health.clone()).expect("outbox");
+        let minji = {
+            let conn = store.lock().expect("lock");
+            let a = ctx.raise(&conn, new("minji", "2026-11-25"), 0, &mut Tally::default()).expect("raise");
+            ctx.raise(&conn, new("jiwoo", "2026-11-25"), 0, &mut Tally::default()).expect("raise");
+            refresh_active_count(&conn, &health);
+            a.expect("raised")
+        };
+        assert_eq!(health.summary().fever_alerts_active, 2);
+        let stage = CommandStage { context: ctx, outbox, malformed: MalformedBudget::default() };
+        let cmd = serde_json::json!({"alert_id": minji.alert_id, "by": "kim", "request_id": "r1"}).to_string();
+        let result = stage.handle(Action::Silence, cmd.as_bytes()).expect("handle").expect("answered");
+        assert!(result.ok, "{result:?}");
+        assert_eq!(health.summary().fever_alerts_active, 1);
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct Config {
     /// Outdoor air and weather from AirKorea and the KMA; absent when not wanted.
     #[serde(default)]
     pub outdoor: Option<OutdoorConfig>,
+    /// Home Assistant MQTT discovery (off unless enabled).
+    #[serde(default)]
+    pub homeassistant: crate::air::HomeAssistantConfig,
 }
 
 impl Config {
@@ -122,6 +125,7 @@ impl Config {
         if let Some(outdoor) = &self.outdoor {
             outdoor.validate()?;
         }
+        self.homeassistant.validate()?;
         Ok(())
     }
 

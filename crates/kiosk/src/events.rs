@@ -136,6 +136,7 @@ impl EventStage {
         let tx = conn.transaction()?;
         let mut queued = Vec::new();
         let mut tally = Tally::default();
+        let mut raised = false;
         let person = match &s.who {
             Who::Person { id, role, .. } => Some(PersonRef { id: id.clone(), role: *role }),
             Who::Visitor => None,
@@ -201,6 +202,7 @@ impl EventStage {
                 at_ms: s.captured_ms,
             };
             if let Some(alert) = self.alerts.raise(&tx, new, now_ms, &mut tally)? {
+                raised = true;
                 let event = FeverEvent {
                     schema: contract::FEVER_SCHEMA.into(),
                     event_id: contract::new_event_id(),
@@ -228,6 +230,9 @@ impl EventStage {
             tally.enqueue(&tx, msg, self.outbox.capacity(), now_ms)?;
         }
         tx.commit()?;
+        if raised {
+            crate::alerts::refresh_active_count(&conn, self.outbox.health());
+        }
         drop(conn);
         self.outbox.after_enqueue(tally);
         Ok(queued)

@@ -57,6 +57,8 @@ pub struct Health {
     pub mqtt_ignored: AtomicU64,
     pub events_waiting: AtomicU64,
     pub events_lost: AtomicU64,
+    /// Fever alerts raised and not yet silenced or resolved, as last counted in the database.
+    pub fever_alerts_active: AtomicU64,
     disk: OnceLock<Arc<DiskWatch>>,
     /// When each stage last showed it was alive (see [`Health::beat`]).
     heartbeats: Mutex<BTreeMap<&'static str, Instant>>,
@@ -80,6 +82,7 @@ impl Default for Health {
             mqtt_ignored: AtomicU64::new(0),
             events_waiting: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
+            fever_alerts_active: AtomicU64::new(0),
             disk: OnceLock::new(),
             heartbeats: Mutex::new(BTreeMap::new()),
         }
@@ -215,6 +218,7 @@ impl Health {
             state_disk_reserve_mb: disk.map(|d| d.reserve_bytes >> 20),
             events_waiting,
             events_lost: self.events_lost.load(Ordering::Relaxed),
+            fever_alerts_active: self.fever_alerts_active.load(Ordering::Relaxed),
         }
     }
 }

@@ -7,6 +7,15 @@
 //! AirKorea, KMA ─────watch<OutdoorAir>─────┘
 //! ```
 
+pub mod homeassistant;
+pub mod limits;
+pub mod recommend;
+pub mod stage;
+
+pub use homeassistant::HomeAssistantConfig;
+pub use limits::{AirLimitsConfig, LimitWatch, Transition};
+pub use stage::AirStage;
+
 /// Names of the air sources in the health summary (`sensors` in the status payload).
 pub const AIR_PM: &str = "air_pm";
 pub const AIR_CO2: &str = "air_co2";

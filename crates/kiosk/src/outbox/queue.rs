@@ -76,6 +76,26 @@ pub fn enqueue(conn: &Connection, msg: &NewMessage, capacity: u64, now_ms: i64) 
     Ok((conn.last_insert_rowid(), dropped))
 }
 
+/// [`enqueue`] for a "latest wins" message (retained telemetry, discovery configs): first
+/// deletes the rows still queued for the same topic and kind, so a broker away for a day does
+/// not leave a day of stale telemetry to replay, only the newest. Returns the new row's sequence
+/// number, the rows dropped for room, and the rows replaced.
+///
+/// A replaced row may already be in flight: the publisher then gets a PUBACK for a row that is
+/// gone (acking it deletes nothing), and the new row, with a higher sequence number than its
+/// cursor, is sent after it, so the broker still ends with the newest.
+pub fn enqueue_latest(
+    conn: &Connection,
+    msg: &NewMessage,
+    capacity: u64,
+    now_ms: i64,
+) -> Result<(i64, u64, u64), StoreError> {
+    let replaced =
+        conn.execute("DELETE FROM outbox WHERE topic = ?1 AND kind = ?2", params![msg.topic, msg.kind])? as u64;
+    let (seq, dropped) = enqueue(conn, msg, capacity, now_ms)?;
+    Ok((seq, dropped, replaced))
+}
+
 /// What one transaction queued: messages, and the older ones dropped to make room for them.
 /// Counted where the messages are enqueued, reported once the transaction has committed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +114,20 @@ impl Tally {
         now_ms: i64,
     ) -> Result<i64, StoreError> {
         let (seq, dropped) = enqueue(conn, msg, capacity, now_ms)?;
+        self.queued += 1;
+        self.dropped += dropped;
+        Ok(seq)
+    }
+
+    /// [`enqueue_latest`], counted: a replaced row is neither a drop nor a new message.
+    pub fn enqueue_latest(
+        &mut self,
+        conn: &Connection,
+        msg: &NewMessage,
+        capacity: u64,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        let (seq, dropped, _replaced) = enqueue_latest(conn, msg, capacity, now_ms)?;
         self.queued += 1;
         self.dropped += dropped;
         Ok(seq)
@@ -250,6 +284,63 @@ mod tests {
             .expect("outbox");
         let kinds: Vec<String> = ob.pending_after(0, 10).expect("pending").into_iter().map(|m| m.kind).collect();
         assert_eq!(kinds, ["a1", "a2"]);
+    }
+
+    /// While the broker is away, telemetry does not pile up: each new one replaces the one
+    /// still queued for its topic; events and other topics stay queued, in order.
+    #[test]
+    fn latest_wins_replaces_only_the_queued_row_of_its_topic_and_kind() {
+        let (_d, ob) = outbox(100);
+        let telemetry = |n: u8| NewMessage { payload: vec![n], ..msg("air-telemetry", Priority::Visitor, None) };
+        let latest = |m: &NewMessage| {
+            let mut conn = ob.store.lock().expect("lock");
+            let tx = conn.transaction().expect("tx");
+            let mut tally = Tally::default();
+            tally.enqueue_latest(&tx, m, ob.capacity, 0).expect("enqueue");
+            tx.commit().expect("commit");
+            drop(conn);
+            ob.after_enqueue(tally);
+        };
+        ob.push(&msg("att", Priority::Attendance, None), 0).expect("push");
+        for n in 0..50 {
+            latest(&telemetry(n));
+        }
+        let other = NewMessage { topic: "t/other".into(), ..telemetry(7) };
+        latest(&other);
+        ob.push(&msg("air", Priority::Attendance, None), 0).expect("push");
+        latest(&telemetry(50));
+        let rows: Vec<(String, String, Vec<u8>)> =
+            ob.pending_after(0, 100).expect("pending").into_iter().map(|m| (m.kind, m.topic, m.payload)).collect();
+        assert_eq!(
+            rows,
+            [
+                ("att".to_string(), "t/att".to_string(), b"att".to_vec()),
+                ("air-telemetry".into(), "t/other".into(), vec![7]),
+                ("air".into(), "t/air".into(), b"air".to_vec()),
+                ("air-telemetry".into(), "t/air-telemetry".into(), vec![50]),
+            ]
+        );
+        assert_eq!(ob.depth().expect("depth"), 4);
+        assert_eq!(ob.health.outbox_depth.load(Ordering::Relaxed), 4);
+        assert_eq!(ob.health.outbox_dropped.load(Ordering::Relaxed), 0, "a replaced row is not a drop");
+    }
+
+    /// A replaced row that the publisher already sent: its PUBACK finds nothing to delete, and
+    /// the newer row is still after the publisher's cursor.
+    #[test]
+    fn replacing_a_row_in_flight_keeps_the_newer_one_after_the_cursor() {
+        let (_d, ob) = outbox(100);
+        let t = |n: u8| NewMessage { payload: vec![n], ..msg("air-telemetry", Priority::Visitor, None) };
+        let first = ob.push(&t(1), 0).expect("push");
+        let cursor = ob.pending_after(0, 1).expect("pending")[0].seq; // sent, awaiting PUBACK
+        let conn = ob.store.lock().expect("lock");
+        let (second, _, replaced) = enqueue_latest(&conn, &t(2), 100, 0).expect("enqueue");
+        drop(conn);
+        assert_eq!((replaced, cursor), (1, first));
+        ob.ack(first).expect("a late PUBACK for the replaced row");
+        let after: Vec<(i64, Vec<u8>)> =
+            ob.pending_after(cursor, 10).expect("pending").into_iter().map(|m| (m.seq, m.payload)).collect();
+        assert_eq!(after, [(second, vec![2])]);
     }
 
     #[test]
