@@ -176,7 +176,8 @@ impl AirConfig {
     /// Port paths relative to the config file's directory (a simulator's links, say).
     pub fn resolve_paths(&mut self, base: &Path) {
         let resolve = |port: &mut String| {
-            if !port.starts_with('/') {
+            // An empty port stays empty, for validate() to name it.
+            if !port.starts_with('/') && !port.trim().is_empty() {
                 *port = base.join(&*port).display().to_string();
             }
         };
