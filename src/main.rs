@@ -181,7 +181,9 @@ pub struct AirArgs {
     /// Stop after this many real seconds (default: at the end of the day or profile).
     #[arg(long)]
     pub seconds: Option<f64>,
-    /// A CSV `t_s,pm25,pm10,co2` played instead of the day (linear between rows).
+    /// A CSV `t_s,pm25,pm10,co2` played instead of the day (linear between rows; held after
+    /// the last row while --seconds lasts). --start-hour, --hours and --children then do not
+    /// apply; --period still spaces the streamed particle frames.
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
 }

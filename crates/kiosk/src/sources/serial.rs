@@ -132,8 +132,8 @@ pub fn run_port_polled<F>(
             if let (Some(p), Some(due)) = (poll, next_poll) {
                 if Instant::now() >= due {
                     next_poll = Some(Instant::now() + p.every);
-                    if let Err(e) = port.write_all(&p.command).and_then(|()| port.flush()) {
-                        warn!(sensor = name, error = %e, "sensor poll failed; reopening");
+                    if let Err(e) = port.write_all(&p.command) {
+                        warn!(sensor = name, error = %e, "sensor poll failed; reopening / 센서 요청 실패: 다시 여는 중");
                         health.set_sensor(name, SensorState::Retrying, Some(e.to_string()));
                         break;
                     }
