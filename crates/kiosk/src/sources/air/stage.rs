@@ -16,7 +16,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::mpsc::Sender;
 use tracing::{info, info_span, warn};
 
-use super::config::{AirConfig, Co2Config, PmsMode};
+use super::config::{AirConfig, Co2Config, PmsMode, PmsModel};
 use super::humidity::{DEFAULT_DENSITY, DEFAULT_KAPPA};
 use super::mhz19::{self, Mhz19b};
 use super::plausibility::{check_co2, check_pm};
@@ -114,8 +114,15 @@ impl Window for PmWindow {
 
     fn take(&mut self, frames: &mut Vec<PmsFrame>) -> Result<(), String> {
         let mut verdict = Ok(());
+        let st = self.config.pms.as_ref().is_some_and(|p| p.model == PmsModel::Pms5003st);
         // Command answers (acks) show the sensor is alive; they carry no reading.
         for r in frames.iter().filter_map(PmsFrame::reading) {
+            if st && !r.is_extended() {
+                // Humidity correction and formaldehyde would silently be missing.
+                let reason = "32-byte frames without formaldehyde, temperature and humidity, but air.pms.model = \"pms5003st\" / 설정한 센서 모델과 프레임이 다름";
+                verdict = verdict.and(Err(reason.to_string()));
+                continue;
+            }
             match check_pm(r) {
                 Ok(()) => self.readings.push(*r),
                 Err(reason) => verdict = verdict.and(Err(reason)),
@@ -249,4 +256,78 @@ impl<W: Window> FrameSink<W::Frame> for WindowSink<W> {
 
 fn unix_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn air(toml_text: &str) -> AirConfig {
+        let config: AirConfig = toml::from_str(toml_text).expect("air config");
+        config.validate().expect("valid");
+        config
+    }
+
+    fn reading(pm25: u16, rh: Option<f32>) -> PmReading {
+        PmReading {
+            pm1: pm25 / 2,
+            pm25,
+            pm10: pm25 + 4,
+            counts: [900, 300, 50, 5, 1, 0],
+            hcho_ug_m3: rh.map(|_| 20),
+            temperature_c: rh.map(|_| 22.0),
+            humidity_pct: rh,
+            ..PmReading::default()
+        }
+    }
+
+    #[test]
+    fn a_pm_window_is_warming_a_mean_or_nothing_and_corrects_humidity_when_asked() {
+        let plain = air("[pms]\nport = \"p\"\nmodel = \"pms5003\"\n");
+        let mut w = PmWindow { readings: Vec::new(), config: plain };
+        assert_eq!(w.close(), None, "an empty window sends nothing");
+        let warm = PmReading { warming: true, ..PmReading::default() };
+        assert_eq!(w.take(&mut vec![PmsFrame::Reading(warm), PmsFrame::Ack([0xE1, 0])]), Ok(()));
+        assert_eq!(w.close(), Some((IndoorMeasurement::Warming, 0)));
+        let impossible = PmReading { pm25: 90, ..reading(10, None) };
+        let mut frames = vec![
+            PmsFrame::Reading(reading(10, None)),
+            PmsFrame::Reading(impossible),
+            PmsFrame::Reading(warm),
+            PmsFrame::Reading(reading(30, None)),
+        ];
+        assert!(w.take(&mut frames).expect_err("impossible").contains("cannot exceed"));
+        let Some((IndoorMeasurement::Particles { pm25, pm10, humidity_pct, .. }, 2)) = w.close() else {
+            panic!("a mean of the two plausible readings");
+        };
+        assert_eq!((pm25, pm10, humidity_pct), (20.0, 24.0, None));
+
+        let st = air("humidity_correction = true\n[pms]\nport = \"p\"\nmodel = \"pms5003st\"\n");
+        let mut w = PmWindow { readings: Vec::new(), config: st };
+        let err = w.take(&mut vec![PmsFrame::Reading(reading(20, None))]).expect_err("32-byte frames");
+        assert!(err.contains("pms5003st"), "{err}");
+        assert_eq!(w.take(&mut vec![PmsFrame::Reading(reading(20, Some(90.0)))]), Ok(()));
+        let Some((IndoorMeasurement::Particles { pm25, humidity_pct, hcho_ug_m3, .. }, 1)) = w.close() else {
+            panic!("one reading");
+        };
+        assert!(pm25 < 10.0, "at 90 % RH the correction more than halves PM2.5: {pm25}");
+        assert_eq!((humidity_pct, hcho_ug_m3), (Some(90.0), Some(20.0)));
+    }
+
+    #[test]
+    fn a_co2_window_leaves_out_warming_and_impossible_readings() {
+        let config = air("[co2]\nport = \"p\"\nrange_ppm = 2000\n").co2.expect("co2");
+        let mut w = Co2Window { readings: Vec::new(), config };
+        assert_eq!(w.take(&mut vec![Co2Reading { ppm: 555, warming: true }]), Ok(()));
+        assert_eq!(w.close(), Some((IndoorMeasurement::Warming, 0)));
+        assert_eq!(w.close(), None);
+        let mut frames = vec![
+            Co2Reading { ppm: 555, warming: true },
+            Co2Reading { ppm: 900, warming: false },
+            Co2Reading { ppm: 2500, warming: false },
+            Co2Reading { ppm: 1100, warming: false },
+        ];
+        assert!(w.take(&mut frames).expect_err("above the range").contains("2000 ppm range"));
+        assert_eq!(w.close(), Some((IndoorMeasurement::Co2 { ppm: 1000.0 }, 2)));
+    }
 }
