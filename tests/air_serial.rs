@@ -806,3 +806,34 @@ fn sim_air_plays_a_profile_to_both_stages() {
     let _ = sim.kill();
     let _ = sim.wait();
 }
+
+/// Every flag of `dolbom sim air` is bounded, and the error names it; a bad profile names its line.
+#[test]
+fn sim_air_refuses_bad_flags_and_profiles_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = dir.path().join("co2").display().to_string();
+    let profile = dir.path().join("bad.csv");
+    std::fs::write(&profile, "t_s,pm25,pm10,co2\n0,10,20,600\n10,30,20,600\n").expect("profile");
+    let profile = profile.display().to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--speed", "1"], "--pms-link"),
+        (&["--co2-link", &link, "--speed", "0"], "--speed"),
+        (&["--co2-link", &link, "--speed", "NaN"], "--speed"),
+        (&["--co2-link", &link, "--start-hour", "25"], "--start-hour"),
+        (&["--co2-link", &link, "--hours", "0"], "--hours"),
+        (&["--co2-link", &link, "--period", "0"], "--period"),
+        (&["--co2-link", &link, "--noise", "1.5"], "--noise"),
+        (&["--co2-link", &link, "--corrupt=-0.1"], "--corrupt"),
+        (&["--co2-link", &link, "--children", "201"], "--children"),
+        (&["--co2-link", &link, "--seconds", "0"], "--seconds"),
+        (&["--co2-link", &link, "--seed=-1"], "--seed"),
+        (&["--co2-link", &link, "--profile", &profile], "line 3"),
+    ];
+    for (args, named) in cases {
+        let out = common::dolbom(&[&["sim", "air"][..], args].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+        assert!(!Path::new(&link).exists(), "{args:?}: no pty is linked for a refused run");
+    }
+}

@@ -40,6 +40,7 @@ pub fn run_pms(config: AirConfig, tx: Sender<IndoorUpdate>, health: Arc<Health>,
     let settings = port_settings(AIR_PM, &pms_config.port, pms_config.baud, &config, poll.as_ref());
     let mut sink = WindowSink::new(AIR_PM, config.window(), tx, PmWindow { readings: Vec::new(), config });
     run_port_polled(&settings, poll.as_ref(), &mut decoder, &health, &shutdown, &mut sink);
+    sink.finish();
 }
 
 /// The CO2 sensor's stage; returns at `shutdown`, or at once when `[air.co2]` is absent.
@@ -57,6 +58,7 @@ pub fn run_co2(config: AirConfig, tx: Sender<IndoorUpdate>, health: Arc<Health>,
     let settings = port_settings(AIR_CO2, &co2.port, co2.baud, &config, Some(&poll));
     let mut sink = WindowSink::new(AIR_CO2, config.window(), tx, Co2Window { readings: Vec::new(), config: co2 });
     run_port_polled(&settings, Some(&poll), &mut decoder, &health, &shutdown, &mut sink);
+    sink.finish();
 }
 
 /// How long a sensor may be silent: a few of its periods (a frame a second in active mode, one
@@ -200,6 +202,13 @@ struct WindowSink<W> {
 impl<W: Window> WindowSink<W> {
     fn new(sensor: &'static str, length: Duration, tx: Sender<IndoorUpdate>, window: W) -> Self {
         Self { sensor, window, length, ends: Instant::now() + length, tx, dropped: 0, faulty: false }
+    }
+
+    /// At the stage's end: how many updates never reached the air stage.
+    fn finish(&self) {
+        if self.dropped > 0 {
+            warn!(dropped = self.dropped, "air sensor stage ended; updates dropped in all / 공기질 갱신 누락 합계");
+        }
     }
 
     fn send(&mut self, measurement: IndoorMeasurement, samples: usize) {
