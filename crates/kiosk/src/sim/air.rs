@@ -617,7 +617,12 @@ pub fn play(
         }
         stats.pms_reads = pms.reads;
         stats.co2_answers = co2.reads;
-        wait_for_input(pms_pty.as_deref().into_iter().chain(co2_pty.as_deref()), Duration::from_millis(10));
+        // Wake for the kiosk's commands, and in time for the next streamed frame.
+        let mut limit = Duration::from_millis(10);
+        if pms_pty.is_some() && pms.mode() == pms::Mode::Active {
+            limit = limit.min(next_frame.saturating_duration_since(Instant::now()));
+        }
+        wait_for_input(pms_pty.as_deref().into_iter().chain(co2_pty.as_deref()), limit);
     }
     Ok(stats)
 }
@@ -648,15 +653,16 @@ fn write_lossy(master: &mut File, bytes: &[u8]) -> bool {
     !bytes.is_empty() && master.write_all(bytes).is_ok()
 }
 
-/// Sleeps until one of the ptys has input or `limit` passes (the whole `limit` while the kiosk
-/// has none of them open: a closed slave makes poll return at once).
+/// Sleeps until one of the ptys has input or `limit` passes (10 ms while the kiosk has none of
+/// them open: a closed slave makes poll return at once).
 fn wait_for_input<'a>(ptys: impl Iterator<Item = &'a Pty>, limit: Duration) {
     let mut fds: Vec<libc::pollfd> =
         ptys.map(|p| libc::pollfd { fd: p.master.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
     // SAFETY: a valid array of pollfds, its length, and a bounded timeout.
     let rc = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, limit.as_millis() as libc::c_int) };
     if rc > 0 && !fds.iter().any(|f| f.revents & libc::POLLIN != 0) {
-        std::thread::sleep(limit);
+        // Hung up (no one has the port open): nothing to stream to, so no hurry.
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
