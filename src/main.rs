@@ -137,6 +137,55 @@ pub enum SimCommand {
     /// Stream a thermal sensor on a pseudo-terminal, rendering the same walk-up scene; the
     /// daemon opens the path given by --link as its serial port. Starts when the port is opened.
     Thermal(ThermalArgs),
+    /// Play indoor air sensors (a Plantower particle sensor, an MH-Z19B CO2 sensor) on
+    /// pseudo-terminals over a simulated day or a profile, in compressed time; the daemon opens
+    /// the paths given by --pms-link and --co2-link. The clock starts when one is opened.
+    Air(AirArgs),
+}
+
+#[cfg(feature = "kiosk")]
+#[derive(Args)]
+pub struct AirArgs {
+    /// Symlink created to the particle sensor's pseudo-terminal.
+    #[arg(long, value_name = "PATH")]
+    pub pms_link: Option<PathBuf>,
+    /// Symlink created to the CO2 sensor's pseudo-terminal.
+    #[arg(long, value_name = "PATH")]
+    pub co2_link: Option<PathBuf>,
+    /// Simulated seconds per real second.
+    #[arg(long, default_value_t = 60.0)]
+    pub speed: f64,
+    /// Time of day the simulated day starts, in hours.
+    #[arg(long, default_value_t = 7.0)]
+    pub start_hour: f64,
+    /// Length of the simulated day, in hours.
+    #[arg(long, default_value_t = 12.0)]
+    pub hours: f64,
+    /// Simulated seconds between samples (and between streamed particle frames).
+    #[arg(long, default_value_t = 5.0)]
+    pub period: f64,
+    /// Fraction of frames preceded by noise bytes.
+    #[arg(long, default_value_t = 0.05)]
+    pub noise: f64,
+    /// Fraction of frames sent with one byte changed.
+    #[arg(long, default_value_t = 0.02)]
+    pub corrupt: f64,
+    /// Send PMS5003ST frames (formaldehyde, temperature, humidity).
+    #[arg(long)]
+    pub st: bool,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Children in the room (the CO2 they exhale).
+    #[arg(long, default_value_t = 15)]
+    pub children: u32,
+    /// Stop after this many real seconds (default: at the end of the day or profile).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// A CSV `t_s,pm25,pm10,co2` played instead of the day (linear between rows; held after
+    /// the last row while --seconds lasts). --start-hour, --hours and --children then do not
+    /// apply; --period still spaces the streamed particle frames.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
 }
 
 #[cfg(feature = "kiosk")]
@@ -372,6 +421,7 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Sim { what: SimCommand::WalkUp { out, fps, walkers } } => cmd::sim::walk_up(out, fps, walkers),
         #[cfg(feature = "kiosk")]
         Command::Sim { what: SimCommand::Thermal(args) } => cmd::sim::thermal(args),
+        Command::Sim { what: SimCommand::Air(args) } => cmd::sim::air(args),
         #[cfg(feature = "relay")]
         Command::Relay { config, action } => cmd::relay::relay(config, action),
     }

@@ -1,9 +1,24 @@
 //! The air-quality decoders under real byte layouts and hostile input: frames written out byte by
 //! byte with hand-computed checksums, every single-byte change, every split, noise, lying length
 //! fields, warm-up, a bounded mutational fuzz run per decoder, and the simulator's day decoded
-//! back to the simulator's values.
+//! back to the simulator's values; then the stages on real pseudo-terminals (window means,
+//! warm-up, polling, damage, unplug, implausible streams) and `dolbom sim air --profile` end to
+//! end against them.
 
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use dolbom_kiosk::air::{IndoorMeasurement, IndoorUpdate, AIR_CO2, AIR_PM};
+use dolbom_kiosk::health::{Health, SensorState, SensorStatus};
+use dolbom_kiosk::shutdown::Shutdown;
+use dolbom_kiosk::sim::thermal::{link, open_pty, slave_is_open, Pty};
+use dolbom_kiosk::sources::air::config::AirConfig;
+use dolbom_kiosk::sources::air::stage::{run_co2, run_pms};
+use tokio::sync::mpsc;
 
 use dolbom_kiosk::sim::air::{day, AirSim};
 use dolbom_kiosk::sim::thermal::Rng;
@@ -467,5 +482,358 @@ fn the_simulated_day_decodes_back_to_the_simulators_values() {
         for r in co2.iter().skip(40) {
             assert_eq!(plausibility::check_co2(r, plausibility::CO2_RANGE_PPM), Ok(()), "{r:?}");
         }
+    }
+}
+
+// ---- The stages on pseudo-terminals ----
+
+type Stage = fn(AirConfig, mpsc::Sender<IndoorUpdate>, Arc<Health>, Shutdown);
+
+/// A stage on its thread, with the channel and health it reports to.
+struct Running {
+    rx: mpsc::Receiver<IndoorUpdate>,
+    health: Arc<Health>,
+    shutdown: Shutdown,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    fn start(stage: Stage, toml_text: &str) -> Self {
+        let config: AirConfig = toml::from_str(toml_text).expect("air config");
+        config.validate().expect("valid air config");
+        let (tx, rx) = mpsc::channel(64);
+        let health = Arc::new(Health::default());
+        let shutdown = Shutdown::new();
+        let thread = {
+            let (h, s) = (health.clone(), shutdown.clone());
+            std::thread::spawn(move || stage(config, tx, h, s))
+        };
+        Running { rx, health, shutdown, thread: Some(thread) }
+    }
+
+    /// The next update, within `timeout`.
+    fn next(&mut self, timeout: Duration) -> IndoorUpdate {
+        let mut got = None;
+        common::wait_until("an air update", timeout, || {
+            got = self.rx.try_recv().ok();
+            got.is_some()
+        });
+        got.expect("update")
+    }
+
+    fn sensor(&self, name: &str) -> SensorStatus {
+        self.health.summary().sensors.get(name).cloned().unwrap_or_else(|| panic!("{name} reported no health"))
+    }
+
+    fn state(&self, name: &str) -> SensorState {
+        self.health.summary().sensors.get(name).map_or(SensorState::Off, |s| s.state)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(t) = self.thread.take() {
+            let joined = t.join();
+            if !std::thread::panicking() {
+                joined.expect("stage thread");
+            }
+        }
+    }
+}
+
+fn plugged(port: &Path) -> Pty {
+    let pty = open_pty().expect("pty");
+    link(port, &pty.slave_path).expect("link");
+    pty
+}
+
+fn particles(u: &IndoorUpdate) -> (f32, f32, f32) {
+    match u.measurement {
+        IndoorMeasurement::Particles { pm1, pm25, pm10, .. } => (pm1, pm25, pm10),
+        ref m => panic!("expected particles, got {m:?}"),
+    }
+}
+
+/// A plausible reading with the given PM2.5 (PM1 half of it, PM10 4 more).
+fn pm(pm25: u16) -> PmReading {
+    PmReading {
+        pm1_cf1: pm25 / 2,
+        pm25_cf1: pm25,
+        pm10_cf1: pm25 + 4,
+        pm1: pm25 / 2,
+        pm25,
+        pm10: pm25 + 4,
+        counts: [2000, 600, 120, 14, 3, 1],
+        version: 0x97,
+        ..PmReading::default()
+    }
+}
+
+/// Warm-up first (all-zero frames give a `Warming` update, never clean air), then a burst of
+/// readings with noise and a damaged frame in between: the next window's update is their exact
+/// mean, the damage is counted. Active mode, bytes through the tty layer.
+#[test]
+fn pms_stage_sends_warming_then_window_means_and_counts_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = dir.path().join("ttyPMS");
+    let mut pty = plugged(&port);
+    let mut stage = Running::start(
+        run_pms,
+        &format!(
+            "window_secs = 1\nretry_max_ms = 300\n[pms]\nport = \"{}\"\nmodel = \"pms5003\"\nmode = \"active\"\n",
+            port.display()
+        ),
+    );
+    common::wait_until("the stage to open the port", Duration::from_secs(10), || slave_is_open(&pty.master));
+    // The start commands: wake, then active mode.
+    let mut start = [0u8; 14];
+    pty.master.read_exact(&mut start).expect("start commands");
+    assert_eq!(start[..], [pms::wake(), pms::active_mode()].concat()[..]);
+
+    let warming = pms::encode(&PmReading { version: 0x97, ..PmReading::default() });
+    pty.master.write_all(&warming).expect("write");
+    let first = stage.next(Duration::from_secs(5));
+    assert_eq!((first.sensor, first.samples, &first.measurement), (AIR_PM, 0, &IndoorMeasurement::Warming));
+    assert_eq!(stage.state(AIR_PM), SensorState::Ok, "a warming sensor is alive");
+
+    // Right after a window closed: a burst that lands in the next one.
+    let mut damaged = pms::encode(&pm(300));
+    damaged[9] ^= 0x40;
+    let burst = [
+        &[0x13, 0x42, 0x00][..],
+        &pms::encode(&pm(10)),
+        &damaged,
+        &pms::encode(&pm(30)),
+        &[0x42, 0x4D, 0x99, 0x01],
+        &pms::encode(&pm(20)),
+        &warming,
+    ]
+    .concat();
+    pty.master.write_all(&burst).expect("write");
+    let update = stage.next(Duration::from_secs(5));
+    assert_eq!(particles(&update), (10.0, 20.0, 24.0), "the mean of 10, 20, 30 (warming and damage left out)");
+    assert_eq!(update.samples, 3);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    assert!((now_ms - update.at_ms).abs() < 5_000, "stamped with the window's end: {}", update.at_ms);
+    let health = stage.sensor(AIR_PM);
+    assert!(health.checksum_errors >= 1 && health.malformed >= 1, "{health:?}");
+    assert_eq!(health.frames, 5, "2 warming + 3 measured: {health:?}");
+    // Nothing more arrives: no update for an empty window.
+    assert!(stage.rx.try_recv().is_err());
+}
+
+/// The MH-Z19B speaks only when asked: the test plays the sensor, reading the stage's command
+/// bytes (range, ABC, then read commands once a second), checking them, and answering. Answers
+/// in the preheat make a `Warming` window; then window means; a damaged answer is counted.
+#[test]
+fn co2_stage_polls_and_the_answers_make_window_means() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = dir.path().join("ttyCO2");
+    let mut pty = plugged(&port);
+    let mut stage = Running::start(
+        run_co2,
+        &format!("window_secs = 2\nretry_max_ms = 300\n[co2]\nport = \"{}\"\nabc = false\npreheat_secs = 1\npoll_secs = 1\nrange_ppm = 2000\n", port.display()),
+    );
+    common::wait_until("the stage to open the port", Duration::from_secs(10), || slave_is_open(&pty.master));
+    let read_command = |pty: &mut Pty| -> [u8; 9] {
+        let mut cmd = [0u8; 9];
+        pty.master.read_exact(&mut cmd).expect("a command from the stage");
+        cmd
+    };
+    assert_eq!(read_command(&mut pty), mhz19::range(2000), "the range first");
+    assert_eq!(read_command(&mut pty), mhz19::abc(false), "then ABC as configured");
+    assert_eq!(read_command(&mut pty), mhz19::poll(), "then a read at once");
+    pty.master.write_all(&mhz19::encode_answer(555, [0; 4])).expect("answer");
+    let first = stage.next(Duration::from_secs(5));
+    assert_eq!((first.sensor, &first.measurement), (AIR_CO2, &IndoorMeasurement::Warming), "555 in the preheat");
+
+    // Each poll answered: 800 ppm, once after noise and once damaged (then answered again).
+    let mut polls = 0;
+    let mut updates = Vec::new();
+    let started = Instant::now();
+    while updates.len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(15), "updates: {updates:?}");
+        let cmd = read_command(&mut pty);
+        assert_eq!(cmd, mhz19::poll(), "only reads after the start");
+        polls += 1;
+        let answer = mhz19::encode_answer(800, [0x41, 0, 0, 0]);
+        if polls == 2 {
+            let mut bad = answer;
+            bad[3] ^= 0x10;
+            pty.master.write_all(&[&[0xFF, 0x00, 0x86][..], &bad, &answer].concat()).expect("answer");
+        } else {
+            pty.master.write_all(&answer).expect("answer");
+        }
+        while let Ok(u) = stage.rx.try_recv() {
+            updates.push(u);
+        }
+    }
+    for u in &updates {
+        assert_eq!(u.measurement, IndoorMeasurement::Co2 { ppm: 800.0 }, "{u:?}");
+        assert!(u.samples >= 1);
+    }
+    assert!(polls >= 3, "polled once a second: {polls} polls");
+    assert!(stage.sensor(AIR_CO2).checksum_errors >= 1);
+    assert_eq!(stage.state(AIR_CO2), SensorState::Ok);
+
+    // A sensor that stops answering is stale: retrying, and no update.
+    common::wait_until("the silent sensor to be reported", Duration::from_secs(10), || {
+        let mut cmd = [0u8; 64];
+        let _ = pty.master.read(&mut cmd);
+        stage.state(AIR_CO2) == SensorState::Retrying
+    });
+    let error = stage.sensor(AIR_CO2).error.unwrap_or_default();
+    assert!(error.contains("no valid frames"), "{error}");
+}
+
+/// Unplug (the pty closed and its link removed): the sensor is `retrying`; a new pty on the
+/// same link: `ok` again and the updates resume. Frames with valid checksums but impossible
+/// values: `faulty` with the reason, and no update from them.
+#[test]
+fn pms_stage_survives_unplug_and_reports_implausible_streams() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = dir.path().join("ttyPMS");
+    let mut stage = Running::start(
+        run_pms,
+        &format!(
+            "window_secs = 1\nretry_max_ms = 300\n[pms]\nport = \"{}\"\nmodel = \"pms5003\"\nmode = \"active\"\n",
+            port.display()
+        ),
+    );
+    common::wait_until("nothing plugged in: retrying", Duration::from_secs(5), || {
+        stage.state(AIR_PM) == SensorState::Retrying
+    });
+    for round in 0..2u16 {
+        let mut pty = plugged(&port);
+        common::wait_until("the stage to open the port", Duration::from_secs(10), || slave_is_open(&pty.master));
+        let value = 15 + 10 * round;
+        let update = loop {
+            pty.master.write_all(&pms::encode(&pm(value))).expect("write");
+            let u = stage.next(Duration::from_secs(5));
+            // A window may hold the end of the previous round's frames; wait for this round's.
+            if particles(&u).1 == f32::from(value) {
+                break u;
+            }
+        };
+        assert_eq!(update.samples, 1);
+        assert_eq!(stage.state(AIR_PM), SensorState::Ok);
+        drop(pty);
+        let _ = std::fs::remove_file(&port);
+        common::wait_until("the unplug to be noticed", Duration::from_secs(10), || {
+            stage.state(AIR_PM) == SensorState::Retrying
+        });
+    }
+
+    let mut pty = plugged(&port);
+    common::wait_until("the stage to open the port", Duration::from_secs(10), || slave_is_open(&pty.master));
+    while stage.rx.try_recv().is_ok() {}
+    let impossible = PmReading { pm25: 60, pm25_cf1: 60, pm10: 20, pm10_cf1: 20, ..pm(10) };
+    common::wait_until("an impossible stream to be reported", Duration::from_secs(10), || {
+        pty.master.write_all(&pms::encode(&impossible)).expect("write");
+        stage.state(AIR_PM) == SensorState::Faulty
+    });
+    let health = stage.sensor(AIR_PM);
+    assert!(health.error.as_deref().unwrap_or_default().contains("cannot exceed"), "{health:?}");
+    assert!(stage.health.summary().degraded);
+    // Two windows of nothing but impossible frames send nothing.
+    let quiet_until = Instant::now() + Duration::from_millis(2500);
+    while Instant::now() < quiet_until {
+        pty.master.write_all(&pms::encode(&impossible)).expect("write");
+        assert!(stage.rx.try_recv().is_err(), "an update from an implausible stream");
+        std::thread::sleep(Duration::from_millis(100)); // the sensor's pace, not a synchronisation
+    }
+    pty.master.write_all(&pms::encode(&pm(12))).expect("write");
+    assert_eq!(particles(&stage.next(Duration::from_secs(5))).1, 12.0);
+    assert_eq!(stage.state(AIR_PM), SensorState::Ok);
+}
+
+/// `dolbom sim air --profile` against both stages: the PMS in passive mode (answering the
+/// stage's read requests), the CO2 sensor answering its polls; the updates follow the profile's
+/// exact values, the step from 700 to 1500 ppm included.
+#[test]
+fn sim_air_plays_a_profile_to_both_stages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (pms_link, co2_link) = (dir.path().join("pms"), dir.path().join("co2"));
+    let profile = dir.path().join("profile.csv");
+    std::fs::write(&profile, "t_s,pm25,pm10,co2\n0,12,20,700\n4,12,20,700\n5,40,60,1500\n60,40,60,1500\n")
+        .expect("profile");
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_dolbom"))
+        .args(["sim", "air", "--speed", "1", "--noise", "0.05", "--corrupt", "0.05", "--seconds", "18"])
+        .arg("--pms-link")
+        .arg(&pms_link)
+        .arg("--co2-link")
+        .arg(&co2_link)
+        .arg("--profile")
+        .arg(&profile)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("dolbom sim air");
+    let mut out = std::io::BufReader::new(sim.stdout.take().expect("stdout"));
+    for name in ["pms", "co2"] {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).expect("a slave path");
+        assert!(line.starts_with(&format!("{name}\t/dev/pts/")), "{line:?}");
+    }
+    let air = format!(
+        "window_secs = 2\nretry_max_ms = 300\n[pms]\nport = \"{}\"\nmodel = \"pms5003\"\npoll_secs = 1\n[co2]\nport = \"{}\"\npreheat_secs = 0\npoll_secs = 1\n",
+        pms_link.display(),
+        co2_link.display()
+    );
+    let mut pms_stage = Running::start(run_pms, &air);
+    let mut co2_stage = Running::start(run_co2, &air);
+    let mut seen_pm = Vec::new();
+    while seen_pm.last() != Some(&40.0) {
+        let u = pms_stage.next(Duration::from_secs(12));
+        seen_pm.push(particles(&u).1);
+    }
+    let mut seen_co2 = Vec::new();
+    while seen_co2.last() != Some(&1500.0) {
+        match co2_stage.next(Duration::from_secs(12)).measurement {
+            IndoorMeasurement::Co2 { ppm } => seen_co2.push(ppm),
+            m => panic!("{m:?}"),
+        }
+    }
+    assert_eq!(seen_pm.first(), Some(&12.0), "{seen_pm:?}");
+    assert_eq!(seen_co2.first(), Some(&700.0), "{seen_co2:?}");
+    for (values, lo, hi) in [(&seen_pm, 12.0, 40.0), (&seen_co2, 700.0, 1500.0)] {
+        assert!(values.iter().all(|v| (lo..=hi).contains(v)), "{values:?}");
+        assert!(values.windows(2).all(|w| w[0] <= w[1]), "follows the profile upwards: {values:?}");
+    }
+    assert_eq!(pms_stage.state(AIR_PM), SensorState::Ok);
+    assert_eq!(co2_stage.state(AIR_CO2), SensorState::Ok);
+    drop((pms_stage, co2_stage));
+    let _ = sim.kill();
+    let _ = sim.wait();
+}
+
+/// Every flag of `dolbom sim air` is bounded, and the error names it; a bad profile names its line.
+#[test]
+fn sim_air_refuses_bad_flags_and_profiles_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = dir.path().join("co2").display().to_string();
+    let profile = dir.path().join("bad.csv");
+    std::fs::write(&profile, "t_s,pm25,pm10,co2\n0,10,20,600\n10,30,20,600\n").expect("profile");
+    let profile = profile.display().to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--speed", "1"], "--pms-link"),
+        (&["--co2-link", &link, "--speed", "0"], "--speed"),
+        (&["--co2-link", &link, "--speed", "NaN"], "--speed"),
+        (&["--co2-link", &link, "--start-hour", "25"], "--start-hour"),
+        (&["--co2-link", &link, "--hours", "0"], "--hours"),
+        (&["--co2-link", &link, "--period", "0"], "--period"),
+        (&["--co2-link", &link, "--noise", "1.5"], "--noise"),
+        (&["--co2-link", &link, "--corrupt=-0.1"], "--corrupt"),
+        (&["--co2-link", &link, "--children", "201"], "--children"),
+        (&["--co2-link", &link, "--seconds", "0"], "--seconds"),
+        (&["--co2-link", &link, "--seed=-1"], "--seed"),
+        (&["--co2-link", &link, "--profile", &profile], "line 3"),
+    ];
+    for (args, named) in cases {
+        let out = common::dolbom(&[&["sim", "air"][..], args].concat());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} was accepted");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+        assert!(!Path::new(&link).exists(), "{args:?}: no pty is linked for a refused run");
     }
 }

@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use dolbom_face::FaceModels;
 use dolbom_kiosk::config::Config;
+use dolbom_kiosk::sim::air::{play, AirSim, PlaySettings, Profile, Script, Wire};
 use dolbom_kiosk::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
 use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 
-use crate::ThermalArgs;
+use crate::{AirArgs, ThermalArgs};
 
 /// A flag's value within bounds (never NaN), or an error naming the flag.
 fn check<T: PartialOrd + std::fmt::Display>(flag: &str, value: T, lo: T, hi: T) -> Result<()> {
@@ -84,5 +85,83 @@ pub fn thermal(args: ThermalArgs) -> Result<ExitCode> {
     let sent = stream(&mut pty, &walkers, &faces, &p, &sim, seconds.map(std::time::Duration::from_secs_f64))?;
     eprintln!("sim thermal: {sent} frames sent");
     let _ = std::fs::remove_file(&link_path);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn air(args: AirArgs) -> Result<ExitCode> {
+    let AirArgs {
+        pms_link,
+        co2_link,
+        speed,
+        start_hour,
+        hours,
+        period,
+        noise,
+        corrupt,
+        st,
+        seed,
+        children,
+        seconds,
+        profile,
+    } = args;
+    anyhow::ensure!(
+        pms_link.is_some() || co2_link.is_some(),
+        "give --pms-link, --co2-link or both / 센서 경로를 하나 이상 지정하세요"
+    );
+    check("speed", speed, 0.1, 100_000.0)?;
+    check("start-hour", start_hour, 0.0, 24.0)?;
+    check("hours", hours, 0.01, 24.0)?;
+    check("period", period, 0.1, 600.0)?;
+    check("noise", noise, 0.0, 1.0)?;
+    check("corrupt", corrupt, 0.0, 1.0)?;
+    check("children", children, 0, 200)?;
+    if let Some(s) = seconds {
+        check("seconds", s, 0.1, 7.0 * 86_400.0)?;
+    }
+    let script = match &profile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+            Script::Profile(Profile::parse(&text).with_context(|| path.display().to_string())?)
+        }
+        None => Script::day(&AirSim {
+            seed,
+            period_s: period,
+            start_hour,
+            hours,
+            children,
+            st,
+            noise,
+            corrupt,
+            ..AirSim::default()
+        }),
+    };
+    let mut ptys = Vec::new();
+    for (name, link_path) in [("pms", &pms_link), ("co2", &co2_link)] {
+        let Some(link_path) = link_path else {
+            ptys.push(None);
+            continue;
+        };
+        let pty = open_pty().context("cannot open a pseudo-terminal")?;
+        link(link_path, &pty.slave_path).with_context(|| format!("cannot create {}", link_path.display()))?;
+        outln!("{name}\t{}", pty.slave_path)?;
+        ptys.push(Some(pty));
+    }
+    let [mut pms_pty, mut co2_pty] = <[Option<_>; 2]>::try_from(ptys).map_err(|_| anyhow::anyhow!("two sensors"))?;
+    let settings = PlaySettings {
+        speed,
+        period_s: period,
+        st,
+        wire: Wire { noise, corrupt },
+        seed,
+        run_for: seconds.map(std::time::Duration::from_secs_f64),
+    };
+    let stats = play(pms_pty.as_mut(), co2_pty.as_mut(), &script, &settings)?;
+    eprintln!(
+        "sim air: {} particle frames streamed, {} read requests answered, {} CO2 reads answered",
+        stats.pms_frames, stats.pms_reads, stats.co2_answers
+    );
+    for link_path in [pms_link, co2_link].into_iter().flatten() {
+        let _ = std::fs::remove_file(&link_path);
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,7 @@ use crate::outbox::publisher::MqttSection;
 use crate::retention::RetentionConfig;
 use crate::screening::FeverConfig;
 use crate::site::{Site, SiteConfig};
+use crate::sources::air::config::AirConfig;
 use crate::sources::camera::CameraConfig;
 use crate::sources::outdoor::OutdoorConfig;
 use crate::sources::thermal::source::ThermalConfig;
@@ -60,6 +61,9 @@ pub struct Config {
     /// How long the kiosk database keeps commands, alerts and attendance rows.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// The indoor air sensors; absent on a kiosk without them.
+    #[serde(default)]
+    pub air: Option<AirConfig>,
     /// Outdoor air and weather from AirKorea and the KMA; absent when not wanted.
     #[serde(default)]
     pub outdoor: Option<OutdoorConfig>,
@@ -97,6 +101,9 @@ impl Config {
         if let Some(thermal) = &mut self.thermal {
             thermal.resolve_paths(base);
         }
+        if let Some(air) = &mut self.air {
+            air.resolve_paths(base);
+        }
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -122,6 +129,9 @@ impl Config {
         self.state.validate()?;
         self.attendance.validate()?;
         self.retention.validate()?;
+        if let Some(air) = &self.air {
+            air.validate()?;
+        }
         if let Some(outdoor) = &self.outdoor {
             outdoor.validate()?;
         }
@@ -243,6 +253,9 @@ path = "gallery.json"
         const FLOAT0: &[&str] = &["nan", "inf", "-inf", "1e300", "-1e300", "0"];
         let thermal: &[&str] = &["device = \"csv\"", "port = \"/dev/ttyUSB0\""];
         let camera: &[&str] = &["kind = \"v4l2\"", "source = \"/dev/video0\""];
+        let air: &[&str] = &["pms = { port = \"/dev/ttyUSB1\", model = \"pms5003\" }"];
+        let air_pms: &[&str] = &["port = \"/dev/ttyUSB1\"", "model = \"pms5003\""];
+        let air_co2: &[&str] = &["port = \"/dev/ttyAMA0\""];
         let blackbody: &[&str] = &["x = 0", "y = 0", "width = 2", "height = 2", "temperature_c = 35.0"];
         let cases: &[(&str, &[&str], &str, &[&str])] = &[
             ("runtime", &[], "threads", UINT),
@@ -299,6 +312,14 @@ path = "gallery.json"
             ("fever.blackbody", blackbody, "width", &["0", "65", "-1"]),
             ("fever.blackbody", blackbody, "height", &["0", "65", "-1"]),
             ("fever.blackbody", blackbody, "temperature_c", FLOAT0),
+            ("air", air, "window_secs", &["0", "3601", "-1", "99999999999"]),
+            ("air", air, "retry_max_ms", &["0", "99", "3600001", "-1"]),
+            ("air.pms", air_pms, "baud", &["0", "-1", "1", "115201", "99999999999"]),
+            ("air.pms", air_pms, "poll_secs", &["0", "61", "-1", "99999999999"]),
+            ("air.co2", air_co2, "baud", &["0", "-1", "1", "115201", "99999999999"]),
+            ("air.co2", air_co2, "range_ppm", &["0", "1000", "3000", "10001", "-1", "65536"]),
+            ("air.co2", air_co2, "preheat_secs", &["1801", "-1", "99999999999"]),
+            ("air.co2", air_co2, "poll_secs", &["0", "61", "-1", "99999999999"]),
             ("retention", &[], "commands_days", &["0", "3651", "-1", "99999999999"]),
             ("retention", &[], "alerts_days", &["0", "3651", "-1", "99999999999"]),
             ("retention", &[], "attendance_days", &["0", "3651", "-1", "99999999999"]),
@@ -337,6 +358,13 @@ path = "gallery.json"
         // And the defaults, with the required keys, are all in range.
         let text = format!("{MINIMAL}\n[thermal]\n{}\n[camera]\n{}\n", thermal.join("\n"), camera.join("\n"));
         parse(&text).expect("defaults are valid");
+        let text = format!("{MINIMAL}\n[air.pms]\n{}\n[air.co2]\n{}\n", air_pms.join("\n"), air_co2.join("\n"));
+        let air = parse(&text).expect("air defaults are valid").air.expect("[air]");
+        assert_eq!((air.window_secs, air.retry_max_ms, air.humidity_correction), (60, 10_000, false));
+        let co2 = air.co2.expect("[air.co2]");
+        assert_eq!((co2.baud, co2.range_ppm, co2.abc, co2.preheat_secs, co2.poll_secs), (9600, 5000, None, 180, 5));
+        let pms = air.pms.expect("[air.pms]");
+        assert_eq!((pms.baud, pms.mode, pms.poll_secs), (9600, crate::sources::air::config::PmsMode::Passive, 2));
     }
 
     #[test]
@@ -347,5 +375,27 @@ path = "gallery.json"
         let text = format!("{MINIMAL}\n[attendance]\ndeparture_window = [\"20:00\", \"15:00\"]\n");
         let err = parse(&text).expect_err("window backwards").to_string();
         assert!(err.contains("attendance.departure_window"), "{err}");
+        let cases = [
+            ("[air]\nwindow_secs = 30\n", "`air`"),
+            ("[air.pms]\nport = \" \"\nmodel = \"pms5003\"\n", "air.pms.port"),
+            ("[air.co2]\nport = \"\"\n", "air.co2.port"),
+            (
+                "[air]\nhumidity_correction = true\n[air.pms]\nport = \"p\"\nmodel = \"pms7003\"\n",
+                "air.humidity_correction",
+            ),
+            ("[air]\nwindow_secs = 4\n[air.co2]\nport = \"p\"\n", "air.co2.poll_secs"),
+            ("[air.pms]\nport = \"p\"\nmodel = \"pms9000\"\n", "pms9000"),
+            ("[air.pms]\nport = \"p\"\nmodel = \"pms5003\"\nmode = \"lazy\"\n", "lazy"),
+            ("[air.co2]\nport = \"p\"\nlimits = 3\n", "limits"),
+        ];
+        for (section, named) in cases {
+            let err = parse(&format!("{MINIMAL}\n{section}")).expect_err(section).to_string();
+            assert!(err.contains(named), "{section}: {err}");
+        }
+        let text = format!(
+            "{MINIMAL}\n[air]\nhumidity_correction = true\n[air.pms]\nport = \"tty/pms\"\nmodel = \"pms5003st\"\n"
+        );
+        let air = parse(&text).expect("humidity correction with a PMS5003ST").air.expect("[air]");
+        assert_eq!(air.pms.map(|p| p.port).as_deref(), Some("/etc/dolbom/tty/pms"), "relative to the config file");
     }
 }

@@ -4,7 +4,9 @@
 //! silent. Health is reported under the sensor's name; nothing here panics on any input.
 //!
 //! A sensor brings a [`SerialDecoder`] and a closure that takes its frames; see
-//! docs/architecture.md for a worked example.
+//! docs/architecture.md for a worked example. A sensor that only speaks when asked (the MH-Z19B,
+//! a Plantower in passive mode) also brings a [`Poll`]: the loop writes its command while the port
+//! is open, and a sensor that stops answering is stale like one that stops streaming.
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
@@ -43,6 +45,34 @@ pub struct PortSettings {
     pub reopen_after: Duration,
 }
 
+/// A command the loop writes every `every` while the port is open (first right after the start
+/// commands), for sensors that answer only when asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Poll {
+    pub command: Vec<u8>,
+    pub every: Duration,
+}
+
+/// What a stage does with its sensor's frames, and with time passing (a stage that publishes
+/// per window must close the window even when nothing arrives).
+pub trait FrameSink<F> {
+    /// Gets the frames of each read (it may take them out) and says whether they make sense:
+    /// `Err(reason)` reports the sensor faulty.
+    fn deliver(&mut self, frames: &mut Vec<F>) -> Result<(), String>;
+    /// Called after every read attempt (at least every 200 ms while the port is open) and after
+    /// every failed open.
+    fn tick(&mut self) {}
+}
+
+/// A closure as a [`FrameSink`] that ignores time.
+struct Deliver<D>(D);
+
+impl<F, D: FnMut(&mut Vec<F>) -> Result<(), String>> FrameSink<F> for Deliver<D> {
+    fn deliver(&mut self, frames: &mut Vec<F>) -> Result<(), String> {
+        (self.0)(frames)
+    }
+}
+
 /// Runs until `shutdown`; `deliver` gets the frames of each read (it may take them out) and
 /// says whether they make sense: `Err(reason)` reports the sensor faulty (it talks, but what it
 /// says is impossible), which no reopening can fix, so the port stays open.
@@ -51,7 +81,21 @@ pub fn run_port<F>(
     decoder: &mut dyn SerialDecoder<Frame = F>,
     health: &Health,
     shutdown: &Shutdown,
-    mut deliver: impl FnMut(&mut Vec<F>) -> Result<(), String>,
+    deliver: impl FnMut(&mut Vec<F>) -> Result<(), String>,
+) {
+    run_port_polled(settings, None, decoder, health, shutdown, &mut Deliver(deliver));
+}
+
+/// [`run_port`] for a sensor that must be asked: `poll` is written right after the start
+/// commands (unless the last of them is the same command) and then every `poll.every`; a write
+/// that fails is a port failure. `sink` gets the frames and the ticks.
+pub fn run_port_polled<F>(
+    settings: &PortSettings,
+    poll: Option<&Poll>,
+    decoder: &mut dyn SerialDecoder<Frame = F>,
+    health: &Health,
+    shutdown: &Shutdown,
+    sink: &mut dyn FrameSink<F>,
 ) {
     let name = settings.sensor;
     let mut backoff = Backoff::new(Duration::from_millis(200), settings.retry_max);
@@ -66,24 +110,44 @@ pub fn run_port<F>(
                 warn!(sensor = name, error = %e, retry_in_ms = delay.as_millis() as u64, "sensor unavailable");
                 health.set_sensor(name, SensorState::Retrying, Some(e.to_string()));
                 shutdown.sleep(delay);
+                sink.tick();
                 continue;
             }
         };
-        for cmd in decoder.init_commands() {
-            if let Err(e) = port.write_all(&cmd) {
+        let init = decoder.init_commands();
+        for cmd in &init {
+            if let Err(e) = port.write_all(cmd) {
                 warn!(sensor = name, error = %e, "could not send a start command");
             }
         }
         info!(sensor = name, "sensor port opened");
         let mut last_frame = Instant::now();
+        // The start commands may already end with the poll (the MH-Z19B's do): no second one.
+        let mut next_poll = match poll {
+            Some(p) if init.last() == Some(&p.command) => Some(Instant::now() + p.every),
+            Some(_) => Some(Instant::now()),
+            None => None,
+        };
         while !shutdown.is_triggered() {
-            match port.read(&mut buf) {
+            if let (Some(p), Some(due)) = (poll, next_poll) {
+                if Instant::now() >= due {
+                    next_poll = Some(Instant::now() + p.every);
+                    if let Err(e) = port.write_all(&p.command) {
+                        warn!(sensor = name, error = %e, "sensor poll failed; reopening / 센서 요청 실패: 다시 여는 중");
+                        health.set_sensor(name, SensorState::Retrying, Some(e.to_string()));
+                        break;
+                    }
+                }
+            }
+            let read = port.read(&mut buf);
+            sink.tick();
+            match read {
                 Ok(0) => {}
                 Ok(n) => {
                     decoder.feed(&buf[..n], &mut frames);
                     health.set_sensor_stats(name, decoder.stats());
                     if !frames.is_empty() {
-                        let verdict = deliver(&mut frames);
+                        let verdict = sink.deliver(&mut frames);
                         frames.clear();
                         last_frame = Instant::now();
                         backoff.reset();

@@ -6,6 +6,8 @@
 //! - [`pms`] and [`mhz19`]: [`SerialDecoder`]s (the serial loop's decoder trait) that never panic
 //!   on any input, resynchronise after noise, count what they had to throw away, and never buffer
 //!   more than one frame;
+//! - [`config`]: the `[air]` section; [`stage`]: each sensor on the shared serial loop, one
+//!   [`crate::air::IndoorUpdate`] per window;
 //! - [`plausibility`]: refuses readings no working sensor could produce, with a reason;
 //! - [`window`]: means over a window of readings (warming readings left out) for the stage to
 //!   publish;
@@ -16,10 +18,12 @@
 //! for the CO2 sensor. A sensor that is still warming up says so in the reading (`warming`),
 //! never with a value that looks like clean air.
 
+pub mod config;
 pub mod humidity;
 pub mod mhz19;
 pub mod plausibility;
 pub mod pms;
+pub mod stage;
 pub mod window;
 
 pub use crate::health::DecoderStats;
