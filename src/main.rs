@@ -141,6 +141,31 @@ pub enum SimCommand {
     /// pseudo-terminals over a simulated day or a profile, in compressed time; the daemon opens
     /// the paths given by --pms-link and --co2-link. The clock starts when one is opened.
     Air(AirArgs),
+    /// Serve AirKorea's and KMA's answers on loopback with the values given, for
+    /// `[outdoor.airkorea]` / `[outdoor.kma]` `base_url`; prints both base URLs, then serves
+    /// until stopped.
+    Outdoor {
+        /// Address to listen on (port 0: any free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        #[arg(long, default_value = "종로구")]
+        station: String,
+        /// Outdoor PM10, µg/m³ (leave out: the station reports no value, with a flag).
+        #[arg(long)]
+        pm10: Option<f32>,
+        /// Outdoor PM2.5, µg/m³ (leave out: no value).
+        #[arg(long)]
+        pm25: Option<f32>,
+        /// Outdoor temperature, °C.
+        #[arg(long, default_value_t = 3.5, allow_negative_numbers = true)]
+        temperature: f32,
+        /// Outdoor relative humidity, %.
+        #[arg(long, default_value_t = 45.0)]
+        humidity: f32,
+        /// A file holding the service key requests must carry (others get the services' key error).
+        #[arg(long, value_name = "FILE")]
+        key_file: Option<PathBuf>,
+    },
 }
 
 #[cfg(feature = "kiosk")]
@@ -421,7 +446,12 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Sim { what: SimCommand::WalkUp { out, fps, walkers } } => cmd::sim::walk_up(out, fps, walkers),
         #[cfg(feature = "kiosk")]
         Command::Sim { what: SimCommand::Thermal(args) } => cmd::sim::thermal(args),
+        #[cfg(feature = "kiosk")]
         Command::Sim { what: SimCommand::Air(args) } => cmd::sim::air(args),
+        #[cfg(feature = "kiosk")]
+        Command::Sim { what: SimCommand::Outdoor { listen, station, pm10, pm25, temperature, humidity, key_file } } => {
+            cmd::sim::outdoor(listen, station, pm10, pm25, temperature, humidity, key_file)
+        }
         #[cfg(feature = "relay")]
         Command::Relay { config, action } => cmd::relay::relay(config, action),
     }

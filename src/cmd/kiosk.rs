@@ -13,6 +13,9 @@ pub fn kiosk(path: PathBuf) -> Result<ExitCode> {
     let mut config = Config::load(&path)?;
     let base = path.parent().unwrap_or_else(|| Path::new("."));
     config.mqtt.broker.load_secrets(base)?;
+    if let Some(outdoor) = &mut config.outdoor {
+        outdoor.load_secrets(base)?;
+    }
     dolbom_kiosk::daemon::run(&config, &path)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use dolbom_face::FaceModels;
 use dolbom_kiosk::config::Config;
 use dolbom_kiosk::sim::air::{play, AirSim, PlaySettings, Profile, Script, Wire};
+use dolbom_kiosk::sim::outdoor::{OutdoorServer, OutdoorSim};
 use dolbom_kiosk::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
 use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 
@@ -164,4 +165,40 @@ pub fn air(args: AirArgs) -> Result<ExitCode> {
         let _ = std::fs::remove_file(&link_path);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+pub fn outdoor(
+    listen: String,
+    station: String,
+    pm10: Option<f32>,
+    pm25: Option<f32>,
+    temperature: f32,
+    humidity: f32,
+    key_file: Option<PathBuf>,
+) -> Result<ExitCode> {
+    for (flag, value) in [("pm10", pm10), ("pm25", pm25)] {
+        if let Some(v) = value {
+            check(flag, v, 0.0, 1000.0)?;
+        }
+    }
+    check("temperature", temperature, -40.0, 50.0)?;
+    check("humidity", humidity, 0.0, 100.0)?;
+    anyhow::ensure!(!station.trim().is_empty(), "--station: must not be empty");
+    let service_key = match key_file {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("--key-file {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    let sim = OutdoorSim { station, pm10, pm25, temperature_c: temperature, humidity_pct: humidity, service_key };
+    let server = OutdoorServer::start(&listen, sim).with_context(|| format!("cannot listen on {listen}"))?;
+    outln!("airkorea\t{}", server.airkorea_url())?;
+    outln!("kma\t{}", server.kma_url())?;
+    // Serves from its own threads until the process is stopped.
+    loop {
+        std::thread::park();
+    }
 }

@@ -195,11 +195,20 @@ impl Drop for Subscriber {
 
 /// Publishes one QoS 1 message and waits for the broker's acknowledgement.
 pub fn publish(port: u16, topic: &str, payload: &[u8]) {
+    send(port, topic, payload, false)
+}
+
+/// Clears what is retained on `topic` (an empty retained message), acknowledged.
+pub fn clear_retained(port: u16, topic: &str) {
+    send(port, topic, b"", true)
+}
+
+fn send(port: u16, topic: &str, payload: &[u8], retain: bool) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let (client, mut el) =
             rumqttc::AsyncClient::new(MqttOptions::new(format!("test-pub-{}", free_port()), "127.0.0.1", port), 10);
-        client.publish(topic, QoS::AtLeastOnce, false, payload.to_vec()).await.expect("queue publish");
+        client.publish(topic, QoS::AtLeastOnce, retain, payload.to_vec()).await.expect("queue publish");
         let until = Instant::now() + Duration::from_secs(10);
         loop {
             assert!(Instant::now() < until, "no PUBACK for {topic}");

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! camera thread ──FrameSlot──► vision thread ──mpsc──► event stage ──outbox (SQLite)──► publisher ──► broker
+//! air sensor threads ──mpsc──► air stage ──────────────────────────┘
+//! outdoor poller ──────watch──┘
 //! ```
 //!
 //! Shutdown is one [`Shutdown`] token, triggered by SIGTERM or SIGINT (or, once everything has
@@ -21,6 +23,7 @@ use dolbom_face::gallery::{GalleryError, GalleryStore, Matcher, StoreError as Ga
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::{FaceError, FaceModels};
 
+use crate::air::{AirStage, HomeAssistantConfig, OutdoorAir};
 use crate::alerts::{AlertContext, CommandStage};
 use crate::config::{Config, ConfigError};
 use crate::disk::DiskWatch;
@@ -31,6 +34,7 @@ use crate::outbox::{Outbox, Publisher};
 use crate::screening::ScreeningStage;
 use crate::shutdown::Shutdown;
 use crate::site::Site;
+use crate::sources::air::stage::{run_co2, run_pms};
 use crate::sources::camera::{run_camera, FrameSlot};
 use crate::sources::thermal::source::{run_thermal, LatestFrame};
 use crate::store::{Store, StoreError};
@@ -125,6 +129,44 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         }
         None => None,
     };
+    // Indoor air: a thread per configured sensor, each handing window means to the air stage.
+    let (indoor_tx, indoor_rx) = mpsc::channel(32);
+    let mut air_sensors = Vec::new();
+    if let Some(air) = &config.air {
+        let sensors: [(&'static str, bool, AirSensorRun); 2] =
+            [(crate::air::AIR_PM, air.pms.is_some(), run_pms), (crate::air::AIR_CO2, air.co2.is_some(), run_co2)];
+        for (name, run) in sensors.into_iter().filter_map(|(name, configured, run)| configured.then_some((name, run))) {
+            health.set_sensor(name, crate::health::SensorState::Starting, None);
+            let (air, tx, health, shutdown) = (air.clone(), indoor_tx.clone(), health.clone(), shutdown.clone());
+            air_sensors.push(
+                std::thread::Builder::new()
+                    .name(name.replace('_', "-"))
+                    .spawn(move || {
+                        let _guard = shutdown.guard(name);
+                        run(air, tx, health, shutdown)
+                    })
+                    .map_err(KioskError::Start)?,
+            );
+        }
+    }
+    drop(indoor_tx);
+    let air_stage = (config.air.is_some() || config.outdoor.is_some()).then(|| {
+        let mut stage = AirStage::new(
+            site.clone(),
+            outbox.clone(),
+            config.air.as_ref().map(|a| a.limits.clone()).unwrap_or_default(),
+            (config.mqtt.publish.event_expiry_minutes * 60_000) as i64,
+        );
+        if let Some(air) = &config.air {
+            stage.interval = std::time::Duration::from_secs(air.telemetry_secs);
+            stage.stale_after = air.stale_after();
+        }
+        stage
+    });
+    announce_to_home_assistant(&config.homeassistant, &site, &outbox);
+    if let Ok(conn) = outbox.store().lock() {
+        crate::alerts::refresh_active_count(&conn, &health);
+    }
     let screening = match (&config.thermal, config.fever.enabled) {
         (Some(t), true) => Some(
             ScreeningStage::new(
@@ -237,6 +279,33 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
                 crate::retention::run(retention_outbox, retention_topics, config, shutdown).await
             }
         });
+        // The air stage and the outdoor poller run while the kiosk does; the stage stops before
+        // the publisher drains, so what it queued last goes out with the rest.
+        let (air_stop, air_stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut air_task = air_stage.map(|stage| {
+            let (outdoor_tx, outdoor_rx) = watch::channel(OutdoorAir::default());
+            let outdoor = config.outdoor.clone().unwrap_or_default();
+            let poller = tokio::spawn({
+                let guard = shutdown.guard("outdoor");
+                let (health, shutdown) = (health.clone(), shutdown.clone());
+                async move {
+                    let _guard = guard;
+                    crate::sources::outdoor::run(outdoor, outdoor_tx, health, shutdown).await
+                }
+            });
+            let stage = tokio::spawn({
+                let guard = shutdown.guard("air");
+                let shutdown = shutdown.clone();
+                async move {
+                    let _guard = guard;
+                    tokio::select! {
+                        _ = stage.run(indoor_rx, outdoor_rx, shutdown) => {}
+                        _ = air_stopped => {}
+                    }
+                }
+            });
+            (poller, stage)
+        });
         let events_task = tokio::spawn({
             let guard = shutdown.guard("event");
             async move {
@@ -248,6 +317,10 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         // Every stage runs: systemd may consider the kiosk started.
         notifier.ready();
         let _ = events_task.await;
+        let _ = air_stop.send(());
+        if let Some((_, stage)) = &mut air_task {
+            let _ = stage.await;
+        }
         let _ = done_tx.send(true);
         let _ = mqtt.await;
         // The publisher is gone, and with it the commands' sender: the command stage ends.
@@ -255,12 +328,15 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         // Whatever ended the run (a signal, the end of a file), every stage stops now.
         shutdown.trigger();
         let _ = tokio::join!(signals, hand_over, retention);
+        if let Some((poller, _)) = air_task {
+            let _ = poller.await;
+        }
         watchdog.abort();
     });
     if camera.is_finished() {
         let _ = camera.join();
     }
-    if let Some(t) = thermal.filter(|t| t.is_finished()) {
+    for t in thermal.into_iter().chain(air_sensors).filter(|t| t.is_finished()) {
         let _ = t.join();
     }
     let _ = vision.join();
@@ -270,6 +346,21 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// An air sensor's stage, run on its own thread.
+type AirSensorRun =
+    fn(crate::sources::air::config::AirConfig, mpsc::Sender<crate::air::IndoorUpdate>, Arc<Health>, Shutdown);
+
+/// Queues the Home Assistant discovery configs (retained) when enabled. A failure costs the
+/// announcement only: it is logged, and the next start announces again.
+fn announce_to_home_assistant(config: &HomeAssistantConfig, site: &Site, outbox: &Outbox) {
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    match crate::air::homeassistant::announce(config, site, outbox, now_ms) {
+        Ok(0) => {}
+        Ok(n) => info!(entities = n, "announced to Home Assistant / 홈 어시스턴트에 등록"),
+        Err(e) => warn!(error = %e, "could not queue the Home Assistant announcement / 홈 어시스턴트 등록 실패"),
+    }
 }
 
 async fn wait_for_signal() {

@@ -9,6 +9,7 @@ use dolbom_face::config::in_range;
 use serde::Deserialize;
 
 use super::{mhz19, pms};
+use crate::air::AirLimitsConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,6 +30,12 @@ pub struct AirConfig {
     /// Longest wait between attempts to open a sensor's port.
     #[serde(default = "default_retry_max_ms")]
     pub retry_max_ms: u64,
+    /// `telemetry/air` is published this often (and at once when a limit is crossed).
+    #[serde(default = "default_telemetry_secs")]
+    pub telemetry_secs: u64,
+    /// `[air.limits]`: the daycare limits and how patiently they are judged.
+    #[serde(default)]
+    pub limits: AirLimitsConfig,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -107,6 +114,9 @@ fn default_window_secs() -> u64 {
 fn default_retry_max_ms() -> u64 {
     10_000
 }
+fn default_telemetry_secs() -> u64 {
+    60
+}
 fn default_baud() -> u32 {
     9600
 }
@@ -127,6 +137,8 @@ impl AirConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
         in_range("air.window_secs", self.window_secs, 1, 3600)?;
         in_range("air.retry_max_ms", self.retry_max_ms, 100, 3_600_000)?;
+        in_range("air.telemetry_secs", self.telemetry_secs, 1, 3600)?;
+        self.limits.validate()?;
         if self.pms.is_none() && self.co2.is_none() {
             return Err(("air", "needs a sensor: [air.pms], [air.co2] or both".into()));
         }
@@ -191,5 +203,11 @@ impl AirConfig {
 
     pub fn window(&self) -> Duration {
         Duration::from_secs(self.window_secs)
+    }
+
+    /// An indoor value older than three windows is gone from the telemetry: its sensor has
+    /// missed two updates.
+    pub fn stale_after(&self) -> Duration {
+        3 * self.window()
     }
 }
