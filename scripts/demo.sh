@@ -3,7 +3,9 @@
 # registry photos, identifies faces in other photos, then runs the kiosk daemon with fever
 # screening on a sample clip (the photos walking up to a simulated door, a simulated thermal
 # sensor on a pseudo-terminal) against the local MQTT broker, with the relay texting parents
-# through a console SMS gateway that prints the texts.
+# through a console SMS gateway that prints the texts. Beside the door, simulated air sensors
+# (fine dust, CO2) and the outdoor services' stand-in: the air telemetry and a CO2 alert with its
+# recovery come in between the door events.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -36,18 +38,27 @@ echo "== sample clip: ${#walkers[@]} people walk up to the door =="
 "$bin" sim walk-up --out .dolbom/demo/walkup.avi "${walkers[@]}"
 
 root='dolbom/v1/sunshine/door-1'
-# Alerts are retained; clear those left on the broker by earlier demo runs.
-mosquitto_sub -h 127.0.0.1 -t "$root/alert/#" --remove-retained -W 1 >/dev/null 2>&1 || true
+# Alerts and telemetry are retained; clear those left on the broker by earlier demo runs.
+mosquitto_sub -h 127.0.0.1 -t "$root/alert/#" -t "$root/telemetry/#" --remove-retained -W 1 >/dev/null 2>&1 || true
 
 echo "== kiosk daemon with fever screening (config/sample-fever.toml); MQTT messages as they arrive =="
 mosquitto_sub -h 127.0.0.1 -p 1883 -V mqttv5 -v -t "$root/#" &
 sub=$!
 "$bin" sim thermal --config config/sample-fever.toml --link .dolbom/demo/thermal0 "${walkers[@]}" >/dev/null &
 sim=$!
+# The air: a classroom whose CO2 climbs past 1,000 ppm and is aired (config/sample-air.csv), and
+# AirKorea/KMA answering on loopback with a bad-dust day outside (the key is the demo's own).
+(umask 077; echo demo-key > .dolbom/demo/outdoor-key)
+"$bin" sim air --pms-link .dolbom/demo/pm0 --co2-link .dolbom/demo/co2 --profile config/sample-air.csv \
+    --speed 1 --period 0.5 --seconds 120 >/dev/null &
+air=$!
+"$bin" sim outdoor --listen 127.0.0.1:18089 --pm10 88 --pm25 41 --temperature -1.5 --humidity 38 \
+    --key-file .dolbom/demo/outdoor-key >/dev/null &
+outdoor=$!
 echo "== relay (config/sample-relay.toml, console SMS gateway): texts to parents are printed as they go out =="
 "$bin" relay --config config/sample-relay.toml &
 relay=$!
-trap 'kill $sub $sim $relay 2>/dev/null || true' EXIT
+trap 'kill $sub $sim $air $outdoor $relay 2>/dev/null || true' EXIT
 sleep 0.5
 "$bin" kiosk --config config/sample-fever.toml &
 kiosk=$!

@@ -173,6 +173,20 @@ mod tests {
         for name in ["kiosk.toml", "sample.toml", "sample-clip.toml", "sample-fever.toml"] {
             Config::load(&config.join(name)).unwrap_or_else(|e| panic!("config/{name}: {e}"));
         }
+        // The installed example's commented air sections, uncommented, are a valid config too.
+        let text = std::fs::read_to_string(config.join("kiosk.toml")).expect("config/kiosk.toml");
+        let (head, air) = text.split_once("\n# Air quality").expect("an air block in config/kiosk.toml");
+        // Settings only: a section header or `key = value`, not the prose around them.
+        let setting = |r: &&str| {
+            r.starts_with('[')
+                || r.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        };
+        let air: Vec<&str> = air.lines().filter_map(|l| l.strip_prefix("# ")).filter(setting).collect();
+        let air = air.join("\n");
+        let c = Config::parse(&format!("{head}\n{air}\n"), &config.join("kiosk.toml"))
+            .unwrap_or_else(|e| panic!("config/kiosk.toml with its air sections uncommented: {e}"));
+        assert!(c.air.is_some_and(|a| a.pms.is_some() && a.co2.is_some()) && c.homeassistant.enabled);
+        assert!(c.outdoor.is_some_and(|o| o.airkorea.is_some() && o.kma.is_some()));
     }
 
     const MINIMAL: &str = r#"
