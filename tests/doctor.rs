@@ -252,3 +252,61 @@ fn a_config_that_does_not_load_is_the_one_finding() {
     assert_eq!(findings.len(), 1, "{findings:#?}");
     assert_fails(&findings, "config", "sorce");
 }
+
+/// The air checks go through the daemon's own stages: a particle sensor played by `dolbom sim
+/// air` answers with its values, a CO2 port that is not there fails with its name, an outdoor
+/// service with the right key shows its values, one whose key the service refuses says so.
+#[test]
+fn air_sensors_and_outdoor_services_are_checked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile = dir.path().join("profile.csv");
+    std::fs::write(&profile, "t_s,pm25,pm10,co2\n0,18,30,700\n600,18,30,700\n").expect("profile");
+    let pm_link = dir.path().join("pm0");
+    let mut sim = std::process::Command::new(env!("CARGO_BIN_EXE_dolbom"))
+        .args(["sim", "air", "--speed", "1", "--noise", "0", "--corrupt", "0", "--seconds", "120", "--pms-link"])
+        .arg(&pm_link)
+        .arg("--profile")
+        .arg(&profile)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("dolbom sim air");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(sim.stdout.take().expect("stdout")), &mut line)
+        .expect("pty path");
+    let keys = [("good-key", "k1+/="), ("wrong-key", "nope")];
+    for (name, key) in keys {
+        let path = dir.path().join(name);
+        std::fs::write(&path, key).expect("key");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let services = dolbom_kiosk::sim::outdoor::OutdoorSim {
+        service_key: Some("k1+/=".into()),
+        pm10: Some(35.0),
+        pm25: Some(17.0),
+        ..Default::default()
+    };
+    let outdoor = dolbom_kiosk::sim::outdoor::OutdoorServer::start("127.0.0.1:0", services).expect("services");
+    let extra = format!(
+        "[air]\n[air.pms]\nport = \"{pm}\"\nmodel = \"pms5003\"\n[air.co2]\nport = \"{dir}/ttyCO2GONE\"\n\n\
+         [outdoor]\n[outdoor.airkorea]\nstation = \"종로구\"\nservice_key_file = \"{dir}/good-key\"\nbase_url = \"{ak}\"\n\
+         [outdoor.kma]\nnx = 60\nny = 127\nservice_key_file = \"{dir}/wrong-key\"\nbase_url = \"{kma}\"\n",
+        pm = pm_link.display(),
+        dir = dir.path().display(),
+        ak = outdoor.airkorea_url(),
+        kma = outdoor.kma_url(),
+    );
+    let config = config(dir.path(), system_broker_port(), clip(), &extra);
+    let (code, findings) = doctor(&config);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    assert_eq!(code, 1, "{findings:#?}");
+    let pm = finding(&findings, "air_pm");
+    assert_eq!(pm["status"], "ok", "{pm:#}");
+    assert!(pm["detail"].as_str().is_some_and(|d| d.contains("PM2.5 18") && d.contains("PM10 30")), "{pm:#}");
+    assert_fails(&findings, "air_co2", "ttyCO2GONE");
+    let dust = finding(&findings, "outdoor_dust");
+    assert_eq!(dust["status"], "ok", "{dust:#}");
+    assert!(dust["detail"].as_str().is_some_and(|d| d.contains("종로구") && d.contains("PM2.5 17")), "{dust:#}");
+    assert_fails(&findings, "outdoor_weather", "kma");
+}

@@ -34,7 +34,7 @@ use crate::outbox::{Outbox, Publisher};
 use crate::screening::ScreeningStage;
 use crate::shutdown::Shutdown;
 use crate::site::Site;
-use crate::sources::air::stage::{run_co2, run_pms};
+use crate::sources::air::stage::{run_co2, run_pms, SensorStage};
 use crate::sources::camera::{run_camera, FrameSlot};
 use crate::sources::thermal::source::{run_thermal, LatestFrame};
 use crate::store::{Store, StoreError};
@@ -133,7 +133,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     let (indoor_tx, indoor_rx) = mpsc::channel(32);
     let mut air_sensors = Vec::new();
     if let Some(air) = &config.air {
-        let sensors: [(&'static str, bool, AirSensorRun); 2] =
+        let sensors: [(&'static str, bool, SensorStage); 2] =
             [(crate::air::AIR_PM, air.pms.is_some(), run_pms), (crate::air::AIR_CO2, air.co2.is_some(), run_co2)];
         for (name, run) in sensors.into_iter().filter_map(|(name, configured, run)| configured.then_some((name, run))) {
             health.set_sensor(name, crate::health::SensorState::Starting, None);
@@ -347,10 +347,6 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     info!("stopped");
     Ok(())
 }
-
-/// An air sensor's stage, run on its own thread.
-type AirSensorRun =
-    fn(crate::sources::air::config::AirConfig, mpsc::Sender<crate::air::IndoorUpdate>, Arc<Health>, Shutdown);
 
 /// Queues the Home Assistant discovery configs (retained) when enabled. A failure costs the
 /// announcement only: it is logged, and the next start announces again.

@@ -3,6 +3,8 @@
 //! or the network runs on a thread of its own with a deadline, so a wedged camera, a silent
 //! serial port or a black-holed broker cannot hang the run.
 
+mod air;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -97,6 +99,12 @@ pub fn run(path: &Path) -> Vec<Finding> {
         findings.push(thermal_sensor(thermal, SERIAL_TIMEOUT));
     }
     let base = path.parent().unwrap_or_else(|| Path::new("."));
+    if let Some(sensors) = &config.air {
+        findings.extend(air::sensors(sensors, air::AIR_TIMEOUT));
+    }
+    if let Some(outdoor) = &config.outdoor {
+        findings.extend(air::outdoor(outdoor, base, air::OUTDOOR_TIMEOUT));
+    }
     match config.mqtt.broker.load_secrets(base) {
         Ok(()) => findings.push(broker(&config, BROKER_TIMEOUT)),
         // Outside the unit, systemd has handed over nothing: say how to check it by hand.

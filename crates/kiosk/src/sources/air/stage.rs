@@ -28,6 +28,9 @@ use crate::health::Health;
 use crate::shutdown::Shutdown;
 use crate::sources::serial::{run_port_polled, FrameSink, Poll, PortSettings};
 
+/// An air sensor's stage, run on a thread of its own ([`run_pms`], [`run_co2`]).
+pub type SensorStage = fn(AirConfig, Sender<IndoorUpdate>, Arc<Health>, Shutdown);
+
 /// The particle sensor's stage; returns at `shutdown`, or at once when `[air.pms]` is absent.
 pub fn run_pms(config: AirConfig, tx: Sender<IndoorUpdate>, health: Arc<Health>, shutdown: Shutdown) {
     let Some(pms_config) = config.pms.clone() else {
