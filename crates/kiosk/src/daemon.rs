@@ -97,8 +97,9 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
 
     let shutdown = Shutdown::new();
     let notifier = Arc::new(Notifier::from_env());
-    // Every watched stage starts on the clock: one that never beats is stalled too.
-    for stage in crate::notify::WATCHED {
+    // Every watched stage that runs starts on the clock: one that never beats is stalled too.
+    let air_runs = config.air.is_some() || config.outdoor.is_some();
+    for stage in crate::notify::WATCHED.into_iter().filter(|s| air_runs || *s != crate::notify::AIR) {
         health.beat(stage);
     }
     let slot = Arc::new(FrameSlot::default());
@@ -150,7 +151,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         }
     }
     drop(indoor_tx);
-    let air_stage = (config.air.is_some() || config.outdoor.is_some()).then(|| {
+    let air_stage = air_runs.then(|| {
         let mut stage = AirStage::new(
             site.clone(),
             outbox.clone(),
@@ -295,13 +296,18 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             });
             let stage = tokio::spawn({
                 let guard = shutdown.guard("air");
-                let shutdown = shutdown.clone();
+                let (shutdown, health) = (shutdown.clone(), health.clone());
                 async move {
                     let _guard = guard;
-                    tokio::select! {
-                        _ = stage.run(indoor_rx, outdoor_rx, shutdown) => {}
-                        _ = air_stopped => {}
-                    }
+                    let stop = async move {
+                        tokio::select! {
+                            _ = shutdown.wait() => {}
+                            _ = air_stopped => {}
+                        }
+                    };
+                    stage.run_until(indoor_rx, outdoor_rx, stop).await;
+                    // Stopped on purpose: no longer a stage the watchdog waits for.
+                    health.retire(crate::notify::AIR);
                 }
             });
             (poller, stage)

@@ -14,8 +14,11 @@ use tracing::{debug, warn};
 use crate::health::Health;
 use crate::shutdown::Shutdown;
 
-/// The stages whose heartbeat the watchdog checks.
-pub const WATCHED: [&str; 3] = ["camera", "vision", "event"];
+/// The stages whose heartbeat the watchdog checks (a stage that never beats, such as the air
+/// stage on a kiosk without air sensors, is not watched).
+pub const WATCHED: [&str; 4] = ["camera", "vision", "event", AIR];
+/// The air stage's name among the heartbeats.
+pub const AIR: &str = "air";
 
 pub struct Notifier {
     socket: Option<(UnixDatagram, PathBuf)>,

@@ -146,6 +146,12 @@ CREATE TABLE IF NOT EXISTS recognition (
     last_strong_ms INTEGER,
     trend          REAL    NOT NULL
 );
+-- The air limits exceeded now (air/stage.rs): a restart neither raises an excursion again nor
+-- forgets to say when it is over.
+CREATE TABLE IF NOT EXISTS air_excursions (
+    pollutant   TEXT PRIMARY KEY,
+    exceeded_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS commands (
     request_id TEXT PRIMARY KEY,
     result     TEXT NOT NULL,

@@ -261,12 +261,12 @@ fn the_poller_keeps_the_last_good_dust_through_errors_and_recovers() {
         reply(200, data("airkorea-good.json")),
         reply(500, "Internal Server Error".into()),
         reply(200, data("key-not-registered.xml")),
-        Reply { status: 200, body: data("airkorea-later.json"), delay: Duration::from_millis(1600) },
+        Reply { status: 200, body: data("airkorea-later.json"), delay: Duration::from_millis(3600) },
         reply(200, data("airkorea-later.json")),
     ];
     let (base, seen) = serve(script, probe(health.clone(), OUTDOOR_DUST, rx));
     let text = format!(
-        "timeout_secs = 1\n[airkorea]\nstation = \"종로구\"\nservice_key_file = \"airkorea.key\"\nbase_url = \"{base}/B552584/ArpltnInforInqireSvc\"\n"
+        "timeout_secs = 3\n[airkorea]\nstation = \"종로구\"\nservice_key_file = \"airkorea.key\"\nbase_url = \"{base}/B552584/ArpltnInforInqireSvc\"\n"
     );
     let mut config: OutdoorConfig = toml::from_str(&text).expect("config");
     config.validate().expect("valid");
@@ -295,7 +295,7 @@ fn the_poller_keeps_the_last_good_dust_through_errors_and_recovers() {
     let first = seen[1].air.dust.clone().expect("the first value");
     assert_eq!((first.pm10, first.observed_ms), (Some(41.0), kst_ms("2026-12-01T10:00")));
     assert_eq!((seen[1].state, seen[1].error.as_deref()), (SensorState::Ok, None));
-    let reasons = [(2, "HTTP 500"), (3, "서비스 키가 거부"), (4, "no answer within 1 s")];
+    let reasons = [(2, "HTTP 500"), (3, "서비스 키가 거부"), (4, "no answer within 3 s")];
     for (i, reason) in reasons {
         assert_eq!(seen[i].state, SensorState::Retrying, "after request {}", i - 1);
         let error = seen[i].error.as_deref().unwrap_or_default();

@@ -112,6 +112,12 @@ impl LimitWatch {
         self.recover_below
     }
 
+    /// The limit was already exceeded before a restart: only a recovery comes next.
+    pub fn restore_exceeded(&mut self) {
+        self.exceeded = true;
+        self.run_since = None;
+    }
+
     /// The value is missing (warming up, sensor gone): whatever run was being counted is over.
     pub fn interrupt(&mut self) {
         self.run_since = None;

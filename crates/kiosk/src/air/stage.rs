@@ -71,9 +71,20 @@ impl AirStage {
     /// Runs until shutdown (or until both inputs are gone).
     pub async fn run(
         self,
+        indoor: mpsc::Receiver<IndoorUpdate>,
+        outdoor: watch::Receiver<OutdoorAir>,
+        shutdown: Shutdown,
+    ) {
+        self.run_until(indoor, outdoor, async move { shutdown.wait().await }).await
+    }
+
+    /// Runs until `stop` completes (or until both inputs are gone); what could not be queued by
+    /// then is counted as lost.
+    pub async fn run_until(
+        self,
         mut indoor: mpsc::Receiver<IndoorUpdate>,
         mut outdoor: watch::Receiver<OutdoorAir>,
-        shutdown: Shutdown,
+        stop: impl std::future::Future<Output = ()>,
     ) {
         let span = info_span!("air", center = %self.site.center, kiosk = %self.site.kiosk);
         let stage = Arc::new(self);
@@ -81,16 +92,24 @@ impl AirStage {
             let health = stage.outbox.health().clone();
             let mut air = AirState::new(&stage.limits, stage.stale_after.as_millis() as i64);
             air.outdoor = outdoor.borrow_and_update().clone();
+            match stage.load_excursions() {
+                Ok(rows) if !rows.is_empty() => {
+                    let names: Vec<&str> = rows.iter().map(|(p, _)| p.name()).collect();
+                    info!(pollutants = ?names, "air limits exceeded before the restart; only their recovery is told now / 재시작 전부터 기준 초과 중, 회복만 알립니다");
+                    air.restore(rows);
+                }
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "cannot read the air limits exceeded before the restart; an excursion may be told twice / 재시작 전 초과 상태를 읽지 못함"),
+            }
             let mut waiting: VecDeque<NewMessage> = VecDeque::new();
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + stage.interval, stage.interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             // The watchdog's sign of life, also when no sensor speaks for a while.
             let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
-            let stop = shutdown.wait();
             tokio::pin!(stop);
             let (mut indoor_open, mut outdoor_open) = (true, true);
             while indoor_open || outdoor_open {
-                health.beat("air");
+                health.beat(crate::notify::AIR);
                 let publish = tokio::select! {
                     _ = &mut stop => break,
                     u = indoor.recv(), if indoor_open => match u {
@@ -124,12 +143,12 @@ impl AirStage {
                 if publish {
                     let now_ms = Timestamp::now().as_millisecond();
                     let telemetry = stage.telemetry_message(&air, now_ms);
-                    stage.write(&mut waiting, telemetry, now_ms).await;
+                    stage.write(&mut waiting, telemetry, air.excursions().to_vec(), now_ms).await;
                 }
             }
             if !waiting.is_empty() {
                 health.events_lost.fetch_add(waiting.len() as u64, Ordering::Relaxed);
-                error!(lost = waiting.len(), "stopping with air events the state database would not take: lost");
+                error!(lost = waiting.len(), "stopping with air events the state database would not take: lost / 저장하지 못한 공기질 이벤트 유실");
             }
         }
         .instrument(span)
@@ -138,35 +157,73 @@ impl AirStage {
 
     /// Writes the waiting events and the telemetry in one transaction, on the blocking pool (it
     /// waits for fsync). On failure the events keep waiting; the telemetry is rebuilt next time.
-    async fn write(self: &Arc<Self>, waiting: &mut VecDeque<NewMessage>, telemetry: NewMessage, now_ms: i64) {
+    async fn write(
+        self: &Arc<Self>,
+        waiting: &mut VecDeque<NewMessage>,
+        telemetry: NewMessage,
+        excursions: Vec<(Pollutant, i64)>,
+        now_ms: i64,
+    ) {
         let events: Vec<NewMessage> = waiting.iter().cloned().collect();
         let stage = self.clone();
         let span = tracing::Span::current();
-        let done =
-            tokio::task::spawn_blocking(move || span.in_scope(|| stage.enqueue(&events, &telemetry, now_ms))).await;
+        let done = tokio::task::spawn_blocking(move || {
+            span.in_scope(|| stage.enqueue(&events, &telemetry, &excursions, now_ms))
+        })
+        .await;
         match done {
             Ok(Ok(())) => waiting.clear(),
             Ok(Err(e)) => {
-                warn!(error = %e, waiting = waiting.len(), "air telemetry not queued; events wait in memory and are tried again")
+                warn!(error = %e, waiting = waiting.len(), "air telemetry not queued; events wait in memory and are tried again / 공기질 정보 저장 실패, 이벤트는 메모리에서 대기 후 재시도")
             }
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => warn!(error = %e, "queueing air telemetry was cancelled"),
+            Err(e) => warn!(error = %e, "queueing air telemetry was cancelled / 공기질 정보 저장 취소됨"),
         }
     }
 
-    /// The events (each its own row) and the telemetry (replacing any still queued).
-    pub fn enqueue(&self, events: &[NewMessage], telemetry: &NewMessage, now_ms: i64) -> Result<(), StoreError> {
+    /// The events (each its own row), the telemetry (replacing any still queued), and the limits
+    /// exceeded now, in one transaction: what was told and what is remembered never disagree.
+    pub fn enqueue(
+        &self,
+        events: &[NewMessage],
+        telemetry: &NewMessage,
+        excursions: &[(Pollutant, i64)],
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
         let mut conn = self.outbox.store().lock()?;
         let tx = conn.transaction()?;
         let mut tally = Tally::default();
         for e in events {
             tally.enqueue(&tx, e, self.outbox.capacity(), now_ms)?;
         }
+        tx.execute("DELETE FROM air_excursions", [])?;
+        for (p, exceeded_ms) in excursions {
+            tx.execute(
+                "INSERT INTO air_excursions (pollutant, exceeded_ms) VALUES (?1, ?2)",
+                rusqlite::params![p.name(), exceeded_ms],
+            )?;
+        }
         tally.enqueue_latest(&tx, telemetry, self.outbox.capacity(), now_ms)?;
         tx.commit()?;
         drop(conn);
         self.outbox.after_enqueue(tally);
         Ok(())
+    }
+
+    /// The limits exceeded when the kiosk last wrote (before a restart).
+    fn load_excursions(&self) -> Result<Vec<(Pollutant, i64)>, StoreError> {
+        let conn = self.outbox.store().lock()?;
+        let mut stmt = conn.prepare("SELECT pollutant, exceeded_ms FROM air_excursions")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, at_ms) = row?;
+            // A pollutant this version does not know is left alone.
+            if let Some(p) = Pollutant::ALL.into_iter().find(|p| p.name() == name) {
+                out.push((p, at_ms));
+            }
+        }
+        Ok(out)
     }
 
     fn event(&self, p: Pollutant, t: Transition, air: &AirState) -> AirEvent {
@@ -289,7 +346,7 @@ fn hold(waiting: &mut VecDeque<NewMessage>, msg: NewMessage, health: &Health) {
     if waiting.len() >= WAITING_CAPACITY {
         waiting.pop_front();
         health.events_lost.fetch_add(1, Ordering::Relaxed);
-        error!(capacity = WAITING_CAPACITY, "too many air events waiting for the state database: the oldest is lost");
+        error!(capacity = WAITING_CAPACITY, "too many air events waiting for the state database: the oldest is lost / 대기 중인 공기질 이벤트가 너무 많아 가장 오래된 것을 버림");
     }
     waiting.push_back(msg);
 }
@@ -328,13 +385,36 @@ pub struct AirState {
     pub indoor: IndoorLatest,
     pub outdoor: OutdoorAir,
     watches: Vec<(Pollutant, LimitWatch)>,
+    /// The limits exceeded now, with when each alert was raised.
+    excursions: Vec<(Pollutant, i64)>,
     stale_ms: i64,
 }
 
 impl AirState {
     pub fn new(limits: &AirLimitsConfig, stale_ms: i64) -> Self {
         let watches = Pollutant::ALL.iter().map(|&p| (p, limits.watch(p, stale_ms))).collect();
-        Self { indoor: IndoorLatest::default(), outdoor: OutdoorAir::default(), watches, stale_ms }
+        Self {
+            indoor: IndoorLatest::default(),
+            outdoor: OutdoorAir::default(),
+            watches,
+            excursions: Vec::new(),
+            stale_ms,
+        }
+    }
+
+    /// The limits exceeded now, with when each alert was raised.
+    pub fn excursions(&self) -> &[(Pollutant, i64)] {
+        &self.excursions
+    }
+
+    /// Limits exceeded before a restart: their watches wait for the recovery only.
+    pub fn restore(&mut self, excursions: Vec<(Pollutant, i64)>) {
+        for &(p, _) in &excursions {
+            if let Some(w) = self.watch(p) {
+                w.restore_exceeded();
+            }
+        }
+        self.excursions = excursions;
     }
 
     fn watch(&mut self, p: Pollutant) -> Option<&mut LimitWatch> {
@@ -383,6 +463,12 @@ impl AirState {
             match v {
                 Some(v) => transitions.extend(w.observe(at_ms, v).map(|t| (p, t))),
                 None => w.interrupt(),
+            }
+        }
+        for (p, t) in &transitions {
+            self.excursions.retain(|(q, _)| q != p);
+            if let Transition::Exceeded { at_ms, .. } = t {
+                self.excursions.push((*p, *at_ms));
             }
         }
         transitions

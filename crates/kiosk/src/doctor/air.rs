@@ -39,6 +39,13 @@ fn sensor(name: &'static str, run: SensorStage, config: &AirConfig, timeout: Dur
     let mut c = config.clone();
     // Each poll within the window still happens: the shortest window the stage accepts.
     c.window_secs = c.pms.iter().map(|p| p.poll_secs).chain(c.co2.iter().map(|p| p.poll_secs)).max().unwrap_or(1);
+    // The preheat counts from the daemon's start, which the doctor is not: show what the sensor
+    // says now (see the finding's wording).
+    if let Some(co2) = &mut c.co2 {
+        co2.preheat_secs = 0;
+    }
+    // A window must be able to close: the configured polls may be slower than the default wait.
+    let timeout = timeout.max(Duration::from_secs(c.window_secs + 3));
     let port = match name {
         AIR_PM => c.pms.as_ref().map(|p| p.port.clone()),
         _ => c.co2.as_ref().map(|p| p.port.clone()),
@@ -83,13 +90,18 @@ fn sensor(name: &'static str, run: SensorStage, config: &AirConfig, timeout: Dur
             name,
             format!("{port}: PM2.5 {pm25:.0}, PM10 {pm10:.0} µg/m³ / 미세먼지 센서 정상"),
         ),
-        Ok(IndoorMeasurement::Co2 { ppm }) => {
-            Finding::ok(name, format!("{port}: CO2 {ppm:.0} ppm / 이산화탄소 센서 정상"))
-        }
+        Ok(IndoorMeasurement::Co2 { ppm }) => Finding::ok(
+            name,
+            format!("{port}: CO2 {ppm:.0} ppm (a sensor powered up less than 3 minutes ago may still read its preheat value) / 이산화탄소 센서 정상 (켠 지 3분이 안 되었으면 예열 값일 수 있음)"),
+        ),
         Err((true, reason)) => Finding::fail(
             name,
             format!("{port}: answers, but with impossible values: {reason} / 센서가 불가능한 값을 보냄"),
-            "check air.pms.model against the sensor, its air inlet and fan; then replace it / 센서 모델 설정, 공기 흡입구와 팬을 확인하고, 아니면 교체하세요",
+            if name == AIR_PM {
+                "check air.pms.model against the sensor, its air inlet and fan; then replace it / 센서 모델 설정, 공기 흡입구와 팬을 확인하고, 아니면 교체하세요"
+            } else {
+                "check air.co2.range_ppm, and calibrate the sensor in fresh outdoor air (zero point) or replace it / air.co2.range_ppm 을 확인하고, 바깥 공기에서 영점 보정하거나 교체하세요"
+            },
         ),
         Err((false, reason)) => {
             Finding::fail(name, format!("{port}: nothing valid in {secs} s: {reason} / 센서에서 올바른 값이 오지 않음"), port_fix)
@@ -120,7 +132,13 @@ pub fn outdoor(config: &OutdoorConfig, base: &Path, timeout: Duration) -> Vec<Fi
     }
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
-        Err(e) => return vec![Finding::fail(OUTDOOR_DUST, format!("cannot start: {e}"), "")],
+        Err(e) => {
+            return vec![Finding::fail(
+                OUTDOOR_DUST,
+                format!("cannot start the check: {e} / 점검을 시작할 수 없음"),
+                "",
+            )]
+        }
     };
     let health = Arc::new(Health::default());
     let (tx, rx) = watch::channel(OutdoorAir::default());

@@ -28,6 +28,9 @@ pub trait SerialDecoder: Send {
     fn init_commands(&self) -> Vec<Vec<u8>> {
         Vec::new()
     }
+    /// The port is open again after the device was gone (unplugged, or a read failed): a USB
+    /// sensor has been powered off and on, and starts over (its warm-up, say).
+    fn device_returned(&mut self) {}
 }
 
 /// Where the sensor is and how patient to be with it.
@@ -101,11 +104,14 @@ pub fn run_port_polled<F>(
     let mut backoff = Backoff::new(Duration::from_millis(200), settings.retry_max);
     let mut buf = [0u8; 4096];
     let mut frames = Vec::new();
+    // The device disappeared since the last open (a failed open or read), not just went silent.
+    let mut device_lost = false;
     while !shutdown.is_triggered() {
         let opened = serialport::new(&settings.path, settings.baud).timeout(Duration::from_millis(200)).open();
         let mut port = match opened {
             Ok(p) => p,
             Err(e) => {
+                device_lost = true;
                 let delay = backoff.next_delay();
                 warn!(sensor = name, error = %e, retry_in_ms = delay.as_millis() as u64, "sensor unavailable");
                 health.set_sensor(name, SensorState::Retrying, Some(e.to_string()));
@@ -114,6 +120,9 @@ pub fn run_port_polled<F>(
                 continue;
             }
         };
+        if std::mem::take(&mut device_lost) {
+            decoder.device_returned();
+        }
         let init = decoder.init_commands();
         for cmd in &init {
             if let Err(e) = port.write_all(cmd) {
@@ -159,8 +168,9 @@ pub fn run_port_polled<F>(
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
                 Err(e) => {
-                    warn!(sensor = name, error = %e, "sensor read failed; reopening");
+                    warn!(sensor = name, error = %e, "sensor read failed; reopening / 센서 읽기 실패: 다시 여는 중");
                     health.set_sensor(name, SensorState::Retrying, Some(e.to_string()));
+                    device_lost = true;
                     break;
                 }
             }

@@ -146,6 +146,12 @@ impl SerialDecoder for Mhz19b {
         self.buf.drain(..pos);
     }
 
+    /// Plugged in again: powered up again, so its preheat starts over.
+    fn device_returned(&mut self) {
+        self.started = Instant::now();
+        self.buf.clear();
+    }
+
     fn stats(&self) -> DecoderStats {
         self.stats
     }
@@ -165,6 +171,26 @@ impl SerialDecoder for Mhz19b {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Unplugged and plugged in again, the sensor has been powered off: its preheat starts over.
+    #[test]
+    fn a_returned_sensor_warms_up_again() {
+        let preheat = Duration::from_millis(100);
+        let mut d = Mhz19b::new(preheat, None);
+        let read = |d: &mut Mhz19b| {
+            let mut out = Vec::new();
+            d.feed(&encode_answer(800, [0; 4]), &mut out);
+            out.pop().expect("an answer").warming
+        };
+        assert!(read(&mut d), "within the preheat");
+        let until = Instant::now() + Duration::from_secs(10);
+        while read(&mut d) {
+            assert!(Instant::now() < until, "the preheat never ended");
+            std::thread::yield_now();
+        }
+        d.device_returned();
+        assert!(read(&mut d), "warming again after the device came back");
+    }
 
     #[test]
     fn commands_match_the_datasheet_bytes() {

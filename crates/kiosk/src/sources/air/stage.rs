@@ -96,6 +96,9 @@ impl<D: SerialDecoder> SerialDecoder for WithStart<D> {
     fn init_commands(&self) -> Vec<Vec<u8>> {
         self.first.iter().cloned().chain(self.inner.init_commands()).collect()
     }
+    fn device_returned(&mut self) {
+        self.inner.device_returned();
+    }
 }
 
 /// What one sensor keeps of a window and how it judges and averages it.

@@ -132,6 +132,8 @@ async fn keep_polling<T, F, Fut>(
 {
     let mut backoff = Backoff::new(pace.retry_initial, pace.poll);
     let mut last_error: Option<String> = None;
+    // Good answers and failed requests, reported as a serial sensor's frames and errors.
+    let mut stats = crate::health::DecoderStats::default();
     health.set_sensor(sensor, SensorState::Starting, None);
     loop {
         let result = tokio::select! {
@@ -141,6 +143,8 @@ async fn keep_polling<T, F, Fut>(
         let wait = match result {
             Ok(value) => {
                 store(value);
+                stats.frames += 1;
+                health.set_sensor_stats(sensor, stats);
                 health.set_sensor(sensor, SensorState::Ok, None);
                 if last_error.take().is_some() {
                     info!("outdoor service answers again / 외부 서비스 응답 정상");
@@ -154,6 +158,8 @@ async fn keep_polling<T, F, Fut>(
                 if last_error.as_deref() != Some(reason.as_str()) {
                     warn!(error = %reason, "outdoor service failed; the last good value is kept / 외부 서비스 실패, 마지막 값 유지");
                 }
+                stats.malformed += 1;
+                health.set_sensor_stats(sensor, stats);
                 health.set_sensor(sensor, SensorState::Retrying, Some(reason.clone()));
                 last_error = Some(reason);
                 backoff.next_delay()
