@@ -249,29 +249,10 @@ fn kma(sim: &OutdoorSim, nx: &str, ny: &str, base_date: &str, base_time: &str) -
     .to_string()
 }
 
-/// `%XX` and `+` decoding of one query component (invalid escapes are kept as they are).
+/// `%XX` and `+` decoding of one query component: a `+` is a space, then `%XX` as the kiosk's
+/// own key decoding reads it.
 fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::sources::outdoor::request::raw_key(&s.replace('+', " "))
 }
 
 #[cfg(test)]
