@@ -89,9 +89,29 @@ pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     };
-    let cmd = AlertCommand { alert_id: alert_id.clone(), by: by.clone(), request_id: None };
-    let result =
-        context.apply(&mut conn, action, &cmd, jiff::Timestamp::now().as_millisecond(), &mut Tally::default())?;
+    // The same gate as a command by MQTT: signed with `commands.sign_with` (or the first key),
+    // so a kiosk that refuses unsigned commands refuses an unsigned CLI too.
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    let gate = config.commands.load(base).with_context(|| format!("config file {}", path.display()))?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let command = match action {
+        Action::Silence => dolbom_contract::Command::Silence,
+        Action::Resolve => dolbom_contract::Command::Resolve,
+    };
+    let topic = context.site.topics.command(command);
+    let request_id = dolbom_contract::new_event_id().to_string();
+    let body = serde_json::json!({"alert_id": alert_id, "by": by, "request_id": request_id}).to_string();
+    let payload = match gate.sign(&topic, &body, now) {
+        Some(signed) => serde_json::to_vec(&signed)?,
+        None => body.into_bytes(),
+    };
+    let cmd = match gate.admit(&conn, &topic, &payload, now)? {
+        dolbom_kiosk::command_gate::Admitted::Command { body, .. } => serde_json::from_slice::<AlertCommand>(&body)?,
+        dolbom_kiosk::command_gate::Admitted::Refused { refusal, .. } => {
+            anyhow::bail!("{refusal}; add a key under [commands] (commands.keys) to sign with / 서명 키가 필요합니다")
+        }
+    };
+    let result = context.apply(&mut conn, action, &cmd, now, &mut Tally::default())?;
     outln!("{}", serde_json::to_string(&result)?)?;
     // The running daemon publishes the new state from the outbox within a second.
     Ok(if result.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

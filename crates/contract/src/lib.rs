@@ -9,6 +9,7 @@ pub mod air;
 pub mod health;
 pub mod ids;
 pub mod payload;
+pub mod signed;
 pub mod time;
 pub mod topics;
 

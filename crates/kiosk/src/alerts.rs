@@ -23,6 +23,7 @@ use tracing::{info, info_span, warn};
 use dolbom_contract::topics::{Command as CommandTopic, Kind};
 use dolbom_contract::{self as contract, AlertState, AlertStateKind, CommandResult, PersonRef};
 
+use crate::command_gate::{Admitted, CommandGate};
 use crate::outbox::{NewMessage, Outbox, Priority, Tally};
 use crate::site::Site;
 use crate::store::StoreError;
@@ -243,12 +244,30 @@ impl AlertContext {
         now_ms: i64,
         tally: &mut Tally,
     ) -> Result<CommandResult, StoreError> {
+        self.refused(conn, action, error, None, now_ms, tally)
+    }
+
+    /// A result for a command that is refused before it is looked at; `body` (the command as
+    /// sent, if it parses) lends the result its request and alert ids so the sender can match it.
+    fn refused(
+        &self,
+        conn: &Connection,
+        action: Action,
+        error: String,
+        body: Option<&str>,
+        now_ms: i64,
+        tally: &mut Tally,
+    ) -> Result<CommandResult, StoreError> {
+        let ids = body.and_then(|b| serde_json::from_str::<serde_json::Value>(b).ok());
+        let id = |k: &str| {
+            ids.as_ref().and_then(|v| v.get(k)).and_then(|v| v.as_str()).filter(|s| s.len() <= 128).map(str::to_string)
+        };
         let result = CommandResult {
             schema: contract::COMMAND_RESULT_SCHEMA.into(),
-            request_id: None,
+            request_id: id("request_id"),
             command: action.name().into(),
             ok: false,
-            alert_id: None,
+            alert_id: id("alert_id"),
             state: None,
             error: Some(error),
             ts: self.site.ts(now_ms),
@@ -312,6 +331,8 @@ pub struct CommandStage {
     pub outbox: Outbox,
     /// How many malformed messages were answered lately (see [`MalformedBudget`]).
     pub malformed: MalformedBudget,
+    /// Signature, age and nonce of every command, before it is handled.
+    pub gate: CommandGate,
 }
 
 /// Answers to messages that are no command at all, per minute. Each answer is a write and a
@@ -358,7 +379,9 @@ impl CommandStage {
             };
             // A transaction with fsync: on the blocking pool, as the event stage's.
             let handler = stage.clone();
-            match tokio::task::spawn_blocking(move || span.in_scope(|| handler.handle(action, &payload))).await {
+            match tokio::task::spawn_blocking(move || span.in_scope(|| handler.handle_message(&topic, action, &payload)))
+                .await
+            {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => warn!(error = %e, "command could not be recorded"),
                 // As in the event stage: a panic ends the stage, and the daemon with it.
@@ -368,7 +391,55 @@ impl CommandStage {
         }
     }
 
-    /// Handles one message; None when it was malformed past the budget and dropped unanswered.
+    /// Passes one message on `topic` through the gate, then handles the command it carries.
+    /// A refused one is answered with its reason and changes nothing; every outcome is one
+    /// line of the `audit` log target.
+    pub fn handle_message(
+        &self,
+        topic: &str,
+        action: Action,
+        payload: &[u8],
+    ) -> Result<Option<CommandResult>, StoreError> {
+        let now_ms = Timestamp::now().as_millisecond();
+        let admitted = {
+            let conn = self.outbox.store().lock()?;
+            self.gate.admit(&conn, topic, payload, now_ms)?
+        };
+        match admitted {
+            Admitted::Command { body, key_id } => {
+                let result = self.handle(action, &body)?;
+                if let Some(r) = &result {
+                    info!(
+                        target: "audit",
+                        topic,
+                        key_id = key_id.as_deref().unwrap_or("(unsigned)"),
+                        ok = r.ok,
+                        error = ?r.error,
+                        alert = ?r.alert_id,
+                        "staff command admitted"
+                    );
+                }
+                Ok(result)
+            }
+            Admitted::Refused { refusal, body } => {
+                warn!(target: "audit", topic, reason = refusal.code(), detail = %refusal, "staff command refused");
+                if !self.malformed.take(now_ms) {
+                    self.outbox.health().mqtt_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    return Ok(None);
+                }
+                let conn = self.outbox.store().lock()?;
+                let mut tally = Tally::default();
+                let result =
+                    self.context.refused(&conn, action, refusal.to_string(), body.as_deref(), now_ms, &mut tally)?;
+                drop(conn);
+                self.outbox.after_enqueue(tally);
+                Ok(Some(result))
+            }
+        }
+    }
+
+    /// Handles one command body; None when it was malformed past the budget and dropped
+    /// unanswered. Only [`CommandStage::handle_message`]'s gate should call it for messages.
     pub fn handle(&self, action: Action, payload: &[u8]) -> Result<Option<CommandResult>, StoreError> {
         let now_ms = Timestamp::now().as_millisecond();
         let command = match serde_json::from_slice::<Command>(payload) {
@@ -466,7 +537,9 @@ mod tests {
             a.expect("raised")
         };
         assert_eq!(health.summary().fever_alerts_active, 2);
-        let stage = CommandStage { context: ctx, outbox, malformed: MalformedBudget::default() };
+        let gate: crate::command_gate::CommandsConfig = toml::from_str("allow_unsigned = true").expect("parses");
+        let gate = gate.load(std::path::Path::new(".")).expect("no keys to read");
+        let stage = CommandStage { context: ctx, outbox, malformed: MalformedBudget::default(), gate };
         let cmd = serde_json::json!({"alert_id": minji.alert_id, "by": "kim", "request_id": "r1"}).to_string();
         let result = stage.handle(Action::Silence, cmd.as_bytes()).expect("handle").expect("answered");
         assert!(result.ok, "{result:?}");

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use dolbom_face::config::{FaceConfig, GalleryConfig, RuntimeConfig};
 
 use crate::attendance::{AttendanceConfig, AttendancePolicy};
+use crate::command_gate::CommandsConfig;
 use crate::outbox::publisher::MqttSection;
 use crate::retention::RetentionConfig;
 use crate::screening::FeverConfig;
@@ -58,6 +59,9 @@ pub struct Config {
     pub thermal: Option<ThermalConfig>,
     #[serde(default)]
     pub fever: FeverConfig,
+    /// Who may send staff commands: signing keys, the age window (see command_gate.rs).
+    #[serde(default)]
+    pub commands: CommandsConfig,
     /// How long the kiosk database keeps commands, alerts and attendance rows.
     #[serde(default)]
     pub retention: RetentionConfig,
@@ -122,6 +126,7 @@ impl Config {
             thermal.validate()?;
         }
         self.fever.validate()?;
+        self.commands.validate()?;
         if self.fever.enabled && self.thermal.is_none() {
             return Err(("fever.enabled", "= true needs a [thermal] section describing the sensor".into()));
         }

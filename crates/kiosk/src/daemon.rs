@@ -57,6 +57,8 @@ pub enum KioskError {
     StateDir { path: std::path::PathBuf, error: std::io::Error },
     #[error("cannot start: {0}")]
     Start(std::io::Error),
+    #[error("config file {path}: {error}")]
+    CommandKeys { path: std::path::PathBuf, error: crate::command_gate::KeyError },
     #[error("the {0} stage crashed; see the log above (queued events were kept)")]
     StageCrashed(String),
 }
@@ -213,7 +215,13 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         waiting_capacity: config.state.waiting_capacity,
     };
     let (commands_tx, commands_rx) = mpsc::channel(64);
-    let commands = CommandStage { context: alerts, outbox: outbox.clone(), malformed: Default::default() };
+    let base = config_path.parent().unwrap_or_else(|| Path::new("."));
+    let gate = config
+        .commands
+        .load(base)
+        .map_err(|error| KioskError::CommandKeys { path: config_path.to_path_buf(), error })?;
+    gate.announce();
+    let commands = CommandStage { context: alerts, outbox: outbox.clone(), malformed: Default::default(), gate };
     let (retention_outbox, retention_topics) = (outbox.clone(), site.topics.clone());
     let publisher = Publisher {
         broker: config.mqtt.broker.clone(),

@@ -108,14 +108,14 @@ pub fn run(path: &Path) -> Vec<Finding> {
     match config.mqtt.broker.load_secrets(base) {
         Ok(()) => findings.push(broker(&config, BROKER_TIMEOUT)),
         // Outside the unit, systemd has handed over nothing: say how to check it by hand.
-        Err(e @ dolbom_secret::SecretError::NoCredentials { .. }) => findings.push(Finding::warn(
+        Err(e @ dolbom_mqtt::LoadError::Secret(dolbom_secret::SecretError::NoCredentials { .. })) => findings.push(Finding::warn(
             "broker",
             format!("not checked: {e} / MQTT 비밀번호를 systemd 가 넘겨주므로 여기서는 확인하지 못함"),
             "check it with the credentials' directory: sudo -u dolbom env CREDENTIALS_DIRECTORY=/etc/dolbom/credentials dolbom doctor --config … (files root:dolbom 0640) / 위 명령으로 확인하세요",
         )),
         Err(e) => findings.push(Finding::fail(
             "broker",
-            format!("{e} / MQTT 비밀번호 파일을 읽을 수 없음"),
+            format!("{e} / MQTT 비밀번호 또는 TLS 인증서·키 파일을 읽을 수 없음"),
             "make the file readable by the kiosk's user only (chmod 600), or load it with the unit's LoadCredential= / 파일을 키오스크 사용자만 읽게 하거나 (chmod 600) 유닛의 LoadCredential= 로 넘기세요",
         )),
     }

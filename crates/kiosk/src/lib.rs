@@ -15,6 +15,7 @@
 pub mod air;
 pub mod alerts;
 pub mod attendance;
+pub mod command_gate;
 pub mod config;
 pub mod daemon;
 pub mod disk;

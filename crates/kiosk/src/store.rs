@@ -152,6 +152,15 @@ CREATE TABLE IF NOT EXISTS air_excursions (
     pollutant   TEXT PRIMARY KEY,
     exceeded_ms INTEGER NOT NULL
 );
+-- Nonces of signed staff commands already taken (command_gate.rs), kept for as long as a
+-- command's age lets it be sent again.
+CREATE TABLE IF NOT EXISTS command_nonces (
+    key_id  TEXT    NOT NULL,
+    nonce   TEXT    NOT NULL,
+    ts_ms   INTEGER NOT NULL,
+    seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (key_id, nonce)
+);
 CREATE TABLE IF NOT EXISTS commands (
     request_id TEXT PRIMARY KEY,
     result     TEXT NOT NULL,

@@ -3,9 +3,30 @@
 //! lives with the publisher, so a relay's file refuses those keys.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::tls::{TlsConfig, TlsError};
+
+/// Why a broker section's files could not be loaded; both name the config key.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Secret(#[from] dolbom_secret::SecretError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+impl LoadError {
+    pub fn key(&self) -> &'static str {
+        match self {
+            LoadError::Secret(e) => e.key(),
+            LoadError::Tls(e) => e.key(),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +56,13 @@ pub struct BrokerConfig {
     /// acknowledged, counted and dropped. Events and commands are well under 4 KiB.
     #[serde(default = "default_max_message_kib")]
     pub max_message_kib: u32,
+    /// `[mqtt.tls]`: MQTT over TLS, the server's certificate and name verified. Absent: plain TCP
+    /// (a broker on the same machine, or a lab).
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// The TLS settings built by [`BrokerConfig::load_secrets`] from `tls`.
+    #[serde(skip)]
+    pub tls_client: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn default_host() -> String {
@@ -69,6 +97,8 @@ impl Default for BrokerConfig {
             reconnect_initial_ms: default_reconnect_initial_ms(),
             reconnect_max_ms: default_reconnect_max_ms(),
             max_message_kib: default_max_message_kib(),
+            tls: None,
+            tls_client: None,
         }
     }
 }
@@ -100,11 +130,21 @@ impl BrokerConfig {
                 "must be at least mqtt.reconnect_initial_ms, which must be above 0".into(),
             ));
         }
-        if self.password.is_some() && self.password_file.is_some() {
-            return Err(("mqtt.password_file", "set either mqtt.password or mqtt.password_file, not both".into()));
+        // A password in the config file leaks with every copy, backup and screenshot of it.
+        if self.password.is_some() {
+            return Err((
+                "mqtt.password",
+                "a password written in the config file is refused: put it in a file only the service can read \
+                 and name it with mqtt.password_file (or hand it over with systemd's LoadCredential= and \
+                 mqtt.password_file = \"$CREDENTIALS_DIRECTORY/NAME\")"
+                    .into(),
+            ));
         }
-        if self.username.is_some() != (self.password.is_some() || self.password_file.is_some()) {
-            return Err(("mqtt.password", "username and password (or password_file) go together".into()));
+        if self.username.is_some() != self.password_file.is_some() {
+            return Err(("mqtt.password_file", "mqtt.username and mqtt.password_file go together".into()));
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate()?;
         }
         if self.client_id.as_ref().is_some_and(|c| c.is_empty()) {
             return Err(("mqtt.client_id", "must not be empty when set".into()));
@@ -112,11 +152,15 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// Reads `password_file` (relative to `base`, the config file's directory) into `password`.
-    /// Only what connects calls it: `dolbom enrol` with the same file needs no broker password.
-    pub fn load_secrets(&mut self, base: &Path) -> Result<(), dolbom_secret::SecretError> {
+    /// Reads `password_file` (relative to `base`, the config file's directory) into `password`,
+    /// and the TLS certificates and key into `tls_client`. Only what connects calls it:
+    /// `dolbom enrol` with the same file needs no broker password.
+    pub fn load_secrets(&mut self, base: &Path) -> Result<(), LoadError> {
         if let Some(spec) = self.password_file.take() {
             self.password = Some(dolbom_secret::read("mqtt.password_file", &spec, base)?);
+        }
+        if let Some(tls) = &self.tls {
+            self.tls_client = Some(tls.client_config(&self.host, base)?);
         }
         Ok(())
     }
@@ -133,6 +177,7 @@ impl BrokerConfig {
             inflight: 16,
             persistent: false,
             max_message_bytes: self.max_message_kib as usize * 1024,
+            tls: self.tls_client.clone(),
         }
     }
 
@@ -172,12 +217,13 @@ mod tests {
     }
 
     #[test]
-    fn credentials_go_together() {
+    fn credentials_go_together_and_inline_passwords_are_refused() {
         let c: BrokerConfig = toml::from_str("username = \"kiosk\"").expect("parses");
-        assert_eq!(c.validate().map_err(|e| e.0), Err("mqtt.password"));
-        let both = "username = \"k\"\npassword = \"p\"\npassword_file = \"f\"";
-        let c: BrokerConfig = toml::from_str(both).expect("parses");
         assert_eq!(c.validate().map_err(|e| e.0), Err("mqtt.password_file"));
+        let c: BrokerConfig = toml::from_str("username = \"k\"\npassword = \"p\"").expect("parses");
+        let (key, message) = c.validate().expect_err("inline");
+        assert_eq!(key, "mqtt.password");
+        assert!(message.contains("mqtt.password_file"), "{message}");
     }
 
     #[test]

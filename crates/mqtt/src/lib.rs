@@ -4,6 +4,8 @@
 
 pub mod broker;
 pub mod session;
+pub mod tls;
 
-pub use broker::BrokerConfig;
+pub use broker::{BrokerConfig, LoadError};
 pub use session::{AckToken, ConnectOptions, Outgoing5, Protocol, Session, SessionError, SessionEvent};
+pub use tls::{TlsConfig, TlsError};

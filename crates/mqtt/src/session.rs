@@ -84,6 +84,9 @@ pub enum SessionError {
     /// The TCP connection itself failed: nothing to learn about the broker's protocol.
     #[error("{0}")]
     Network(String),
+    /// The TLS handshake failed (certificate, name, or a plain listener), explained.
+    #[error("{0}")]
+    Tls(String),
 }
 
 pub struct ConnectOptions {
@@ -100,6 +103,8 @@ pub struct ConnectOptions {
     /// The largest payload a subscriber takes in. A bigger message is acknowledged and dropped
     /// by the session itself, so no message can stop a client (see [`Session::new`]).
     pub max_message_bytes: usize,
+    /// MQTT over TLS with these settings (see [`crate::TlsConfig`]); None: plain TCP.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// Room for a PUBLISH packet's topic and properties on top of its payload.
@@ -151,8 +156,11 @@ impl Session {
                     opts.set_last_will(last_will_v5(will));
                 }
                 opts.set_outgoing_inflight_upper_limit(o.inflight.max(1));
+                if let Some(tls) = &o.tls {
+                    opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(tls.clone())));
+                }
                 let (c, e) = v5::AsyncClient::new(opts, cap);
-                let (events, driver) = spawn_driver(e, Policy { limit, acker: None });
+                let (events, driver) = spawn_driver(e, Policy { limit, acker: None, tls: o.tls.is_some() });
                 Session { client: Client::V5(c), events, driver }
             }
             Protocol::V311 => {
@@ -173,9 +181,12 @@ impl Session {
                         will.retain,
                     ));
                 }
+                if let Some(tls) = &o.tls {
+                    opts.set_transport(rumqttc::Transport::Tls(rumqttc::TlsConfiguration::Rustls(tls.clone())));
+                }
                 let (c, e) = rumqttc::AsyncClient::new(opts, cap);
                 let acker = o.persistent.then(|| c.clone());
-                let (events, driver) = spawn_driver(e, Policy { limit, acker });
+                let (events, driver) = spawn_driver(e, Policy { limit, acker, tls: o.tls.is_some() });
                 Session { client: Client::V311(c), events, driver }
             }
         }
@@ -266,6 +277,8 @@ struct Policy {
     /// A persistent session's client, to acknowledge a dropped message (a clean session's
     /// messages are acknowledged by rumqttc).
     acker: Option<rumqttc::AsyncClient>,
+    /// Whether the connection is TLS, to explain a broker that hangs up before CONNACK.
+    tls: bool,
 }
 
 impl Policy {
@@ -294,6 +307,12 @@ impl Policy {
     }
 }
 
+/// An error that means the peer closed or reset the connection.
+fn hung_up(error: &str) -> bool {
+    let e = error.to_ascii_lowercase();
+    ["reset by peer", "connection closed", "unexpected eof", "broken pipe", "aborted"].iter().any(|w| e.contains(w))
+}
+
 /// A topic as it may be logged: control characters escaped, long ones cut.
 fn printable(topic: &str) -> String {
     let mut s: String = topic.chars().take(200).flat_map(char::escape_debug).collect();
@@ -313,8 +332,20 @@ fn printable(topic: &str) -> String {
 fn spawn_driver(mut source: impl EventSource, policy: Policy) -> (Events, tokio::task::JoinHandle<()>) {
     let (tx, events) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
+        let mut connected = false;
         loop {
             let ev = source.next().await.map(|ev| policy.apply(ev));
+            connected |= matches!(ev, Ok(SessionEvent::Connected));
+            let ev = match ev {
+                // A TLS listener hangs up on a plain CONNECT without a word; say what it may be.
+                Err(SessionError::Network(e) | SessionError::Connection(e)) if !connected && !policy.tls && hung_up(&e) => {
+                    Err(SessionError::Network(format!(
+                        "{e}: the broker closed the connection before answering CONNECT; if mqtt.port is a TLS \
+                         listener, configure [mqtt.tls] (or check the broker's log for why it refused us)"
+                    )))
+                }
+                ev => ev,
+            };
             let end = ev.is_err();
             if tx.send(ev).is_err() || end {
                 break;
@@ -353,6 +384,7 @@ fn map_v5(r: Result<v5::Event, v5::ConnectionError>) -> Result<SessionEvent, Ses
         Ok(v5::Event::Outgoing(Outgoing::Disconnect)) => Ok(SessionEvent::Disconnected),
         Ok(v5::Event::Outgoing(_)) => Ok(SessionEvent::Other),
         Err(v5::ConnectionError::Io(e)) => Err(SessionError::Network(e.to_string())),
+        Err(v5::ConnectionError::Tls(e)) => Err(SessionError::Tls(crate::tls::explain(&e))),
         Err(e) => Err(SessionError::Connection(e.to_string())),
     }
 }
@@ -378,6 +410,7 @@ fn map_v311(r: Result<Event, ConnectionError>) -> Result<SessionEvent, SessionEr
         Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(SessionEvent::Disconnected),
         Ok(Event::Outgoing(_)) => Ok(SessionEvent::Other),
         Err(ConnectionError::Io(e)) => Err(SessionError::Network(e.to_string())),
+        Err(ConnectionError::Tls(e)) => Err(SessionError::Tls(crate::tls::explain(&e))),
         Err(e) => Err(SessionError::Connection(e.to_string())),
     }
 }

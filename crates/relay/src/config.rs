@@ -188,10 +188,9 @@ impl RelayFile {
     /// the file this was loaded from. Only the daemon needs them: `dolbom relay log` does not.
     pub fn load_secrets(&mut self, config: &Path) -> Result<(), RelayError> {
         let base = config.parent().unwrap_or_else(|| Path::new("."));
-        let err =
-            |e: dolbom_secret::SecretError| RelayError::Config { path: config.to_path_buf(), message: e.to_string() };
-        self.mqtt.load_secrets(base).map_err(err)?;
-        self.provider.load_secrets(base).map_err(err)
+        let err = |e: &dyn std::fmt::Display| RelayError::Config { path: config.to_path_buf(), message: e.to_string() };
+        self.mqtt.load_secrets(base).map_err(|e| err(&e))?;
+        self.provider.load_secrets(base).map_err(|e| err(&e))
     }
 
     pub fn store(&self) -> StoreConfig {

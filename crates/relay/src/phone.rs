@@ -19,6 +19,44 @@ pub enum PhoneError {
     Length(usize),
 }
 
+/// A number as it may appear in a log: the prefix and the last four digits (`010-****-5678`),
+/// enough to tell which guardian it was without writing a child's family's number down.
+pub fn mask(number: &str) -> String {
+    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() < 8 {
+        return "***".into();
+    }
+    let head: String = digits[..3].iter().collect();
+    let tail: String = digits[digits.len() - 4..].iter().collect();
+    format!("{head}-****-{tail}")
+}
+
+/// `text` (a gateway's answer, an error) with every run of 9 or more digits that could be a
+/// phone number masked as [`mask`] does.
+pub fn mask_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let digits = run.chars().filter(char::is_ascii_digit).count();
+        if digits >= 9 && run.starts_with('0') {
+            out.push_str(&mask(run));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() || (c == '-' && !run.is_empty()) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
 /// Separators people put between digit groups.
 fn is_separator(c: char) -> bool {
     matches!(c, ' ' | '-' | '.')
@@ -120,6 +158,18 @@ pub fn normalize_sender(input: &str) -> Result<String, PhoneError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_masked_in_logs() {
+        assert_eq!(mask("01012345678"), "010-****-5678");
+        assert_eq!(mask("010-1234-5678"), "010-****-5678");
+        assert_eq!(mask("123"), "***");
+        assert_eq!(
+            mask_in("recipient 01012345678 refused (code -2018), to 010-9876-5432."),
+            "recipient 010-****-5678 refused (code -2018), to 010-****-5432."
+        );
+        assert_eq!(mask_in("status 502 after 2500 ms"), "status 502 after 2500 ms");
+    }
 
     #[test]
     fn every_way_of_writing_a_mobile_number_gives_the_domestic_digits() {

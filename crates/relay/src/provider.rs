@@ -110,10 +110,15 @@ impl ProviderConfig {
             ProviderConfig::Nhn { secret_key, secret_key_file, .. } => ("secret_key", secret_key, secret_key_file),
             ProviderConfig::Console | ProviderConfig::Webhook { .. } => return Ok(()),
         };
+        // A secret written in the config file leaks with every copy and backup of it.
         match (inline.is_empty(), file.is_some()) {
-            (false, false) | (true, true) => Ok(()),
-            (true, false) => Err(format!("`provider.{key}_file` (or `provider.{key}`) must be set")),
-            (false, true) => Err(format!("set either `provider.{key}` or `provider.{key}_file`, not both")),
+            (true, true) => Ok(()),
+            (false, _) => Err(format!(
+                "`provider.{key}` written in the config file is refused: put the secret in a file only the relay \
+                 can read and name it with `provider.{key}_file` (or hand it over with systemd's LoadCredential= \
+                 and `provider.{key}_file = \"$CREDENTIALS_DIRECTORY/NAME\"`)"
+            )),
+            (true, false) => Err(format!("`provider.{key}_file` must be set")),
         }
     }
 

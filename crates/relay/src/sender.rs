@@ -108,7 +108,8 @@ impl Sender {
     }
 
     async fn deliver(&self, d: Delivery, token: &str, stop: &tokio::sync::watch::Receiver<bool>) {
-        let span = info_span!("delivery", event_id = %d.event_id, to = %d.recipient);
+        // Logs carry a masked number (010-****-5678); the full one stays in the database.
+        let span = info_span!("delivery", event_id = %d.event_id, to = %crate::phone::mask(&d.recipient));
         async {
             let now = now_ms();
             let finish = |status: &str, attempts: i64, next_ms: i64, detail: Option<&str>| {
@@ -210,11 +211,11 @@ impl Sender {
                     finish("sent", attempts, now, gateway_id.as_deref()).await;
                 }
                 SendOutcome::Failed { reason } => {
-                    warn!(reason, "gateway refused; not retried");
+                    warn!(reason = %crate::phone::mask_in(&reason), "gateway refused; not retried");
                     finish("failed", attempts, now, Some(&reason)).await;
                 }
                 SendOutcome::Unknown { reason } => {
-                    warn!(reason, "no answer from the gateway after the request went out; not retried");
+                    warn!(reason = %crate::phone::mask_in(&reason), "no answer from the gateway after the request went out; not retried");
                     let detail = format!(
                         "{reason}: the gateway may have sent it; not retried to avoid a duplicate (check the gateway log)"
                     );
@@ -227,7 +228,7 @@ impl Sender {
                     let max = Duration::from_millis(self.settings.retry_max_ms);
                     let delay = after.map_or(backoff, |a| a.clamp(backoff.min(max), max));
                     warn!(
-                        reason,
+                        reason = %crate::phone::mask_in(&reason),
                         attempt = attempts,
                         retry_in_ms = delay.as_millis() as u64,
                         "gateway busy or failing; will retry"
@@ -235,7 +236,7 @@ impl Sender {
                     finish("pending", attempts, now_ms().saturating_add(delay.as_millis() as i64), Some(&reason)).await;
                 }
                 SendOutcome::Retry { reason, .. } => {
-                    warn!(reason, attempts, "giving up");
+                    warn!(reason = %crate::phone::mask_in(&reason), attempts, "giving up");
                     finish("failed", attempts, now, Some(&format!("gave up after {attempts} attempts: {reason}")))
                         .await;
                 }
