@@ -36,7 +36,7 @@ apt_install() {
 # OpenCV headers and libclang for the opencv crate's bindings; Python with venv for the model recipe;
 # Mosquitto, the MQTT broker the demo and the tests talk to.
 missing=()
-for p in libopencv-dev clang libclang-dev pkg-config ca-certificates mosquitto mosquitto-clients; do
+for p in libopencv-dev clang libclang-dev pkg-config ca-certificates openssl mosquitto mosquitto-clients; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # Judge Python by what it can do, not by package name: it may come from elsewhere than apt.

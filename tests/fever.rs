@@ -43,7 +43,7 @@ fn fever_scene(dir: &std::path::Path, people: &[Walker], tag: &str) -> FeverScen
     let center = unique_center(tag);
     let thermal_link: PathBuf = dir.join("thermal0");
     let extra = format!(
-        "\n[thermal]\ndevice = \"gy-mcu90640\"\nport = \"{}\"\n\n[fever]\nenabled = true\nstaff = [\"kim\"]\n",
+        "\n[thermal]\ndevice = \"gy-mcu90640\"\nport = \"{}\"\n\n[fever]\nenabled = true\nstaff = [\"kim\"]\n\n# Unsigned commands, as before signing (tests/security.rs signs).\n[commands]\nallow_unsigned = true\n",
         thermal_link.display()
     );
     let config = kiosk_config(

@@ -103,6 +103,7 @@ name = "grandma"
 phone = "010-0000-1111"
 "#
         );
+        let provider = &secrets_to_files(provider, dir.path());
         let directory_path = dir.path().join("directory.toml");
         std::fs::write(&directory_path, &directory).expect("directory");
         let config = dir.path().join("relay.toml");
@@ -857,4 +858,25 @@ fn the_relay_stays_inside_its_units_syscall_filter() {
     assert_eq!(relay.log_lines().iter().filter(|l| l["status"] == "sent").count(), 1);
     let outside = outside_filter(&unit("dolbom-relay.service"), &calls);
     assert!(outside.is_empty(), "the relay called {outside:?}, which dolbom-relay.service's SystemCallFilter= refuses");
+}
+
+/// The relay refuses gateway secrets written in its TOML: each `api_secret = "…"` or
+/// `secret_key = "…"` line of a test's provider section becomes a 0600 file and its `_file` key.
+fn secrets_to_files(provider: &str, dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    provider
+        .lines()
+        .map(|line| {
+            for key in ["api_secret", "secret_key"] {
+                if let Some(value) = line.strip_prefix(&format!("{key} = ")) {
+                    let file = dir.join(format!("{key}.secret"));
+                    std::fs::write(&file, value.trim_matches('"')).expect("secret file");
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+                    return format!("{key}_file = \"{key}.secret\"");
+                }
+            }
+            line.to_string()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }

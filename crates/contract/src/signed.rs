@@ -74,7 +74,8 @@ pub fn canonical(topic: &str, key_id: &str, ts_ms: i64, nonce: &str, body: &str)
 
 fn mac(key: &[u8], text: &str) -> Hmac<Sha256> {
     // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    let mut m =
+        <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
     m.update(text.as_bytes());
     m
 }

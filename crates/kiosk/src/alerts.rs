@@ -379,8 +379,10 @@ impl CommandStage {
             };
             // A transaction with fsync: on the blocking pool, as the event stage's.
             let handler = stage.clone();
-            match tokio::task::spawn_blocking(move || span.in_scope(|| handler.handle_message(&topic, action, &payload)))
-                .await
+            match tokio::task::spawn_blocking(move || {
+                span.in_scope(|| handler.handle_message(&topic, action, &payload))
+            })
+            .await
             {
                 Ok(Ok(_)) => {}
                 Ok(Err(e)) => warn!(error = %e, "command could not be recorded"),
@@ -544,6 +546,67 @@ mod tests {
         let result = stage.handle(Action::Silence, cmd.as_bytes()).expect("handle").expect("answered");
         assert!(result.ok, "{result:?}");
         assert_eq!(health.summary().fever_alerts_active, 1);
+    }
+
+    /// The gate in front of the command stage: a signed silence works once; the same message
+    /// again, one ten minutes old, one signed with another key and an unsigned one are each
+    /// answered with their reason and leave the alert as it was.
+    #[test]
+    fn signed_commands_work_once_and_every_refusal_says_why() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store, ctx) = setup();
+        let key = dir.path().join("office.key");
+        std::fs::write(&key, "0123456789abcdef0123456789abcdef").expect("key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let commands: crate::command_gate::CommandsConfig =
+            toml::from_str("[[keys]]\nid = \"office\"\nfile = \"office.key\"").expect("parses");
+        let gate = commands.load(dir.path()).expect("keys");
+        let store = Arc::new(store);
+        let health = Arc::new(crate::health::Health::default());
+        let outbox = Outbox::new(store.clone(), 100, health).expect("outbox");
+        let (a, b) = {
+            let conn = store.lock().expect("lock");
+            let a = ctx.raise(&conn, new("minji", "2026-11-25"), 0, &mut Tally::default()).expect("raise");
+            let b = ctx.raise(&conn, new("jiwoo", "2026-11-25"), 0, &mut Tally::default()).expect("raise");
+            (a.expect("raised"), b.expect("raised"))
+        };
+        let topic = ctx.site.topics.command(dolbom_contract::Command::Silence);
+        let stage = CommandStage { context: ctx, outbox, malformed: MalformedBudget::default(), gate: gate.clone() };
+        let now = Timestamp::now().as_millisecond();
+        let body =
+            |alert: &str, r: &str| serde_json::json!({"alert_id": alert, "by": "kim", "request_id": r}).to_string();
+        let wire = |s: dolbom_contract::signed::SignedCommand| serde_json::to_vec(&s).expect("json");
+
+        let ok = wire(gate.sign(&topic, &body(&a.alert_id, "r1"), now).expect("a key"));
+        let r = stage.handle_message(&topic, Action::Silence, &ok).expect("handled").expect("answered");
+        assert!(r.ok, "{r:?}");
+        let r = stage.handle_message(&topic, Action::Silence, &ok).expect("handled").expect("answered");
+        assert!(!r.ok && r.error.as_deref().unwrap_or("").starts_with("replayed"), "{r:?}");
+        assert_eq!(r.request_id.as_deref(), Some("r1"), "the refusal names the request");
+
+        let old = wire(gate.sign(&topic, &body(&b.alert_id, "r2"), now - 600_000).expect("a key"));
+        let forged = wire(dolbom_contract::signed::sign(
+            b"not the office key, but 32 bytes",
+            "office",
+            &topic,
+            &body(&b.alert_id, "r3"),
+            now,
+            "forged-nonce-1",
+        ));
+        let unsigned = body(&b.alert_id, "r4").into_bytes();
+        for (what, payload, reason) in [
+            ("10 minutes old", old, "expired"),
+            ("forged", forged, "bad signature"),
+            ("unsigned", unsigned, "unsigned"),
+        ] {
+            let r = stage.handle_message(&topic, Action::Silence, &payload).expect("handled").expect("answered");
+            assert!(!r.ok && r.error.as_deref().unwrap_or("").starts_with(reason), "{what}: {r:?}");
+            assert_eq!(r.alert_id.as_deref(), Some(b.alert_id.as_str()), "{what}");
+        }
+        let states: Vec<(String, AlertStateKind)> =
+            list(&store.lock().expect("lock")).expect("list").into_iter().map(|s| (s.alert_id, s.state)).collect();
+        assert!(states.contains(&(a.alert_id, AlertStateKind::Silenced)), "{states:?}");
+        assert!(states.contains(&(b.alert_id, AlertStateKind::Active)), "refusals changed nothing: {states:?}");
     }
 
     #[test]

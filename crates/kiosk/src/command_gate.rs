@@ -69,7 +69,9 @@ impl Default for CommandsConfig {
 pub enum KeyError {
     #[error(transparent)]
     Secret(#[from] dolbom_secret::SecretError),
-    #[error("`commands.keys` `{id}`: the key is {len} characters; it must be at least {min} (e.g. `openssl rand -hex 32`)")]
+    #[error(
+        "`commands.keys` `{id}`: the key is {len} characters; it must be at least {min} (e.g. `openssl rand -hex 32`)"
+    )]
     TooShort { id: String, len: usize, min: usize },
 }
 
@@ -120,8 +122,14 @@ impl CommandsConfig {
 #[derive(Debug)]
 pub enum Admitted {
     /// The command's body, to be handled; `key_id` None for an unsigned one let through.
-    Command { body: Vec<u8>, key_id: Option<String> },
-    Refused { refusal: Refusal, body: Option<String> },
+    Command {
+        body: Vec<u8>,
+        key_id: Option<String>,
+    },
+    Refused {
+        refusal: Refusal,
+        body: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -203,9 +211,10 @@ mod tests {
         let file = dir.join("office.key");
         std::fs::write(&file, "0123456789abcdef0123456789abcdef\n").expect("write");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let c: CommandsConfig =
-            toml::from_str(&format!("allow_unsigned = {allow_unsigned}\n[[keys]]\nid = \"office\"\nfile = \"office.key\""))
-                .expect("parses");
+        let c: CommandsConfig = toml::from_str(&format!(
+            "allow_unsigned = {allow_unsigned}\n[[keys]]\nid = \"office\"\nfile = \"office.key\""
+        ))
+        .expect("parses");
         c.validate().expect("valid");
         c.load(dir).expect("keys")
     }

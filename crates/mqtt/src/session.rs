@@ -338,7 +338,9 @@ fn spawn_driver(mut source: impl EventSource, policy: Policy) -> (Events, tokio:
             connected |= matches!(ev, Ok(SessionEvent::Connected));
             let ev = match ev {
                 // A TLS listener hangs up on a plain CONNECT without a word; say what it may be.
-                Err(SessionError::Network(e) | SessionError::Connection(e)) if !connected && !policy.tls && hung_up(&e) => {
+                Err(SessionError::Network(e) | SessionError::Connection(e))
+                    if !connected && !policy.tls && hung_up(&e) =>
+                {
                     Err(SessionError::Network(format!(
                         "{e}: the broker closed the connection before answering CONNECT; if mqtt.port is a TLS \
                          listener, configure [mqtt.tls] (or check the broker's log for why it refused us)"

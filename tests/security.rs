@@ -1,0 +1,328 @@
+//! Locks on the door, against a real Mosquitto: TLS with certificates made here by the
+//! `openssl` CLI, a password file made by `mosquitto_passwd`, the shipped listener config
+//! (config/mosquitto/dolbom.conf) and the ACLs the shipped generator (scripts/mosquitto-acl.sh)
+//! writes for a fleet. Every client connects through dolbom_mqtt, as the kiosk and relay do.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::broker::{free_port, wait_for_port};
+use dolbom_mqtt::{BrokerConfig, Outgoing5, Protocol, Session, SessionError, SessionEvent};
+
+const CENTER: &str = "haessal";
+const NAME: &str = "broker.dolbom.test";
+
+fn run(cmd: &mut Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/setup.sh installs it)"));
+    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A CA and a certificate it signed for `cn` (P-256 keys: fast to make).
+fn make_ca(dir: &Path, name: &str) {
+    run(Command::new("openssl").current_dir(dir).args([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-keyout",
+        &format!("{name}.key"),
+        "-out",
+        &format!("{name}.crt"),
+        "-subj",
+        &format!("/CN=dolbom test {name}"),
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]));
+}
+
+fn make_leaf(dir: &Path, ca: &str, name: &str, dns: &str) {
+    run(Command::new("openssl").current_dir(dir).args([
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        &format!("{name}.key"),
+        "-out",
+        &format!("{name}.csr"),
+        "-subj",
+        &format!("/CN={dns}"),
+    ]));
+    std::fs::write(
+        dir.join(format!("{name}.ext")),
+        format!("subjectAltName=DNS:{dns}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"),
+    )
+    .expect("ext");
+    run(Command::new("openssl").current_dir(dir).args([
+        "x509",
+        "-req",
+        "-in",
+        &format!("{name}.csr"),
+        "-CA",
+        &format!("{ca}.crt"),
+        "-CAkey",
+        &format!("{ca}.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        &format!("{name}.crt"),
+        "-extfile",
+        &format!("{name}.ext"),
+    ]));
+}
+
+struct TlsBroker {
+    port: u16,
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Drop for TlsBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The fleet: two kiosks, a relay and a staff office; each user's password is its name reversed.
+const USERS: [&str; 4] = ["kiosk-haessal-door1", "kiosk-haessal-door2", "relay-district", "staff-haessal-office"];
+
+fn password(user: &str) -> String {
+    user.chars().rev().collect()
+}
+
+impl TlsBroker {
+    fn start(dir: &Path) -> Self {
+        make_ca(dir, "ca");
+        make_ca(dir, "other-ca");
+        make_leaf(dir, "ca", "broker", NAME);
+        let passwd = dir.join("passwd");
+        for (i, user) in USERS.iter().enumerate() {
+            let mut cmd = Command::new("mosquitto_passwd");
+            if i == 0 {
+                cmd.arg("-c");
+            }
+            run(cmd.arg("-b").arg(&passwd).arg(user).arg(password(user)));
+        }
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let fleet = dir.join("fleet.txt");
+        std::fs::write(
+            &fleet,
+            "kiosk haessal door1\nkiosk haessal door2\nrelay district\nstaff haessal-office haessal\n",
+        )
+        .expect("fleet");
+        let acl = Command::new(repo.join("scripts/mosquitto-acl.sh")).arg(&fleet).output().expect("acl script");
+        assert!(acl.status.success(), "{}", String::from_utf8_lossy(&acl.stderr));
+        std::fs::write(dir.join("acl"), &acl.stdout).expect("acl");
+        // The shipped listener config, moved to this port and directory.
+        let port = free_port();
+        let shipped = std::fs::read_to_string(repo.join("config/mosquitto/dolbom.conf")).expect("shipped config");
+        let mut conf = shipped
+            .replace("listener 8883", &format!("listener {port} 127.0.0.1"))
+            .replace("/etc/mosquitto/dolbom/", &format!("{}/", dir.display()));
+        // As root, Mosquitto would drop to its own user, who cannot read this private directory.
+        conf.push_str("user root\n");
+        std::fs::write(dir.join("mosquitto.conf"), conf).expect("conf");
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(dir.join("mosquitto.conf"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("mosquitto.log")).expect("log"))
+            .spawn()
+            .expect("mosquitto must be installed (scripts/setup.sh)");
+        wait_for_port(port, Duration::from_secs(10));
+        TlsBroker { port, dir: dir.to_path_buf(), child }
+    }
+
+    /// A client's `[mqtt]` as a kiosk or relay file would write it, its password in a 0600 file.
+    fn config(&self, user: &str, tls: &str) -> BrokerConfig {
+        let file = self.dir.join(format!("{user}.password"));
+        std::fs::write(&file, password(user)).expect("password file");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let text = format!(
+            "host = \"127.0.0.1\"\nport = {}\nclient_id = \"{user}-{}\"\nusername = \"{user}\"\npassword_file = \"{user}.password\"\n{tls}",
+            self.port,
+            std::process::id()
+        );
+        let mut c: BrokerConfig = toml::from_str(&text).expect("parses");
+        c.validate().expect("valid");
+        c.load_secrets(&self.dir).expect("secrets");
+        c
+    }
+}
+
+fn tls(ca: &str, name: &str) -> String {
+    format!("[tls]\nca_file = \"{ca}\"\nserver_name = \"{name}\"\n")
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+/// Connects and returns the session, or the error that ended the attempt.
+async fn connect(c: &BrokerConfig) -> Result<Session, SessionError> {
+    let mut session = Session::new(Protocol::V311, &c.connect_options("test"));
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match session.poll().await? {
+                SessionEvent::Connected => return Ok(()),
+                _ => continue,
+            }
+        }
+    })
+    .await
+    .map_err(|_| SessionError::Network("no CONNACK within 10 s".into()))??;
+    Ok(session)
+}
+
+fn event(topic: String, marker: &str) -> Outgoing5 {
+    Outgoing5 {
+        topic,
+        payload: format!("{{\"marker\":\"{marker}\"}}").into_bytes(),
+        retain: false,
+        expiry_secs: None,
+        user_properties: Vec::new(),
+    }
+}
+
+/// Waits until the broker has acknowledged the last publish (it has taken it, or dropped it).
+async fn acked(session: &mut Session) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !matches!(session.poll().await.expect("connection"), SessionEvent::Acked { .. }) {}
+    })
+    .await
+    .expect("PUBACK within 10 s")
+}
+
+/// Waits for the next message on `session`.
+async fn next_message(session: &mut Session) -> (String, String) {
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let SessionEvent::Message { topic, payload, .. } = session.poll().await.expect("connection") {
+                return (topic, String::from_utf8_lossy(&payload).into_owned());
+            }
+        }
+    })
+    .await
+    .expect("a message within 10 s")
+}
+
+#[test]
+fn tls_names_cas_and_acls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = TlsBroker::start(dir.path());
+    let rt = runtime();
+    rt.block_on(async {
+        // The relay's view: every event of the fleet its ACL lets it read.
+        let relay = broker.config("relay-district", &tls("ca.crt", NAME));
+        let mut relay = connect(&relay).await.expect("the relay connects over TLS");
+        relay.subscribe("dolbom/v1/+/+/event/#").expect("subscribe");
+        loop {
+            if let SessionEvent::Subscribed { refused } = relay.poll().await.expect("subscribed") {
+                assert_eq!(refused, 0);
+                break;
+            }
+        }
+
+        // The kiosk connects and delivers under its own root.
+        let kiosk = broker.config("kiosk-haessal-door1", &tls("ca.crt", NAME));
+        let mut door1 = connect(&kiosk).await.expect("the kiosk connects over TLS");
+        let own = format!("dolbom/v1/{CENTER}/door1/event/attendance");
+        door1.publish(&event(own.clone(), "own-1")).expect("publish");
+        assert_eq!(next_message(&mut relay).await, (own.clone(), "{\"marker\":\"own-1\"}".into()));
+
+        // Door 1's credentials under door 2's root: the broker drops it. Door 1 then publishes a
+        // marker of its own on the same connection; the relay gets the marker first and nothing
+        // before it, so the forged event never reached it (and it had nothing to text).
+        let other = format!("dolbom/v1/{CENTER}/door2/event/attendance");
+        door1.publish(&event(other, "forged")).expect("publish");
+        door1.publish(&event(own.clone(), "own-2")).expect("publish");
+        assert_eq!(
+            next_message(&mut relay).await,
+            (own.clone(), "{\"marker\":\"own-2\"}".into()),
+            "the forged event under door2/ must not reach the relay"
+        );
+
+        // A kiosk cannot send itself (or a sibling) staff commands; a staff client of another
+        // center cannot either: both are dropped, only the office's own command arrives.
+        let mut door2 = connect(&broker.config("kiosk-haessal-door2", &tls("ca.crt", NAME))).await.expect("door2");
+        door2.subscribe(&format!("dolbom/v1/{CENTER}/door2/cmd/#")).expect("subscribe");
+        loop {
+            if let SessionEvent::Subscribed { refused } = door2.poll().await.expect("subscribed") {
+                assert_eq!(refused, 0);
+                break;
+            }
+        }
+        let cmd = format!("dolbom/v1/{CENTER}/door2/cmd/silence");
+        door1.publish(&event(cmd.clone(), "from-door1")).expect("publish");
+        acked(&mut door1).await;
+        let office = connect(&broker.config("staff-haessal-office", &tls("ca.crt", NAME))).await.expect("office");
+        office.publish(&event(format!("dolbom/v1/{CENTER}/door2/event/attendance"), "office-event")).expect("publish");
+        office.publish(&event(cmd.clone(), "from-office")).expect("publish");
+        assert_eq!(next_message(&mut door2).await, (cmd, "{\"marker\":\"from-office\"}".into()));
+        // Had the office's forged event gone through, the relay would have it before this one.
+        door1.publish(&event(own.clone(), "own-3")).expect("publish");
+        assert_eq!(next_message(&mut relay).await, (own, "{\"marker\":\"own-3\"}".into()));
+    });
+}
+
+#[test]
+fn wrong_ca_wrong_name_and_plain_tcp_are_refused_loudly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = TlsBroker::start(dir.path());
+    let rt = runtime();
+    let user = "kiosk-haessal-door1";
+    let err = |c: BrokerConfig| match rt.block_on(connect(&c)) {
+        Ok(_) => panic!("connected where it must not"),
+        Err(e) => e,
+    };
+
+    let e = err(broker.config(user, &tls("other-ca.crt", NAME)));
+    assert!(matches!(e, SessionError::Tls(_)), "{e:?}");
+    assert!(e.to_string().contains("not signed by a trusted CA") && e.to_string().contains("mqtt.tls.ca_file"), "{e}");
+
+    let e = err(broker.config(user, &tls("ca.crt", "kiosk.other.test")));
+    assert!(matches!(e, SessionError::Tls(_)), "{e:?}");
+    assert!(e.to_string().contains("not valid for the name"), "{e}");
+
+    // Without server_name the host (127.0.0.1) is checked, which the certificate does not name.
+    let e = err(broker.config(user, "[tls]\nca_file = \"ca.crt\"\n"));
+    assert!(e.to_string().contains("not valid for the name"), "{e}");
+
+    let e = err(broker.config(user, ""));
+    assert!(e.to_string().contains("TLS listener"), "plain MQTT to the TLS port: {e}");
+
+    // The right CA and name still work, so the refusals above were about CA, name and TLS.
+    rt.block_on(connect(&broker.config(user, &tls("ca.crt", NAME)))).expect("connects");
+}
+
+#[test]
+fn a_client_key_every_user_can_read_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_ca(dir.path(), "ca");
+    make_leaf(dir.path(), "ca", "client", "door1.dolbom.test");
+    std::fs::set_permissions(dir.path().join("client.key"), std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let text = "[tls]\nca_file = \"ca.crt\"\nclient_cert_file = \"client.crt\"\nclient_key_file = \"client.key\"\n";
+    let mut c: BrokerConfig = toml::from_str(text).expect("parses");
+    c.validate().expect("valid");
+    let e = c.load_secrets(dir.path()).expect_err("world-readable key");
+    assert_eq!(e.key(), "mqtt.tls.client_key_file");
+    std::fs::set_permissions(dir.path().join("client.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mut c: BrokerConfig = toml::from_str(text).expect("parses");
+    c.load_secrets(dir.path()).expect("an owner-only key loads");
+    assert!(c.tls_client.is_some());
+}
