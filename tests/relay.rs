@@ -365,6 +365,12 @@ fn solapi_and_nhn_requests_and_lms_for_long_texts() {
     assert_eq!(received.iter().filter(|r| r.body["message"]["type"] == "SMS").count(), 2, "the departures");
     let log = relay.log_lines();
     assert!(log.len() == 3 && log.iter().all(|l| l["status"] == "sent"), "the double took every request: {log:?}");
+    // The daemon's own log names guardians by masked numbers and never shows the gateway secret.
+    let stderr = relay.stderr_log();
+    assert!(stderr.contains("010-****-5678") && stderr.contains("010-****-4321"), "masked numbers: {stderr}");
+    for secret in ["01012345678", "010-1234-5678", "01087654321", "SECRET"] {
+        assert!(!stderr.contains(secret), "`{secret}` in the relay's log:\n{stderr}");
+    }
 
     // NHN Cloud, whose double refuses a Content-Type without the documented charset.
     // Its secret key from a file of its own (as systemd's LoadCredential= hands it over).

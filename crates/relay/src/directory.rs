@@ -227,7 +227,7 @@ impl Directory {
                 g.digits = match crate::phone::normalize_mobile(&g.phone) {
                     Ok(d) => d,
                     Err(e) => {
-                        refuse(who, format!("phone `{}`: {e}", visible(&g.phone)));
+                        refuse(who, format!("phone `{}`: {e}", crate::phone::mask_in(&visible(&g.phone))));
                         continue;
                     }
                 };
