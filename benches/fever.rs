@@ -163,6 +163,7 @@ fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tall
     // (time, arrival index, is this the re-measure): first readings and re-measures interleave in time.
     let mut queue: Vec<(i64, usize, bool)> = arrivals.iter().enumerate().map(|(i, a)| (a.at_ms, i, false)).collect();
     let mut settled: Vec<Option<Option<Decision>>> = vec![None; arrivals.len()];
+    let mut first: Vec<Option<Decision>> = vec![None; arrivals.len()];
     while !queue.is_empty() {
         let next = (0..queue.len()).min_by_key(|&k| queue[k].0).unwrap_or(0);
         let (now, i, second) = queue.remove(next);
@@ -170,8 +171,9 @@ fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tall
         let cold = a.cold_c * (1.0 - (now - a.at_ms) as f32 / COLD_RECOVERY_MS as f32).max(0.0);
         let sensor = offset + scene.drift_per_h * now as f32 / (60.0 * MIN as f32);
         let decided = screen_one(a.true_c - cold, scene, sensor, cfg, rng)
-            .map(|d| against_reference(d, &mut reference, now, cfg));
+            .map(|d| against_reference(d, &mut reference, now, Some(scene.ambient), cfg));
         if !second {
+            first[i] = decided;
             tally.total += 1;
             if matches!(decided, Some(Decision::Measured { screening: Screening::Remeasure, .. })) {
                 tally.remeasured += 1;
@@ -181,8 +183,12 @@ fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tall
         }
         settled[i] = Some(decided);
     }
-    for (a, d) in arrivals.iter().zip(settled) {
+    let debug = std::env::var_os("FEVER_BENCH_MISSES").is_some();
+    for (i, (a, d)) in arrivals.iter().zip(settled).enumerate() {
         let is_fever = a.true_c >= cfg.threshold_c;
+        if debug && is_fever && !matches!(d.flatten(), Some(Decision::Measured { screening: Screening::Elevated, .. })) {
+            eprintln!("missed #{i} at {} min, true {:.2}, cold {}: first {:?}, settled {:?}", a.at_ms / MIN, a.true_c, a.cold_c, first[i], d.flatten());
+        }
         if is_fever {
             tally.fever_n += 1;
         } else {

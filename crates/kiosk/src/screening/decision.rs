@@ -248,9 +248,17 @@ pub fn decide(readings: &[Reading], timed_out: bool, cfg: &FeverConfig) -> Optio
 
 /// A decision judged against the door's population reference (see [`super::reference`]),
 /// which then learns from it. Not-measured decisions pass through untouched.
-pub fn against_reference(d: Decision, reference: &mut PopulationReference, now_ms: i64, cfg: &FeverConfig) -> Decision {
+/// `ambient_c`: the room as the sensor reads it (None: unknown).
+pub fn against_reference(
+    d: Decision,
+    reference: &mut PopulationReference,
+    now_ms: i64,
+    ambient_c: Option<f32>,
+    cfg: &FeverConfig,
+) -> Decision {
     let Decision::Measured { celsius: raw, site, .. } = d else { return d };
-    let judged = reference.judge(raw, now_ms, cfg.threshold_c, cfg.borderline_c);
+    let ambient_off = ambient_c.map(|a| a - cfg.reference_ambient_c);
+    let judged = reference.judge(raw, now_ms, cfg.threshold_c, cfg.borderline_c, ambient_off);
     let (celsius, screening) = match judged {
         Judged::Normal(c) => (c, Screening::Normal),
         Judged::Elevated(c) => (c, Screening::Elevated),

@@ -15,7 +15,8 @@
 //!   (arrived from the cold): `remeasure`, whatever it reads.
 //! - **Not trusted** (the morning's first children, or a reference whose spread says it is
 //!   mixed, e.g. a cold class among warm ones): the absolute threshold with a re-measure band
-//!   widened by `untrusted_band_c`, the static correction's own uncertainty; nobody near the
+//!   widened by the static correction's own uncertainty (`untrusted_band_c` plus
+//!   `untrusted_band_per_c` per degree of room away from its fit); nobody near the
 //!   threshold is called normal on a guess. A re-measure minutes later usually meets a
 //!   trusted reference.
 //!
@@ -52,8 +53,12 @@ pub struct ReferenceConfig {
     pub outlier_mads: f32,
     /// A face this far below the median (trusted) has not warmed up: re-measure.
     pub cold_margin_c: f32,
-    /// How much wider the re-measure band is while the reference is not trusted.
+    /// How much wider the re-measure band is while the reference is not trusted, in a room at
+    /// the static model's `reference_ambient_c`...
     pub untrusted_band_c: f32,
+    /// ...plus this per degree the room is away from it: the static ambient model's error grows
+    /// with the distance from where it was fitted.
+    pub untrusted_band_per_c: f32,
     /// Minutes without a reading after which the next reading starts a new session.
     pub session_gap_min: i64,
 }
@@ -62,14 +67,15 @@ impl Default for ReferenceConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            window: 40,
+            window: 25,
             min_count: 10,
             population_c: 36.6,
             max_spread_c: 0.5,
             max_offset_c: 2.5,
             outlier_mads: 3.0,
             cold_margin_c: 1.0,
-            untrusted_band_c: 1.0,
+            untrusted_band_c: 0.2,
+            untrusted_band_per_c: 0.06,
             session_gap_min: 120,
         }
     }
@@ -85,6 +91,7 @@ impl ReferenceConfig {
         in_range("fever.reference.outlier_mads", self.outlier_mads, 1.5, 10.0)?;
         in_range("fever.reference.cold_margin_c", self.cold_margin_c, 0.3, 5.0)?;
         in_range("fever.reference.untrusted_band_c", self.untrusted_band_c, 0.0, 3.0)?;
+        in_range("fever.reference.untrusted_band_per_c", self.untrusted_band_per_c, 0.0, 0.5)?;
         in_range("fever.reference.session_gap_min", self.session_gap_min, 10, 24 * 60)?;
         Ok(())
     }
@@ -183,14 +190,24 @@ impl PopulationReference {
     /// Screens a raw (statically corrected) reading; `threshold_c` and `borderline_c` as in
     /// [`super::decision::FeverConfig`]. Reported values are rounded to 0.1 degC before the
     /// comparison, so "37.5" is never called anything but elevated.
-    pub fn judge(&mut self, raw_c: f32, now_ms: i64, threshold_c: f32, borderline_c: f32) -> Judged {
+    /// `ambient_off_c`: how far the room is from the static model's reference ambient (None:
+    /// unknown, taken as 14 degC, a winter entrance against a 24 degC fit).
+    pub fn judge(
+        &mut self,
+        raw_c: f32,
+        now_ms: i64,
+        threshold_c: f32,
+        borderline_c: f32,
+        ambient_off_c: Option<f32>,
+    ) -> Judged {
         let round = |c: f32| (c * 10.0).round() / 10.0;
         if !self.cfg.enabled {
             let c = round(raw_c);
             return classify(c, threshold_c, borderline_c);
         }
         let cold_group = self.cold_group(now_ms);
-        let judged = self.judge_alone(raw_c, now_ms, threshold_c, borderline_c);
+        let band = self.cfg.untrusted_band_c + self.cfg.untrusted_band_per_c * ambient_off_c.map_or(14.0, f32::abs);
+        let judged = self.judge_alone(raw_c, now_ms, threshold_c, borderline_c, band);
         let cold = matches!(judged, Judged::Remeasure(_, RemeasureWhy::Cold));
         if self.recent.len() >= COLD_GROUP_OF {
             self.recent.pop_front();
@@ -209,7 +226,7 @@ impl PopulationReference {
         self.recent.iter().filter(|(at, cold)| *cold && now_ms - at <= COLD_GROUP_MS).count() >= COLD_GROUP_MIN
     }
 
-    fn judge_alone(&mut self, raw_c: f32, now_ms: i64, threshold_c: f32, borderline_c: f32) -> Judged {
+    fn judge_alone(&mut self, raw_c: f32, now_ms: i64, threshold_c: f32, borderline_c: f32, band: f32) -> Judged {
         let round = |c: f32| (c * 10.0).round() / 10.0;
         match self.trusted_at(now_ms) {
             Some(s) => {
@@ -223,9 +240,9 @@ impl PopulationReference {
                 let c = round(raw_c);
                 if c >= threshold_c {
                     Judged::Elevated(c)
-                } else if c >= threshold_c - borderline_c - self.cfg.untrusted_band_c {
+                } else if c >= threshold_c - borderline_c - band {
                     Judged::Remeasure(c, RemeasureWhy::Borderline)
-                } else if raw_c < self.cfg.population_c - self.cfg.cold_margin_c - self.cfg.untrusted_band_c {
+                } else if raw_c < self.cfg.population_c - self.cfg.cold_margin_c - band {
                     Judged::Remeasure(c, RemeasureWhy::Cold)
                 } else {
                     Judged::Normal(c)
@@ -292,14 +309,15 @@ mod tests {
         // A cold entrance: healthy children read 35.9 instead of 36.6.
         let t = fill(&mut r, 35.9, 9, 0);
         assert!(r.trusted_at(t).is_none(), "9 < min_count");
-        // Untrusted: a 37.1 reading (a fever, read 0.7 low) is not called normal on a guess.
-        assert_eq!(r.judge(37.1, t, 37.5, 0.3), Judged::Remeasure(37.1, RemeasureWhy::Borderline));
+        // Untrusted, in a room 14 degC from the static fit: a 37.1 reading (a fever, read 0.7
+        // low) is not called normal on a guess.
+        assert_eq!(r.judge(37.1, t, 37.5, 0.3, None), Judged::Remeasure(37.1, RemeasureWhy::Borderline));
         let t = fill(&mut r, 35.9, 1, t);
         let s = r.trusted_at(t).expect("trusted at 10");
         assert!((s.median_c - 35.9).abs() < 0.06, "{s:?}");
         // Trusted: the same 37.1 is 37.8 once the cold room's 0.7 is added back: elevated.
-        assert_eq!(r.judge(37.1, t, 37.5, 0.3), Judged::Elevated(37.8));
-        assert_eq!(r.judge(35.9, t, 37.5, 0.3), Judged::Normal(36.6));
+        assert_eq!(r.judge(37.1, t, 37.5, 0.3, None), Judged::Elevated(37.8));
+        assert_eq!(r.judge(35.9, t, 37.5, 0.3, None), Judged::Normal(36.6));
     }
 
     #[test]
@@ -331,7 +349,7 @@ mod tests {
         let next = t + 20 * 60 * MIN;
         assert!(r.trusted_at(next).is_none());
         assert!(r.stats().is_none(), "emptied");
-        assert_eq!(r.judge(37.5, next, 37.5, 0.3), Judged::Elevated(37.5), "absolute threshold meanwhile");
+        assert_eq!(r.judge(37.5, next, 37.5, 0.3, None), Judged::Elevated(37.5), "absolute threshold meanwhile");
         // Time going backwards (a clock reset) is a new session too.
         let mut r = PopulationReference::new(ReferenceConfig::default());
         let t = fill(&mut r, 36.6, 15, 10 * MIN);
@@ -349,10 +367,10 @@ mod tests {
             r.add(36.6 + 0.5 * i as f32 / 60.0 + offsets[i % 10], i as i64 * MIN);
         }
         let s = r.trusted_at(60 * MIN).expect("trusted");
-        // The window holds the last 40 minutes: its median lags the drift by about 20 minutes.
-        assert!((s.median_c - (36.6 + 0.5 * 40.0 / 60.0)).abs() < 0.1, "{s:?}");
+        // The window holds the last 25 minutes: its median lags the drift by about 12 minutes.
+        assert!((s.median_c - (36.6 + 0.5 * 47.0 / 60.0)).abs() < 0.1, "{s:?}");
         // A healthy child now reads 37.1 raw: normal after the drift is taken out, not a fever.
-        assert!(matches!(r.judge(37.1, 60 * MIN, 37.5, 0.3), Judged::Normal(c) if (36.6..=36.9).contains(&c)));
+        assert!(matches!(r.judge(37.1, 60 * MIN, 37.5, 0.3, None), Judged::Normal(c) if (36.6..=36.9).contains(&c)));
     }
 
     #[test]
@@ -368,21 +386,32 @@ mod tests {
         // A trusted warm reference: a face 1.5 degC below it is asked to come back, not called normal.
         let mut r = PopulationReference::new(ReferenceConfig::default());
         let t = fill(&mut r, 36.6, 15, 0);
-        assert!(matches!(r.judge(35.1, t, 37.5, 0.3), Judged::Remeasure(_, RemeasureWhy::Cold)));
+        assert!(matches!(r.judge(35.1, t, 37.5, 0.3, None), Judged::Remeasure(_, RemeasureWhy::Cold)));
         assert!(!r.cold_group(t), "one cold face is no group");
-        assert!(matches!(r.judge(35.0, t + MIN, 37.5, 0.3), Judged::Remeasure(_, RemeasureWhy::Cold)));
+        assert!(matches!(r.judge(35.0, t + MIN, 37.5, 0.3, None), Judged::Remeasure(_, RemeasureWhy::Cold)));
         // The group: a 38.0 fever arriving 1.5 degC cold reads like a healthy 36.5: asked to come back.
         assert!(r.cold_group(t + 2 * MIN));
-        assert!(matches!(r.judge(36.5, t + 2 * MIN, 37.5, 0.3), Judged::Remeasure(_, RemeasureWhy::Cold)));
+        assert!(matches!(r.judge(36.5, t + 2 * MIN, 37.5, 0.3, None), Judged::Remeasure(_, RemeasureWhy::Cold)));
         // Warm faces again: once the cold ones are 10 minutes old the door is back to normal.
-        assert_eq!(r.judge(36.5, t + 14 * MIN, 37.5, 0.3), Judged::Normal(36.5));
+        assert_eq!(r.judge(36.5, t + 14 * MIN, 37.5, 0.3, None), Judged::Normal(36.5));
+    }
+
+    #[test]
+    fn the_untrusted_band_widens_with_the_rooms_distance_from_the_static_fit() {
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        // At the fit's own ambient: only 0.2 wider (36.8 and up); a healthy 36.6 is normal.
+        assert_eq!(r.judge(36.6, 0, 37.5, 0.3, Some(0.0)), Judged::Normal(36.6));
+        assert_eq!(r.judge(36.8, 0, 37.5, 0.3, Some(0.0)), Judged::Remeasure(36.8, RemeasureWhy::Borderline));
+        // 14 degC away (a 10 degC entrance): 1.04 wider, from 36.2.
+        assert_eq!(r.judge(36.3, 0, 37.5, 0.3, Some(-14.0)), Judged::Remeasure(36.3, RemeasureWhy::Borderline));
+        assert_eq!(r.judge(36.1, 0, 37.5, 0.3, Some(-14.0)), Judged::Normal(36.1));
     }
 
     #[test]
     fn disabled_is_the_absolute_threshold() {
         let mut r = PopulationReference::new(ReferenceConfig { enabled: false, ..ReferenceConfig::default() });
         assert!(!r.add(36.6, 0));
-        assert_eq!(r.judge(37.3, 0, 37.5, 0.3), Judged::Remeasure(37.3, RemeasureWhy::Borderline));
-        assert_eq!(r.judge(36.9, 0, 37.5, 0.3), Judged::Normal(36.9));
+        assert_eq!(r.judge(37.3, 0, 37.5, 0.3, None), Judged::Remeasure(37.3, RemeasureWhy::Borderline));
+        assert_eq!(r.judge(36.9, 0, 37.5, 0.3, None), Judged::Normal(36.9));
     }
 }

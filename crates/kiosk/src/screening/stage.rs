@@ -98,13 +98,14 @@ impl<T> ScreeningStage<T> {
     pub fn ready(&mut self, now_ms: i64, flush: bool) -> Vec<(T, Decision)> {
         let mut out = Vec::new();
         let mut i = 0;
+        let ambient_c = self.latest.lock().ok().and_then(|l| l.as_ref().and_then(|f| f.ambient_c));
         while i < self.pending.len() {
             let (track_id, deadline, _) = &self.pending[i];
             let readings = self.readings.get(track_id).map(|(_, _, r)| r.as_slice()).unwrap_or(&[]);
             match decide(readings, flush || now_ms >= *deadline, &self.fever) {
                 Some(d) => {
                     let (track, _, item) = self.pending.remove(i);
-                    let d = against_reference(d, &mut self.reference, now_ms, &self.fever);
+                    let d = against_reference(d, &mut self.reference, now_ms, ambient_c, &self.fever);
                     tracing::debug!(track, reference = ?self.reference.stats(), decision = ?d, "screened");
                     out.push((item, d));
                 }
