@@ -132,7 +132,14 @@ pub struct PopulationReference {
     /// When the last few judged faces arrived and whether each was cold: a group from a cold
     /// bus shows as several cold faces in a row.
     recent: VecDeque<(i64, bool)>,
+    /// Consecutive readings refused as outliers on the same side (+ above, − below).
+    refused_run: i32,
 }
+
+/// This many readings in a row refused on the same side of a trusted median mean the median is
+/// what is wrong (it was built from a cold group that arrived first, or the sensor jumped): the
+/// reference starts over.
+const REFUSED_RUN_RESET: i32 = 5;
 
 /// Of the last `COLD_GROUP_OF` faces within `COLD_GROUP_MS`, this many cold ones mean a cold
 /// group is arriving: a fever among them reads like a healthy warm face (1.5 degC low), so
@@ -152,7 +159,7 @@ fn median(sorted: &[f32]) -> f32 {
 
 impl PopulationReference {
     pub fn new(cfg: ReferenceConfig) -> Self {
-        Self { cfg, values: VecDeque::new(), last_ms: None, recent: VecDeque::new() }
+        Self { cfg, values: VecDeque::new(), last_ms: None, recent: VecDeque::new(), refused_run: 0 }
     }
 
     /// Starts a new session if the door was quiet for `session_gap_min` (or time went backwards).
@@ -261,7 +268,21 @@ impl PopulationReference {
         let accepted = match self.stats() {
             Some(s) if s.trusted => {
                 let limit = (self.cfg.outlier_mads * s.spread_c).max(0.3);
-                (raw_c - s.median_c).abs() <= limit && raw_c >= s.median_c - self.cfg.cold_margin_c
+                let ok = (raw_c - s.median_c).abs() <= limit && raw_c >= s.median_c - self.cfg.cold_margin_c;
+                let side = if raw_c > s.median_c { 1 } else { -1 };
+                self.refused_run = match (ok, self.refused_run.signum() == side) {
+                    (true, _) => 0,
+                    (false, true) => self.refused_run + side,
+                    (false, false) => side,
+                };
+                if self.refused_run.abs() >= REFUSED_RUN_RESET {
+                    tracing::warn!(median = s.median_c, reading = raw_c, "fever reference refused {REFUSED_RUN_RESET} readings in a row on one side: starting over");
+                    self.values.clear();
+                    self.refused_run = 0;
+                    true
+                } else {
+                    ok
+                }
             }
             // Before trust only the setup's plausible range: the weather may be far from the prior.
             _ => (raw_c - self.cfg.population_c).abs() <= self.cfg.max_offset_c,
@@ -377,12 +398,17 @@ mod tests {
     fn a_mixed_reference_is_not_trusted_and_a_cold_face_is_remeasured() {
         let mut r = PopulationReference::new(ReferenceConfig::default());
         // Half a class from a cold bus (1.5 degC low) among warm arrivals: spread too wide to trust.
-        for i in 0..20 {
+        for i in 0..10 {
             let c = if i % 2 == 0 { 36.6 } else { 35.1 };
             r.add(c + 0.02 * (i % 5) as f32, i * MIN);
         }
         let s = r.stats().expect("stats");
         assert!(!s.trusted && s.spread_c > 0.5, "{s:?}");
+        // Once the warm children are the majority the median is theirs, and cold faces stay out.
+        r.add(36.6, 10 * MIN);
+        let s = r.stats().expect("stats");
+        assert!(s.trusted && (s.median_c - 36.6).abs() < 0.05, "{s:?}");
+        assert!(!r.add(35.1, 11 * MIN));
         // A trusted warm reference: a face 1.5 degC below it is asked to come back, not called normal.
         let mut r = PopulationReference::new(ReferenceConfig::default());
         let t = fill(&mut r, 36.6, 15, 0);
@@ -397,11 +423,34 @@ mod tests {
     }
 
     #[test]
+    fn a_reference_built_from_a_cold_group_that_came_first_starts_over() {
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        // The bus came first: 12 faces 1.5 degC cold make a tight, trusted, wrong reference.
+        let t = fill(&mut r, 35.1, 12, 0);
+        assert!(r.trusted_at(t).is_some_and(|s| (s.median_c - 35.1).abs() < 0.06));
+        // Warm children are refused as outliers; the fifth in a row resets it.
+        for k in 0..4 {
+            assert!(!r.add(36.6 + 0.05 * k as f32, t + k * MIN), "warm child {k} refused");
+        }
+        assert!(r.add(36.7, t + 4 * MIN), "reset, and this one is the first of the new reference");
+        assert_eq!(r.stats().map(|s| (s.count, s.trusted)), Some((1, false)));
+        // A fever between refusals on the same side counts towards the run (it is also refused)
+        // but one accepted reading in between breaks it.
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        let t = fill(&mut r, 36.6, 15, 0);
+        for k in 0..8 {
+            let c = if k % 3 == 2 { 36.6 } else { 38.5 };
+            r.add(c, t + k * MIN);
+        }
+        assert!(r.stats().is_some_and(|s| s.trusted && s.count == 17), "fevers now and then never reset it");
+    }
+
+    #[test]
     fn the_untrusted_band_widens_with_the_rooms_distance_from_the_static_fit() {
         let mut r = PopulationReference::new(ReferenceConfig::default());
-        // At the fit's own ambient: only 0.2 wider (36.8 and up); a healthy 36.6 is normal.
-        assert_eq!(r.judge(36.6, 0, 37.5, 0.3, Some(0.0)), Judged::Normal(36.6));
-        assert_eq!(r.judge(36.8, 0, 37.5, 0.3, Some(0.0)), Judged::Remeasure(36.8, RemeasureWhy::Borderline));
+        // At the fit's own ambient: only 0.2 wider (37.0 and up); a healthy 36.8 is normal.
+        assert_eq!(r.judge(36.8, 0, 37.5, 0.3, Some(0.0)), Judged::Normal(36.8));
+        assert_eq!(r.judge(37.0, 0, 37.5, 0.3, Some(0.0)), Judged::Remeasure(37.0, RemeasureWhy::Borderline));
         // 14 degC away (a 10 degC entrance): 1.04 wider, from 36.2.
         assert_eq!(r.judge(36.3, 0, 37.5, 0.3, Some(-14.0)), Judged::Remeasure(36.3, RemeasureWhy::Borderline));
         assert_eq!(r.judge(36.1, 0, 37.5, 0.3, Some(-14.0)), Judged::Normal(36.1));
