@@ -149,7 +149,8 @@ fn main() {
     for (name, scene) in cells {
         let c = if scene.blackbody { &cfg } else { &no_bb };
         let mut tally = Tally::default();
-        let mut rng = Rng::new((scene.distance * 1000.0) as u64 * 31 + scene.ambient as u64 * 7 + u64::from(scene.cold_group));
+        let mut rng =
+            Rng::new((scene.distance * 1000.0) as u64 * 31 + scene.ambient as u64 * 7 + u64::from(scene.cold_group));
         for _ in 0..mornings {
             run_morning(&scene, c, &mut rng, &mut tally);
         }
@@ -186,8 +187,16 @@ fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tall
     let debug = std::env::var_os("FEVER_BENCH_MISSES").is_some();
     for (i, (a, d)) in arrivals.iter().zip(settled).enumerate() {
         let is_fever = a.true_c >= cfg.threshold_c;
-        if debug && is_fever && !matches!(d.flatten(), Some(Decision::Measured { screening: Screening::Elevated, .. })) {
-            eprintln!("missed #{i} at {} min, true {:.2}, cold {}: first {:?}, settled {:?}", a.at_ms / MIN, a.true_c, a.cold_c, first[i], d.flatten());
+        if debug && is_fever && !matches!(d.flatten(), Some(Decision::Measured { screening: Screening::Elevated, .. }))
+        {
+            eprintln!(
+                "missed #{i} at {} min, true {:.2}, cold {}: first {:?}, settled {:?}",
+                a.at_ms / MIN,
+                a.true_c,
+                a.cold_c,
+                first[i],
+                d.flatten()
+            );
         }
         if is_fever {
             tally.fever_n += 1;

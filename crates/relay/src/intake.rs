@@ -578,7 +578,8 @@ notify = {notify}
         assert!(!p.deliveries[0].body.contains("37.3"), "{}", p.deliveries[0].body);
         for status in ["normal", "elevated"] {
             e["temperature_status"] = status.into();
-            e["event_id"] = format!("01a00000-0000-7000-8000-00000000000{}", if status == "normal" { 7 } else { 8 }).into();
+            e["event_id"] =
+                format!("01a00000-0000-7000-8000-00000000000{}", if status == "normal" { 7 } else { 8 }).into();
             let p = plan(topic, e.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
             assert!(p.deliveries[0].body.contains("37.3"), "{status}: {}", p.deliveries[0].body);
         }

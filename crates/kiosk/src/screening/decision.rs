@@ -303,9 +303,18 @@ mod tests {
     fn normal_borderline_and_elevated() {
         let c = cfg();
         let d = |t: f32| decide(&[M(t), M(t), M(t)], false, &c);
-        assert_eq!(d(36.5), Some(Decision::Measured { celsius: 36.5, screening: Screening::Normal, site: Site::Canthus }));
-        assert_eq!(d(37.3), Some(Decision::Measured { celsius: 37.3, screening: Screening::Remeasure, site: Site::Canthus }));
-        assert_eq!(d(37.5), Some(Decision::Measured { celsius: 37.5, screening: Screening::Elevated, site: Site::Canthus }));
+        assert_eq!(
+            d(36.5),
+            Some(Decision::Measured { celsius: 36.5, screening: Screening::Normal, site: Site::Canthus })
+        );
+        assert_eq!(
+            d(37.3),
+            Some(Decision::Measured { celsius: 37.3, screening: Screening::Remeasure, site: Site::Canthus })
+        );
+        assert_eq!(
+            d(37.5),
+            Some(Decision::Measured { celsius: 37.5, screening: Screening::Elevated, site: Site::Canthus })
+        );
     }
 
     #[test]

@@ -122,7 +122,8 @@ pub fn blackbody_reading(frame: &ThermalFrame, bb: &Blackbody) -> Option<f32> {
     let median = v[v.len() / 2];
     // The MLX90640's absolute accuracy is about ±1 degC (±3 at worst corners): a larger offset
     // is not drift, and a spread over 1 degC is not one uniform surface.
-    let present = v[v.len() - 1] - v[0] <= BLACKBODY_MAX_SPREAD_C && (median - bb.temperature_c).abs() <= BLACKBODY_MAX_OFFSET_C;
+    let present =
+        v[v.len() - 1] - v[0] <= BLACKBODY_MAX_SPREAD_C && (median - bb.temperature_c).abs() <= BLACKBODY_MAX_OFFSET_C;
     present.then_some(median)
 }
 
@@ -303,7 +304,10 @@ mod tests {
             );
         }
         for face_c in [25.0, 33.0, 36.6, 41.0, 45.0] {
-            assert_eq!(measure(&frame_with_face(face_c, false), &f, &c, 0.35), Reading::Measured(face_c, Site::Canthus));
+            assert_eq!(
+                measure(&frame_with_face(face_c, false), &f, &c, 0.35),
+                Reading::Measured(face_c, Site::Canthus)
+            );
         }
         // A plausible face pushed out of range by the corrections (a wild site offset).
         let mut wild = cfg();

@@ -276,7 +276,11 @@ impl PopulationReference {
                     (false, false) => side,
                 };
                 if self.refused_run.abs() >= REFUSED_RUN_RESET {
-                    tracing::warn!(median = s.median_c, reading = raw_c, "fever reference refused {REFUSED_RUN_RESET} readings in a row on one side: starting over");
+                    tracing::warn!(
+                        median = s.median_c,
+                        reading = raw_c,
+                        "fever reference refused {REFUSED_RUN_RESET} readings in a row on one side: starting over"
+                    );
                     self.values.clear();
                     self.refused_run = 0;
                     true

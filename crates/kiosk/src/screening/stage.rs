@@ -7,8 +7,8 @@ use std::sync::Arc;
 use dolbom_face::Detection;
 
 use super::decision::{against_reference, decide, Decision, FeverConfig, NotMeasured, Reading};
-use super::reference::PopulationReference;
 use super::fusion::measure;
+use super::reference::PopulationReference;
 use crate::health::{Health, SensorState, THERMAL};
 use crate::sources::thermal::source::LatestFrame;
 
