@@ -137,6 +137,8 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
     let (evs, _) = events(&received);
     let arrival = evs.iter().find(|e| e["schema"] == "dolbom.attendance/1").expect("arrival");
     assert_eq!(arrival["temperature_status"], "elevated");
+    let site = arrival["temperature_site"].as_str().unwrap_or_default();
+    assert!(["canthus", "forehead"].contains(&site), "every measured reading names its site: {arrival}");
     let t = arrival["temperature_c"].as_f64().expect("measured");
     assert!((37.7..=38.7).contains(&t), "38.2 degC skin read as {t}");
     let visitors: Vec<&serde_json::Value> = evs.iter().filter(|e| e["schema"] == "dolbom.visitor/1").collect();
@@ -146,6 +148,7 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
     assert!((36.0..=37.0).contains(&t), "36.5 degC skin read as {t}");
     assert_eq!(visitors[1]["temperature_status"], "too_far", "{}", visitors[1]);
     assert!(visitors[1]["temperature_c"].is_null());
+    assert!(visitors[1].get("temperature_site").is_none(), "not measured, no site: {}", visitors[1]);
 
     for (suffix, name) in [
         ("/event/fever", "fever"),

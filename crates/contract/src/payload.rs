@@ -13,6 +13,9 @@ pub const ALERT_SCHEMA: &str = "dolbom.alert/1";
 pub const COMMAND_RESULT_SCHEMA: &str = "dolbom.cmd-result/1";
 /// Screening wording: never a diagnosis.
 pub const FEVER_MESSAGE: &str = "elevated skin temperature — confirm with a thermometer";
+/// What the door screen says to a `remeasure` (Korean first, as the door shows it).
+pub const REMEASURE_MESSAGE_KO: &str = "5분 후에 다시 측정해 주세요";
+pub const REMEASURE_MESSAGE_EN: &str = "please re-measure in 5 minutes";
 pub const CONTENT_TYPE: &str = "application/json";
 
 /// How a person was recognised at the door.
@@ -48,7 +51,21 @@ pub struct AttendanceEvent {
     /// Skin temperature from fever screening; null when not measured (see `temperature_status`).
     pub temperature_c: Option<f32>,
     pub temperature_status: TemperatureStatus,
+    /// Where on the face the temperature was read; absent when not measured (and from kiosks
+    /// older than the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_site: Option<TemperatureSite>,
     pub method: CheckInMethod,
+}
+
+/// Where on the face a temperature was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemperatureSite {
+    /// The inner eye corners, the screening site of IEC 80601-2-59.
+    Canthus,
+    /// The lower forehead: the fallback when the face is too small for the eye corners.
+    Forehead,
 }
 
 /// The outcome of fever screening for one sighting.
@@ -56,7 +73,8 @@ pub struct AttendanceEvent {
 #[serde(rename_all = "snake_case")]
 pub enum TemperatureStatus {
     Normal,
-    /// Just under the threshold: measure again.
+    /// Near the threshold, or a face that has not warmed up yet: measure again in 5 minutes
+    /// ([`REMEASURE_MESSAGE_KO`], [`REMEASURE_MESSAGE_EN`]). Not a settled value: never texted.
     Remeasure,
     /// At or above the threshold: an alert was raised (or was already raised this visit).
     Elevated,
@@ -141,6 +159,8 @@ pub struct VisitorEvent {
     pub track_id: u64,
     pub temperature_c: Option<f32>,
     pub temperature_status: TemperatureStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_site: Option<TemperatureSite>,
 }
 
 /// `status` (retained): whether the kiosk is up, and its health.

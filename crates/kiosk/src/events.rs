@@ -19,7 +19,7 @@ use crate::alerts::{AlertContext, NewAlert};
 use crate::attendance::{self, AttendancePolicy};
 use crate::disk::DiskWatch;
 use crate::outbox::{NewMessage, Outbox, Priority, Tally};
-use crate::screening::decision::{Decision, NotMeasured, Screening};
+use crate::screening::decision::{Decision, NotMeasured, Screening, Site as ReadSite};
 use crate::site::Site;
 use crate::store::StoreError;
 use crate::vision::{Sighting, Who};
@@ -132,6 +132,7 @@ impl EventStage {
         let ts = self.site.ts(s.captured_ms);
         let now_ms = Timestamp::now().as_millisecond();
         let (temperature_c, temperature_status) = temperature_status(s.temperature.as_ref());
+        let temperature_site = temperature_site(s.temperature.as_ref());
         let mut conn = self.outbox.store().lock()?;
         let tx = conn.transaction()?;
         let mut queued = Vec::new();
@@ -156,6 +157,7 @@ impl EventStage {
                         confidence: (confidence * 1000.0).round() / 1000.0,
                         temperature_c,
                         temperature_status,
+                        temperature_site,
                         method: CheckInMethod::Face,
                     };
                     info!(event_id = %event.event_id, person = %id, kind = ?kind, ts = %event.ts, temperature = ?temperature_c, "attendance event");
@@ -178,6 +180,7 @@ impl EventStage {
                     track_id: s.track_id,
                     temperature_c,
                     temperature_status,
+                    temperature_site,
                 };
                 info!(event_id = %event.event_id, ts = %event.ts, temperature = ?temperature_c, "visitor event");
                 queued.push(self.message(
@@ -189,7 +192,7 @@ impl EventStage {
                 ));
             }
         }
-        if let Some(Decision::Measured { celsius, screening: Screening::Elevated }) = s.temperature {
+        if let Some(Decision::Measured { celsius, screening: Screening::Elevated, .. }) = s.temperature {
             // One alert per person per visit; a visitor is their own visit.
             let subject =
                 person.as_ref().map_or_else(|| format!("visitor:{}:{}", s.captured_ms, s.track_id), |p| p.id.clone());
@@ -259,11 +262,20 @@ impl EventStage {
     }
 }
 
+/// Where a measured temperature was read.
+pub fn temperature_site(d: Option<&Decision>) -> Option<contract::TemperatureSite> {
+    match d {
+        Some(Decision::Measured { site: ReadSite::Canthus, .. }) => Some(contract::TemperatureSite::Canthus),
+        Some(Decision::Measured { site: ReadSite::Forehead, .. }) => Some(contract::TemperatureSite::Forehead),
+        _ => None,
+    }
+}
+
 /// A screening decision as the payloads report it: the reading, and what it means.
 pub fn temperature_status(d: Option<&Decision>) -> (Option<f32>, TemperatureStatus) {
     match d {
         None => (None, TemperatureStatus::ScreeningOff),
-        Some(Decision::Measured { celsius, screening }) => (
+        Some(Decision::Measured { celsius, screening, .. }) => (
             Some(*celsius),
             match screening {
                 Screening::Normal => TemperatureStatus::Normal,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dolbom_backoff::Backoff;
-use dolbom_contract::{AttendanceKind, Kind, PersonRef, Role, Topic};
+use dolbom_contract::{AttendanceKind, Kind, PersonRef, Role, TemperatureStatus, Topic};
 use dolbom_mqtt::{Protocol, Session, SessionEvent};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -52,6 +52,9 @@ struct Textable {
     person: Option<PersonRef>,
     ts: String,
     temperature_c: Option<f32>,
+    /// The temperature the text may carry: only a settled one (normal or elevated). A
+    /// `remeasure` reading is a question still open, never told to a parent as a value.
+    settled_c: Option<f32>,
 }
 
 /// What the relay reads of an attendance or fever event: the fields it uses, in the contract's
@@ -70,6 +73,8 @@ struct EventView {
     person: Option<PersonView>,
     #[serde(default, deserialize_with = "lenient")]
     temperature_c: Option<f32>,
+    #[serde(default, deserialize_with = "lenient")]
+    temperature_status: Option<TemperatureStatus>,
 }
 
 #[derive(Deserialize)]
@@ -117,7 +122,13 @@ fn read(topic: &Topic, payload: &[u8]) -> Result<Result<Textable, Plan>, String>
         (_, None) => return Ok(Err(Plan::nothing(event_id, "attendance kind not understood".into()))),
     };
     let person = e.person.and_then(|p| Some(PersonRef { role: p.role?, id: p.id }));
-    Ok(Ok(Textable { event_id, notice, center: e.center, person, ts: e.ts, temperature_c: e.temperature_c }))
+    // A fever event's value is the elevated reading itself; an attendance event's only when
+    // settled (a status this relay does not know is not assumed settled).
+    let settled_c = match (&notice, e.temperature_status) {
+        (Notice::Fever, _) | (_, Some(TemperatureStatus::Normal | TemperatureStatus::Elevated)) => e.temperature_c,
+        _ => None,
+    };
+    Ok(Ok(Textable { event_id, notice, center: e.center, person, ts: e.ts, temperature_c: e.temperature_c, settled_c }))
 }
 
 /// The event id of a payload that is not otherwise readable, to record it under.
@@ -192,7 +203,7 @@ pub fn plan(
         .iter()
         .filter(|g| g.notify.contains(&notice) && numbers.insert(g.digits.as_str()))
         .map(|g| {
-            let body = directory::render(center, &g.lang, notice, &child.name, &time, event.temperature_c);
+            let body = directory::render(center, &g.lang, notice, &child.name, &time, event.settled_c);
             let text = sms::compose(&body, &title);
             Delivery {
                 id: 0,
@@ -493,6 +504,7 @@ notify = {notify}
             confidence: 0.9,
             temperature_c: Some(36.6),
             temperature_status: TemperatureStatus::Normal,
+            temperature_site: Some(dolbom_contract::TemperatureSite::Canthus),
             method: CheckInMethod::Face,
         };
         let payload = serde_json::to_vec(&attendance).expect("json");
@@ -535,6 +547,7 @@ notify = {notify}
         let topic = "dolbom/v1/c/door-1/event/attendance";
         let p = plan(topic, payload.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
         assert_eq!(p.deliveries.len(), 1, "{}", p.outcome);
+        assert!(!p.deliveries[0].body.contains("36.5"), "a status not known to be settled is no value to text");
         // An unknown role is nobody the relay texts; an unknown kind is recorded, not guessed at.
         let mut odd = payload.clone();
         odd["person"]["role"] = "volunteer".into();
@@ -548,6 +561,28 @@ notify = {notify}
         odd["schema"] = "dolbom.attendance/2".into();
         let p = plan(topic, odd.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
         assert!(p.deliveries.is_empty() && p.outcome.contains("not understood"), "{}", p.outcome);
+    }
+
+    /// A parent is told only settled temperatures: "re-measure" is an open question.
+    #[test]
+    fn only_settled_temperatures_are_texted() {
+        let (dir, settings) = setup();
+        let now = Timestamp::now();
+        let topic = "dolbom/v1/c/door-1/event/attendance";
+        let mut e = serde_json::json!({"schema": "dolbom.attendance/1", "event_id": "01a00000-0000-7000-8000-000000000006",
+            "kind": "arrival", "ts": now.to_string(), "center": "c", "kiosk": "door-1",
+            "person": {"id": "minji", "role": "child"}, "confidence": 0.9,
+            "temperature_c": 37.3, "temperature_status": "remeasure", "temperature_site": "canthus", "method": "face"});
+        let p = plan(topic, e.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert_eq!(p.deliveries.len(), 1, "{}", p.outcome);
+        assert!(!p.deliveries[0].body.contains("37.3"), "{}", p.deliveries[0].body);
+        for status in ["normal", "elevated"] {
+            e["temperature_status"] = status.into();
+            e["event_id"] =
+                format!("01a00000-0000-7000-8000-00000000000{}", if status == "normal" { 7 } else { 8 }).into();
+            let p = plan(topic, e.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+            assert!(p.deliveries[0].body.contains("37.3"), "{status}: {}", p.deliveries[0].body);
+        }
     }
 
     #[test]

@@ -13,6 +13,8 @@
 use dolbom_face::config::in_range;
 use serde::{Deserialize, Serialize};
 
+use super::reference::{Judged, PopulationReference, ReferenceConfig};
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeverConfig {
@@ -44,6 +46,11 @@ pub struct FeverConfig {
     /// Set by `dolbom calibrate thermal`.
     pub calibration: [f64; 6],
     pub blackbody: Option<Blackbody>,
+    /// The population reference at this door (see [`super::reference`]).
+    pub reference: ReferenceConfig,
+    /// Eye distance in thermal pixels from which the inner eye corners (canthi) are read; closer
+    /// than that each canthus pixel mixes with the cooler eye and nose, and the forehead is read.
+    pub canthus_min_eye_thermal_px: f64,
     /// Staff ids allowed to silence alerts.
     pub staff: Vec<String>,
 }
@@ -80,6 +87,8 @@ impl Default for FeverConfig {
             // 640x480 camera onto a 32x24 array with the same field of view.
             calibration: [0.05, 0.0, 0.0, 0.0, 0.05, 0.0],
             blackbody: None,
+            reference: ReferenceConfig::default(),
+            canthus_min_eye_thermal_px: 2.5,
             staff: Vec::new(),
         }
     }
@@ -127,6 +136,8 @@ impl FeverConfig {
             in_range("fever.blackbody.height", bb.height, 1, 64)?;
             in_range("fever.blackbody.temperature_c", bb.temperature_c, 20.0, 60.0)?;
         }
+        self.reference.validate()?;
+        in_range("fever.canthus_min_eye_thermal_px", self.canthus_min_eye_thermal_px, 0.5, 64.0)?;
         if self.staff.iter().any(|s| dolbom_contract::validate_id(s).is_err()) {
             return Err(("fever.staff", "ids must be 1 to 64 letters, digits, '-', '_' or '.'".into()));
         }
@@ -134,10 +145,20 @@ impl FeverConfig {
     }
 }
 
+/// Where on the face a reading was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Site {
+    /// The inner eye corners: the screening site of IEC 80601-2-59, closest to core temperature.
+    Canthus,
+    /// The lower forehead: the fallback when the canthi cover too few pixels.
+    Forehead,
+}
+
 /// One attempt to read a face's temperature.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Reading {
-    Measured(f32),
+    Measured(f32, Site),
     NotMeasured(NotMeasured),
 }
 
@@ -171,22 +192,26 @@ pub enum Screening {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Decision {
-    Measured { celsius: f32, screening: Screening },
+    Measured { celsius: f32, screening: Screening, site: Site },
     NotMeasured(NotMeasured),
 }
 
 /// Decides from a track's readings so far. `None` means "keep measuring".
 pub fn decide(readings: &[Reading], timed_out: bool, cfg: &FeverConfig) -> Option<Decision> {
-    let measured: Vec<f32> = readings
+    let measured: Vec<(f32, Site)> = readings
         .iter()
         .filter_map(|r| match r {
-            Reading::Measured(c) => Some(*c),
+            Reading::Measured(c, site) => Some((*c, *site)),
             Reading::NotMeasured(_) => None,
         })
         .collect();
     if measured.len() >= cfg.readings {
         // The newest `readings` readings must agree: a face still walking in reads low.
-        let mut last: Vec<f32> = measured[measured.len() - cfg.readings..].to_vec();
+        let newest = &measured[measured.len() - cfg.readings..];
+        let canthus = newest.iter().filter(|(_, s)| *s == Site::Canthus).count();
+        // The site most of them were read at (the forehead on a tie: the weaker claim).
+        let site = if 2 * canthus > newest.len() { Site::Canthus } else { Site::Forehead };
+        let mut last: Vec<f32> = newest.iter().map(|(c, _)| *c).collect();
         last.sort_by(f32::total_cmp);
         if last[last.len() - 1] - last[0] <= cfg.consistency_c {
             // Decide on the value that is reported, so "37.5" is never called "re-measure".
@@ -198,7 +223,7 @@ pub fn decide(readings: &[Reading], timed_out: bool, cfg: &FeverConfig) -> Optio
             } else {
                 Screening::Normal
             };
-            return Some(Decision::Measured { celsius, screening });
+            return Some(Decision::Measured { celsius, screening, site });
         }
     }
     if !timed_out {
@@ -221,10 +246,39 @@ pub fn decide(readings: &[Reading], timed_out: bool, cfg: &FeverConfig) -> Optio
     Some(Decision::NotMeasured(why))
 }
 
+/// A decision judged against the door's population reference (see [`super::reference`]),
+/// which then learns from it. Not-measured decisions pass through untouched.
+/// `ambient_c`: the room as the sensor reads it (None: unknown).
+pub fn against_reference(
+    d: Decision,
+    reference: &mut PopulationReference,
+    now_ms: i64,
+    ambient_c: Option<f32>,
+    cfg: &FeverConfig,
+) -> Decision {
+    let Decision::Measured { celsius: raw, site, .. } = d else { return d };
+    let ambient_off = ambient_c.map(|a| a - cfg.reference_ambient_c);
+    let judged = reference.judge(raw, now_ms, cfg.threshold_c, cfg.borderline_c, ambient_off);
+    let (celsius, screening) = match judged {
+        Judged::Normal(c) => (c, Screening::Normal),
+        Judged::Elevated(c) => (c, Screening::Elevated),
+        Judged::Remeasure(c, _) => (c, Screening::Remeasure),
+    };
+    // A face that has not warmed up would drag the reference down: it stays out.
+    if !matches!(judged, Judged::Remeasure(_, super::reference::RemeasureWhy::Cold)) {
+        reference.add(raw, now_ms);
+    }
+    Decision::Measured { celsius, screening, site }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use Reading::{Measured as M, NotMeasured as N};
+    use Reading::NotMeasured as N;
+    #[allow(non_snake_case)]
+    fn M(c: f32) -> Reading {
+        Reading::Measured(c, Site::Canthus)
+    }
 
     fn cfg() -> FeverConfig {
         FeverConfig { enabled: true, ..FeverConfig::default() }
@@ -236,7 +290,7 @@ mod tests {
         assert_eq!(decide(&[M(38.2), M(38.1)], false, &c), None);
         assert_eq!(
             decide(&[M(36.0), M(38.2), M(38.1), M(38.3)], false, &c),
-            Some(Decision::Measured { celsius: 38.2, screening: Screening::Elevated })
+            Some(Decision::Measured { celsius: 38.2, screening: Screening::Elevated, site: Site::Canthus })
         );
         assert_eq!(decide(&[M(36.0), M(37.0), M(38.0)], false, &c), None, "spread too wide");
         assert_eq!(
@@ -249,9 +303,18 @@ mod tests {
     fn normal_borderline_and_elevated() {
         let c = cfg();
         let d = |t: f32| decide(&[M(t), M(t), M(t)], false, &c);
-        assert_eq!(d(36.5), Some(Decision::Measured { celsius: 36.5, screening: Screening::Normal }));
-        assert_eq!(d(37.3), Some(Decision::Measured { celsius: 37.3, screening: Screening::Remeasure }));
-        assert_eq!(d(37.5), Some(Decision::Measured { celsius: 37.5, screening: Screening::Elevated }));
+        assert_eq!(
+            d(36.5),
+            Some(Decision::Measured { celsius: 36.5, screening: Screening::Normal, site: Site::Canthus })
+        );
+        assert_eq!(
+            d(37.3),
+            Some(Decision::Measured { celsius: 37.3, screening: Screening::Remeasure, site: Site::Canthus })
+        );
+        assert_eq!(
+            d(37.5),
+            Some(Decision::Measured { celsius: 37.5, screening: Screening::Elevated, site: Site::Canthus })
+        );
     }
 
     #[test]

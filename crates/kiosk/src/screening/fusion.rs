@@ -1,10 +1,11 @@
 //! Reading a face's temperature: the face from the camera mapped into the thermal frame through
-//! the calibrated affine transform, the region of the inner eye corners and lower forehead (the
-//! warmest, least-covered skin), a high percentile of its pixels (robust to one hot pixel), and
-//! corrections for distance, ambient temperature, a blackbody reference and the site. A result
+//! the calibrated affine transform; the inner eye corners (canthi, the screening site of IEC
+//! 80601-2-59) when the face is close enough for them to fill a pixel, else the region of the
+//! eyes and lower forehead (the warmest, least-covered skin) at a high percentile of its pixels
+//! (robust to one hot pixel); each reading says which ([`Site`]). Then corrections for distance, ambient temperature, a blackbody reference and the site. A result
 //! no human skin can have is not a reading at all (see [`SKIN_MIN_C`]).
 
-use crate::screening::decision::{FeverConfig, NotMeasured, Reading};
+use crate::screening::decision::{Blackbody, FeverConfig, NotMeasured, Reading, Site};
 use crate::sources::thermal::ThermalFrame;
 use dolbom_face::Detection;
 
@@ -55,7 +56,11 @@ pub fn measure(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig, max_ya
         return Reading::NotMeasured(NotMeasured::TooFar);
     }
     values.sort_by(f32::total_cmp);
-    let raw = values[((values.len() - 1) as f32 * cfg.percentile).round() as usize];
+    let forehead = values[((values.len() - 1) as f32 * cfg.percentile).round() as usize];
+    let (raw, site) = match canthus(frame, face, cfg) {
+        Some(c) => (c, Site::Canthus),
+        None => (forehead, Site::Forehead),
+    };
 
     let eye_px = {
         let [re, le, ..] = face.landmarks;
@@ -67,12 +72,8 @@ pub fn measure(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig, max_ya
         celsius += cfg.ambient_coeff * (cfg.reference_ambient_c - ambient);
     }
     if let Some(bb) = &cfg.blackbody {
-        let mut ref_values: Vec<f32> = (bb.y..(bb.y + bb.height).min(frame.height))
-            .flat_map(|y| (bb.x..(bb.x + bb.width).min(frame.width)).filter_map(move |x| frame.at(x, y)))
-            .collect();
-        if !ref_values.is_empty() {
-            ref_values.sort_by(f32::total_cmp);
-            celsius += bb.temperature_c - ref_values[ref_values.len() / 2];
+        if let Some(seen) = blackbody_reading(frame, bb) {
+            celsius += bb.temperature_c - seen;
         }
     }
     let celsius = celsius + cfg.site_offset_c;
@@ -80,8 +81,54 @@ pub fn measure(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig, max_ya
         tracing::debug!(celsius, "reading is no human skin temperature; not measured");
         return Reading::NotMeasured(NotMeasured::Implausible);
     }
-    Reading::Measured(celsius)
+    Reading::Measured(celsius, site)
 }
+
+/// The inner eye corners, where screening thermographs measure: the pixel under each canthus
+/// (a quarter of the eye distance in from each eye), the warmer of the two. `None` (read the
+/// forehead instead) when the face is too small for a canthus pixel to be mostly skin, or the
+/// two corners disagree by more than `consistency_c` (a hot pixel, a hand, glasses' rim).
+pub fn canthus(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig) -> Option<f32> {
+    let [re, le, ..] = face.landmarks;
+    let (rx, ry) = to_thermal(&cfg.calibration, re);
+    let (lx, ly) = to_thermal(&cfg.calibration, le);
+    let eye = ((lx - rx).powi(2) + (ly - ry).powi(2)).sqrt();
+    if eye < cfg.canthus_min_eye_thermal_px {
+        return None;
+    }
+    let at = |x: f64, y: f64| -> Option<f32> {
+        if x < 0.0 || y < 0.0 {
+            return None;
+        }
+        frame.at(x.floor() as usize, y.floor() as usize).filter(|v| v.is_finite())
+    };
+    let right = at(rx + 0.25 * (lx - rx), ry + 0.25 * (ly - ry))?;
+    let left = at(lx - 0.25 * (lx - rx), ly - 0.25 * (ly - ry))?;
+    ((right - left).abs() <= cfg.consistency_c).then_some(right.max(left))
+}
+
+/// The blackbody's temperature as the sensor sees it, when it is there: a region that is not
+/// uniform (someone in front of it) or far from its set temperature (switched off, not yet warm,
+/// moved) is no reference, and the reading goes uncorrected rather than mis-corrected.
+pub fn blackbody_reading(frame: &ThermalFrame, bb: &Blackbody) -> Option<f32> {
+    let mut v: Vec<f32> = (bb.y..(bb.y + bb.height).min(frame.height))
+        .flat_map(|y| (bb.x..(bb.x + bb.width).min(frame.width)).filter_map(move |x| frame.at(x, y)))
+        .filter(|v| v.is_finite())
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f32::total_cmp);
+    let median = v[v.len() / 2];
+    // The MLX90640's absolute accuracy is about ±1 degC (±3 at worst corners): a larger offset
+    // is not drift, and a spread over 1 degC is not one uniform surface.
+    let present =
+        v[v.len() - 1] - v[0] <= BLACKBODY_MAX_SPREAD_C && (median - bb.temperature_c).abs() <= BLACKBODY_MAX_OFFSET_C;
+    present.then_some(median)
+}
+
+pub const BLACKBODY_MAX_SPREAD_C: f32 = 1.0;
+pub const BLACKBODY_MAX_OFFSET_C: f32 = 3.0;
 
 /// Least-squares affine transform from camera to thermal pixels, from point pairs.
 pub fn fit_affine(pairs: &[([f64; 2], [f64; 2])]) -> Result<[f64; 6], String> {
@@ -177,8 +224,46 @@ mod tests {
         // A face centred at camera (320, 240) with eyes 80 px apart: thermal (16, 12), 4 px apart.
         let f = face_at(320.0, 240.0, 80.0);
         let c = cfg();
-        assert_eq!(measure(&frame_with_face(36.6, false), &f, &c, 0.35), Reading::Measured(36.6));
-        assert_eq!(measure(&frame_with_face(36.6, true), &f, &c, 0.35), Reading::Measured(36.6));
+        assert_eq!(measure(&frame_with_face(36.6, false), &f, &c, 0.35), Reading::Measured(36.6, Site::Canthus));
+        assert_eq!(measure(&frame_with_face(36.6, true), &f, &c, 0.35), Reading::Measured(36.6, Site::Canthus));
+    }
+
+    #[test]
+    fn canthus_first_forehead_when_the_corners_are_too_small_or_disagree() {
+        let c = cfg();
+        // Eyes 4 thermal px apart: the canthi are read.
+        let near = face_at(320.0, 240.0, 80.0);
+        let mut frame = frame_with_face(36.0, false);
+        frame.pixels[12 * 32 + 15] = 36.8; // right canthus warmer than the rest of the face
+        frame.pixels[12 * 32 + 17] = 36.7;
+        assert_eq!(measure(&frame, &near, &c, 0.35), Reading::Measured(36.8, Site::Canthus));
+        // One corner hot beyond consistency (a hot pixel): the forehead region decides instead.
+        frame.pixels[12 * 32 + 15] = 39.0;
+        assert!(matches!(measure(&frame, &near, &c, 0.35), Reading::Measured(_, Site::Forehead)));
+        // Eyes 2.2 px apart (below canthus_min_eye_thermal_px, above min_eye_thermal_px): forehead.
+        let small = face_at(320.0, 240.0, 44.0);
+        assert_eq!(measure(&frame_with_face(36.6, false), &small, &c, 0.35), Reading::Measured(36.6, Site::Forehead));
+    }
+
+    #[test]
+    fn an_absent_or_blocked_blackbody_corrects_nothing() {
+        let f = face_at(320.0, 240.0, 80.0);
+        let mut c = cfg();
+        c.blackbody =
+            Some(crate::screening::decision::Blackbody { x: 0, y: 0, width: 2, height: 2, temperature_c: 35.0 });
+        // Switched off: the region reads the wall (24 degC), 11 degC from its set point.
+        assert_eq!(measure(&frame_with_face(36.6, false), &f, &c, 0.35), Reading::Measured(36.6, Site::Canthus));
+        // Half covered by a hand: not uniform.
+        let mut frame = frame_with_face(36.6, false);
+        frame.pixels[0] = 34.6;
+        frame.pixels[1] = 34.6;
+        frame.pixels[32] = 31.0;
+        frame.pixels[33] = 31.0;
+        assert_eq!(measure(&frame, &f, &c, 0.35), Reading::Measured(36.6, Site::Canthus));
+        // Present and reading 0.4 low: every face reads 0.4 higher.
+        frame.pixels[32] = 34.6;
+        frame.pixels[33] = 34.6;
+        assert_eq!(measure(&frame, &f, &c, 0.35), Reading::Measured(37.0, Site::Canthus));
     }
 
     #[test]
@@ -219,7 +304,10 @@ mod tests {
             );
         }
         for face_c in [25.0, 33.0, 36.6, 41.0, 45.0] {
-            assert_eq!(measure(&frame_with_face(face_c, false), &f, &c, 0.35), Reading::Measured(face_c));
+            assert_eq!(
+                measure(&frame_with_face(face_c, false), &f, &c, 0.35),
+                Reading::Measured(face_c, Site::Canthus)
+            );
         }
         // A plausible face pushed out of range by the corrections (a wild site offset).
         let mut wild = cfg();
@@ -238,6 +326,6 @@ mod tests {
         c.blackbody =
             Some(crate::screening::decision::Blackbody { x: 0, y: 0, width: 2, height: 2, temperature_c: 25.0 });
         // The blackbody reads 24.0 but is 25.0: the sensor reads 1.0 low.
-        assert_eq!(measure(&frame_with_face(36.0, false), &f, &c, 0.35), Reading::Measured(37.5));
+        assert_eq!(measure(&frame_with_face(36.0, false), &f, &c, 0.35), Reading::Measured(37.5, Site::Canthus));
     }
 }

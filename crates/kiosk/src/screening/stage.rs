@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use dolbom_face::Detection;
 
-use super::decision::{decide, Decision, FeverConfig, NotMeasured, Reading};
+use super::decision::{against_reference, decide, Decision, FeverConfig, NotMeasured, Reading};
 use super::fusion::measure;
+use super::reference::PopulationReference;
 use crate::health::{Health, SensorState, THERMAL};
 use crate::sources::thermal::source::LatestFrame;
 
@@ -24,11 +25,23 @@ pub struct ScreeningStage<T> {
     /// What waits for a decision: the track, its deadline, and the caller's item (a settled
     /// track, for the vision stage; screening needs nothing else of it).
     pending: Vec<(u64, i64, T)>,
+    /// The readings of this morning at this door; every measured decision is judged against it.
+    pub reference: PopulationReference,
 }
 
 impl<T> ScreeningStage<T> {
     pub fn new(fever: FeverConfig, latest: LatestFrame, max_age_ms: i64, max_yaw: f32) -> Self {
-        Self { fever, latest, max_age_ms, max_yaw, health: None, readings: HashMap::new(), pending: Vec::new() }
+        let reference = PopulationReference::new(fever.reference.clone());
+        Self {
+            fever,
+            latest,
+            max_age_ms,
+            max_yaw,
+            health: None,
+            readings: HashMap::new(),
+            pending: Vec::new(),
+            reference,
+        }
     }
 
     /// Reports frames the sensor sent but the plausibility check refused as `sensor_fault`.
@@ -85,12 +98,15 @@ impl<T> ScreeningStage<T> {
     pub fn ready(&mut self, now_ms: i64, flush: bool) -> Vec<(T, Decision)> {
         let mut out = Vec::new();
         let mut i = 0;
+        let ambient_c = self.latest.lock().ok().and_then(|l| l.as_ref().and_then(|f| f.ambient_c));
         while i < self.pending.len() {
             let (track_id, deadline, _) = &self.pending[i];
             let readings = self.readings.get(track_id).map(|(_, _, r)| r.as_slice()).unwrap_or(&[]);
             match decide(readings, flush || now_ms >= *deadline, &self.fever) {
                 Some(d) => {
-                    let (_, _, item) = self.pending.remove(i);
+                    let (track, _, item) = self.pending.remove(i);
+                    let d = against_reference(d, &mut self.reference, now_ms, ambient_c, &self.fever);
+                    tracing::debug!(track, reference = ?self.reference.stats(), decision = ?d, "screened");
                     out.push((item, d));
                 }
                 None => i += 1,
