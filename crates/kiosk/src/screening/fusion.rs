@@ -66,8 +66,11 @@ pub fn measure(
     values.sort_by(f32::total_cmp);
     let forehead = values[((values.len() - 1) as f32 * cfg.percentile).round() as usize];
     let (raw, site) = match canthus(frame, face, cfg) {
-        Some(c) => (c, Site::Canthus),
-        None => (forehead, Site::Forehead),
+        // The canthus is the warmest skin of a face; reading colder than the forehead it is
+        // not skin but something in front of it (glasses: both corners cold and agreeing), and
+        // trusting it would call a feverish child "remeasure" forever.
+        Some(c) if c >= forehead - CANTHUS_BELOW_FOREHEAD_MAX_C => (c, Site::Canthus),
+        _ => (forehead, Site::Forehead),
     };
 
     let eye_px = {
@@ -89,6 +92,11 @@ pub fn measure(
     }
     Reading::Measured(celsius, site)
 }
+
+/// How far the canthus may read below the forehead's percentile before it is taken for
+/// something covering the eyes: pixel noise (0.1 degC) and the canthi sitting in a slightly
+/// cooler pixel than the forehead's warmest stay well within it.
+pub const CANTHUS_BELOW_FOREHEAD_MAX_C: f32 = 0.5;
 
 /// The inner eye corners, where screening thermographs measure: the pixel under each canthus
 /// (a quarter of the eye distance in from each eye), the warmer of the two. `None` (read the
@@ -326,6 +334,21 @@ mod tests {
             measure(&frame_with_face(36.6, false), &small, &c, 0.35, None),
             Reading::Measured(36.6, Site::Forehead)
         );
+    }
+
+    #[test]
+    fn glasses_colder_than_the_forehead_fall_back_to_the_forehead() {
+        let c = cfg();
+        let near = face_at(320.0, 240.0, 80.0);
+        // A feverish child with glasses: both canthus pixels cold (lenses) and agreeing.
+        let mut frame = frame_with_face(38.4, false);
+        frame.pixels[12 * 32 + 15] = 33.0;
+        frame.pixels[12 * 32 + 17] = 33.1;
+        assert_eq!(measure(&frame, &near, &c, 0.35, None), Reading::Measured(38.4, Site::Forehead));
+        // Within 0.5 below the forehead the canthus still decides (noise, a cooler pixel).
+        frame.pixels[12 * 32 + 15] = 38.0;
+        frame.pixels[12 * 32 + 17] = 38.0;
+        assert_eq!(measure(&frame, &near, &c, 0.35, None), Reading::Measured(38.0, Site::Canthus));
     }
 
     fn with_blackbody(mut c: FeverConfig, temperature_c: f32) -> FeverConfig {
