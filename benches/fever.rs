@@ -32,7 +32,7 @@
 
 use dolbom_face::Detection;
 use dolbom_kiosk::screening::decision::{against_reference, decide, Blackbody, Decision, FeverConfig, Screening};
-use dolbom_kiosk::screening::fusion::measure;
+use dolbom_kiosk::screening::fusion::{measure, BlackbodyWatch};
 use dolbom_kiosk::screening::reference::PopulationReference;
 use dolbom_kiosk::sim::thermal::{render, Blob, Rng};
 use dolbom_kiosk::sources::thermal::ThermalFrame;
@@ -161,6 +161,8 @@ fn main() {
 fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tally) {
     let (arrivals, offset) = morning(scene, rng);
     let mut reference = PopulationReference::new(cfg.reference.clone());
+    // The kiosk watches the blackbody all morning; each child's frames add to the same run.
+    let mut blackbody = BlackbodyWatch::default();
     // (time, arrival index, is this the re-measure): first readings and re-measures interleave in time.
     let mut queue: Vec<(i64, usize, bool)> = arrivals.iter().enumerate().map(|(i, a)| (a.at_ms, i, false)).collect();
     let mut settled: Vec<Option<Option<Decision>>> = vec![None; arrivals.len()];
@@ -171,7 +173,7 @@ fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tall
         let a = arrivals[i];
         let cold = a.cold_c * (1.0 - (now - a.at_ms) as f32 / COLD_RECOVERY_MS as f32).max(0.0);
         let sensor = offset + scene.drift_per_h * now as f32 / (60.0 * MIN as f32);
-        let decided = screen_one(a.true_c - cold, scene, sensor, cfg, rng)
+        let decided = screen_one(a.true_c - cold, scene, sensor, cfg, rng, &mut blackbody, now)
             .map(|d| against_reference(d, &mut reference, now, Some(scene.ambient), cfg));
         if !second {
             first[i] = decided;
@@ -248,10 +250,18 @@ fn print_row(name: &str, s: &Scene, t: &Tally) {
 
 /// One reading session: the child walks up and stands for a second, readings over ~12 frames,
 /// then a decision. `None`: not measured.
-fn screen_one(face_c: f32, scene: &Scene, sensor_offset: f32, cfg: &FeverConfig, rng: &mut Rng) -> Option<Decision> {
+fn screen_one(
+    face_c: f32,
+    scene: &Scene,
+    sensor_offset: f32,
+    cfg: &FeverConfig,
+    rng: &mut Rng,
+    blackbody: &mut BlackbodyWatch,
+    now_ms: i64,
+) -> Option<Decision> {
     let skin = face_c - TRUE_AMBIENT_COEFF * (24.0 - scene.ambient);
     let mut readings = Vec::new();
-    for _ in 0..12 {
+    for k in 0..12 {
         let eye = EYE_PX_AT_1M / scene.distance;
         let (cx, cy) = (320.0 + (rng.gauss() * 4.0) as f32, 200.0 + (rng.gauss() * 4.0) as f32);
         let face = face_at(cx, cy, eye);
@@ -278,8 +288,11 @@ fn screen_one(face_c: f32, scene: &Scene, sensor_offset: f32, cfg: &FeverConfig,
             blobs.push(Blob { x0: 0.0, y0: 0.0, x1: 2.0, y1: 2.0, celsius: 35.0, ellipse: false });
         }
         let pixels: Vec<f32> = render(&blobs, scene.ambient, 0.1, rng).into_iter().map(|p| p + sensor_offset).collect();
-        let frame = ThermalFrame { width: 32, height: 24, pixels, ambient_c: Some(scene.ambient), mono_ms: 0 };
-        readings.push(measure(&frame, &face, cfg, 0.35));
+        // 8 frames a second.
+        let mono_ms = now_ms + 125 * k;
+        let frame = ThermalFrame { width: 32, height: 24, pixels, ambient_c: Some(scene.ambient), mono_ms };
+        let seen = blackbody.update(&frame, std::slice::from_ref(&face), cfg);
+        readings.push(measure(&frame, &face, cfg, 0.35, seen));
         if let Some(d) = decide(&readings, false, cfg) {
             return Some(d).filter(|d| matches!(d, Decision::Measured { .. }));
         }

@@ -151,7 +151,8 @@ impl FeverConfig {
 pub enum Site {
     /// The inner eye corners: the screening site of IEC 80601-2-59, closest to core temperature.
     Canthus,
-    /// The lower forehead: the fallback when the canthi cover too few pixels.
+    /// The lower forehead: the fallback when the canthi cover too few pixels, disagree, or read
+    /// colder than the forehead (glasses).
     Forehead,
 }
 

@@ -30,7 +30,15 @@ pub fn region(face: &Detection, cal: &[f64; 6]) -> (f64, f64, f64, f64) {
     (cx - 0.7 * eye, cy - 0.5 * eye, cx + 0.7 * eye, cy + 0.5 * eye)
 }
 
-pub fn measure(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig, max_yaw: f32) -> Reading {
+/// `blackbody_c`: the blackbody as this frame sees it, from [`BlackbodyWatch::update`] (None: not
+/// present, no correction).
+pub fn measure(
+    frame: &ThermalFrame,
+    face: &Detection,
+    cfg: &FeverConfig,
+    max_yaw: f32,
+    blackbody_c: Option<f32>,
+) -> Reading {
     if face.yaw_ratio() > max_yaw {
         return Reading::NotMeasured(NotMeasured::NotFrontal);
     }
@@ -58,8 +66,11 @@ pub fn measure(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig, max_ya
     values.sort_by(f32::total_cmp);
     let forehead = values[((values.len() - 1) as f32 * cfg.percentile).round() as usize];
     let (raw, site) = match canthus(frame, face, cfg) {
-        Some(c) => (c, Site::Canthus),
-        None => (forehead, Site::Forehead),
+        // The canthus is the warmest skin of a face; reading colder than the forehead it is
+        // not skin but something in front of it (glasses: both corners cold and agreeing), and
+        // trusting it would call a feverish child "remeasure" forever.
+        Some(c) if c >= forehead - CANTHUS_BELOW_FOREHEAD_MAX_C => (c, Site::Canthus),
+        _ => (forehead, Site::Forehead),
     };
 
     let eye_px = {
@@ -71,10 +82,8 @@ pub fn measure(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig, max_ya
     if let Some(ambient) = frame.ambient_c {
         celsius += cfg.ambient_coeff * (cfg.reference_ambient_c - ambient);
     }
-    if let Some(bb) = &cfg.blackbody {
-        if let Some(seen) = blackbody_reading(frame, bb) {
-            celsius += bb.temperature_c - seen;
-        }
+    if let (Some(bb), Some(seen)) = (&cfg.blackbody, blackbody_c) {
+        celsius += bb.temperature_c - seen;
     }
     let celsius = celsius + cfg.site_offset_c;
     if !(SKIN_MIN_C..=SKIN_MAX_C).contains(&celsius) {
@@ -83,6 +92,11 @@ pub fn measure(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig, max_ya
     }
     Reading::Measured(celsius, site)
 }
+
+/// How far the canthus may read below the forehead's percentile before it is taken for
+/// something covering the eyes: pixel noise (0.1 degC) and the canthi sitting in a slightly
+/// cooler pixel than the forehead's warmest stay well within it.
+pub const CANTHUS_BELOW_FOREHEAD_MAX_C: f32 = 0.5;
 
 /// The inner eye corners, where screening thermographs measure: the pixel under each canthus
 /// (a quarter of the eye distance in from each eye), the warmer of the two. `None` (read the
@@ -107,9 +121,11 @@ pub fn canthus(frame: &ThermalFrame, face: &Detection, cfg: &FeverConfig) -> Opt
     ((right - left).abs() <= cfg.consistency_c).then_some(right.max(left))
 }
 
-/// The blackbody's temperature as the sensor sees it, when it is there: a region that is not
-/// uniform (someone in front of it) or far from its set temperature (switched off, not yet warm,
-/// moved) is no reference, and the reading goes uncorrected rather than mis-corrected.
+/// The blackbody's temperature as the sensor sees it in one frame, when that frame alone could
+/// be it: a region that is not uniform (someone half in front of it) or far from its set
+/// temperature (switched off, not yet warm, moved) is no reference. One frame is not enough:
+/// a forehead covering a 35 degC blackbody is uniform and near it too; [`BlackbodyWatch`]
+/// decides presence over frames.
 pub fn blackbody_reading(frame: &ThermalFrame, bb: &Blackbody) -> Option<f32> {
     let mut v: Vec<f32> = (bb.y..(bb.y + bb.height).min(frame.height))
         .flat_map(|y| (bb.x..(bb.x + bb.width).min(frame.width)).filter_map(move |x| frame.at(x, y)))
@@ -120,15 +136,87 @@ pub fn blackbody_reading(frame: &ThermalFrame, bb: &Blackbody) -> Option<f32> {
     }
     v.sort_by(f32::total_cmp);
     let median = v[v.len() / 2];
-    // The MLX90640's absolute accuracy is about ±1 degC (±3 at worst corners): a larger offset
-    // is not drift, and a spread over 1 degC is not one uniform surface.
+    // A spread over 1 degC is not one uniform surface. The MLX90640's absolute accuracy is about
+    // ±1 degC in the centre: an offset beyond 1.5 is not the sensor's drift but something else
+    // at a similar temperature, and a correction that large would move every reading with it.
     let present =
         v[v.len() - 1] - v[0] <= BLACKBODY_MAX_SPREAD_C && (median - bb.temperature_c).abs() <= BLACKBODY_MAX_OFFSET_C;
     present.then_some(median)
 }
 
 pub const BLACKBODY_MAX_SPREAD_C: f32 = 1.0;
-pub const BLACKBODY_MAX_OFFSET_C: f32 = 3.0;
+pub const BLACKBODY_MAX_OFFSET_C: f32 = 1.5;
+/// Frames in a row the blackbody must read alike before it corrects anything.
+pub const BLACKBODY_STABLE_FRAMES: usize = 8;
+/// How far a frame's blackbody reading may be from its running value and still be the same
+/// surface: the median of a few pixels with 0.1 degC noise each moves a few hundredths, a
+/// drifting sensor a few tenths an hour; a face's skin is rarely this close to a set point.
+pub const BLACKBODY_STABLE_C: f32 = 0.3;
+
+/// Whether the blackbody is there, decided over frames. It is present when its region read
+/// uniform and near its set point in the last [`BLACKBODY_STABLE_FRAMES`] usable frames, each
+/// within [`BLACKBODY_STABLE_C`] of their running value (the median of those frames), and this
+/// frame no face's region overlaps its box. The correction is the running value, so a single
+/// odd frame moves nothing. A reading that breaks the run starts a new one: a sensor that
+/// jumps is followed after a few frames; a child's forehead that stays in front of it as long is
+/// caught by the face-overlap rule when the face is detected.
+#[derive(Debug, Clone, Default)]
+pub struct BlackbodyWatch {
+    run: std::collections::VecDeque<f32>,
+    last_frame_ms: Option<i64>,
+    current: Option<f32>,
+}
+
+impl BlackbodyWatch {
+    /// The blackbody as the sensor sees it in `frame` (None: not present, correct nothing).
+    /// Call once per frame with every face detected in it; later calls for the same frame
+    /// return the same answer.
+    pub fn update(&mut self, frame: &ThermalFrame, faces: &[Detection], cfg: &FeverConfig) -> Option<f32> {
+        let bb = cfg.blackbody.as_ref()?;
+        if self.last_frame_ms == Some(frame.mono_ms) {
+            return self.current;
+        }
+        self.last_frame_ms = Some(frame.mono_ms);
+        self.current = None;
+        if faces.iter().any(|f| overlaps(f, &cfg.calibration, bb)) {
+            // Whatever it reads now may be skin; the run so far stays for the next frame.
+            return None;
+        }
+        let Some(seen) = blackbody_reading(frame, bb) else {
+            self.run.clear();
+            return None;
+        };
+        if self.running().is_some_and(|r| (seen - r).abs() > BLACKBODY_STABLE_C) {
+            self.run.clear();
+        }
+        if self.run.len() >= BLACKBODY_STABLE_FRAMES {
+            self.run.pop_front();
+        }
+        self.run.push_back(seen);
+        self.current = if self.run.len() >= BLACKBODY_STABLE_FRAMES { self.running() } else { None };
+        self.current
+    }
+
+    fn running(&self) -> Option<f32> {
+        if self.run.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f32> = self.run.iter().copied().collect();
+        v.sort_by(f32::total_cmp);
+        Some(v[v.len() / 2])
+    }
+}
+
+/// Whether a face's box, mapped into the thermal frame, touches the blackbody's box.
+fn overlaps(face: &Detection, cal: &[f64; 6], bb: &Blackbody) -> bool {
+    let [x0, y0, x1, y1] = face.bbox;
+    let corners = [[x0, y0], [x1, y0], [x0, y1], [x1, y1]].map(|p| to_thermal(cal, p));
+    let (fx0, fx1) = corners.iter().fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c.0), b.max(c.0)));
+    let (fy0, fy1) = corners.iter().fold((f64::MAX, f64::MIN), |(a, b), c| (a.min(c.1), b.max(c.1)));
+    let (bx0, by0) = (bb.x as f64, bb.y as f64);
+    let (bx1, by1) = (bx0 + bb.width as f64, by0 + bb.height as f64);
+    fx0 < bx1 && bx0 < fx1 && fy0 < by1 && by0 < fy1
+}
 
 /// Least-squares affine transform from camera to thermal pixels, from point pairs.
 pub fn fit_affine(pairs: &[([f64; 2], [f64; 2])]) -> Result<[f64; 6], String> {
@@ -224,8 +312,8 @@ mod tests {
         // A face centred at camera (320, 240) with eyes 80 px apart: thermal (16, 12), 4 px apart.
         let f = face_at(320.0, 240.0, 80.0);
         let c = cfg();
-        assert_eq!(measure(&frame_with_face(36.6, false), &f, &c, 0.35), Reading::Measured(36.6, Site::Canthus));
-        assert_eq!(measure(&frame_with_face(36.6, true), &f, &c, 0.35), Reading::Measured(36.6, Site::Canthus));
+        assert_eq!(measure(&frame_with_face(36.6, false), &f, &c, 0.35, None), Reading::Measured(36.6, Site::Canthus));
+        assert_eq!(measure(&frame_with_face(36.6, true), &f, &c, 0.35, None), Reading::Measured(36.6, Site::Canthus));
     }
 
     #[test]
@@ -236,40 +324,121 @@ mod tests {
         let mut frame = frame_with_face(36.0, false);
         frame.pixels[12 * 32 + 15] = 36.8; // right canthus warmer than the rest of the face
         frame.pixels[12 * 32 + 17] = 36.7;
-        assert_eq!(measure(&frame, &near, &c, 0.35), Reading::Measured(36.8, Site::Canthus));
+        assert_eq!(measure(&frame, &near, &c, 0.35, None), Reading::Measured(36.8, Site::Canthus));
         // One corner hot beyond consistency (a hot pixel): the forehead region decides instead.
         frame.pixels[12 * 32 + 15] = 39.0;
-        assert!(matches!(measure(&frame, &near, &c, 0.35), Reading::Measured(_, Site::Forehead)));
+        assert!(matches!(measure(&frame, &near, &c, 0.35, None), Reading::Measured(_, Site::Forehead)));
         // Eyes 2.2 px apart (below canthus_min_eye_thermal_px, above min_eye_thermal_px): forehead.
         let small = face_at(320.0, 240.0, 44.0);
-        assert_eq!(measure(&frame_with_face(36.6, false), &small, &c, 0.35), Reading::Measured(36.6, Site::Forehead));
+        assert_eq!(
+            measure(&frame_with_face(36.6, false), &small, &c, 0.35, None),
+            Reading::Measured(36.6, Site::Forehead)
+        );
+    }
+
+    #[test]
+    fn glasses_colder_than_the_forehead_fall_back_to_the_forehead() {
+        let c = cfg();
+        let near = face_at(320.0, 240.0, 80.0);
+        // A feverish child with glasses: both canthus pixels cold (lenses) and agreeing.
+        let mut frame = frame_with_face(38.4, false);
+        frame.pixels[12 * 32 + 15] = 33.0;
+        frame.pixels[12 * 32 + 17] = 33.1;
+        assert_eq!(measure(&frame, &near, &c, 0.35, None), Reading::Measured(38.4, Site::Forehead));
+        // Within 0.5 below the forehead the canthus still decides (noise, a cooler pixel).
+        frame.pixels[12 * 32 + 15] = 38.0;
+        frame.pixels[12 * 32 + 17] = 38.0;
+        assert_eq!(measure(&frame, &near, &c, 0.35, None), Reading::Measured(38.0, Site::Canthus));
+    }
+
+    fn with_blackbody(mut c: FeverConfig, temperature_c: f32) -> FeverConfig {
+        c.blackbody = Some(crate::screening::decision::Blackbody { x: 0, y: 0, width: 2, height: 2, temperature_c });
+        c
+    }
+
+    /// Feeds the watch `n` frames like `frame`, numbered from `from_ms`; returns its last answer.
+    fn watch_frames(
+        w: &mut BlackbodyWatch,
+        frame: &ThermalFrame,
+        faces: &[Detection],
+        c: &FeverConfig,
+        from_ms: i64,
+        n: usize,
+    ) -> Option<f32> {
+        let mut out = None;
+        for k in 0..n {
+            let f = ThermalFrame { mono_ms: from_ms + k as i64, ..frame.clone() };
+            out = w.update(&f, faces, c);
+        }
+        out
+    }
+
+    fn set_blackbody(frame: &mut ThermalFrame, v: [f32; 4]) {
+        for (i, at) in [0, 1, 32, 33].into_iter().enumerate() {
+            frame.pixels[at] = v[i];
+        }
     }
 
     #[test]
     fn an_absent_or_blocked_blackbody_corrects_nothing() {
         let f = face_at(320.0, 240.0, 80.0);
-        let mut c = cfg();
-        c.blackbody =
-            Some(crate::screening::decision::Blackbody { x: 0, y: 0, width: 2, height: 2, temperature_c: 35.0 });
+        let c = with_blackbody(cfg(), 35.0);
+        let mut w = BlackbodyWatch::default();
         // Switched off: the region reads the wall (24 degC), 11 degC from its set point.
-        assert_eq!(measure(&frame_with_face(36.6, false), &f, &c, 0.35), Reading::Measured(36.6, Site::Canthus));
+        assert_eq!(watch_frames(&mut w, &frame_with_face(36.6, false), &[], &c, 0, 20), None);
         // Half covered by a hand: not uniform.
         let mut frame = frame_with_face(36.6, false);
-        frame.pixels[0] = 34.6;
-        frame.pixels[1] = 34.6;
-        frame.pixels[32] = 31.0;
-        frame.pixels[33] = 31.0;
-        assert_eq!(measure(&frame, &f, &c, 0.35), Reading::Measured(36.6, Site::Canthus));
-        // Present and reading 0.4 low: every face reads 0.4 higher.
-        frame.pixels[32] = 34.6;
-        frame.pixels[33] = 34.6;
-        assert_eq!(measure(&frame, &f, &c, 0.35), Reading::Measured(37.0, Site::Canthus));
+        set_blackbody(&mut frame, [34.6, 34.6, 31.0, 31.0]);
+        assert_eq!(watch_frames(&mut w, &frame, &[], &c, 100, 20), None);
+        // Present and reading 0.4 low, but only from the eighth steady frame on.
+        set_blackbody(&mut frame, [34.6; 4]);
+        assert_eq!(watch_frames(&mut w, &frame, &[], &c, 200, BLACKBODY_STABLE_FRAMES - 1), None);
+        let seen = watch_frames(&mut w, &frame, &[], &c, 300, 1);
+        assert_eq!(seen, Some(34.6));
+        // Every face then reads 0.4 higher.
+        assert_eq!(measure(&frame, &f, &c, 0.35, seen), Reading::Measured(37.0, Site::Canthus));
+        // Asked again for the same frame (a second face in it): the same answer.
+        assert_eq!(w.update(&ThermalFrame { mono_ms: 300, ..frame.clone() }, &[], &c), Some(34.6));
+        // Far from the set point (1.5 degC is the MLX90640's accuracy and then some): no reference.
+        set_blackbody(&mut frame, [33.3; 4]);
+        assert_eq!(watch_frames(&mut w, &frame, &[], &c, 400, 20), None);
+    }
+
+    #[test]
+    fn a_forehead_in_front_of_the_blackbody_is_not_the_blackbody() {
+        let c = with_blackbody(cfg(), 35.0);
+        let mut w = BlackbodyWatch::default();
+        let mut frame = frame_with_face(36.6, false);
+        set_blackbody(&mut frame, [34.9; 4]);
+        assert_eq!(watch_frames(&mut w, &frame, &[], &c, 0, BLACKBODY_STABLE_FRAMES), Some(34.9));
+        // A child leans in: a uniform 36.3 forehead fills the box, within 1.5 of the set point.
+        // One frame of it is off the running value: no correction (it would be -1.3 on everyone).
+        set_blackbody(&mut frame, [36.3; 4]);
+        assert_eq!(watch_frames(&mut w, &frame, &[], &c, 100, 1), None);
+        // If it stays, it takes the full run of steady frames to count, as a new blackbody would...
+        assert_eq!(watch_frames(&mut w, &frame, &[], &c, 200, BLACKBODY_STABLE_FRAMES - 2), None);
+        // ...and a detected face over the box never counts, however long it stays.
+        let over = face_at(20.0, 20.0, 40.0); // thermal (1, 1): right over the box
+        assert!(overlaps(&over, &c.calibration, c.blackbody.as_ref().expect("set")));
+        let mut w = BlackbodyWatch::default();
+        assert_eq!(watch_frames(&mut w, &frame, std::slice::from_ref(&over), &c, 300, 40), None);
+        // A face elsewhere in the frame does not disqualify it.
+        let elsewhere = face_at(320.0, 240.0, 80.0);
+        assert!(!overlaps(&elsewhere, &c.calibration, c.blackbody.as_ref().expect("set")));
+        set_blackbody(&mut frame, [34.9; 4]);
+        assert_eq!(watch_frames(&mut w, &frame, &[elsewhere], &c, 400, BLACKBODY_STABLE_FRAMES), Some(34.9));
+        // A frame with a face over it corrects nothing but does not break the run.
+        assert_eq!(watch_frames(&mut w, &frame, &[over], &c, 500, 1), None);
+        assert_eq!(watch_frames(&mut w, &frame, &[], &c, 600, 1), Some(34.9));
     }
 
     #[test]
     fn far_face_is_not_measured() {
         let f = face_at(320.0, 240.0, 20.0); // eyes 1 thermal pixel apart
-        assert_eq!(measure(&frame_with_face(36.6, false), &f, &cfg(), 0.35), Reading::NotMeasured(NotMeasured::TooFar));
+        assert_eq!(
+            measure(&frame_with_face(36.6, false), &f, &cfg(), 0.35, None),
+            Reading::NotMeasured(NotMeasured::TooFar)
+        );
     }
 
     #[test]
@@ -298,14 +467,14 @@ mod tests {
         let c = cfg();
         for face_c in [80.1, 60.0, 45.1, 24.9, 10.0, -20.0] {
             assert_eq!(
-                measure(&frame_with_face(face_c, false), &f, &c, 0.35),
+                measure(&frame_with_face(face_c, false), &f, &c, 0.35, None),
                 Reading::NotMeasured(NotMeasured::Implausible),
                 "{face_c} degC"
             );
         }
         for face_c in [25.0, 33.0, 36.6, 41.0, 45.0] {
             assert_eq!(
-                measure(&frame_with_face(face_c, false), &f, &c, 0.35),
+                measure(&frame_with_face(face_c, false), &f, &c, 0.35, None),
                 Reading::Measured(face_c, Site::Canthus)
             );
         }
@@ -313,7 +482,7 @@ mod tests {
         let mut wild = cfg();
         wild.site_offset_c = 10.0;
         assert_eq!(
-            measure(&frame_with_face(36.6, false), &f, &wild, 0.35),
+            measure(&frame_with_face(36.6, false), &f, &wild, 0.35, None),
             Reading::NotMeasured(NotMeasured::Implausible)
         );
     }
@@ -321,11 +490,12 @@ mod tests {
     #[test]
     fn corrections_add_up() {
         let f = face_at(320.0, 240.0, 80.0);
-        let mut c = cfg();
+        let mut c = with_blackbody(cfg(), 25.0);
         c.site_offset_c = 0.5;
-        c.blackbody =
-            Some(crate::screening::decision::Blackbody { x: 0, y: 0, width: 2, height: 2, temperature_c: 25.0 });
         // The blackbody reads 24.0 but is 25.0: the sensor reads 1.0 low.
-        assert_eq!(measure(&frame_with_face(36.0, false), &f, &c, 0.35), Reading::Measured(37.5, Site::Canthus));
+        let frame = frame_with_face(36.0, false);
+        let seen = watch_frames(&mut BlackbodyWatch::default(), &frame, &[], &c, 0, BLACKBODY_STABLE_FRAMES);
+        assert_eq!(seen, Some(24.0));
+        assert_eq!(measure(&frame, &f, &c, 0.35, seen), Reading::Measured(37.5, Site::Canthus));
     }
 }

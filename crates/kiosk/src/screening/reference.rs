@@ -166,10 +166,24 @@ impl PopulationReference {
     fn roll_session(&mut self, now_ms: i64) {
         if let Some(last) = self.last_ms {
             if now_ms - last > self.cfg.session_gap_min * 60_000 || now_ms < last {
-                self.values.clear();
+                self.start_over();
                 self.recent.clear();
             }
         }
+    }
+
+    /// Empties the reference. The refusal run belongs to the values it was counted against:
+    /// kept, it would let a new morning's first fever finish yesterday's run and seed the new
+    /// reference with that fever.
+    fn start_over(&mut self) {
+        self.values.clear();
+        self.refused_run = 0;
+    }
+
+    /// Before trust only the setup's plausible range: the weather may be far from the prior,
+    /// a broken setup may not.
+    fn plausible(&self, raw_c: f32) -> bool {
+        (raw_c - self.cfg.population_c).abs() <= self.cfg.max_offset_c
     }
 
     pub fn stats(&self) -> Option<Stats> {
@@ -281,15 +295,15 @@ impl PopulationReference {
                         reading = raw_c,
                         "fever reference refused {REFUSED_RUN_RESET} readings in a row on one side: starting over"
                     );
-                    self.values.clear();
-                    self.refused_run = 0;
-                    true
+                    self.start_over();
+                    // The reading that ended the run is the first of the new reference only if
+                    // it passes the same range check as any reading before trust.
+                    self.plausible(raw_c)
                 } else {
                     ok
                 }
             }
-            // Before trust only the setup's plausible range: the weather may be far from the prior.
-            _ => (raw_c - self.cfg.population_c).abs() <= self.cfg.max_offset_c,
+            _ => self.plausible(raw_c),
         };
         if accepted {
             if self.values.len() >= self.cfg.window {
@@ -447,6 +461,37 @@ mod tests {
             r.add(c, t + k * MIN);
         }
         assert!(r.stats().is_some_and(|s| s.trusted && s.count == 17), "fevers now and then never reset it");
+    }
+
+    #[test]
+    fn a_new_session_does_not_inherit_the_refusal_run() {
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        let t = fill(&mut r, 36.6, 15, 0);
+        // Four fevers refused on the high side at the end of the morning.
+        for k in 0..4 {
+            assert!(!r.add(38.6, t + k * MIN));
+        }
+        // The next morning: its first fever must not finish yesterday's run and seed the reference.
+        let next = t + 20 * 60 * MIN;
+        // Exactly min_count readings: none of them was judged against a trusted median, so
+        // nothing in between could have broken the old run.
+        let t = fill(&mut r, 36.6, 10, next);
+        assert!(r.trusted_at(t).is_some());
+        assert!(!r.add(38.6, t), "a fever, refused as an outlier, not a restart");
+        assert!(r.stats().is_some_and(|s| s.trusted && s.count == 10 && (s.median_c - 36.6).abs() < 0.1));
+    }
+
+    #[test]
+    fn a_restart_keeps_its_fifth_reading_only_within_the_plausible_range() {
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        let t = fill(&mut r, 36.6, 15, 0);
+        // Five readings in a row far above (a heater behind the door, a failing sensor): the
+        // reference starts over, but 39.5 is more than max_offset_c from population_c.
+        for k in 0..4 {
+            assert!(!r.add(39.5, t + k * MIN));
+        }
+        assert!(!r.add(39.5, t + 4 * MIN), "reset, but an implausible reading does not seed it");
+        assert!(r.stats().is_none(), "emptied, nothing kept");
     }
 
     #[test]

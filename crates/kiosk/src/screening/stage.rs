@@ -7,7 +7,7 @@ use std::sync::Arc;
 use dolbom_face::Detection;
 
 use super::decision::{against_reference, decide, Decision, FeverConfig, NotMeasured, Reading};
-use super::fusion::measure;
+use super::fusion::{measure, BlackbodyWatch};
 use super::reference::PopulationReference;
 use crate::health::{Health, SensorState, THERMAL};
 use crate::sources::thermal::source::LatestFrame;
@@ -27,6 +27,8 @@ pub struct ScreeningStage<T> {
     pending: Vec<(u64, i64, T)>,
     /// The readings of this morning at this door; every measured decision is judged against it.
     pub reference: PopulationReference,
+    /// Whether the blackbody is in view, decided over thermal frames.
+    blackbody: BlackbodyWatch,
 }
 
 impl<T> ScreeningStage<T> {
@@ -41,6 +43,7 @@ impl<T> ScreeningStage<T> {
             readings: HashMap::new(),
             pending: Vec::new(),
             reference,
+            blackbody: BlackbodyWatch::default(),
         }
     }
 
@@ -58,6 +61,14 @@ impl<T> ScreeningStage<T> {
     pub fn observe(&mut self, now_ms: i64, detections: &[Detection], ids: &[u64]) {
         let frame = self.latest.lock().ok().and_then(|l| l.clone());
         let faulty = self.sensor_faulty();
+        // Once per thermal frame, with every face in it: a face over the blackbody's box
+        // disqualifies the frame for all of them.
+        let blackbody_c = match &frame {
+            Some(f) if (now_ms - f.mono_ms).abs() <= self.max_age_ms => {
+                self.blackbody.update(f, detections, &self.fever)
+            }
+            _ => None,
+        };
         for (det, id) in detections.iter().zip(ids) {
             let entry = self.readings.entry(*id).or_insert_with(|| (now_ms, i64::MIN, Vec::new()));
             entry.0 = now_ms;
@@ -66,7 +77,7 @@ impl<T> ScreeningStage<T> {
                 // "consistent readings" must come from different frames.
                 Some(f) if f.mono_ms == entry.1 => continue,
                 Some(f) if (now_ms - f.mono_ms).abs() <= self.max_age_ms => {
-                    (measure(f, det, &self.fever, self.max_yaw), f.mono_ms)
+                    (measure(f, det, &self.fever, self.max_yaw, blackbody_c), f.mono_ms)
                 }
                 // No fresh frame: a faulty sensor's are held back by the plausibility check.
                 _ if faulty => (Reading::NotMeasured(NotMeasured::SensorFault), entry.1),
