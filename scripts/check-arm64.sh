@@ -244,10 +244,10 @@ arrival=$(grep '/event/attendance ' "$work/arm64/events.txt" | grep '"kind":"arr
 [ -n "$arrival" ] || fail "the arm64 kiosk published no arrival of obama on dolbom/v1/$center_arm; events: $(cat "$work/arm64/events.txt"); log: $(tail -20 "$work/arm64/kiosk.err")"
 arm64_log "arm64 kiosk published: ${arrival:0:200}..."
 for _ in $(seq 300); do
-    grep -q " to 01012345678 from " "$work/relay.out" && break
+    grep -qF " to 010-****-5678 from " "$work/relay.out" && break
     sleep 0.2
 done
-text=$(grep " to 01012345678 from " "$work/relay.out" | head -1 || true)
+text=$(grep -F " to 010-****-5678 from " "$work/relay.out" | head -1 || true)
 [ -n "$text" ] || fail "the arm64 relay texted nothing within 60 s; relay log: $(tail -20 "$work/relay.err")"
 arm64_log "arm64 relay texted: $text"
 kill -TERM "$relay_pid" 2>/dev/null || true

@@ -98,8 +98,10 @@ impl Drop for TlsBroker {
     }
 }
 
-/// The fleet: two kiosks, a relay and a staff office; each user's password is its name reversed.
-const USERS: [&str; 4] = ["kiosk-haessal-door1", "kiosk-haessal-door2", "relay-district", "staff-haessal-office"];
+/// The fleet: two kiosks, a relay and two staff offices of the same name in two centers; each
+/// user's password is its name reversed.
+const USERS: [&str; 5] =
+    ["kiosk@haessal@door1", "kiosk@haessal@door2", "relay@district", "staff@haessal@office", "staff@sun@office"];
 
 fn password(user: &str) -> String {
     user.chars().rev().collect()
@@ -122,7 +124,7 @@ impl TlsBroker {
         let fleet = dir.join("fleet.txt");
         std::fs::write(
             &fleet,
-            "kiosk haessal door1\nkiosk haessal door2\nrelay district\nstaff haessal-office haessal\n",
+            "kiosk haessal door1\nkiosk haessal door2\nrelay district\nstaff office haessal\nstaff office sun\n",
         )
         .expect("fleet");
         let acl = Command::new(repo.join("scripts/mosquitto-acl.sh")).arg(&fleet).output().expect("acl script");
@@ -228,7 +230,7 @@ fn tls_names_cas_and_acls() {
     let rt = runtime();
     rt.block_on(async {
         // The relay's view: every event of the fleet its ACL lets it read.
-        let relay = broker.config("relay-district", &tls("ca.crt", NAME));
+        let relay = broker.config("relay@district", &tls("ca.crt", NAME));
         let mut relay = connect(&relay).await.expect("the relay connects over TLS");
         relay.subscribe("dolbom/v1/+/+/event/#").expect("subscribe");
         loop {
@@ -239,7 +241,7 @@ fn tls_names_cas_and_acls() {
         }
 
         // The kiosk connects and delivers under its own root.
-        let kiosk = broker.config("kiosk-haessal-door1", &tls("ca.crt", NAME));
+        let kiosk = broker.config("kiosk@haessal@door1", &tls("ca.crt", NAME));
         let mut door1 = connect(&kiosk).await.expect("the kiosk connects over TLS");
         let own = format!("dolbom/v1/{CENTER}/door1/event/attendance");
         door1.publish(&event(own.clone(), "own-1")).expect("publish");
@@ -259,7 +261,7 @@ fn tls_names_cas_and_acls() {
 
         // A kiosk cannot send itself (or a sibling) staff commands; a staff client of another
         // center cannot either: both are dropped, only the office's own command arrives.
-        let mut door2 = connect(&broker.config("kiosk-haessal-door2", &tls("ca.crt", NAME))).await.expect("door2");
+        let mut door2 = connect(&broker.config("kiosk@haessal@door2", &tls("ca.crt", NAME))).await.expect("door2");
         door2.subscribe(&format!("dolbom/v1/{CENTER}/door2/cmd/#")).expect("subscribe");
         loop {
             if let SessionEvent::Subscribed { refused } = door2.poll().await.expect("subscribed") {
@@ -270,7 +272,12 @@ fn tls_names_cas_and_acls() {
         let cmd = format!("dolbom/v1/{CENTER}/door2/cmd/silence");
         door1.publish(&event(cmd.clone(), "from-door1")).expect("publish");
         acked(&mut door1).await;
-        let office = connect(&broker.config("staff-haessal-office", &tls("ca.crt", NAME))).await.expect("office");
+        // The other center's office has the same name; its command is acknowledged before the
+        // haessal office sends its own, so had it gone through, door 2 would get it first.
+        let mut sun = connect(&broker.config("staff@sun@office", &tls("ca.crt", NAME))).await.expect("sun office");
+        sun.publish(&event(cmd.clone(), "from-sun-office")).expect("publish");
+        acked(&mut sun).await;
+        let office = connect(&broker.config("staff@haessal@office", &tls("ca.crt", NAME))).await.expect("office");
         office.publish(&event(format!("dolbom/v1/{CENTER}/door2/event/attendance"), "office-event")).expect("publish");
         office.publish(&event(cmd.clone(), "from-office")).expect("publish");
         assert_eq!(next_message(&mut door2).await, (cmd, "{\"marker\":\"from-office\"}".into()));
@@ -280,12 +287,52 @@ fn tls_names_cas_and_acls() {
     });
 }
 
+/// The generator refuses fleets whose user names or Home Assistant node ids would meet, and the
+/// ids dolbom refuses; ids with '.' and '-' stay apart.
+#[test]
+fn the_acl_generator_refuses_ambiguous_fleets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mosquitto-acl.sh");
+    let run = |fleet: &str, args: &[&str]| {
+        let file = dir.path().join("fleet.txt");
+        std::fs::write(&file, fleet).expect("fleet");
+        let out = Command::new(&script).args(args).arg(&file).output().expect("acl script");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, acl, err) = run("kiosk sun-flower door\nkiosk sun flower-door\nkiosk a.b door\n", &[]);
+    assert!(ok, "{err}");
+    for user in ["user kiosk@sun-flower@door\n", "user kiosk@sun@flower-door\n", "user kiosk@a.b@door\n"] {
+        assert!(acl.contains(user), "{user} in {acl}");
+    }
+    assert!(acl.contains("topic write homeassistant/+/dolbom_a_b_door/#\n"), "{acl}");
+    for (fleet, says) in [
+        ("relay district\nrelay district haessal\n", "user `relay@district` already comes from line 1"),
+        ("staff office haessal\nstaff office haessal\n", "user `staff@haessal@office` already comes from line 1"),
+        ("kiosk a.b door\nkiosk a_b door\n", "node id `dolbom_a_b_door` of line 1"),
+        ("kiosk a b_c\nkiosk a_b c\n", "node id `dolbom_a_b_c` of line 1"),
+        ("kiosk .hidden door\n", "`.hidden` is not a dolbom id"),
+        ("kiosk a@b door\n", "`a@b` is not a dolbom id"),
+    ] {
+        let (ok, _, err) = run(fleet, &[]);
+        assert!(!ok && err.contains(says), "{fleet:?}: {err}");
+    }
+    let (ok, acl, err) = run("kiosk a b\n", &["--discovery-prefix", "ha/site1"]);
+    assert!(ok, "{err}");
+    assert!(acl.contains("topic write ha/site1/+/dolbom_a_b/#\n") && !acl.contains("homeassistant"), "{acl}");
+    let (ok, _, err) = run("kiosk a b\n", &["--discovery-prefix", "ha/#"]);
+    assert!(!ok && err.contains("--discovery-prefix"), "{err}");
+}
+
 #[test]
 fn wrong_ca_wrong_name_and_plain_tcp_are_refused_loudly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = TlsBroker::start(dir.path());
     let rt = runtime();
-    let user = "kiosk-haessal-door1";
+    let user = "kiosk@haessal@door1";
     let err = |c: BrokerConfig| match rt.block_on(connect(&c)) {
         Ok(_) => panic!("connected where it must not"),
         Err(e) => e,

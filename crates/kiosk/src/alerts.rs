@@ -247,8 +247,9 @@ impl AlertContext {
         self.refused(conn, action, error, None, now_ms, tally)
     }
 
-    /// A result for a command that is refused before it is looked at; `body` (the command as
-    /// sent, if it parses) lends the result its request and alert ids so the sender can match it.
+    /// A result for a command that is refused before it is looked at; `body` lends the result its
+    /// request and alert ids so the sender can match it. The gate passes a body only when its
+    /// signature verified (refused as expired, early or replayed), never a forged or unsigned one.
     fn refused(
         &self,
         conn: &Connection,
@@ -594,14 +595,17 @@ mod tests {
             "forged-nonce-1",
         ));
         let unsigned = body(&b.alert_id, "r4").into_bytes();
-        for (what, payload, reason) in [
-            ("10 minutes old", old, "expired"),
-            ("forged", forged, "bad signature"),
-            ("unsigned", unsigned, "unsigned"),
+        // Only the expired one's signature held, so only its ids are repeated: a forged or
+        // unsigned body's ids are whatever its sender chose.
+        for (what, payload, reason, named) in [
+            ("10 minutes old", old, "expired", Some((b.alert_id.as_str(), "r2"))),
+            ("forged", forged, "bad signature", None),
+            ("unsigned", unsigned, "unsigned", None),
         ] {
             let r = stage.handle_message(&topic, Action::Silence, &payload).expect("handled").expect("answered");
             assert!(!r.ok && r.error.as_deref().unwrap_or("").starts_with(reason), "{what}: {r:?}");
-            assert_eq!(r.alert_id.as_deref(), Some(b.alert_id.as_str()), "{what}");
+            assert_eq!(r.alert_id.as_deref(), named.map(|n| n.0), "{what}");
+            assert_eq!(r.request_id.as_deref(), named.map(|n| n.1), "{what}");
         }
         let states: Vec<(String, AlertStateKind)> =
             list(&store.lock().expect("lock")).expect("list").into_iter().map(|s| (s.alert_id, s.state)).collect();

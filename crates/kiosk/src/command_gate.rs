@@ -19,7 +19,7 @@ use crate::store::StoreError;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandsConfig {
-    /// Shared keys staff clients sign with; each file holds one secret of at least 32 characters
+    /// Shared keys staff clients sign with; each file holds one secret of at least 32 bytes
     /// (`openssl rand -hex 32`), readable by the service alone.
     #[serde(default)]
     pub keys: Vec<KeyConfig>,
@@ -46,6 +46,11 @@ pub struct KeyConfig {
     pub file: PathBuf,
 }
 
+/// The limits validation puts on the window; nonces are kept for the largest one allowed.
+const MIN_AGE_SECS: u64 = 10;
+const MAX_AGE_SECS: u64 = 3600;
+const MAX_SKEW_SECS: u64 = 300;
+
 fn default_max_age_secs() -> u64 {
     120
 }
@@ -67,21 +72,33 @@ impl Default for CommandsConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error(transparent)]
-    Secret(#[from] dolbom_secret::SecretError),
+    #[error("`commands.keys[{id}].file`{}", after_key(source))]
+    Secret { id: String, source: dolbom_secret::SecretError },
     #[error(
-        "`commands.keys` `{id}`: the key is {len} characters; it must be at least {min} (e.g. `openssl rand -hex 32`)"
+        "`commands.keys[{id}].file`: the key is {len} bytes; it must be at least {min} (e.g. `openssl rand -hex 32`)"
     )]
     TooShort { id: String, len: usize, min: usize },
 }
 
+/// The secret's message without its leading "`commands.keys.file`", which names no key id.
+fn after_key(e: &dolbom_secret::SecretError) -> String {
+    let text = e.to_string();
+    text.strip_prefix("`commands.keys.file`").map(str::to_string).unwrap_or_else(|| format!(": {text}"))
+}
+
 impl CommandsConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if !(10..=3600).contains(&self.max_age_secs) {
-            return Err(("commands.max_age_secs", format!("= {}: must be between 10 and 3600", self.max_age_secs)));
+        if !(MIN_AGE_SECS..=MAX_AGE_SECS).contains(&self.max_age_secs) {
+            return Err((
+                "commands.max_age_secs",
+                format!("= {}: must be between {MIN_AGE_SECS} and {MAX_AGE_SECS}", self.max_age_secs),
+            ));
         }
-        if self.max_skew_secs > 300 {
-            return Err(("commands.max_skew_secs", format!("= {}: must be at most 300", self.max_skew_secs)));
+        if self.max_skew_secs > MAX_SKEW_SECS {
+            return Err((
+                "commands.max_skew_secs",
+                format!("= {}: must be at most {MAX_SKEW_SECS}", self.max_skew_secs),
+            ));
         }
         for (i, k) in self.keys.iter().enumerate() {
             if dolbom_contract::validate_id(&k.id).is_err() {
@@ -103,7 +120,8 @@ impl CommandsConfig {
     pub fn load(&self, base: &Path) -> Result<CommandGate, KeyError> {
         let mut keys = Vec::new();
         for k in &self.keys {
-            let secret = dolbom_secret::read("commands.keys.file", &k.file, base)?;
+            let secret = dolbom_secret::read("commands.keys.file", &k.file, base)
+                .map_err(|source| KeyError::Secret { id: k.id.clone(), source })?;
             if secret.len() < signed::MIN_KEY_LEN {
                 return Err(KeyError::TooShort { id: k.id.clone(), len: secret.len(), min: signed::MIN_KEY_LEN });
             }
@@ -168,18 +186,22 @@ impl CommandGate {
                 warn!(target: "audit", topic, "unsigned command accepted (commands.allow_unsigned = true)");
                 return Ok(Admitted::Command { body: payload.to_vec(), key_id: None });
             }
-            Ok(None) => {
-                let body = String::from_utf8_lossy(payload).into_owned();
-                return Ok(Admitted::Refused { refusal: Refusal::Unsigned, body: Some(body) });
-            }
+            // Nobody vouched for an unsigned body: its ids are not repeated in the answer.
+            Ok(None) => return Ok(Admitted::Refused { refusal: Refusal::Unsigned, body: None }),
             Err(refusal) => return Ok(Admitted::Refused { refusal, body: None }),
         };
         let key = |id: &str| self.keys.iter().find(|(k, _)| k == id).map(|(_, v)| v.as_slice());
         if let Err(refusal) = signed::verify(&signed, topic, key, now_ms, self.window) {
-            return Ok(Admitted::Refused { refusal, body: Some(signed.body) });
+            // Only a body whose signature held (refused for its time alone) may have its
+            // request_id and alert_id repeated; a forged or unknown-key one would otherwise let
+            // anyone put their chosen ids into the kiosk's signed-looking answers.
+            let verified = matches!(refusal, Refusal::Expired { .. } | Refusal::FromTheFuture { .. });
+            return Ok(Admitted::Refused { refusal, body: verified.then_some(signed.body) });
         }
-        // Nonces older than the window cannot come back (their age refuses them), so they go.
-        let horizon = now_ms - (self.window.max_age_secs + self.window.max_skew_secs) * 1000;
+        // Nonces older than any window validation allows cannot come back (their age refuses
+        // them), so they go. Pruning by the current window instead would let a later, larger
+        // max_age_secs accept a nonce already forgotten.
+        let horizon = now_ms - (MAX_AGE_SECS + MAX_SKEW_SECS) as i64 * 1000;
         conn.execute("DELETE FROM command_nonces WHERE ts_ms < ?1", params![horizon])?;
         let fresh = conn.execute(
             "INSERT OR IGNORE INTO command_nonces (key_id, nonce, ts_ms, seen_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -208,13 +230,15 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     fn gate(dir: &Path, allow_unsigned: bool) -> CommandGate {
+        gate_with(dir, &format!("allow_unsigned = {allow_unsigned}"))
+    }
+
+    fn gate_with(dir: &Path, settings: &str) -> CommandGate {
         let file = dir.join("office.key");
         std::fs::write(&file, "0123456789abcdef0123456789abcdef\n").expect("write");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let c: CommandsConfig = toml::from_str(&format!(
-            "allow_unsigned = {allow_unsigned}\n[[keys]]\nid = \"office\"\nfile = \"office.key\""
-        ))
-        .expect("parses");
+        let c: CommandsConfig =
+            toml::from_str(&format!("{settings}\n[[keys]]\nid = \"office\"\nfile = \"office.key\"")).expect("parses");
         c.validate().expect("valid");
         c.load(dir).expect("keys")
     }
@@ -247,6 +271,75 @@ mod tests {
         assert_eq!(refusal(g.admit(&conn, TOPIC, BODY.as_bytes(), now).expect("admit")), "unsigned");
         let open = gate(dir.path(), true);
         assert_eq!(refusal(open.admit(&conn, TOPIC, BODY.as_bytes(), now).expect("admit")), "admitted");
+    }
+
+    #[test]
+    fn a_larger_max_age_later_cannot_replay_a_pruned_nonce() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let short = gate_with(dir.path(), "max_age_secs = 120");
+        let long = gate_with(dir.path(), "max_age_secs = 3600");
+        let store = crate::store::Store::open(&dir.path().join("k.db")).expect("store");
+        let conn = store.lock().expect("lock");
+        let now = jiff::Timestamp::now().as_millisecond();
+        // Signed 10 minutes ago: within the long window, outside the short one.
+        let old = serde_json::to_vec(&long.sign(TOPIC, BODY, now - 600_000).expect("a key")).expect("json");
+        assert_eq!(refusal(long.admit(&conn, TOPIC, &old, now).expect("admit")), "admitted");
+        // The short window's gate admits a fresh command, pruning as it goes.
+        let fresh = serde_json::to_vec(&short.sign(TOPIC, BODY, now).expect("a key")).expect("json");
+        assert_eq!(refusal(short.admit(&conn, TOPIC, &fresh, now).expect("admit")), "admitted");
+        assert_eq!(refusal(long.admit(&conn, TOPIC, &old, now + 1000).expect("admit")), "replayed");
+    }
+
+    #[test]
+    fn only_a_verified_body_is_handed_back_with_a_refusal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let g = gate(dir.path(), false);
+        let store = crate::store::Store::open(&dir.path().join("k.db")).expect("store");
+        let conn = store.lock().expect("lock");
+        let now = jiff::Timestamp::now().as_millisecond();
+        let wire = |s: SignedCommand| serde_json::to_vec(&s).expect("json");
+        let ok = wire(g.sign(TOPIC, BODY, now).expect("a key"));
+        assert_eq!(refusal(g.admit(&conn, TOPIC, &ok, now).expect("admit")), "admitted");
+        let other_key = b"not the office key, but 32 bytes";
+        for (what, payload, code, handed_back) in [
+            ("replayed", ok, "replayed", true),
+            ("expired", wire(g.sign(TOPIC, BODY, now - 600_000).expect("a key")), "expired", true),
+            ("ahead", wire(g.sign(TOPIC, BODY, now + 600_000).expect("a key")), "future", true),
+            (
+                "forged",
+                wire(signed::sign(other_key, "office", TOPIC, BODY, now, "forged-nonce-1")),
+                "bad-signature",
+                false,
+            ),
+            (
+                "unknown key",
+                wire(signed::sign(other_key, "nobody", TOPIC, BODY, now, "forged-nonce-2")),
+                "unknown-key",
+                false,
+            ),
+            ("unsigned", BODY.as_bytes().to_vec(), "unsigned", false),
+        ] {
+            match g.admit(&conn, TOPIC, &payload, now).expect("admit") {
+                Admitted::Refused { refusal, body } => {
+                    assert_eq!(refusal.code(), code, "{what}");
+                    assert_eq!(body.is_some(), handed_back, "{what}: {body:?}");
+                }
+                Admitted::Command { .. } => panic!("{what} admitted"),
+            }
+        }
+    }
+
+    #[test]
+    fn key_file_errors_name_the_key_id_and_count_bytes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c: CommandsConfig = toml::from_str("[[keys]]\nid = \"office\"\nfile = \"missing.key\"").expect("parses");
+        let e = c.load(dir.path()).expect_err("no file").to_string();
+        assert!(e.starts_with("`commands.keys[office].file`: ") && e.contains("does not exist"), "{e}");
+        std::fs::write(dir.path().join("short.key"), "too short").expect("write");
+        std::fs::set_permissions(dir.path().join("short.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let c: CommandsConfig = toml::from_str("[[keys]]\nid = \"office\"\nfile = \"short.key\"").expect("parses");
+        let e = c.load(dir.path()).expect_err("short").to_string();
+        assert!(e.starts_with("`commands.keys[office].file`: the key is 9 bytes"), "{e}");
     }
 
     #[test]

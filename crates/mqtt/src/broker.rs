@@ -140,8 +140,15 @@ impl BrokerConfig {
                     .into(),
             ));
         }
-        if self.username.is_some() != self.password_file.is_some() {
-            return Err(("mqtt.password_file", "mqtt.username and mqtt.password_file go together".into()));
+        // Name the key that is missing, not the one that is there.
+        match (&self.username, &self.password_file) {
+            (Some(_), None) => {
+                return Err(("mqtt.password_file", "mqtt.username is set: name its password's file too".into()))
+            }
+            (None, Some(_)) => {
+                return Err(("mqtt.username", "mqtt.password_file is set: name the user it belongs to".into()))
+            }
+            _ => {}
         }
         if let Some(tls) = &self.tls {
             tls.validate()?;
@@ -220,6 +227,13 @@ mod tests {
     fn credentials_go_together_and_inline_passwords_are_refused() {
         let c: BrokerConfig = toml::from_str("username = \"kiosk\"").expect("parses");
         assert_eq!(c.validate().map_err(|e| e.0), Err("mqtt.password_file"));
+        let c: BrokerConfig = toml::from_str("password_file = \"kiosk.password\"").expect("parses");
+        assert_eq!(c.validate().map_err(|e| e.0), Err("mqtt.username"));
+        // A TLS client key without its certificate names the certificate, and the other way round.
+        let c: BrokerConfig = toml::from_str("[tls]\nclient_key_file = \"k.pem\"").expect("parses");
+        assert_eq!(c.validate().map_err(|e| e.0), Err("mqtt.tls.client_cert_file"));
+        let c: BrokerConfig = toml::from_str("[tls]\nclient_cert_file = \"c.pem\"").expect("parses");
+        assert_eq!(c.validate().map_err(|e| e.0), Err("mqtt.tls.client_key_file"));
         let c: BrokerConfig = toml::from_str("username = \"k\"\npassword = \"p\"").expect("parses");
         let (key, message) = c.validate().expect_err("inline");
         assert_eq!(key, "mqtt.password");

@@ -58,11 +58,18 @@ fn invalid(key: &'static str, message: impl Into<String>) -> TlsError {
 
 impl TlsConfig {
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if self.client_cert_file.is_some() != self.client_key_file.is_some() {
-            return Err((
-                "mqtt.tls.client_key_file",
-                "mqtt.tls.client_cert_file and mqtt.tls.client_key_file go together".into(),
-            ));
+        // Name the key that is missing, not the one that is there.
+        match (&self.client_cert_file, &self.client_key_file) {
+            (Some(_), None) => {
+                return Err(("mqtt.tls.client_key_file", "mqtt.tls.client_cert_file is set: name its key too".into()))
+            }
+            (None, Some(_)) => {
+                return Err((
+                    "mqtt.tls.client_cert_file",
+                    "mqtt.tls.client_key_file is set: name the certificate it belongs to".into(),
+                ))
+            }
+            _ => {}
         }
         if let Some(name) = &self.server_name {
             if ServerName::try_from(name.as_str()).is_err() {

@@ -227,7 +227,7 @@ impl Directory {
                 g.digits = match crate::phone::normalize_mobile(&g.phone) {
                     Ok(d) => d,
                     Err(e) => {
-                        refuse(who, format!("phone `{}`: {e}", crate::phone::mask_in(&visible(&g.phone))));
+                        refuse(who, format!("phone `{}`: {e}", crate::phone::mask_field(&visible(&g.phone))));
                         continue;
                     }
                 };
@@ -242,7 +242,7 @@ impl Directory {
                         reason: format!(
                             "both have the number {}: it gets one text per event, in the language of the first \
                              listed who asked for that notice",
-                            g.digits
+                            crate::phone::mask(&g.digits)
                         ),
                         refused: false,
                     });
@@ -523,14 +523,17 @@ phone = "0082 10 9876 5432"
         );
         let reasons: Vec<&str> = loaded.problems.iter().map(|p| p.reason.as_str()).collect();
         assert!(reasons[0].contains("timezone"), "{reasons:?}");
-        assert!(reasons[2].contains("1-2-3-4-5-6-7-8"), "{reasons:?}");
+        // A refused number is masked too, however it is written.
+        assert!(reasons[2].contains("phone `123-****-5678`"), "{reasons:?}");
         assert!(reasons[4].contains("notfy"), "{reasons:?}");
         assert!(reasons[5].contains("twice"), "{reasons:?}");
         assert!(reasons[7].contains("name"), "{reasons:?}");
         let warnings: Vec<&Problem> = loaded.problems.iter().filter(|p| !p.refused).collect();
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert_eq!(warnings[0].entry, "child `minji` of center `c`, guardians `mom` and `dad`");
-        assert!(warnings[0].reason.contains("01012345678"), "{}", warnings[0].reason);
+        assert!(warnings[0].reason.contains("010-****-5678"), "{}", warnings[0].reason);
+        let everything = format!("{:?}", loaded.problems);
+        assert!(!everything.contains("01012345678") && !everything.contains("1234-5678"), "{everything}");
         assert_eq!(loaded.refused(), 8);
     }
 

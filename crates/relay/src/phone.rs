@@ -22,7 +22,11 @@ pub enum PhoneError {
 /// A number as it may appear in a log: the prefix and the last four digits (`010-****-5678`),
 /// enough to tell which guardian it was without writing a child's family's number down.
 pub fn mask(number: &str) -> String {
-    let digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    let mut digits: Vec<char> = number.chars().filter(char::is_ascii_digit).collect();
+    // "+82 10-…" shows as the domestic "010-…", as the number is known here.
+    if number.trim_start().starts_with('+') && digits.starts_with(&['8', '2']) && digits.get(2) != Some(&'0') {
+        digits.splice(..2, ['0']);
+    }
     if digits.len() < 8 {
         return "***".into();
     }
@@ -31,30 +35,56 @@ pub fn mask(number: &str) -> String {
     format!("{head}-****-{tail}")
 }
 
-/// `text` (a gateway's answer, an error) with every run of 9 or more digits that could be a
-/// phone number masked as [`mask`] does.
+/// `text` (a gateway's answer, an error) with every number of 9 or more digits that starts
+/// with `0` or `+` masked as [`mask`] does. A number's digit groups may be joined by one space,
+/// '-' or '.' each, as people write them: `010 1234 5678`, `010.1234.5678`, `+82 10-1234-5678`.
 pub fn mask_in(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let digit = |i: usize| chars.get(i).is_some_and(char::is_ascii_digit);
     let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
+    let mut i = 0;
+    while i < chars.len() {
+        if !(digit(i) || (matches!(chars[i], '+' | '(') && digit(i + 1))) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        // "(010) 1234-5678": the parenthesis closes once, after the first group.
+        let mut open = chars[i] == '(';
+        let mut end = i + 1;
+        loop {
+            if digit(end) {
+                end += 1;
+            } else if open && chars.get(end) == Some(&')') && (digit(end + 1) || digit(end + 2)) {
+                open = false;
+                end += 1;
+            } else if chars.get(end).copied().is_some_and(is_separator) && digit(end + 1) {
+                end += 2;
+            } else {
+                break;
+            }
+        }
+        let run: String = chars[i..end].iter().collect();
         let digits = run.chars().filter(char::is_ascii_digit).count();
-        if digits >= 9 && run.starts_with('0') {
-            out.push_str(&mask(run));
+        if digits >= 9 && (run.trim_start_matches('(').starts_with('0') || run.starts_with('+')) {
+            out.push_str(&mask(&run));
         } else {
-            out.push_str(run);
+            out.push_str(&run);
         }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() || (c == '-' && !run.is_empty()) {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
+        i = end;
     }
-    flush(&mut run, &mut out);
     out
+}
+
+/// A phone field the directory refused, for its complaint: masked whole when it holds 7 or more
+/// digits, however they are written (`010/1234/5678` too), since most of a number is still
+/// someone's number; shorter ones are shown so the director can see the typo.
+pub fn mask_field(input: &str) -> String {
+    if input.chars().filter(char::is_ascii_digit).count() >= 7 {
+        mask(input)
+    } else {
+        input.to_string()
+    }
 }
 
 /// Separators people put between digit groups.
@@ -169,6 +199,27 @@ mod tests {
             "recipient 010-****-5678 refused (code -2018), to 010-****-5432."
         );
         assert_eq!(mask_in("status 502 after 2500 ms"), "status 502 after 2500 ms");
+        for (written, masked) in [
+            ("010 1234 5678", "010-****-5678"),
+            ("010.1234.5678", "010-****-5678"),
+            ("+82 10-1234-5678", "010-****-5678"),
+            ("+82-10-1234-5678", "010-****-5678"),
+            ("+821012345678", "010-****-5678"),
+            ("0082 10 1234 5678", "008-****-5678"),
+            ("(010) 1234-5678", "010-****-5678"),
+            ("(010)1234-5678", "010-****-5678"),
+        ] {
+            let line = format!("to {written}, refused.");
+            assert_eq!(mask_in(&line), format!("to {masked}, refused."), "{written}");
+        }
+        // Dates, versions and short codes stay as they are.
+        for plain in ["on 2026.11.25 at 08:30", "v1.2.3", "code -2018", "+1 of 3", "1 2 3", "(see 2)"] {
+            assert_eq!(mask_in(plain), plain);
+        }
+        assert_eq!(mask_field("010/1234/5678"), "010-****-5678");
+        assert_eq!(mask_field("1-2-3-4-5-6-7-8"), "123-****-5678");
+        assert_eq!(mask_field("0111234x"), "***");
+        assert_eq!(mask_field("010-12"), "010-12");
     }
 
     #[test]

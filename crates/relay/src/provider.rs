@@ -57,7 +57,8 @@ pub trait SmsGateway: Send + Sync {
     fn send<'a>(&'a self, msg: &'a Outgoing) -> SendFuture<'a>;
 }
 
-#[derive(Debug, Clone, Deserialize)]
+/// Debug by hand below: the gateway secrets are never printed.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 pub enum ProviderConfig {
     Console,
@@ -90,6 +91,42 @@ pub enum ProviderConfig {
         #[serde(default = "default_timeout_ms")]
         timeout_ms: u64,
     },
+}
+
+/// A secret as Debug shows it: whether there is one, never what it is.
+fn redacted(secret: &str) -> &'static str {
+    if secret.is_empty() {
+        "\"\""
+    } else {
+        "<redacted>"
+    }
+}
+
+impl std::fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProviderConfig::Console => f.write_str("Console"),
+            ProviderConfig::Webhook { url, timeout_ms } => {
+                f.debug_struct("Webhook").field("url", url).field("timeout_ms", timeout_ms).finish()
+            }
+            ProviderConfig::Solapi { base_url, api_key, api_secret, api_secret_file, timeout_ms } => f
+                .debug_struct("Solapi")
+                .field("base_url", base_url)
+                .field("api_key", api_key)
+                .field("api_secret", &format_args!("{}", redacted(api_secret)))
+                .field("api_secret_file", api_secret_file)
+                .field("timeout_ms", timeout_ms)
+                .finish(),
+            ProviderConfig::Nhn { base_url, app_key, secret_key, secret_key_file, timeout_ms } => f
+                .debug_struct("Nhn")
+                .field("base_url", base_url)
+                .field("app_key", app_key)
+                .field("secret_key", &format_args!("{}", redacted(secret_key)))
+                .field("secret_key_file", secret_key_file)
+                .field("timeout_ms", timeout_ms)
+                .finish(),
+        }
+    }
 }
 
 impl ProviderConfig {
@@ -182,7 +219,8 @@ pub fn build(config: &ProviderConfig) -> Result<Box<dyn SmsGateway>, String> {
     })
 }
 
-/// Prints the text: the demo's SMS sink.
+/// Prints the text: the demo's SMS sink. The number is masked as in the logs (the demo's
+/// output may be shared); the text itself names no number.
 pub struct Console;
 
 impl SmsGateway for Console {
@@ -195,7 +233,8 @@ impl SmsGateway for Console {
     fn send<'a>(&'a self, m: &'a Outgoing) -> SendFuture<'a> {
         Box::pin(async move {
             let subject = m.text.subject.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
-            println!("{} to {} from {}{}: {}", m.text.kind.name(), m.to, m.from, subject, m.text.body);
+            let to = crate::phone::mask(&m.to);
+            println!("{} to {to} from {}{}: {}", m.text.kind.name(), m.from, subject, m.text.body);
             SendOutcome::Sent { gateway_id: None }
         })
     }
@@ -438,6 +477,20 @@ async fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_a_gateway_secret() {
+        for text in [
+            "kind = \"solapi\"\napi_key = \"KEY\"\napi_secret = \"TOPSECRET\"",
+            "kind = \"nhn\"\napp_key = \"APP\"\nsecret_key = \"TOPSECRET\"",
+        ] {
+            let c: ProviderConfig = toml::from_str(text).expect("parses");
+            let shown = format!("{c:?} {c:#?}");
+            assert!(!shown.contains("TOPSECRET") && shown.contains("<redacted>"), "{shown}");
+        }
+        let c: ProviderConfig = toml::from_str("kind = \"solapi\"\napi_key = \"KEY\"").expect("parses");
+        assert!(format!("{c:?}").contains("api_secret: \"\""), "an empty secret shows as empty: {c:?}");
+    }
 
     #[test]
     fn nhn_answers_are_read_to_the_recipient() {
