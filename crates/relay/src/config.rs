@@ -31,9 +31,16 @@ pub struct RelaySettings {
     /// SQLite file (one relay).
     #[serde(default)]
     pub database: Option<PathBuf>,
-    /// PostgreSQL connection string (several relays sharing one store).
+    /// PostgreSQL connection string (several relays sharing one store), without a password.
     #[serde(default)]
     pub postgres: Option<String>,
+    /// The PostgreSQL password's file (see `dolbom_secret`): a path others cannot read, or
+    /// `$CREDENTIALS_DIRECTORY/NAME` for systemd's `LoadCredential=NAME:PATH`.
+    #[serde(default)]
+    pub postgres_password_file: Option<PathBuf>,
+    /// The password read from `postgres_password_file` by [`RelayFile::load_store_secret`].
+    #[serde(skip)]
+    pub postgres_password: Option<crate::store::Password>,
     /// CA certificate(s), PEM, to verify the PostgreSQL server's TLS certificate with; setting it
     /// requires TLS (as does `sslmode=require`, then against the system's roots).
     #[serde(default)]
@@ -174,6 +181,18 @@ impl RelayFile {
         if r.postgres_ca.is_some() && r.postgres.is_none() {
             return Err(err("`relay.postgres_ca` is for `relay.postgres`".into()));
         }
+        if r.postgres_password_file.is_some() && r.postgres.is_none() {
+            return Err(err("`relay.postgres_password_file` is for `relay.postgres`".into()));
+        }
+        // A password in the config file leaks with every copy, backup and screenshot of it.
+        if r.postgres.as_deref().is_some_and(has_inline_password) {
+            return Err(err(
+                "`relay.postgres`: a password written in the connection string is refused: put it in a file only \
+                 the relay can read and name it with `relay.postgres_password_file` (or hand it over with systemd's \
+                 LoadCredential= and relay.postgres_password_file = \"$CREDENTIALS_DIRECTORY/NAME\")"
+                    .into(),
+            ));
+        }
         if r.postgres.is_some() && file.mqtt.client_id.is_none() {
             return Err(err("`mqtt.client_id` must be set, and unique per relay, when `relay.postgres` is set".into()));
         }
@@ -190,12 +209,28 @@ impl RelayFile {
         let base = config.parent().unwrap_or_else(|| Path::new("."));
         let err = |e: &dyn std::fmt::Display| RelayError::Config { path: config.to_path_buf(), message: e.to_string() };
         self.mqtt.load_secrets(base).map_err(|e| err(&e))?;
-        self.provider.load_secrets(base).map_err(|e| err(&e))
+        self.provider.load_secrets(base).map_err(|e| err(&e))?;
+        self.load_store_secret(config)
+    }
+
+    /// Reads `relay.postgres_password_file`: the daemon and `dolbom relay log` both open the store.
+    pub fn load_store_secret(&mut self, config: &Path) -> Result<(), RelayError> {
+        let base = config.parent().unwrap_or_else(|| Path::new("."));
+        if let Some(spec) = &self.relay.postgres_password_file {
+            let password = dolbom_secret::read("relay.postgres_password_file", spec, base)
+                .map_err(|e| RelayError::Config { path: config.to_path_buf(), message: e.to_string() })?;
+            self.relay.postgres_password = Some(crate::store::Password(password));
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> StoreConfig {
         match (&self.relay.postgres, &self.relay.database) {
-            (Some(params), _) => StoreConfig::Postgres { params: params.clone(), ca: self.relay.postgres_ca.clone() },
+            (Some(params), _) => StoreConfig::Postgres {
+                params: params.clone(),
+                password: self.relay.postgres_password.clone(),
+                ca: self.relay.postgres_ca.clone(),
+            },
             (None, Some(path)) => StoreConfig::Sqlite(path.clone()),
             // load() refuses a file with neither.
             (None, None) => StoreConfig::Sqlite(PathBuf::from("relay.db")),
@@ -206,6 +241,12 @@ impl RelayFile {
     pub fn instance(&self) -> String {
         self.mqtt.client_id.clone().unwrap_or_else(|| "dolbom-relay".into())
     }
+}
+
+/// Whether a libpq connection string (`key=value …` or a `postgresql://` URL) carries a
+/// password. One that does not parse is left to the store, whose message never repeats it.
+fn has_inline_password(params: &str) -> bool {
+    params.parse::<postgres::Config>().is_ok_and(|c| c.get_password().is_some())
 }
 
 #[cfg(test)]
@@ -230,6 +271,49 @@ mod tests {
             let file = RelayFile::load(&config.join(name)).unwrap_or_else(|e| panic!("config/{name}: {e}"));
             assert!(file.relay.topics.iter().any(|t| t.ends_with("/event/fever")), "config/{name}");
         }
+    }
+
+    /// The PostgreSQL password comes from its own file, never the connection string (in
+    /// either form), and the error names the key to use.
+    #[test]
+    fn an_inline_postgres_password_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let pg = |params: &str, extra: &str| {
+            BASE.replace("database = \"relay.db\"", &format!("postgres = \"{params}\"\n{extra}"))
+                .replace("[relay]", "[mqtt]\nclient_id = \"r1\"\n\n[relay]")
+        };
+        for params in ["host=db user=relay password=hunter2 dbname=dolbom", "postgresql://relay:hunter2@db/dolbom"] {
+            let e = load(&pg(params, "")).expect_err("inline password").to_string();
+            assert!(e.contains("`relay.postgres`") && e.contains("relay.postgres_password_file"), "{e}");
+            assert!(!e.contains("hunter2"), "the error never repeats the password: {e}");
+        }
+        let e = load(&BASE.replace("[relay]", "[relay]\npostgres_password_file = \"pw\"")).expect_err("no postgres");
+        assert!(e.to_string().contains("`relay.postgres_password_file` is for `relay.postgres`"), "{e}");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, pg("host=db user=relay dbname=dolbom", "postgres_password_file = \"pg-password\""))
+            .expect("write");
+        std::fs::write(dir.path().join("pg-password"), "hunter2\n").expect("write");
+        std::fs::set_permissions(dir.path().join("pg-password"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        let mut file = RelayFile::load(&path).expect("loads");
+        let e = file.load_store_secret(&path).expect_err("world-readable").to_string();
+        assert!(e.contains("relay.postgres_password_file"), "{e}");
+        std::fs::set_permissions(dir.path().join("pg-password"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        file.load_store_secret(&path).expect("an owner-only file");
+        match file.store() {
+            StoreConfig::Postgres { params, password, .. } => {
+                let password = password.map(|p| p.0);
+                assert_eq!(
+                    (params.as_str(), password.as_deref()),
+                    ("host=db user=relay dbname=dolbom", Some("hunter2"))
+                );
+            }
+            StoreConfig::Sqlite(_) => panic!("postgres"),
+        }
+        assert!(!format!("{:?} {:?}", file.relay, file.store()).contains("hunter2"), "Debug never shows it");
     }
 
     #[test]
