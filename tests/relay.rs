@@ -117,6 +117,7 @@ port = {port}
 client_id = "{client_id}"
 reconnect_initial_ms = 100
 reconnect_max_ms = 500
+{tls}
 
 [relay]
 topics = ["dolbom/v1/{center}/+/event/attendance"]
@@ -130,7 +131,8 @@ max_attempts = 5
 [provider]
 {provider}
 "#,
-                port = system_broker_port()
+                port = system_broker_port(),
+                tls = common::broker::tls_toml(),
             ),
         )
         .expect("config");

@@ -227,3 +227,33 @@ fn a_client_key_every_user_can_read_is_refused() {
     c.load_secrets(dir.path()).expect("an owner-only key loads");
     assert!(c.tls_client.is_some());
 }
+
+/// The test harness's TLS switch (tests/common/broker.rs) is real: under `DOLBOM_TEST_TLS=1`
+/// the tests' broker takes TLS only (a plain client is turned away) and the tests' own clients
+/// and the daemons' configs reach it with the test CA; without it, plain MQTT as before.
+#[test]
+fn the_test_harness_tls_switch_really_switches() {
+    use common::broker::{mqtt_options, system_broker_port, tls_on, tls_toml};
+    let port = system_broker_port();
+    let connects = |opts: rumqttc::MqttOptions| {
+        runtime().block_on(async {
+            let (_client, mut el) = rumqttc::AsyncClient::new(opts, 10);
+            matches!(
+                tokio::time::timeout(Duration::from_secs(10), el.poll()).await,
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_))))
+            )
+        })
+    };
+    assert!(connects(mqtt_options(format!("switch-{}", std::process::id()), port)), "the tests' client connects");
+    let plain = rumqttc::MqttOptions::new(format!("switch-plain-{}", std::process::id()), "127.0.0.1", port);
+    assert_eq!(connects(plain), !tls_on(), "plain MQTT works exactly when the switch is off");
+    assert_eq!(tls_toml().contains("[mqtt.tls]"), tls_on());
+    if tls_on() {
+        // What the daemons get: their own TLS settings from that TOML reach the same broker.
+        let text = format!("host = \"127.0.0.1\"\nport = {port}\n{}", tls_toml().replace("[mqtt.tls]", "[tls]"));
+        let mut c: BrokerConfig = toml::from_str(&text).expect("parses");
+        c.validate().expect("valid");
+        c.load_secrets(Path::new("/")).expect("the CA loads");
+        runtime().block_on(connect(&c)).expect("a daemon's session connects over TLS");
+    }
+}
