@@ -189,7 +189,8 @@ impl RelayFile {
             return Err(err(
                 "`relay.postgres`: a password written in the connection string is refused: put it in a file only \
                  the relay can read and name it with `relay.postgres_password_file` (or hand it over with systemd's \
-                 LoadCredential= and relay.postgres_password_file = \"$CREDENTIALS_DIRECTORY/NAME\")"
+                 LoadCredential= and relay.postgres_password_file = \"$CREDENTIALS_DIRECTORY/NAME\"), or in a libpq \
+                 password file named by PGPASSFILE"
                     .into(),
             ));
         }
@@ -220,6 +221,13 @@ impl RelayFile {
             let password = dolbom_secret::read("relay.postgres_password_file", spec, base)
                 .map_err(|e| RelayError::Config { path: config.to_path_buf(), message: e.to_string() })?;
             self.relay.postgres_password = Some(crate::store::Password(password));
+        } else if let (Some(params), Some(file)) = (&self.relay.postgres, std::env::var_os("PGPASSFILE")) {
+            // libpq's password file, which the relay's driver does not read by itself.
+            let text = dolbom_secret::read("PGPASSFILE", Path::new(&file), base)
+                .map_err(|e| RelayError::Config { path: config.to_path_buf(), message: e.to_string() })?;
+            if let Ok(c) = params.parse::<postgres::Config>() {
+                self.relay.postgres_password = pgpass_lookup(&text, &c).map(crate::store::Password);
+            }
         }
         Ok(())
     }
@@ -247,6 +255,32 @@ impl RelayFile {
 /// password. One that does not parse is left to the store, whose message never repeats it.
 fn has_inline_password(params: &str) -> bool {
     params.parse::<postgres::Config>().is_ok_and(|c| c.get_password().is_some())
+}
+
+/// The password a libpq password file (`host:port:database:user:password` lines, `*` for any,
+/// `\\:` and `\\\\` escaped) holds for the connection `c`, first match wins, as libpq reads it.
+fn pgpass_lookup(text: &str, c: &postgres::Config) -> Option<String> {
+    let host = match c.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".to_string(),
+    };
+    let port = c.get_ports().first().copied().unwrap_or(5432).to_string();
+    let user = c.get_user()?.to_string();
+    let db = c.get_dbname().map_or_else(|| user.clone(), str::to_string);
+    let want = [host.as_str(), port.as_str(), db.as_str(), user.as_str()];
+    text.lines().filter(|l| !l.trim_start().starts_with('#')).find_map(|line| {
+        let mut fields = vec![String::new()];
+        let mut chars = line.chars();
+        while let Some(ch) = chars.next() {
+            match ch {
+                '\\' => fields.last_mut()?.extend(chars.next()),
+                ':' if fields.len() < 5 => fields.push(String::new()),
+                _ => fields.last_mut()?.push(ch),
+            }
+        }
+        let matches = fields.len() == 5 && want.iter().zip(&fields).all(|(w, f)| f == "*" || f == w);
+        matches.then(|| fields[4].clone())
+    })
 }
 
 #[cfg(test)]
@@ -314,6 +348,17 @@ mod tests {
             StoreConfig::Sqlite(_) => panic!("postgres"),
         }
         assert!(!format!("{:?} {:?}", file.relay, file.store()).contains("hunter2"), "Debug never shows it");
+    }
+
+    #[test]
+    fn a_pgpass_file_is_read_as_libpq_reads_it() {
+        let c: postgres::Config = "host=db port=5433 user=relay dbname=dolbom".parse().expect("parses");
+        let file = "# comment\nother:5433:dolbom:relay:no\ndb:5433:dolbom:relay:pa\\:ss\\\\w\n*:*:*:relay:later\n";
+        assert_eq!(pgpass_lookup(file, &c).as_deref(), Some("pa:ss\\w"));
+        assert_eq!(pgpass_lookup("*:*:*:relay:any\n", &c).as_deref(), Some("any"));
+        assert_eq!(pgpass_lookup("db:5432:dolbom:relay:wrongport\n", &c), None);
+        let c: postgres::Config = "host=db user=relay".parse().expect("parses");
+        assert_eq!(pgpass_lookup("db:5432:relay:relay:defaults\n", &c).as_deref(), Some("defaults"));
     }
 
     #[test]
