@@ -32,8 +32,9 @@ struct TlsEnv {
     dir: PathBuf,
     client: rumqttc::TlsConfiguration,
     port: u16,
-    /// Closing it (when the test binary exits) stops that Mosquitto and removes `dir`.
-    _lifeline: Mutex<ChildStdin>,
+    /// The shell holding that Mosquitto, and its stdin: closing it (when the test binary exits)
+    /// stops the broker and removes `dir`.
+    _lifeline: Mutex<(Child, ChildStdin)>,
 }
 
 fn tls_env() -> &'static TlsEnv {
@@ -66,7 +67,7 @@ fn tls_env() -> &'static TlsEnv {
             .expect("sh");
         let lifeline = child.stdin.take().expect("stdin");
         wait_for_port(port, Duration::from_secs(10));
-        TlsEnv { dir, client, port, _lifeline: Mutex::new(lifeline) }
+        TlsEnv { dir, client, port, _lifeline: Mutex::new((child, lifeline)) }
     })
 }
 
