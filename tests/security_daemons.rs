@@ -152,7 +152,19 @@ fn enrol_child(config: &Path) {
     }
 }
 
-fn spawn_relay(config: &Path, log: &Path) -> Child {
+/// A daemon that is stopped when the test ends, also when it fails half-way.
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            signal(self.0.id(), "TERM");
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn spawn_relay(config: &Path, log: &Path) -> Stopped {
     let child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
         .args(["relay", "--config"])
         .arg(config)
@@ -165,7 +177,7 @@ fn spawn_relay(config: &Path, log: &Path) -> Child {
     wait_until("the relay's subscription", Duration::from_secs(20), || {
         std::fs::read_to_string(log).unwrap_or_default().contains("subscribed")
     });
-    child
+    Stopped(child)
 }
 
 fn attendance(event_id: &str, kiosk: &str, kind: &str) -> Vec<u8> {
@@ -215,7 +227,7 @@ fn kiosk_and_relay_over_tls_and_a_stolen_kiosk_password_texts_nobody() {
     )
     .expect("relay config");
     let relay_log = dir.path().join("relay.log");
-    let mut relay = spawn_relay(&relay_config, &relay_log);
+    let _relay = spawn_relay(&relay_config, &relay_log);
 
     // The kiosk as door-1, on the walk-up clip.
     let kiosk_dir = dir.path().join("kiosk");
@@ -285,9 +297,6 @@ fn kiosk_and_relay_over_tls_and_a_stolen_kiosk_password_texts_nobody() {
     let relay_text = std::fs::read_to_string(&relay_log).unwrap_or_default();
     assert!(!relay_text.contains("0000000000f0"), "the forged event never reached the relay:\n{relay_text}");
     assert!(!relay_text.contains("010-1234-5678"), "numbers masked in the relay's log:\n{relay_text}");
-
-    signal(relay.id(), "TERM");
-    let _ = relay.wait();
 }
 
 /// The key the office signs with, in a 0600 file.
@@ -368,7 +377,7 @@ fn signed_commands_against_a_running_kiosk_over_tls() {
         &[format!("{root}/cmd/result"), format!("{root}/alert/#"), format!("{root}/status")],
     );
     let log = dir.path().join("kiosk.log");
-    let mut kiosk = spawn_kiosk(&config, &log);
+    let mut kiosk = Stopped(spawn_kiosk(&config, &log));
 
     office.wait_for("the fever alert", Duration::from_secs(90), |m| m.iter().any(|r| r.topic.contains("/alert/")));
     let alert = office.snapshot().into_iter().find(|r| r.topic.contains("/alert/")).expect("alert");
@@ -436,7 +445,7 @@ fn signed_commands_against_a_running_kiosk_over_tls() {
         m.iter().filter(|r| r.topic.ends_with("/status")).count() > statuses + 1
     });
     assert!(office.on("/status").last().is_some_and(|s| s.payload["state"] == "online"));
-    assert!(kiosk.try_wait().expect("try_wait").is_none(), "the kiosk is still running");
+    assert!(kiosk.0.try_wait().expect("try_wait").is_none(), "the kiosk is still running");
     let out = common::dolbom(&["alerts", "list", "--config", config.to_str().expect("utf-8")]);
     assert!(common::stdout(&out).contains("\"state\":\"silenced\""), "{}", common::stdout(&out));
 
@@ -449,10 +458,10 @@ fn signed_commands_against_a_running_kiosk_over_tls() {
 
     // A restart: the first command's nonce is still spent.
     let offline_at = office.snapshot().len();
-    signal(kiosk.id(), "TERM");
-    assert!(wait_exit(&mut kiosk, 30, &log).success());
+    signal(kiosk.0.id(), "TERM");
+    assert!(wait_exit(&mut kiosk.0, 30, &log).success());
     let log2 = dir.path().join("kiosk2.log");
-    let mut kiosk = spawn_kiosk(&config, &log2);
+    let mut kiosk = Stopped(spawn_kiosk(&config, &log2));
     // The kiosk subscribes to its commands right after its "online" status, on the same
     // connection; the broker has the subscription once it forwards the next status.
     // (Counted after the first kiosk's "offline", so its last periodic status is not one of them.)
@@ -479,6 +488,6 @@ fn signed_commands_against_a_running_kiosk_over_tls() {
         text2.lines().any(|l| l.contains("audit") && l.contains("staff command refused") && l.contains("replayed")),
         "{text2}"
     );
-    signal(kiosk.id(), "TERM");
-    assert!(wait_exit(&mut kiosk, 30, &log2).success());
+    signal(kiosk.0.id(), "TERM");
+    assert!(wait_exit(&mut kiosk.0, 30, &log2).success());
 }
