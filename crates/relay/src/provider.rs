@@ -465,7 +465,8 @@ async fn classify(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let text = match resp.text().await {
+    // A body cut off mid-answer is an error that names the URL too.
+    let text = match resp.text().await.map_err(reqwest::Error::without_url) {
         Ok(text) => text,
         // Accepted, but the answer was cut off: whether it went out is not known.
         Err(e) if status.is_success() && !idempotent => {
@@ -533,6 +534,30 @@ mod tests {
             Err(SendOutcome::Retry { reason, .. }) => assert!(!reason.contains("TOPSECRET"), "{reason}"),
             other => panic!("a refused connection is retried: {other:?}"),
         }
+        // Taken, then cut off: headers promise more body than comes before the socket closes.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://127.0.0.1:{}/send?token=TOPSECRET", listener.local_addr().expect("addr").port());
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).expect("read");
+                assert!(n > 0, "the request ends before its headers");
+                request.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ok\"")
+                .expect("write");
+        });
+        let r = reqwest::Client::new().post(&url).send().await;
+        match classify(r, false).await {
+            Err(SendOutcome::Unknown { reason }) => {
+                assert!(reason.contains("answer unreadable") && !reason.contains("TOPSECRET"), "{reason}")
+            }
+            other => panic!("a cut-off answer to a taken request is unknown: {other:?}"),
+        }
+        server.join().expect("server");
     }
 
     #[test]
