@@ -222,11 +222,22 @@ impl RelayFile {
                 .map_err(|e| RelayError::Config { path: config.to_path_buf(), message: e.to_string() })?;
             self.relay.postgres_password = Some(crate::store::Password(password));
         } else if let (Some(params), Some(file)) = (&self.relay.postgres, std::env::var_os("PGPASSFILE")) {
-            // libpq's password file, which the relay's driver does not read by itself.
-            let text = dolbom_secret::read("PGPASSFILE", Path::new(&file), base)
+            // libpq's password file, which the relay's driver does not read by itself; owner-only,
+            // as libpq insists.
+            let text = dolbom_secret::read_owner_only("PGPASSFILE", Path::new(&file), base)
                 .map_err(|e| RelayError::Config { path: config.to_path_buf(), message: e.to_string() })?;
             if let Ok(c) = params.parse::<postgres::Config>() {
-                self.relay.postgres_password = pgpass_lookup(&text, &c).map(crate::store::Password);
+                let target = PgTarget::of(&c);
+                self.relay.postgres_password = target.lookup(&text).map(crate::store::Password);
+                if self.relay.postgres_password.is_none() {
+                    // Otherwise the only sign is the server's "password authentication failed".
+                    tracing::warn!(
+                        pgpassfile = %Path::new(&file).display(), host = %target.host, port = %target.port,
+                        db = %target.db, user = %target.user,
+                        "PGPASSFILE holds no line for this connection; connecting without a password \
+                         / PGPASSFILE 에 이 연결의 줄이 없어 비밀번호 없이 접속합니다"
+                    );
+                }
             }
         }
         Ok(())
@@ -257,30 +268,53 @@ fn has_inline_password(params: &str) -> bool {
     params.parse::<postgres::Config>().is_ok_and(|c| c.get_password().is_some())
 }
 
-/// The password a libpq password file (`host:port:database:user:password` lines, `*` for any,
-/// `\\:` and `\\\\` escaped) holds for the connection `c`, first match wins, as libpq reads it.
-fn pgpass_lookup(text: &str, c: &postgres::Config) -> Option<String> {
-    let host = match c.get_hosts().first() {
-        Some(postgres::config::Host::Tcp(h)) => h.clone(),
-        _ => "localhost".to_string(),
-    };
-    let port = c.get_ports().first().copied().unwrap_or(5432).to_string();
-    let user = c.get_user()?.to_string();
-    let db = c.get_dbname().map_or_else(|| user.clone(), str::to_string);
-    let want = [host.as_str(), port.as_str(), db.as_str(), user.as_str()];
-    text.lines().filter(|l| !l.trim_start().starts_with('#')).find_map(|line| {
-        let mut fields = vec![String::new()];
-        let mut chars = line.chars();
-        while let Some(ch) = chars.next() {
-            match ch {
-                '\\' => fields.last_mut()?.extend(chars.next()),
-                ':' if fields.len() < 5 => fields.push(String::new()),
-                _ => fields.last_mut()?.push(ch),
+/// What a libpq password file line is matched against: the connection's first host
+/// (`localhost` for a socket or none), port, database and user, defaulted as the driver does
+/// (the user is the OS user's name, the database the user's).
+#[derive(Debug, PartialEq)]
+struct PgTarget {
+    host: String,
+    port: String,
+    db: String,
+    user: String,
+}
+
+impl PgTarget {
+    fn of(c: &postgres::Config) -> Self {
+        Self::with_os_user(c, || whoami::username().ok())
+    }
+
+    fn with_os_user(c: &postgres::Config, os_user: impl FnOnce() -> Option<String>) -> Self {
+        let host = match c.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "localhost".to_string(),
+        };
+        let port = c.get_ports().first().copied().unwrap_or(5432).to_string();
+        // libpq would try PGUSER first; the driver does not read it, so neither does this. An OS
+        // user without a name matches only `*` lines, as the driver then cannot connect.
+        let user = c.get_user().map(str::to_string).or_else(os_user).unwrap_or_default();
+        let db = c.get_dbname().map_or_else(|| user.clone(), str::to_string);
+        PgTarget { host, port, db, user }
+    }
+
+    /// The password of the first line (`host:port:database:user:password`, `*` for any, `\\:`
+    /// and `\\\\` escaped) that matches, as libpq reads the file.
+    fn lookup(&self, text: &str) -> Option<String> {
+        let want = [self.host.as_str(), self.port.as_str(), self.db.as_str(), self.user.as_str()];
+        text.lines().filter(|l| !l.trim_start().starts_with('#')).find_map(|line| {
+            let mut fields = vec![String::new()];
+            let mut chars = line.chars();
+            while let Some(ch) = chars.next() {
+                match ch {
+                    '\\' => fields.last_mut()?.extend(chars.next()),
+                    ':' if fields.len() < 5 => fields.push(String::new()),
+                    _ => fields.last_mut()?.push(ch),
+                }
             }
-        }
-        let matches = fields.len() == 5 && want.iter().zip(&fields).all(|(w, f)| f == "*" || f == w);
-        matches.then(|| fields[4].clone())
-    })
+            let matches = fields.len() == 5 && want.iter().zip(&fields).all(|(w, f)| f == "*" || f == w);
+            matches.then(|| fields[4].clone())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -352,13 +386,87 @@ mod tests {
 
     #[test]
     fn a_pgpass_file_is_read_as_libpq_reads_it() {
-        let c: postgres::Config = "host=db port=5433 user=relay dbname=dolbom".parse().expect("parses");
+        let target = |params: &str| PgTarget::of(&params.parse::<postgres::Config>().expect("parses"));
+        let t = target("host=db port=5433 user=relay dbname=dolbom");
         let file = "# comment\nother:5433:dolbom:relay:no\ndb:5433:dolbom:relay:pa\\:ss\\\\w\n*:*:*:relay:later\n";
-        assert_eq!(pgpass_lookup(file, &c).as_deref(), Some("pa:ss\\w"));
-        assert_eq!(pgpass_lookup("*:*:*:relay:any\n", &c).as_deref(), Some("any"));
-        assert_eq!(pgpass_lookup("db:5432:dolbom:relay:wrongport\n", &c), None);
-        let c: postgres::Config = "host=db user=relay".parse().expect("parses");
-        assert_eq!(pgpass_lookup("db:5432:relay:relay:defaults\n", &c).as_deref(), Some("defaults"));
+        assert_eq!(t.lookup(file).as_deref(), Some("pa:ss\\w"));
+        assert_eq!(t.lookup("*:*:*:relay:any\n").as_deref(), Some("any"));
+        assert_eq!(t.lookup("db:5432:dolbom:relay:wrongport\n"), None);
+        let t = target("host=db user=relay");
+        assert_eq!(t.lookup("db:5432:relay:relay:defaults\n").as_deref(), Some("defaults"));
+    }
+
+    /// Without `user=`, the OS user's name, as libpq and the driver use; the database defaults
+    /// to it too.
+    #[test]
+    fn a_pgpass_lookup_without_a_user_uses_the_os_user() {
+        let c: postgres::Config = "host=db dbname=dolbom".parse().expect("parses");
+        let t = PgTarget::with_os_user(&c, || Some("kiosk".into()));
+        assert_eq!(t.user, "kiosk");
+        assert_eq!(t.lookup("db:5432:dolbom:relay:no\ndb:5432:dolbom:kiosk:yes\n").as_deref(), Some("yes"));
+        let c: postgres::Config = "host=db".parse().expect("parses");
+        let t = PgTarget::with_os_user(&c, || Some("kiosk".into()));
+        assert_eq!((t.db.as_str(), t.lookup("db:5432:kiosk:kiosk:own\n").as_deref()), ("kiosk", Some("own")));
+        // The real one: the name the driver itself would log in as.
+        let me = whoami::username().expect("this process's user has a name");
+        assert_eq!(PgTarget::of(&c).user, me);
+        let t = PgTarget::with_os_user(&c, || None);
+        assert_eq!(t.lookup("db:5432::pw\n"), None, "no name matches no named line");
+        assert_eq!(t.lookup("*:*:*:*:any\n").as_deref(), Some("any"));
+    }
+
+    /// The PGPASSFILE path through `load_store_secret`: owner-only or refused by name, and a file
+    /// without a matching line is said in the log (never with a password). One test, as it sets
+    /// the process's PGPASSFILE.
+    #[test]
+    fn pgpassfile_is_owner_only_and_a_miss_is_logged() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::{Arc, Mutex};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("relay.toml");
+        let text = BASE
+            .replace("database = \"relay.db\"", "postgres = \"host=db port=5433 user=relay dbname=dolbom\"")
+            .replace("[relay]", "[mqtt]\nclient_id = \"r1\"\n\n[relay]");
+        std::fs::write(&path, text).expect("write");
+        let pgpass = dir.path().join("pgpass");
+        let set = |text: &str, mode: u32| {
+            std::fs::write(&pgpass, text).expect("write");
+            std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        std::env::set_var("PGPASSFILE", &pgpass);
+        let mut file = RelayFile::load(&path).expect("loads");
+
+        set("db:5433:dolbom:relay:hunter2\n", 0o640);
+        let e = file.load_store_secret(&path).expect_err("group-readable").to_string();
+        assert!(e.contains("`PGPASSFILE`") && e.contains("0640") && !e.contains("hunter2"), "{e}");
+        set("db:5433:dolbom:relay:hunter2\n", 0o600);
+        file.load_store_secret(&path).expect("owner-only");
+        assert_eq!(file.relay.postgres_password.as_ref().map(|p| p.0.as_str()), Some("hunter2"));
+
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        set("db:5432:dolbom:relay:hunter2\nother:5433:dolbom:relay:hunter3\n", 0o600);
+        tracing::subscriber::with_default(subscriber, || file.load_store_secret(&path)).expect("a miss loads");
+        std::env::remove_var("PGPASSFILE");
+        assert!(file.relay.postgres_password.is_none(), "no line, no password");
+        let logged = String::from_utf8(log.0.lock().expect("lock").clone()).expect("utf-8");
+        assert!(logged.contains("WARN") && logged.contains("PGPASSFILE"), "{logged}");
+        for field in ["host=db", "port=5433", "db=dolbom", "user=relay", &pgpass.display().to_string()] {
+            assert!(logged.contains(field), "{field} in {logged}");
+        }
+        assert!(!logged.contains("hunter"), "never a password: {logged}");
     }
 
     #[test]
