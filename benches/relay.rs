@@ -54,7 +54,7 @@ fn main() {
     }
     std::fs::write(dir.path().join("directory.toml"), directory).expect("directory");
     let store = match &db {
-        Some(db) => format!("postgres = \"{}\"\nshare_group = \"bench-{center}\"", db.params()),
+        Some(db) => format!("{}share_group = \"bench-{center}\"", postgres_db::relay_keys(&db.params(), dir.path())),
         None => "database = \"relay.db\"".into(),
     };
     let mut running: Vec<Child> = (0..relays)

@@ -255,6 +255,9 @@ pub enum RelayAction {
         /// JSON lines instead of a table.
         #[arg(long)]
         json: bool,
+        /// Guardians' numbers in full (masked as 010-****-5678 otherwise, as in the relay's log).
+        #[arg(long)]
+        show_numbers: bool,
     },
 }
 

@@ -61,8 +61,8 @@ impl Relay {
             Some(s) => (
                 format!("relay-{center}-{}", s.instance),
                 format!(
-                    "postgres = \"{}\"\n{}",
-                    s.postgres,
+                    "{}{}",
+                    common::postgres::relay_keys(s.postgres, dir.path()),
                     if s.group { format!("share_group = \"g-{center}\"") } else { String::new() }
                 ),
             ),
@@ -117,6 +117,7 @@ port = {port}
 client_id = "{client_id}"
 reconnect_initial_ms = 100
 reconnect_max_ms = 500
+{tls}
 
 [relay]
 topics = ["dolbom/v1/{center}/+/event/attendance"]
@@ -130,7 +131,8 @@ max_attempts = 5
 [provider]
 {provider}
 "#,
-                port = system_broker_port()
+                port = system_broker_port(),
+                tls = common::broker::tls_toml(),
             ),
         )
         .expect("config");
@@ -196,7 +198,14 @@ max_attempts = 5
     }
 
     fn log_lines(&self) -> Vec<serde_json::Value> {
-        let out = common::dolbom(&["relay", "log", "--json", "--config", self.config.to_str().expect("utf-8")]);
+        let out = common::dolbom(&[
+            "relay",
+            "log",
+            "--json",
+            "--show-numbers",
+            "--config",
+            self.config.to_str().expect("utf-8"),
+        ]);
         assert!(out.status.success(), "{}", common::stderr(&out));
         common::stdout(&out).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
     }
@@ -259,6 +268,14 @@ fn exact_texts_to_the_right_guardians_once() {
     assert_eq!(first.header("Idempotency-Key"), Some("01a00000-0000-7000-8000-000000000001:01012345678"));
     let log = relay.log_lines();
     assert_eq!(log.iter().filter(|l| l["status"] == "sent").count(), 3);
+    // Without --show-numbers, `relay log` masks the numbers as the relay's own log does.
+    let c = relay.config.to_str().expect("utf-8");
+    for args in [&["relay", "log", "--config", c][..], &["relay", "log", "--json", "--config", c]] {
+        let out = common::dolbom(args);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        let text = common::stdout(&out);
+        assert!(text.contains("010-****-5678") && !text.contains("01012345678"), "{args:?}: {text}");
+    }
 }
 
 #[test]

@@ -6,169 +6,23 @@
 mod common;
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
-use common::broker::{free_port, wait_for_port};
+use common::tls::{make_ca, make_leaf, tls, TlsBroker, NAME};
 use dolbom_mqtt::{BrokerConfig, Outgoing5, Protocol, Session, SessionError, SessionEvent};
 
 const CENTER: &str = "haessal";
-const NAME: &str = "broker.dolbom.test";
 
-fn run(cmd: &mut Command) {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e} (scripts/setup.sh installs it)"));
-    assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A CA and a certificate it signed for `cn` (P-256 keys: fast to make).
-fn make_ca(dir: &Path, name: &str) {
-    run(Command::new("openssl").current_dir(dir).args([
-        "req",
-        "-x509",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-days",
-        "2",
-        "-keyout",
-        &format!("{name}.key"),
-        "-out",
-        &format!("{name}.crt"),
-        "-subj",
-        &format!("/CN=dolbom test {name}"),
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign,cRLSign",
-    ]));
-}
-
-fn make_leaf(dir: &Path, ca: &str, name: &str, dns: &str) {
-    run(Command::new("openssl").current_dir(dir).args([
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        &format!("{name}.key"),
-        "-out",
-        &format!("{name}.csr"),
-        "-subj",
-        &format!("/CN={dns}"),
-    ]));
-    std::fs::write(
-        dir.join(format!("{name}.ext")),
-        format!("subjectAltName=DNS:{dns}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n"),
-    )
-    .expect("ext");
-    run(Command::new("openssl").current_dir(dir).args([
-        "x509",
-        "-req",
-        "-in",
-        &format!("{name}.csr"),
-        "-CA",
-        &format!("{ca}.crt"),
-        "-CAkey",
-        &format!("{ca}.key"),
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        &format!("{name}.crt"),
-        "-extfile",
-        &format!("{name}.ext"),
-    ]));
-}
-
-struct TlsBroker {
-    port: u16,
-    dir: PathBuf,
-    child: Child,
-}
-
-impl Drop for TlsBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The fleet: two kiosks, a relay and two staff offices of the same name in two centers; each
-/// user's password is its name reversed.
+/// The fleet: two kiosks, a relay and two staff offices of the same name in two centers.
 const USERS: [&str; 5] =
     ["kiosk@haessal@door1", "kiosk@haessal@door2", "relay@district", "staff@haessal@office", "staff@sun@office"];
+const FLEET: &str =
+    "kiosk haessal door1\nkiosk haessal door2\nrelay district\nstaff office haessal\nstaff office sun\n";
 
-fn password(user: &str) -> String {
-    user.chars().rev().collect()
-}
-
-impl TlsBroker {
-    fn start(dir: &Path) -> Self {
-        make_ca(dir, "ca");
-        make_ca(dir, "other-ca");
-        make_leaf(dir, "ca", "broker", NAME);
-        let passwd = dir.join("passwd");
-        for (i, user) in USERS.iter().enumerate() {
-            let mut cmd = Command::new("mosquitto_passwd");
-            if i == 0 {
-                cmd.arg("-c");
-            }
-            run(cmd.arg("-b").arg(&passwd).arg(user).arg(password(user)));
-        }
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let fleet = dir.join("fleet.txt");
-        std::fs::write(
-            &fleet,
-            "kiosk haessal door1\nkiosk haessal door2\nrelay district\nstaff office haessal\nstaff office sun\n",
-        )
-        .expect("fleet");
-        let acl = Command::new(repo.join("scripts/mosquitto-acl.sh")).arg(&fleet).output().expect("acl script");
-        assert!(acl.status.success(), "{}", String::from_utf8_lossy(&acl.stderr));
-        std::fs::write(dir.join("acl"), &acl.stdout).expect("acl");
-        // The shipped listener config, moved to this port and directory.
-        let port = free_port();
-        let shipped = std::fs::read_to_string(repo.join("config/mosquitto/dolbom.conf")).expect("shipped config");
-        let mut conf = shipped
-            .replace("listener 8883", &format!("listener {port} 127.0.0.1"))
-            .replace("/etc/mosquitto/dolbom/", &format!("{}/", dir.display()));
-        // As root, Mosquitto would drop to its own user, who cannot read this private directory.
-        conf.push_str("user root\n");
-        std::fs::write(dir.join("mosquitto.conf"), conf).expect("conf");
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(dir.join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("mosquitto.log")).expect("log"))
-            .spawn()
-            .expect("mosquitto must be installed (scripts/setup.sh)");
-        wait_for_port(port, Duration::from_secs(10));
-        TlsBroker { port, dir: dir.to_path_buf(), child }
-    }
-
-    /// A client's `[mqtt]` as a kiosk or relay file would write it, its password in a 0600 file.
-    fn config(&self, user: &str, tls: &str) -> BrokerConfig {
-        let file = self.dir.join(format!("{user}.password"));
-        std::fs::write(&file, password(user)).expect("password file");
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let text = format!(
-            "host = \"127.0.0.1\"\nport = {}\nclient_id = \"{user}-{}\"\nusername = \"{user}\"\npassword_file = \"{user}.password\"\n{tls}",
-            self.port,
-            std::process::id()
-        );
-        let mut c: BrokerConfig = toml::from_str(&text).expect("parses");
-        c.validate().expect("valid");
-        c.load_secrets(&self.dir).expect("secrets");
-        c
-    }
-}
-
-fn tls(ca: &str, name: &str) -> String {
-    format!("[tls]\nca_file = \"{ca}\"\nserver_name = \"{name}\"\n")
+fn start_broker(dir: &Path) -> TlsBroker {
+    TlsBroker::start(dir, FLEET, &USERS)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -226,7 +80,7 @@ async fn next_message(session: &mut Session) -> (String, String) {
 #[test]
 fn tls_names_cas_and_acls() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = TlsBroker::start(dir.path());
+    let broker = start_broker(dir.path());
     let rt = runtime();
     rt.block_on(async {
         // The relay's view: every event of the fleet its ACL lets it read.
@@ -330,7 +184,7 @@ fn the_acl_generator_refuses_ambiguous_fleets() {
 #[test]
 fn wrong_ca_wrong_name_and_plain_tcp_are_refused_loudly() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let broker = TlsBroker::start(dir.path());
+    let broker = start_broker(dir.path());
     let rt = runtime();
     let user = "kiosk@haessal@door1";
     let err = |c: BrokerConfig| match rt.block_on(connect(&c)) {
@@ -372,4 +226,34 @@ fn a_client_key_every_user_can_read_is_refused() {
     let mut c: BrokerConfig = toml::from_str(text).expect("parses");
     c.load_secrets(dir.path()).expect("an owner-only key loads");
     assert!(c.tls_client.is_some());
+}
+
+/// The test harness's TLS switch (tests/common/broker.rs) is real: under `DOLBOM_TEST_TLS=1`
+/// the tests' broker takes TLS only (a plain client is turned away) and the tests' own clients
+/// and the daemons' configs reach it with the test CA; without it, plain MQTT as before.
+#[test]
+fn the_test_harness_tls_switch_really_switches() {
+    use common::broker::{mqtt_options, system_broker_port, tls_on, tls_toml};
+    let port = system_broker_port();
+    let connects = |opts: rumqttc::MqttOptions| {
+        runtime().block_on(async {
+            let (_client, mut el) = rumqttc::AsyncClient::new(opts, 10);
+            matches!(
+                tokio::time::timeout(Duration::from_secs(10), el.poll()).await,
+                Ok(Ok(rumqttc::Event::Incoming(rumqttc::Incoming::ConnAck(_))))
+            )
+        })
+    };
+    assert!(connects(mqtt_options(format!("switch-{}", std::process::id()), port)), "the tests' client connects");
+    let plain = rumqttc::MqttOptions::new(format!("switch-plain-{}", std::process::id()), "127.0.0.1", port);
+    assert_eq!(connects(plain), !tls_on(), "plain MQTT works exactly when the switch is off");
+    assert_eq!(tls_toml().contains("[mqtt.tls]"), tls_on());
+    if tls_on() {
+        // What the daemons get: their own TLS settings from that TOML reach the same broker.
+        let text = format!("host = \"127.0.0.1\"\nport = {port}\n{}", tls_toml().replace("[mqtt.tls]", "[tls]"));
+        let mut c: BrokerConfig = toml::from_str(&text).expect("parses");
+        c.validate().expect("valid");
+        c.load_secrets(Path::new("/")).expect("the CA loads");
+        runtime().block_on(connect(&c)).expect("a daemon's session connects over TLS");
+    }
 }

@@ -59,7 +59,7 @@ fn flood(port: u16, topics: Vec<String>, stop: Arc<AtomicBool>) -> std::thread::
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         rt.block_on(async move {
-            let mut opts = rumqttc::MqttOptions::new(format!("flood-{}", std::process::id()), "127.0.0.1", port);
+            let mut opts = common::broker::mqtt_options(format!("flood-{}", std::process::id()), port);
             opts.set_max_packet_size(4 << 20, 4 << 20);
             let (client, mut el) = rumqttc::AsyncClient::new(opts, 1000);
             tokio::spawn(async move {
@@ -98,8 +98,7 @@ fn flood(port: u16, topics: Vec<String>, stop: Arc<AtomicBool>) -> std::thread::
 fn retained(port: u16, filter: &str) -> Vec<String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let mut opts =
-            rumqttc::MqttOptions::new(format!("retained-{}", common::broker::free_port()), "127.0.0.1", port);
+        let mut opts = common::broker::mqtt_options(format!("retained-{}", common::broker::free_port()), port);
         opts.set_max_packet_size(4 << 20, 4 << 20);
         let (client, mut el) = rumqttc::AsyncClient::new(opts, 10);
         client.subscribe(filter, rumqttc::QoS::AtLeastOnce).await.expect("subscribe");
@@ -119,7 +118,7 @@ fn retained(port: u16, filter: &str) -> Vec<String> {
 fn publish_retained(port: u16, topic: &str, payload: Vec<u8>) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
-        let mut opts = rumqttc::MqttOptions::new(format!("poison-{}", common::broker::free_port()), "127.0.0.1", port);
+        let mut opts = common::broker::mqtt_options(format!("poison-{}", common::broker::free_port()), port);
         opts.set_max_packet_size(4 << 20, 4 << 20);
         let (client, mut el) = rumqttc::AsyncClient::new(opts, 10);
         client.publish(topic, rumqttc::QoS::AtLeastOnce, true, payload).await.expect("publish");

@@ -16,15 +16,21 @@ pub fn relay(config: Option<PathBuf>, action: Option<RelayAction>) -> Result<Exi
             dolbom_relay::run(file)?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(RelayAction::Log { limit, json }) => {
+        Some(RelayAction::Log { limit, json, show_numbers }) => {
+            file.load_store_secret(&path)?;
             let store = dolbom_relay::store::open(&file.store(), None)?;
+            // A terminal's scrollback and a pasted support ticket are logs too: numbers masked
+            // unless asked for.
+            let shown = |s: &str| if show_numbers { s.to_string() } else { dolbom_relay::phone::mask_in(s) };
             for d in store.log(limit)? {
+                let to = if show_numbers { d.recipient.clone() } else { dolbom_relay::phone::mask(&d.recipient) };
+                let (body, detail) = (shown(&d.body), d.detail.as_deref().map(shown));
                 if json {
                     let line = serde_json::json!({
-                        "id": d.id, "event_id": d.event_id, "to": d.recipient, "guardian": d.guardian,
+                        "id": d.id, "event_id": d.event_id, "to": to, "guardian": d.guardian,
                         "child": d.child, "center": d.center, "notice": d.notice, "type": d.msg_type,
-                        "text": d.body, "status": d.status, "attempts": d.attempts,
-                        "updated_ms": d.updated_ms, "detail": d.detail, "instance": d.instance,
+                        "text": body, "status": d.status, "attempts": d.attempts,
+                        "updated_ms": d.updated_ms, "detail": detail, "instance": d.instance,
                     });
                     outln!("{line}")?;
                 } else {
@@ -33,12 +39,12 @@ pub fn relay(config: Option<PathBuf>, action: Option<RelayAction>) -> Result<Exi
                     outln!(
                         "{when}\t{}\t{}\t{}\t{}\t{}\t{}{}",
                         d.status,
-                        d.recipient,
+                        to,
                         d.child,
                         d.notice,
                         d.msg_type,
-                        d.body,
-                        d.detail.map(|x| format!("\t({x})")).unwrap_or_default()
+                        body,
+                        detail.map(|x| format!("\t({x})")).unwrap_or_default()
                     )?;
                 }
             }

@@ -98,7 +98,7 @@ reconnect_initial_ms = 100
 reconnect_max_ms = 500
 status_interval_secs = 1
 drain_timeout_secs = 3
-{mqtt}
+{mqtt}{tls}
 
 [state]
 dir = "{state}"
@@ -111,6 +111,8 @@ dir = "{state}"
         port = o.port,
         state = dir.join("state").display(),
         mqtt = o.mqtt,
+        // A test that brings its own [mqtt.tls] (tests/security_daemons.rs) keeps it.
+        tls = if o.mqtt.contains("[mqtt.tls]") { String::new() } else { super::broker::tls_toml() },
         extra = o.extra,
     );
     super::write_config(dir, &extra)

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod kiosk;
 pub mod postgres;
 pub mod tcp_proxy;
+pub mod tls;
 pub mod units;
 
 use std::path::{Path, PathBuf};

@@ -10,6 +10,32 @@ pub fn admin_params() -> String {
         .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=dolbom_test password=dolbom_test dbname=postgres".into())
 }
 
+/// The `[relay]` keys for connection string `params`: its password moved into a 0600 file in
+/// `dir`, as the relay requires (`relay.postgres_password_file`).
+pub fn relay_keys(params: &str, dir: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let mut password = None;
+    let kept: Vec<&str> = params
+        .split_whitespace()
+        .filter(|kv| match kv.strip_prefix("password=") {
+            Some(p) => {
+                password = Some(p.trim_matches('\'').to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let mut keys = format!("postgres = \"{}\"\n", kept.join(" "));
+    if let Some(p) = password {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let file = dir.join(format!("pg-password-{}", N.fetch_add(1, Ordering::Relaxed)));
+        std::fs::write(&file, p).expect("password file");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        keys.push_str(&format!("postgres_password_file = \"{}\"\n", file.display()));
+    }
+    keys
+}
+
 pub struct TempDb {
     name: String,
 }

@@ -31,9 +31,16 @@ pub struct RelaySettings {
     /// SQLite file (one relay).
     #[serde(default)]
     pub database: Option<PathBuf>,
-    /// PostgreSQL connection string (several relays sharing one store).
+    /// PostgreSQL connection string (several relays sharing one store), without a password.
     #[serde(default)]
     pub postgres: Option<String>,
+    /// The PostgreSQL password's file (see `dolbom_secret`): a path others cannot read, or
+    /// `$CREDENTIALS_DIRECTORY/NAME` for systemd's `LoadCredential=NAME:PATH`.
+    #[serde(default)]
+    pub postgres_password_file: Option<PathBuf>,
+    /// The password read from `postgres_password_file` by [`RelayFile::load_store_secret`].
+    #[serde(skip)]
+    pub postgres_password: Option<crate::store::Password>,
     /// CA certificate(s), PEM, to verify the PostgreSQL server's TLS certificate with; setting it
     /// requires TLS (as does `sslmode=require`, then against the system's roots).
     #[serde(default)]
@@ -174,6 +181,19 @@ impl RelayFile {
         if r.postgres_ca.is_some() && r.postgres.is_none() {
             return Err(err("`relay.postgres_ca` is for `relay.postgres`".into()));
         }
+        if r.postgres_password_file.is_some() && r.postgres.is_none() {
+            return Err(err("`relay.postgres_password_file` is for `relay.postgres`".into()));
+        }
+        // A password in the config file leaks with every copy, backup and screenshot of it.
+        if r.postgres.as_deref().is_some_and(has_inline_password) {
+            return Err(err(
+                "`relay.postgres`: a password written in the connection string is refused: put it in a file only \
+                 the relay can read and name it with `relay.postgres_password_file` (or hand it over with systemd's \
+                 LoadCredential= and relay.postgres_password_file = \"$CREDENTIALS_DIRECTORY/NAME\"), or in a libpq \
+                 password file named by PGPASSFILE"
+                    .into(),
+            ));
+        }
         if r.postgres.is_some() && file.mqtt.client_id.is_none() {
             return Err(err("`mqtt.client_id` must be set, and unique per relay, when `relay.postgres` is set".into()));
         }
@@ -190,12 +210,46 @@ impl RelayFile {
         let base = config.parent().unwrap_or_else(|| Path::new("."));
         let err = |e: &dyn std::fmt::Display| RelayError::Config { path: config.to_path_buf(), message: e.to_string() };
         self.mqtt.load_secrets(base).map_err(|e| err(&e))?;
-        self.provider.load_secrets(base).map_err(|e| err(&e))
+        self.provider.load_secrets(base).map_err(|e| err(&e))?;
+        self.load_store_secret(config)
+    }
+
+    /// Reads `relay.postgres_password_file`: the daemon and `dolbom relay log` both open the store.
+    pub fn load_store_secret(&mut self, config: &Path) -> Result<(), RelayError> {
+        let base = config.parent().unwrap_or_else(|| Path::new("."));
+        if let Some(spec) = &self.relay.postgres_password_file {
+            let password = dolbom_secret::read("relay.postgres_password_file", spec, base)
+                .map_err(|e| RelayError::Config { path: config.to_path_buf(), message: e.to_string() })?;
+            self.relay.postgres_password = Some(crate::store::Password(password));
+        } else if let (Some(params), Some(file)) = (&self.relay.postgres, std::env::var_os("PGPASSFILE")) {
+            // libpq's password file, which the relay's driver does not read by itself; owner-only,
+            // as libpq insists.
+            let text = dolbom_secret::read_owner_only("PGPASSFILE", Path::new(&file), base)
+                .map_err(|e| RelayError::Config { path: config.to_path_buf(), message: e.to_string() })?;
+            if let Ok(c) = params.parse::<postgres::Config>() {
+                let target = PgTarget::of(&c);
+                self.relay.postgres_password = target.lookup(&text).map(crate::store::Password);
+                if self.relay.postgres_password.is_none() {
+                    // Otherwise the only sign is the server's "password authentication failed".
+                    tracing::warn!(
+                        pgpassfile = %Path::new(&file).display(), host = %target.host, port = %target.port,
+                        db = %target.db, user = %target.user,
+                        "PGPASSFILE holds no line for this connection; connecting without a password \
+                         / PGPASSFILE 에 이 연결의 줄이 없어 비밀번호 없이 접속합니다"
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> StoreConfig {
         match (&self.relay.postgres, &self.relay.database) {
-            (Some(params), _) => StoreConfig::Postgres { params: params.clone(), ca: self.relay.postgres_ca.clone() },
+            (Some(params), _) => StoreConfig::Postgres {
+                params: params.clone(),
+                password: self.relay.postgres_password.clone(),
+                ca: self.relay.postgres_ca.clone(),
+            },
             (None, Some(path)) => StoreConfig::Sqlite(path.clone()),
             // load() refuses a file with neither.
             (None, None) => StoreConfig::Sqlite(PathBuf::from("relay.db")),
@@ -205,6 +259,61 @@ impl RelayFile {
     /// This relay's name in the store's claims: its MQTT client id.
     pub fn instance(&self) -> String {
         self.mqtt.client_id.clone().unwrap_or_else(|| "dolbom-relay".into())
+    }
+}
+
+/// Whether a libpq connection string (`key=value …` or a `postgresql://` URL) carries a
+/// password. One that does not parse is left to the store, whose message never repeats it.
+fn has_inline_password(params: &str) -> bool {
+    params.parse::<postgres::Config>().is_ok_and(|c| c.get_password().is_some())
+}
+
+/// What a libpq password file line is matched against: the connection's first host
+/// (`localhost` for a socket or none), port, database and user, defaulted as the driver does
+/// (the user is the OS user's name, the database the user's).
+#[derive(Debug, PartialEq)]
+struct PgTarget {
+    host: String,
+    port: String,
+    db: String,
+    user: String,
+}
+
+impl PgTarget {
+    fn of(c: &postgres::Config) -> Self {
+        Self::with_os_user(c, || whoami::username().ok())
+    }
+
+    fn with_os_user(c: &postgres::Config, os_user: impl FnOnce() -> Option<String>) -> Self {
+        let host = match c.get_hosts().first() {
+            Some(postgres::config::Host::Tcp(h)) => h.clone(),
+            _ => "localhost".to_string(),
+        };
+        let port = c.get_ports().first().copied().unwrap_or(5432).to_string();
+        // libpq would try PGUSER first; the driver does not read it, so neither does this. An OS
+        // user without a name matches only `*` lines, as the driver then cannot connect.
+        let user = c.get_user().map(str::to_string).or_else(os_user).unwrap_or_default();
+        let db = c.get_dbname().map_or_else(|| user.clone(), str::to_string);
+        PgTarget { host, port, db, user }
+    }
+
+    /// The password of the first line (`host:port:database:user:password`, `*` for any, `\\:`
+    /// and `\\\\` escaped) that matches, as libpq reads the file.
+    fn lookup(&self, text: &str) -> Option<String> {
+        let want = [self.host.as_str(), self.port.as_str(), self.db.as_str(), self.user.as_str()];
+        text.lines().filter(|l| !l.trim_start().starts_with('#')).find_map(|line| {
+            let mut fields = vec![String::new()];
+            let mut chars = line.chars();
+            while let Some(ch) = chars.next() {
+                match ch {
+                    '\\' => fields.last_mut()?.extend(chars.next()),
+                    ':' if fields.len() < 5 => fields.push(String::new()),
+                    _ => fields.last_mut()?.push(ch),
+                }
+            }
+            let matches = fields.len() == 5 && want.iter().zip(&fields).all(|(w, f)| f == "*" || f == w);
+            matches.then(|| fields[4].clone())
+        })
     }
 }
 
@@ -230,6 +339,134 @@ mod tests {
             let file = RelayFile::load(&config.join(name)).unwrap_or_else(|e| panic!("config/{name}: {e}"));
             assert!(file.relay.topics.iter().any(|t| t.ends_with("/event/fever")), "config/{name}");
         }
+    }
+
+    /// The PostgreSQL password comes from its own file, never the connection string (in
+    /// either form), and the error names the key to use.
+    #[test]
+    fn an_inline_postgres_password_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let pg = |params: &str, extra: &str| {
+            BASE.replace("database = \"relay.db\"", &format!("postgres = \"{params}\"\n{extra}"))
+                .replace("[relay]", "[mqtt]\nclient_id = \"r1\"\n\n[relay]")
+        };
+        for params in ["host=db user=relay password=hunter2 dbname=dolbom", "postgresql://relay:hunter2@db/dolbom"] {
+            let e = load(&pg(params, "")).expect_err("inline password").to_string();
+            assert!(e.contains("`relay.postgres`") && e.contains("relay.postgres_password_file"), "{e}");
+            assert!(!e.contains("hunter2"), "the error never repeats the password: {e}");
+        }
+        let e = load(&BASE.replace("[relay]", "[relay]\npostgres_password_file = \"pw\"")).expect_err("no postgres");
+        assert!(e.to_string().contains("`relay.postgres_password_file` is for `relay.postgres`"), "{e}");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, pg("host=db user=relay dbname=dolbom", "postgres_password_file = \"pg-password\""))
+            .expect("write");
+        std::fs::write(dir.path().join("pg-password"), "hunter2\n").expect("write");
+        std::fs::set_permissions(dir.path().join("pg-password"), std::fs::Permissions::from_mode(0o644))
+            .expect("chmod");
+        let mut file = RelayFile::load(&path).expect("loads");
+        let e = file.load_store_secret(&path).expect_err("world-readable").to_string();
+        assert!(e.contains("relay.postgres_password_file"), "{e}");
+        std::fs::set_permissions(dir.path().join("pg-password"), std::fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        file.load_store_secret(&path).expect("an owner-only file");
+        match file.store() {
+            StoreConfig::Postgres { params, password, .. } => {
+                let password = password.map(|p| p.0);
+                assert_eq!(
+                    (params.as_str(), password.as_deref()),
+                    ("host=db user=relay dbname=dolbom", Some("hunter2"))
+                );
+            }
+            StoreConfig::Sqlite(_) => panic!("postgres"),
+        }
+        assert!(!format!("{:?} {:?}", file.relay, file.store()).contains("hunter2"), "Debug never shows it");
+    }
+
+    #[test]
+    fn a_pgpass_file_is_read_as_libpq_reads_it() {
+        let target = |params: &str| PgTarget::of(&params.parse::<postgres::Config>().expect("parses"));
+        let t = target("host=db port=5433 user=relay dbname=dolbom");
+        let file = "# comment\nother:5433:dolbom:relay:no\ndb:5433:dolbom:relay:pa\\:ss\\\\w\n*:*:*:relay:later\n";
+        assert_eq!(t.lookup(file).as_deref(), Some("pa:ss\\w"));
+        assert_eq!(t.lookup("*:*:*:relay:any\n").as_deref(), Some("any"));
+        assert_eq!(t.lookup("db:5432:dolbom:relay:wrongport\n"), None);
+        let t = target("host=db user=relay");
+        assert_eq!(t.lookup("db:5432:relay:relay:defaults\n").as_deref(), Some("defaults"));
+    }
+
+    /// Without `user=`, the OS user's name, as libpq and the driver use; the database defaults
+    /// to it too.
+    #[test]
+    fn a_pgpass_lookup_without_a_user_uses_the_os_user() {
+        let c: postgres::Config = "host=db dbname=dolbom".parse().expect("parses");
+        let t = PgTarget::with_os_user(&c, || Some("kiosk".into()));
+        assert_eq!(t.user, "kiosk");
+        assert_eq!(t.lookup("db:5432:dolbom:relay:no\ndb:5432:dolbom:kiosk:yes\n").as_deref(), Some("yes"));
+        let c: postgres::Config = "host=db".parse().expect("parses");
+        let t = PgTarget::with_os_user(&c, || Some("kiosk".into()));
+        assert_eq!((t.db.as_str(), t.lookup("db:5432:kiosk:kiosk:own\n").as_deref()), ("kiosk", Some("own")));
+        // The real one: the name the driver itself would log in as.
+        let me = whoami::username().expect("this process's user has a name");
+        assert_eq!(PgTarget::of(&c).user, me);
+        let t = PgTarget::with_os_user(&c, || None);
+        assert_eq!(t.lookup("db:5432::pw\n"), None, "no name matches no named line");
+        assert_eq!(t.lookup("*:*:*:*:any\n").as_deref(), Some("any"));
+    }
+
+    /// The PGPASSFILE path through `load_store_secret`: owner-only or refused by name, and a file
+    /// without a matching line is said in the log (never with a password). One test, as it sets
+    /// the process's PGPASSFILE.
+    #[test]
+    fn pgpassfile_is_owner_only_and_a_miss_is_logged() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::{Arc, Mutex};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("relay.toml");
+        let text = BASE
+            .replace("database = \"relay.db\"", "postgres = \"host=db port=5433 user=relay dbname=dolbom\"")
+            .replace("[relay]", "[mqtt]\nclient_id = \"r1\"\n\n[relay]");
+        std::fs::write(&path, text).expect("write");
+        let pgpass = dir.path().join("pgpass");
+        let set = |text: &str, mode: u32| {
+            std::fs::write(&pgpass, text).expect("write");
+            std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        std::env::set_var("PGPASSFILE", &pgpass);
+        let mut file = RelayFile::load(&path).expect("loads");
+
+        set("db:5433:dolbom:relay:hunter2\n", 0o640);
+        let e = file.load_store_secret(&path).expect_err("group-readable").to_string();
+        assert!(e.contains("`PGPASSFILE`") && e.contains("0640") && !e.contains("hunter2"), "{e}");
+        set("db:5433:dolbom:relay:hunter2\n", 0o600);
+        file.load_store_secret(&path).expect("owner-only");
+        assert_eq!(file.relay.postgres_password.as_ref().map(|p| p.0.as_str()), Some("hunter2"));
+
+        #[derive(Clone, Default)]
+        struct Captured(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt().with_ansi(false).with_writer(move || writer.clone()).finish();
+        set("db:5432:dolbom:relay:hunter2\nother:5433:dolbom:relay:hunter3\n", 0o600);
+        tracing::subscriber::with_default(subscriber, || file.load_store_secret(&path)).expect("a miss loads");
+        std::env::remove_var("PGPASSFILE");
+        assert!(file.relay.postgres_password.is_none(), "no line, no password");
+        let logged = String::from_utf8(log.0.lock().expect("lock").clone()).expect("utf-8");
+        assert!(logged.contains("WARN") && logged.contains("PGPASSFILE"), "{logged}");
+        for field in ["host=db", "port=5433", "db=dolbom", "user=relay", &pgpass.display().to_string()] {
+            assert!(logged.contains(field), "{field} in {logged}");
+        }
+        assert!(!logged.contains("hunter"), "never a password: {logged}");
     }
 
     #[test]

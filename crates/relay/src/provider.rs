@@ -102,13 +102,27 @@ fn redacted(secret: &str) -> &'static str {
     }
 }
 
+/// A webhook URL as Debug and the logs show it: scheme, host and port only. A hook's token
+/// often rides in the path (`/services/T0/B0/XXXX`), the query (`?token=…`) or the user info
+/// (`https://user:token@host`), so none of those is shown.
+pub fn site_of(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let hidden = rest.len() > authority.len() || authority.contains('@');
+    let scheme = if scheme.is_empty() { String::new() } else { format!("{scheme}://") };
+    format!("{scheme}{host}{}", if hidden { "/<redacted>" } else { "" })
+}
+
 impl std::fmt::Debug for ProviderConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ProviderConfig::Console => f.write_str("Console"),
-            ProviderConfig::Webhook { url, timeout_ms } => {
-                f.debug_struct("Webhook").field("url", url).field("timeout_ms", timeout_ms).finish()
-            }
+            ProviderConfig::Webhook { url, timeout_ms } => f
+                .debug_struct("Webhook")
+                .field("url", &format_args!("{:?}", site_of(url)))
+                .field("timeout_ms", timeout_ms)
+                .finish(),
             ProviderConfig::Solapi { base_url, api_key, api_secret, api_secret_file, timeout_ms } => f
                 .debug_struct("Solapi")
                 .field("base_url", base_url)
@@ -428,6 +442,8 @@ async fn classify(
     r: Result<reqwest::Response, reqwest::Error>,
     idempotent: bool,
 ) -> Result<serde_json::Value, SendOutcome> {
+    // reqwest's errors name the URL, which may carry the hook's token: never in a reason.
+    let r = r.map_err(reqwest::Error::without_url);
     let resp = match r {
         Ok(resp) => resp,
         Err(e) if e.is_connect() => {
@@ -449,7 +465,8 @@ async fn classify(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let text = match resp.text().await {
+    // A body cut off mid-answer is an error that names the URL too.
+    let text = match resp.text().await.map_err(reqwest::Error::without_url) {
         Ok(text) => text,
         // Accepted, but the answer was cut off: whether it went out is not known.
         Err(e) if status.is_success() && !idempotent => {
@@ -490,6 +507,57 @@ mod tests {
         }
         let c: ProviderConfig = toml::from_str("kind = \"solapi\"\napi_key = \"KEY\"").expect("parses");
         assert!(format!("{c:?}").contains("api_secret: \"\""), "an empty secret shows as empty: {c:?}");
+        // A webhook's token, wherever the URL carries it.
+        for url in [
+            "https://hooks.example.com/send?token=TOPSECRET",
+            "https://bot:TOPSECRET@hooks.example.com/send",
+            "https://hooks.example.com/services/T0/TOPSECRET",
+            "http://127.0.0.1:8080/TOPSECRET#x",
+        ] {
+            let c: ProviderConfig = toml::from_str(&format!("kind = \"webhook\"\nurl = \"{url}\"")).expect("parses");
+            let shown = format!("{c:?} {c:#?}");
+            assert!(!shown.contains("TOPSECRET") && shown.contains("/<redacted>"), "{shown}");
+        }
+        assert_eq!(site_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(site_of("https://bot:pw@hooks.example.com"), "https://hooks.example.com/<redacted>");
+    }
+
+    /// A gateway that cannot be reached: the reason names no URL (its token stays out of the
+    /// store and the log).
+    #[tokio::test]
+    async fn a_failed_request_never_repeats_the_url() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let url = format!("http://127.0.0.1:{port}/send?token=TOPSECRET");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let r = reqwest::Client::new().post(&url).send().await;
+        match classify(r, true).await {
+            Err(SendOutcome::Retry { reason, .. }) => assert!(!reason.contains("TOPSECRET"), "{reason}"),
+            other => panic!("a refused connection is retried: {other:?}"),
+        }
+        // Taken, then cut off: headers promise more body than comes before the socket closes.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://127.0.0.1:{}/send?token=TOPSECRET", listener.local_addr().expect("addr").port());
+        let server = std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            let (mut conn, _) = listener.accept().expect("accept");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).expect("read");
+                assert!(n > 0, "the request ends before its headers");
+                request.extend_from_slice(&buf[..n]);
+            }
+            conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"ok\"")
+                .expect("write");
+        });
+        let r = reqwest::Client::new().post(&url).send().await;
+        match classify(r, false).await {
+            Err(SendOutcome::Unknown { reason }) => {
+                assert!(reason.contains("answer unreadable") && !reason.contains("TOPSECRET"), "{reason}")
+            }
+            other => panic!("a cut-off answer to a taken request is unknown: {other:?}"),
+        }
+        server.join().expect("server");
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub enum SecretError {
     Missing { key: &'static str, path: PathBuf },
     #[error("`{key}`: {path} can be read by every user (mode {mode:04o}); `chmod o-rwx` it, or hand it over with systemd's LoadCredential=")]
     WorldReadable { key: &'static str, path: PathBuf, mode: u32 },
+    #[error("`{key}`: {path} can be read by others than its owner (mode {mode:04o}), which libpq refuses too; `chmod 0600` it")]
+    NotOwnerOnly { key: &'static str, path: PathBuf, mode: u32 },
     #[error("`{key}`: {path} is empty")]
     Empty { key: &'static str, path: PathBuf },
     #[error("`{key}`: {path} is not UTF-8 text")]
@@ -39,6 +41,7 @@ impl SecretError {
             SecretError::NoCredentials { key, .. }
             | SecretError::Missing { key, .. }
             | SecretError::WorldReadable { key, .. }
+            | SecretError::NotOwnerOnly { key, .. }
             | SecretError::Empty { key, .. }
             | SecretError::NotText { key, .. }
             | SecretError::Read { key, .. } => key,
@@ -62,6 +65,16 @@ pub fn locate(key: &'static str, spec: &Path, base: &Path) -> Result<PathBuf, Se
 /// Reads the secret `spec` names (see [`locate`]). Refuses a file every user may read: a secret
 /// that has already leaked to the machine's other accounts is a configuration error.
 pub fn read(key: &'static str, spec: &Path, base: &Path) -> Result<String, SecretError> {
+    read_with(key, spec, base, false)
+}
+
+/// [`read`] for a file its owner alone may read, group included: a libpq password file
+/// (PGPASSFILE), which libpq itself ignores when its mode has any group or other bit.
+pub fn read_owner_only(key: &'static str, spec: &Path, base: &Path) -> Result<String, SecretError> {
+    read_with(key, spec, base, true)
+}
+
+fn read_with(key: &'static str, spec: &Path, base: &Path, owner_only: bool) -> Result<String, SecretError> {
     let path = locate(key, spec, base)?;
     let io = |error: std::io::Error| match error.kind() {
         ErrorKind::NotFound => SecretError::Missing { key, path: path.clone() },
@@ -70,6 +83,9 @@ pub fn read(key: &'static str, spec: &Path, base: &Path) -> Result<String, Secre
     let mode = std::fs::metadata(&path).map_err(io)?.permissions().mode() & 0o7777;
     if mode & 0o007 != 0 {
         return Err(SecretError::WorldReadable { key, path, mode });
+    }
+    if owner_only && mode & 0o077 != 0 {
+        return Err(SecretError::NotOwnerOnly { key, path, mode });
     }
     let bytes = std::fs::read(&path).map_err(io)?;
     let mut text = String::from_utf8(bytes).map_err(|_| SecretError::NotText { key, path: path.clone() })?;
@@ -104,6 +120,20 @@ mod tests {
         // Group-readable is how root:dolbom 0640 files are shared with the service user.
         write(dir.path(), "key", "k\r\n", 0o640);
         assert_eq!(read("k", &dir.path().join("key"), Path::new("/nonexistent")).expect("read"), "k");
+    }
+
+    #[test]
+    fn an_owner_only_secret_refuses_group_bits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for mode in [0o640, 0o620, 0o610, 0o660] {
+            write(dir.path(), "pgpass", "*:*:*:relay:pw\n", mode);
+            let err = read_owner_only("PGPASSFILE", Path::new("pgpass"), dir.path()).expect_err("group or other bits");
+            assert!(err.to_string().starts_with("`PGPASSFILE`") && err.to_string().contains("0600"), "{err}");
+        }
+        write(dir.path(), "pgpass", "*:*:*:relay:pw\n", 0o600);
+        assert_eq!(read_owner_only("PGPASSFILE", Path::new("pgpass"), dir.path()).expect("0600"), "*:*:*:relay:pw");
+        write(dir.path(), "pgpass", "*:*:*:relay:pw\n", 0o400);
+        assert!(read_owner_only("PGPASSFILE", Path::new("pgpass"), dir.path()).is_ok(), "0400");
     }
 
     #[test]

@@ -61,6 +61,16 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A password that Debug never shows.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// Where the relay keeps its records.
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
@@ -70,6 +80,8 @@ pub enum StoreConfig {
     /// used, and required, with `sslmode=require` or a CA file.
     Postgres {
         params: String,
+        /// From `relay.postgres_password_file`; never in `params`.
+        password: Option<Password>,
         ca: Option<PathBuf>,
     },
 }
@@ -187,7 +199,12 @@ pub struct Outcome<'a> {
 pub fn open(config: &StoreConfig, instance: Option<&str>) -> StoreResult<Arc<dyn RelayStore>> {
     Ok(match config {
         StoreConfig::Sqlite(path) => Arc::new(SqliteStore::open(path)?),
-        StoreConfig::Postgres { params, ca } => Arc::new(PgStore::open(params, ca.as_deref(), instance)?),
+        StoreConfig::Postgres { params, password, ca } => Arc::new(PgStore::open_with_password(
+            params,
+            password.as_ref().map(|p| p.0.as_str()),
+            ca.as_deref(),
+            instance,
+        )?),
     })
 }
 

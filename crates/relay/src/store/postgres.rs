@@ -107,9 +107,22 @@ impl PgStore {
     /// With `ca`, or `sslmode=require` in `params`, the connection is TLS, verified against `ca`
     /// or else the system's roots.
     pub fn open(params: &str, ca: Option<&Path>, instance: Option<&str>) -> StoreResult<Self> {
+        Self::open_with_password(params, None, ca, instance)
+    }
+
+    /// [`PgStore::open`] with the password from its own file (`relay.postgres_password_file`).
+    pub fn open_with_password(
+        params: &str,
+        password: Option<&str>,
+        ca: Option<&Path>,
+        instance: Option<&str>,
+    ) -> StoreResult<Self> {
         // The message of a parse error never repeats the string, which may hold a password.
         let mut config: postgres::Config =
             params.parse().map_err(|e: postgres::Error| StoreError::Config(e.to_string()))?;
+        if let Some(password) = password {
+            config.password(password);
+        }
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
