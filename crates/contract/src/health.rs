@@ -77,6 +77,12 @@ pub struct HealthSummary {
     /// Fever alerts raised and not yet silenced or resolved.
     #[serde(default)]
     pub fever_alerts_active: u64,
+    /// Tags read at the reader that are enrolled for nobody (the kiosk logs each card id).
+    #[serde(default)]
+    pub tags_unknown: u64,
+    /// Wrong PINs typed at the door, and tries refused while too many were wrong.
+    #[serde(default)]
+    pub pins_refused: u64,
 }
 
 /// One sensor's (or outside source's) state in the status payload.

@@ -59,6 +59,8 @@ pub enum KioskError {
     Start(std::io::Error),
     #[error("config file {path}: {error}")]
     CommandKeys { path: std::path::PathBuf, error: crate::command_gate::KeyError },
+    #[error(transparent)]
+    Pin(#[from] crate::pin::PinError),
     #[error("the {0} stage crashed; see the log above (queued events were kept)")]
     StageCrashed(String),
 }
@@ -184,6 +186,10 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     };
     let alerts = alert_context(config, site.clone());
     let (sightings_tx, sightings_rx) = mpsc::channel(64);
+    // The check-ins without a face stop when the vision stage does (at shutdown, or at the end
+    // of a file), so the event stage sees every sender go and finishes.
+    let checkin_stop = Shutdown::new();
+    let checkins = spawn_checkins(config, &sightings_tx, &health, &shutdown, &checkin_stop)?;
     let vision = {
         let stage = Vision {
             pipeline: FacePipeline::new(models, Matcher::new(config.face.matcher.clone())),
@@ -195,12 +201,13 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             screening,
             evidence: Default::default(),
         };
-        let (slot, shutdown) = (slot.clone(), shutdown.clone());
+        let (slot, shutdown, checkin_stop) = (slot.clone(), shutdown.clone(), checkin_stop.clone());
         std::thread::Builder::new()
             .name("vision".into())
             .spawn(move || {
                 let _guard = shutdown.guard("vision");
-                stage.run(slot, sightings_tx)
+                stage.run(slot, sightings_tx);
+                checkin_stop.trigger();
             })
             .map_err(KioskError::Start)?
     };
@@ -256,10 +263,11 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         // The camera may sit in a blocking read: at shutdown the hand-over ends at once, so the
         // vision stage settles the tracks still open and finishes.
         let hand_over = tokio::spawn({
-            let (shutdown, slot) = (shutdown.clone(), slot.clone());
+            let (shutdown, slot, checkin_stop) = (shutdown.clone(), slot.clone(), checkin_stop.clone());
             async move {
                 shutdown.wait().await;
                 slot.end();
+                checkin_stop.trigger();
             }
         });
         let (done_tx, done_rx) = watch::channel(false);
@@ -350,7 +358,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     if camera.is_finished() {
         let _ = camera.join();
     }
-    for t in thermal.into_iter().chain(air_sensors).filter(|t| t.is_finished()) {
+    for t in thermal.into_iter().chain(air_sensors).chain(checkins).filter(|t| t.is_finished()) {
         let _ = t.join();
     }
     let _ = vision.join();
@@ -360,6 +368,54 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The tag reader's and the PIN input's threads, when configured: each sends the check-ins of
+/// enrolled people to the event stage as sightings, and stops with `stop` (triggered when the
+/// vision stage ends, and at shutdown).
+fn spawn_checkins(
+    config: &Config,
+    sightings: &mpsc::Sender<crate::vision::Sighting>,
+    health: &Arc<Health>,
+    shutdown: &Shutdown,
+    stop: &Shutdown,
+) -> Result<Vec<std::thread::JoinHandle<()>>, KioskError> {
+    let mut threads = Vec::new();
+    if let Some(tag) = config.tag.as_ref().filter(|t| t.enabled) {
+        health.set_sensor(crate::sources::tag::TAG, crate::health::SensorState::Starting, None);
+        let (tag, tx, health, guard, stop) = (tag.clone(), sightings.clone(), health.clone(), shutdown.clone(), stop.clone());
+        let gallery = GalleryStore::new(&config.gallery.path);
+        threads.push(
+            std::thread::Builder::new()
+                .name("tag".into())
+                .spawn(move || {
+                    let _guard = guard.guard("tag");
+                    crate::sources::tag::run_tag(tag, gallery, tx, health, stop)
+                })
+                .map_err(KioskError::Start)?,
+        );
+    }
+    if config.pin.enabled {
+        let path = config.pin.socket_path(&config.state.dir);
+        let listener = crate::pin::listen(&path)?;
+        let desk = crate::pin::PinDesk {
+            registry: crate::checkin::Registry::new(GalleryStore::new(&config.gallery.path)),
+            tries: crate::pin::WrongTries::new(config.pin.max_wrong_per_minute),
+            sightings: sightings.clone(),
+            health: health.clone(),
+        };
+        let (guard, stop) = (shutdown.clone(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("pin".into())
+                .spawn(move || {
+                    let _guard = guard.guard("pin");
+                    crate::pin::run_pin(listener, path, desk, stop)
+                })
+                .map_err(KioskError::Start)?,
+        );
+    }
+    Ok(threads)
 }
 
 /// Queues the Home Assistant discovery configs (retained) when enabled. A failure costs the

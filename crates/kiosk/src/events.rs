@@ -144,7 +144,10 @@ impl EventStage {
         };
         match &s.who {
             Who::Person { id, role, confidence } => {
-                crate::recognition::record(&tx, id, *confidence, s.captured_ms)?;
+                // How well a face is still recognised: a tag or PIN says nothing about that.
+                if s.method == CheckInMethod::Face {
+                    crate::recognition::record(&tx, id, *confidence, s.captured_ms)?;
+                }
                 if let Some(kind) = attendance::record_sighting(&tx, &self.policy, id, at)? {
                     let event = AttendanceEvent {
                         schema: contract::ATTENDANCE_SCHEMA.into(),
@@ -158,9 +161,9 @@ impl EventStage {
                         temperature_c,
                         temperature_status,
                         temperature_site,
-                        method: CheckInMethod::Face,
+                        method: s.method,
                     };
-                    info!(event_id = %event.event_id, person = %id, kind = ?kind, ts = %event.ts, temperature = ?temperature_c, "attendance event");
+                    info!(event_id = %event.event_id, person = %id, kind = ?kind, method = ?s.method, ts = %event.ts, temperature = ?temperature_c, "attendance event");
                     queued.push(self.message(
                         self.site.topics.attendance(),
                         "attendance",
@@ -342,7 +345,7 @@ mod tests {
     }
 
     fn visitor(track_id: u64, captured_ms: i64) -> Sighting {
-        Sighting { track_id, captured_ms, who: Who::Visitor, temperature: None }
+        Sighting { track_id, captured_ms, who: Who::Visitor, temperature: None, method: CheckInMethod::Face }
     }
 
     fn child(id: &str, captured_ms: i64) -> Sighting {
@@ -351,6 +354,7 @@ mod tests {
             captured_ms,
             who: Who::Person { id: id.into(), role: Role::Child, confidence: 0.9 },
             temperature: None,
+            method: CheckInMethod::Face,
         }
     }
 
@@ -421,6 +425,38 @@ mod tests {
         let times: Vec<String> = queued(&r.store).into_iter().map(|(_, t)| t).collect();
         assert_eq!(times, ["2025-12-02T09:00:00+09:00", "2025-12-02T09:00:01+09:00"]);
         assert_eq!(r.health.events_lost.load(Ordering::Relaxed), 0);
+    }
+
+    /// A tag check-in is the same attendance event as a face's, with its method, no
+    /// temperature, and the same book (a second touch within the cooldown is nothing new); it
+    /// says nothing about how well the face is recognised.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tag_check_in_is_an_attendance_event_with_its_method_and_no_temperature() {
+        let r = rig(100);
+        for at in [T0, T0 + 60_000] {
+            let mut s = Sighting::checked_in("jiwoo".into(), Role::Child, CheckInMethod::Tag);
+            s.captured_ms = at;
+            r.tx.send(s).await.expect("send");
+        }
+        drop(r.tx);
+        r.stage.await.expect("stage ends when its input does");
+        let conn = r.store.lock().expect("lock");
+        let payloads: Vec<serde_json::Value> = conn
+            .prepare("SELECT payload FROM outbox ORDER BY seq")
+            .expect("prepare")
+            .query_map([], |row| row.get::<_, Vec<u8>>(0))
+            .expect("query")
+            .map(|p| serde_json::from_slice(&p.expect("row")).expect("json"))
+            .collect();
+        assert_eq!(payloads.len(), 1, "the second touch is inside the cooldown: {payloads:?}");
+        let e = &payloads[0];
+        assert_eq!((e["kind"].as_str(), e["method"].as_str()), (Some("arrival"), Some("tag")));
+        assert_eq!(e["confidence"], 1.0);
+        assert_eq!(e["temperature_c"], serde_json::Value::Null);
+        assert_eq!(e["temperature_status"], "screening_off");
+        assert!(e.get("temperature_site").is_none());
+        let rows: i64 = conn.query_row("SELECT COUNT(*) FROM recognition", [], |r| r.get(0)).expect("count");
+        assert_eq!(rows, 0, "a tag says nothing about the face");
     }
 
     /// Memory is bounded too: past the capacity the oldest visitor goes first (parents wait

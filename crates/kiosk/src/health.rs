@@ -59,6 +59,10 @@ pub struct Health {
     pub events_lost: AtomicU64,
     /// Fever alerts raised and not yet silenced or resolved, as last counted in the database.
     pub fever_alerts_active: AtomicU64,
+    /// Tags read that are enrolled for nobody (each is logged with its card id).
+    pub tags_unknown: AtomicU64,
+    /// PINs typed at the door that matched nobody, and tries refused while locked.
+    pub pins_refused: AtomicU64,
     disk: OnceLock<Arc<DiskWatch>>,
     /// When each stage last showed it was alive (see [`Health::beat`]).
     heartbeats: Mutex<BTreeMap<&'static str, Instant>>,
@@ -83,6 +87,8 @@ impl Default for Health {
             events_waiting: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
             fever_alerts_active: AtomicU64::new(0),
+            tags_unknown: AtomicU64::new(0),
+            pins_refused: AtomicU64::new(0),
             disk: OnceLock::new(),
             heartbeats: Mutex::new(BTreeMap::new()),
         }
@@ -219,6 +225,8 @@ impl Health {
             events_waiting,
             events_lost: self.events_lost.load(Ordering::Relaxed),
             fever_alerts_active: self.fever_alerts_active.load(Ordering::Relaxed),
+            tags_unknown: self.tags_unknown.load(Ordering::Relaxed),
+            pins_refused: self.pins_refused.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,0 +1,270 @@
+//! Tag and PIN check-ins end to end: the real `dolbom kiosk` reading RDM6300 frames from a
+//! pseudo-terminal (valid, damaged, noise, a card held to the reader) and PINs from its socket,
+//! real Mosquitto, and the real `dolbom relay` texting a loopback SMS gateway.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::broker::{signal, system_broker_port, Subscriber};
+use common::gateway::Gateway;
+use common::kiosk::{empty_clip, kiosk_config, spawn_kiosk, unique_center, KioskOptions};
+use common::{dolbom, stderr, stdout, wait_until};
+use dolbom_face::gallery::CardId;
+use dolbom_kiosk::sim::tag::{bursts, TagSim};
+use dolbom_kiosk::sim::thermal::{open_pty, slave_is_open};
+use dolbom_kiosk::sources::serial::SerialDecoder;
+use dolbom_kiosk::sources::tag::Rdm6300;
+
+const JIWOO_CARD: &str = "62E3086CED";
+const UNKNOWN_CARD: &str = "0A00C3D2E1";
+
+fn run_with_stdin(args: &[&str], input: &str) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn dolbom");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+/// A relay for `center` texting through `gateway`; returns it once it has subscribed.
+fn start_relay(dir: &Path, center: &str, gateway: &Gateway) -> (std::process::Child, std::path::PathBuf) {
+    std::fs::write(
+        dir.join("directory.toml"),
+        format!(
+            r#"
+[[center]]
+id = "{center}"
+name = "햇살어린이집"
+sender = "02-123-4567"
+timezone = "Asia/Seoul"
+
+[[child]]
+id = "jiwoo"
+center = "{center}"
+name = "이지우"
+
+[[child.guardian]]
+name = "mom"
+phone = "010-1234-5678"
+lang = "ko"
+
+[[child]]
+id = "minji"
+center = "{center}"
+name = "김민지"
+
+[[child.guardian]]
+name = "dad"
+phone = "010-8765-4321"
+lang = "en"
+"#
+        ),
+    )
+    .expect("directory");
+    let config = dir.join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+client_id = "relay-{center}"
+reconnect_initial_ms = 100
+reconnect_max_ms = 500
+
+[relay]
+topics = ["dolbom/v1/{center}/+/event/attendance"]
+database = "relay.db"
+directory = "directory.toml"
+retry_initial_ms = 200
+retry_max_ms = 1000
+max_attempts = 5
+
+[provider]
+kind = "webhook"
+url = "{url}/send"
+"#,
+            port = system_broker_port(),
+            url = gateway.url(),
+        ),
+    )
+    .expect("relay config");
+    let log = dir.join("relay.log");
+    let child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
+        .args(["relay", "--config"])
+        .arg(&config)
+        .env("DOLBOM_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("spawn relay");
+    wait_until("the relay to subscribe", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("subscribed")
+    });
+    (child, log)
+}
+
+/// The last status's `health`, from the kiosk's status file.
+fn health(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("state/status.json")).unwrap_or_default();
+    serde_json::from_str::<serde_json::Value>(&text).map(|v| v["health"].clone()).unwrap_or_default()
+}
+
+#[test]
+fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_checks_in_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let center = unique_center("tag");
+    let mut pty = open_pty().expect("pty");
+    let extra = format!(
+        "\n[tag]\nport = \"{}\"\nrepeat_secs = 3\nretry_max_ms = 300\n\n[pin]\nenabled = true\n",
+        pty.slave_path
+    );
+    let clip = empty_clip(dir.path());
+    let port = system_broker_port();
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port, clip: &clip, pace: "realtime", at_end: "loop", mqtt: "", extra: &extra },
+    );
+    let c = config.to_str().expect("utf-8");
+
+    // Jiwoo's family said no to face recognition: a tag and nothing else. Minji has a PIN.
+    let out = dolbom(&["tag", "add", "jiwoo", &JIWOO_CARD.to_lowercase(), "--role", "child", "--name", "이지우", "--config", c]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again = dolbom(&["tag", "add", "minji", JIWOO_CARD, "--role", "child", "--name", "김민지", "--config", c]);
+    assert!(!again.status.success(), "a card enrolled twice is refused");
+    assert!(stderr(&again).contains("already enrolled for `jiwoo`"), "{}", stderr(&again));
+    let list = dolbom(&["tag", "list", "--config", c]);
+    assert_eq!(stdout(&list).trim(), format!("{JIWOO_CARD}\tjiwoo\tchild\t이지우\tno-face"));
+    let pin = run_with_stdin(&["pin", "set", "minji", "--role", "child", "--name", "김민지", "--config", c], "2580\n");
+    assert!(pin.status.success(), "{}", stderr(&pin));
+    let taken = run_with_stdin(&["pin", "set", "jiwoo", "--config", c], "2580\n");
+    assert!(!taken.status.success() && stderr(&taken).contains("already used by another person"), "{}", stderr(&taken));
+    let gallery = std::fs::read_to_string(dir.path().join("gallery.json")).expect("gallery");
+    assert!(!gallery.contains("2580"), "the PIN is stored hashed only");
+
+    let gateway = Gateway::start();
+    let (mut relay, relay_log) = start_relay(dir.path(), &center, &gateway);
+    let sub = Subscriber::start(port, &format!("dolbom/v1/{center}/door-1/#"));
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+    let dump = || format!("kiosk:\n{}\nrelay:\n{}", std::fs::read_to_string(&log).unwrap_or_default(), std::fs::read_to_string(&relay_log).unwrap_or_default());
+    wait_until("the reader's port open", Duration::from_secs(60), || {
+        slave_is_open(&pty.master) && health(dir.path())["sensors"]["tag"]["state"] == "ok"
+    });
+
+    // An unknown card, then Jiwoo's: line noise, a damaged frame, and the card held to the
+    // reader for a second (20 frames 50 ms apart), written in pieces that split frames.
+    let unknown: CardId = UNKNOWN_CARD.parse().expect("card");
+    let jiwoo: CardId = JIWOO_CARD.parse().expect("card");
+    let held = TagSim { repeat: 20, noise: true, bad_checksum: true, ..TagSim::default() };
+    let mut wire: Vec<Vec<u8>> = bursts(&unknown, &TagSim::default());
+    wire.extend(bursts(&jiwoo, &held));
+    for burst in &wire {
+        let (a, b) = burst.split_at(burst.len() / 3);
+        pty.master.write_all(a).expect("write");
+        pty.master.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(25)); // a reader's pace, not a wait for anything
+        pty.master.write_all(b).expect("write");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // Every frame taken in: 21 read, the damaged one counted, the unknown card counted.
+    wait_until("the reader's frames counted", Duration::from_secs(20), || {
+        let h = health(dir.path());
+        let tag = &h["sensors"]["tag"];
+        tag["frames"] == 21 && tag["checksum_errors"] == 1 && h["tags_unknown"] == 1
+    });
+
+    // Minji types a wrong PIN, then hers. Her check-in comes after every tag read in the same
+    // queue, so once it is out, any second tag event would be out too.
+    let wrong = run_with_stdin(&["pin", "enter", "--config", c], "1111\n");
+    assert!(!wrong.status.success() && stdout(&wrong).contains("wrong PIN"), "{}", stdout(&wrong));
+    let right = run_with_stdin(&["pin", "enter", "--config", c], "2580\n");
+    assert!(right.status.success(), "{} {}", stdout(&right), stderr(&right));
+    assert!(stdout(&right).contains("checked in: 김민지 (minji)"), "{}", stdout(&right));
+    sub.wait_for(Duration::from_secs(30), "the PIN check-in", |m| {
+        m.iter().any(|m| m.topic.ends_with("/event/attendance") && m.payload["method"] == "pin")
+    });
+
+    let events: Vec<serde_json::Value> =
+        sub.on("/event/attendance").into_iter().map(|m| m.payload).collect();
+    let schema = common::schema("attendance.schema.json");
+    for e in &events {
+        common::assert_valid(&schema, e);
+    }
+    let summary: Vec<String> = events
+        .iter()
+        .map(|e| format!("{}:{}:{}", e["kind"].as_str().unwrap_or("?"), e["person"]["id"].as_str().unwrap_or("?"), e["method"].as_str().unwrap_or("?")))
+        .collect();
+    assert_eq!(summary, ["arrival:jiwoo:tag", "arrival:minji:pin"], "{}", dump());
+    let tag_event = &events[0];
+    assert_eq!(tag_event["confidence"], 1.0);
+    assert_eq!(tag_event["temperature_c"], serde_json::Value::Null, "no face was measured");
+    assert_eq!(tag_event["temperature_status"], "screening_off");
+    assert!(sub.on("/event/visitor").is_empty(), "an unknown card is no visitor event");
+
+    // The relay texts each family once, as for a face.
+    wait_until("two texts", Duration::from_secs(30), || gateway.received().len() >= 2);
+    let texts: Vec<(String, String)> = gateway
+        .received()
+        .iter()
+        .map(|r| (r.body["to"].as_str().unwrap_or("").into(), r.body["text"].as_str().unwrap_or("").into()))
+        .collect();
+    let to_jiwoo: Vec<&String> = texts.iter().filter(|(to, _)| to == "01012345678").map(|(_, t)| t).collect();
+    assert_eq!(to_jiwoo.len(), 1, "{texts:?}");
+    assert!(to_jiwoo[0].starts_with("[햇살어린이집] 이지우 어린이가 ") && to_jiwoo[0].ends_with("에 등원했습니다."), "{texts:?}");
+    assert!(texts.iter().any(|(to, t)| to == "01087654321" && t.contains("김민지 arrived at")), "{texts:?}");
+
+    signal(kiosk.id(), "TERM");
+    let status = kiosk.wait().expect("kiosk exit");
+    signal(relay.id(), "TERM");
+    let _ = relay.wait();
+    assert!(status.success(), "{}", dump());
+    let kiosk_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(kiosk_log.contains(UNKNOWN_CARD), "the unknown card is logged with its id");
+    assert!(!kiosk_log.contains("2580") && !kiosk_log.contains("1111"), "no PIN is ever logged");
+    assert!(gateway.received().len() == 2, "{:?}", gateway.received().len());
+}
+
+/// `dolbom sim tag --link` plays a reader on a pseudo-terminal that a serial port reads back.
+#[test]
+fn the_simulator_plays_a_reader_on_a_pty() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = dir.path().join("tag.pty");
+    let mut sim = Command::new(env!("CARGO_BIN_EXE_dolbom"))
+        .args(["sim", "tag", JIWOO_CARD, UNKNOWN_CARD, "--repeat", "3", "--noise", "--bad-checksum", "--gap", "0.2", "--hold", "1", "--link"])
+        .arg(&link)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn sim");
+    wait_until("the link", Duration::from_secs(10), || link.exists());
+    let mut port = serialport::new(link.to_str().expect("utf-8"), 9600)
+        .timeout(Duration::from_millis(200))
+        .open()
+        .expect("open the simulated reader");
+    let mut decoder = Rdm6300::default();
+    let mut cards = Vec::new();
+    let mut buf = [0u8; 256];
+    let until = Instant::now() + Duration::from_secs(20);
+    while cards.len() < 6 && Instant::now() < until {
+        match port.read(&mut buf) {
+            Ok(n) => decoder.feed(&buf[..n], &mut cards),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    let status = sim.wait().expect("sim exit");
+    assert!(status.success());
+    let shown: Vec<String> = cards.iter().map(|c| c.to_string()).collect();
+    assert_eq!(shown, [JIWOO_CARD, JIWOO_CARD, JIWOO_CARD, UNKNOWN_CARD, UNKNOWN_CARD, UNKNOWN_CARD]);
+    assert_eq!(decoder.stats().checksum_errors, 2);
+}
