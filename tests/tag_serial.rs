@@ -137,7 +137,18 @@ fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_che
     let c = config.to_str().expect("utf-8");
 
     // Jiwoo's family said no to face recognition: a tag and nothing else. Minji has a PIN.
-    let out = dolbom(&["tag", "add", "jiwoo", &JIWOO_CARD.to_lowercase(), "--role", "child", "--name", "이지우", "--config", c]);
+    let out = dolbom(&[
+        "tag",
+        "add",
+        "jiwoo",
+        &JIWOO_CARD.to_lowercase(),
+        "--role",
+        "child",
+        "--name",
+        "이지우",
+        "--config",
+        c,
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let again = dolbom(&["tag", "add", "minji", JIWOO_CARD, "--role", "child", "--name", "김민지", "--config", c]);
     assert!(!again.status.success(), "a card enrolled twice is refused");
@@ -156,7 +167,13 @@ fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_che
     let sub = Subscriber::start(port, &format!("dolbom/v1/{center}/door-1/#"));
     let log = dir.path().join("kiosk.log");
     let mut kiosk = spawn_kiosk(&config, &log);
-    let dump = || format!("kiosk:\n{}\nrelay:\n{}", std::fs::read_to_string(&log).unwrap_or_default(), std::fs::read_to_string(&relay_log).unwrap_or_default());
+    let dump = || {
+        format!(
+            "kiosk:\n{}\nrelay:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default(),
+            std::fs::read_to_string(&relay_log).unwrap_or_default()
+        )
+    };
     wait_until("the reader's port open", Duration::from_secs(60), || {
         slave_is_open(&pty.master) && health(dir.path())["sensors"]["tag"]["state"] == "ok"
     });
@@ -194,15 +211,21 @@ fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_che
         m.iter().any(|m| m.topic.ends_with("/event/attendance") && m.payload["method"] == "pin")
     });
 
-    let events: Vec<serde_json::Value> =
-        sub.on("/event/attendance").into_iter().map(|m| m.payload).collect();
+    let events: Vec<serde_json::Value> = sub.on("/event/attendance").into_iter().map(|m| m.payload).collect();
     let schema = common::schema("attendance.schema.json");
     for e in &events {
         common::assert_valid(&schema, e);
     }
     let summary: Vec<String> = events
         .iter()
-        .map(|e| format!("{}:{}:{}", e["kind"].as_str().unwrap_or("?"), e["person"]["id"].as_str().unwrap_or("?"), e["method"].as_str().unwrap_or("?")))
+        .map(|e| {
+            format!(
+                "{}:{}:{}",
+                e["kind"].as_str().unwrap_or("?"),
+                e["person"]["id"].as_str().unwrap_or("?"),
+                e["method"].as_str().unwrap_or("?")
+            )
+        })
         .collect();
     assert_eq!(summary, ["arrival:jiwoo:tag", "arrival:minji:pin"], "{}", dump());
     let tag_event = &events[0];
@@ -220,7 +243,10 @@ fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_che
         .collect();
     let to_jiwoo: Vec<&String> = texts.iter().filter(|(to, _)| to == "01012345678").map(|(_, t)| t).collect();
     assert_eq!(to_jiwoo.len(), 1, "{texts:?}");
-    assert!(to_jiwoo[0].starts_with("[햇살어린이집] 이지우 어린이가 ") && to_jiwoo[0].ends_with("에 등원했습니다."), "{texts:?}");
+    assert!(
+        to_jiwoo[0].starts_with("[햇살어린이집] 이지우 어린이가 ") && to_jiwoo[0].ends_with("에 등원했습니다."),
+        "{texts:?}"
+    );
     assert!(texts.iter().any(|(to, t)| to == "01087654321" && t.contains("김민지 arrived at")), "{texts:?}");
 
     signal(kiosk.id(), "TERM");
@@ -230,6 +256,8 @@ fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_che
     assert!(status.success(), "{}", dump());
     let kiosk_log = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(kiosk_log.contains(UNKNOWN_CARD), "the unknown card is logged with its id");
+    // 20 frames of the held card were one read (the debounce), before the attendance book.
+    assert_eq!(kiosk_log.matches("tag read / 태그 인식").count(), 1, "{}", dump());
     assert!(!kiosk_log.contains("2580") && !kiosk_log.contains("1111"), "no PIN is ever logged");
     assert!(gateway.received().len() == 2, "{:?}", gateway.received().len());
 }
@@ -240,7 +268,21 @@ fn the_simulator_plays_a_reader_on_a_pty() {
     let dir = tempfile::tempdir().expect("tempdir");
     let link = dir.path().join("tag.pty");
     let mut sim = Command::new(env!("CARGO_BIN_EXE_dolbom"))
-        .args(["sim", "tag", JIWOO_CARD, UNKNOWN_CARD, "--repeat", "3", "--noise", "--bad-checksum", "--gap", "0.2", "--hold", "1", "--link"])
+        .args([
+            "sim",
+            "tag",
+            JIWOO_CARD,
+            UNKNOWN_CARD,
+            "--repeat",
+            "3",
+            "--noise",
+            "--bad-checksum",
+            "--gap",
+            "0.2",
+            "--hold",
+            "1",
+            "--link",
+        ])
         .arg(&link)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -2,7 +2,7 @@
 //! `dolbom pin enter`, the door's side of the PIN input.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -31,7 +31,7 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-fn store(config: &PathBuf) -> Result<GalleryStore> {
+fn store(config: &Path) -> Result<GalleryStore> {
     let config = Config::load(config)?;
     Ok(GalleryStore::new(&config.gallery.path))
 }
@@ -117,8 +117,9 @@ pub fn pin_enter(config: PathBuf) -> Result<ExitCode> {
     let socket = config.pin.socket_path(&config.state.dir);
     let mut line = String::new();
     std::io::stdin().take(64).read_to_string(&mut line).context("cannot read the PIN from standard input")?;
-    let answer = enter(&socket, line.lines().next().unwrap_or_default().trim())
-        .with_context(|| format!("cannot reach the kiosk's PIN input {} (is `dolbom kiosk` running?)", socket.display()))?;
+    let answer = enter(&socket, line.lines().next().unwrap_or_default().trim()).with_context(|| {
+        format!("cannot reach the kiosk's PIN input {} (is `dolbom kiosk` running?)", socket.display())
+    })?;
     match answer {
         PinAnswer::Accepted { person, name } => {
             let (id, name) = (printable(&person), printable(&name));
@@ -126,7 +127,9 @@ pub fn pin_enter(config: PathBuf) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PinAnswer::Wrong { tries_left } => {
-            outln!("wrong PIN; {tries_left} tries left this minute / 잘못된 PIN입니다. 이번 1분 동안 {tries_left}번 남음")?;
+            outln!(
+                "wrong PIN; {tries_left} tries left this minute / 잘못된 PIN입니다. 이번 1분 동안 {tries_left}번 남음"
+            )?;
             Ok(ExitCode::FAILURE)
         }
         PinAnswer::Locked { retry_after_secs } => {

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! camera thread ──FrameSlot──► vision thread ──mpsc──► event stage ──outbox (SQLite)──► publisher ──► broker
+//! tag reader, PIN socket ──────────────────┘ (same sightings, method tag/pin)
 //! air sensor threads ──mpsc──► air stage ──────────────────────────┘
 //! outdoor poller ──────watch──┘
 //! ```
@@ -383,7 +384,8 @@ fn spawn_checkins(
     let mut threads = Vec::new();
     if let Some(tag) = config.tag.as_ref().filter(|t| t.enabled) {
         health.set_sensor(crate::sources::tag::TAG, crate::health::SensorState::Starting, None);
-        let (tag, tx, health, guard, stop) = (tag.clone(), sightings.clone(), health.clone(), shutdown.clone(), stop.clone());
+        let (tag, tx, health, guard, stop) =
+            (tag.clone(), sightings.clone(), health.clone(), shutdown.clone(), stop.clone());
         let gallery = GalleryStore::new(&config.gallery.path);
         threads.push(
             std::thread::Builder::new()

@@ -210,7 +210,10 @@ impl Gallery {
             }
         };
         let hashed = hex(&hash_pin(salt.as_bytes(), pin));
-        if self.people.iter().any(|p| p.id != id && p.pin.as_deref().is_some_and(|h| same(h.as_bytes(), hashed.as_bytes())))
+        if self
+            .people
+            .iter()
+            .any(|p| p.id != id && p.pin.as_deref().is_some_and(|h| same(h.as_bytes(), hashed.as_bytes())))
         {
             return Err(GalleryError::PinInUse);
         }

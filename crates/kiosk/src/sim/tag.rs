@@ -25,7 +25,13 @@ pub struct TagSim {
 
 impl Default for TagSim {
     fn default() -> Self {
-        Self { repeat: 1, interval: Duration::from_millis(50), gap: Duration::from_secs(1), noise: false, bad_checksum: false }
+        Self {
+            repeat: 1,
+            interval: Duration::from_millis(50),
+            gap: Duration::from_secs(1),
+            noise: false,
+            bad_checksum: false,
+        }
     }
 }
 

@@ -284,7 +284,16 @@ impl Vision {
             };
             info!(track = s.track_id, who = ?who, temperature = ?temperature, "track settled");
             let captured_ms = clock.to_captured(s.at_ms);
-            if out.blocking_send(Sighting { track_id: s.track_id, captured_ms, who, temperature, method: CheckInMethod::Face }).is_err() {
+            if out
+                .blocking_send(Sighting {
+                    track_id: s.track_id,
+                    captured_ms,
+                    who,
+                    temperature,
+                    method: CheckInMethod::Face,
+                })
+                .is_err()
+            {
                 warn!("event stage has stopped; sighting not recorded");
             }
         }

@@ -72,7 +72,10 @@ impl TagConfig {
             return Err(("tag.port", "must not be empty".into()));
         }
         if !BAUD_RATES.contains(&self.baud) {
-            return Err(("tag.baud", format!("= {}: must be one of {BAUD_RATES:?} (the RDM6300 sends at 9600)", self.baud)));
+            return Err((
+                "tag.baud",
+                format!("= {}: must be one of {BAUD_RATES:?} (the RDM6300 sends at 9600)", self.baud),
+            ));
         }
         dolbom_face::config::in_range("tag.repeat_secs", self.repeat_secs, 1, 60)?;
         dolbom_face::config::in_range("tag.retry_max_ms", self.retry_max_ms, 100, 3_600_000)?;
