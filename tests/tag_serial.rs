@@ -310,3 +310,97 @@ fn the_simulator_plays_a_reader_on_a_pty() {
     assert_eq!(shown, [JIWOO_CARD, JIWOO_CARD, JIWOO_CARD, UNKNOWN_CARD, UNKNOWN_CARD, UNKNOWN_CARD]);
     assert_eq!(decoder.stats().checksum_errors, 2);
 }
+
+/// The enrolment commands' refusals name what is wrong, and change nothing.
+#[test]
+fn tag_and_pin_commands_refuse_with_reasons_and_removal_takes_everything() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = common::write_config(dir.path(), "");
+    let c = cfg.to_str().expect("utf-8");
+    let gallery = || std::fs::read(dir.path().join("gallery.json")).ok();
+
+    let bad = dolbom(&["tag", "add", "jiwoo", "62E3086CE", "--role", "child", "--name", "이지우", "--config", c]);
+    assert!(!bad.status.success() && stderr(&bad).contains("10 hex characters"), "{}", stderr(&bad));
+    let nobody = dolbom(&["tag", "add", "jiwoo", JIWOO_CARD, "--config", c]);
+    assert!(!nobody.status.success() && stderr(&nobody).contains("--role and --name"), "{}", stderr(&nobody));
+    let half = dolbom(&["tag", "add", "jiwoo", JIWOO_CARD, "--role", "child", "--config", c]);
+    assert!(!half.status.success(), "{}", stderr(&half));
+    assert_eq!(gallery(), None, "nothing written by a refusal");
+
+    let ok = dolbom(&["tag", "add", "jiwoo", JIWOO_CARD, "--role", "child", "--name", "이지우", "--config", c]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let second = dolbom(&["tag", "add", "jiwoo", UNKNOWN_CARD, "--config", c]);
+    assert!(second.status.success(), "a second tag for someone enrolled: {}", stderr(&second));
+    for pin in ["123", "123456789", "12a4", ""] {
+        let out = run_with_stdin(&["pin", "set", "jiwoo", "--config", c], &format!("{pin}\n"));
+        assert!(!out.status.success() && stderr(&out).contains("4 to 8 digits"), "{pin:?}: {}", stderr(&out));
+    }
+    let pin_file = dir.path().join("jiwoo.pin");
+    std::fs::write(&pin_file, "97531\n").expect("pin file");
+    let set = dolbom(&["pin", "set", "jiwoo", "--pin-file", pin_file.to_str().expect("utf-8"), "--config", c]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    let list = dolbom(&["tag", "list", "--json", "--config", c]);
+    let rows: Vec<serde_json::Value> = stdout(&list).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["person"] == "jiwoo" && r["face"] == false && r["pin"] == true), "{rows:?}");
+
+    let removed = dolbom(&["tag", "remove", &UNKNOWN_CARD.to_lowercase(), "--config", c]);
+    assert!(removed.status.success() && stdout(&removed).contains("removed from jiwoo"), "{}", stdout(&removed));
+    let again = dolbom(&["tag", "remove", UNKNOWN_CARD, "--config", c]);
+    assert!(!again.status.success() && stderr(&again).contains("not enrolled for anyone"), "{}", stderr(&again));
+    let cleared = dolbom(&["pin", "clear", "jiwoo", "--config", c]);
+    assert!(cleared.status.success() && stdout(&cleared).contains("PIN removed"), "{}", stdout(&cleared));
+
+    // Removing the person takes their tags with them: the card is free again.
+    let gone = dolbom(&["gallery", "remove", "jiwoo", "--config", c]);
+    assert!(gone.status.success(), "{}", stderr(&gone));
+    assert_eq!(stdout(&dolbom(&["tag", "list", "--config", c])), "");
+    let reuse = dolbom(&["tag", "add", "minji", JIWOO_CARD, "--role", "child", "--name", "김민지", "--config", c]);
+    assert!(reuse.status.success(), "{}", stderr(&reuse));
+}
+
+/// Mutated reader streams in random splits: the decoder never panics, never holds a frame's
+/// worth of bytes, and accounts for every byte (taken in a frame or counted as skipped).
+#[test]
+fn fuzz_the_reader_decoder() {
+    use dolbom_kiosk::sim::thermal::Rng;
+    let secs: u64 = std::env::var("DOLBOM_FUZZ_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let cards: Vec<CardId> =
+        [JIWOO_CARD, UNKNOWN_CARD, "100086F444"].iter().map(|c| c.parse().expect("card")).collect();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let (mut cases, mut emitted) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        let seed = 0xA5A5_5A5A_1234_5678u64 ^ cases;
+        let mut rng = Rng::new(seed);
+        let mut input = Vec::new();
+        for _ in 0..1 + (rng.next_f64() * 8.0) as usize {
+            let mut f =
+                dolbom_kiosk::sources::tag::rdm6300::encode(&cards[(rng.next_f64() * 3.0) as usize % 3]).to_vec();
+            match (rng.next_f64() * 5.0) as u32 {
+                0 => {}
+                1 => f.truncate((rng.next_f64() * 14.0) as usize),
+                2 => {
+                    let at = (rng.next_f64() * 14.0) as usize % 14;
+                    f[at] ^= 1 << ((rng.next_f64() * 8.0) as u32 % 8);
+                }
+                3 => f = (0..(rng.next_f64() * 40.0) as usize).map(|_| (rng.next_f64() * 256.0) as u8).collect(),
+                _ => f.insert((rng.next_f64() * 14.0) as usize, 0x02),
+            }
+            input.extend(f);
+        }
+        let mut d = Rdm6300::default();
+        let mut out = Vec::new();
+        let mut rest = &input[..];
+        while !rest.is_empty() {
+            let n = (1 + (rng.next_f64() * 20.0) as usize).min(rest.len());
+            d.feed(&rest[..n], &mut out);
+            rest = &rest[n..];
+            assert!(d.buffered() < 14, "seed {seed:#x}");
+        }
+        let s = d.stats();
+        assert_eq!(s.bytes_skipped as usize + d.buffered() + 14 * out.len(), input.len(), "seed {seed:#x}");
+        emitted += out.len() as u64;
+        cases += 1;
+    }
+    assert!(cases > 100 && emitted > 0, "{cases} cases, {emitted} cards");
+}
