@@ -404,3 +404,31 @@ fn fuzz_the_reader_decoder() {
     }
     assert!(cases > 100 && emitted > 0, "{cases} cases, {emitted} cards");
 }
+
+/// The check-in threads stop with the vision stage: a kiosk with a reader and a PIN input still
+/// ends by itself at the end of its file (`camera.at_end = "exit"`), and removes its socket.
+#[test]
+fn a_kiosk_with_a_reader_and_a_pin_input_still_stops_at_the_end_of_its_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pty = open_pty().expect("pty");
+    let extra = format!("\n[tag]\nport = \"{}\"\n\n[pin]\nenabled = true\n", pty.slave_path);
+    let clip = empty_clip(dir.path());
+    let center = unique_center("tagexit");
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions {
+            center: &center,
+            port: system_broker_port(),
+            clip: &clip,
+            pace: "fast",
+            at_end: "exit",
+            mqtt: "",
+            extra: &extra,
+        },
+    );
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+    let status = common::kiosk::wait_exit(&mut kiosk, 60, &log);
+    assert!(status.success(), "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(!dir.path().join("state/pin.sock").exists(), "the socket is removed at the end");
+}
