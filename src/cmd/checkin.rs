@@ -118,7 +118,10 @@ pub fn pin_enter(config: PathBuf) -> Result<ExitCode> {
     let mut line = String::new();
     std::io::stdin().take(64).read_to_string(&mut line).context("cannot read the PIN from standard input")?;
     let answer = enter(&socket, line.lines().next().unwrap_or_default().trim()).with_context(|| {
-        format!("cannot reach the kiosk's PIN input {} (is `dolbom kiosk` running?)", socket.display())
+        format!(
+                "cannot reach the kiosk's PIN input {} (is `dolbom kiosk` running?) / 키오스크의 PIN 입력에 연결할 수 없습니다",
+                socket.display()
+            )
     })?;
     match answer {
         PinAnswer::Accepted { person, name } => {

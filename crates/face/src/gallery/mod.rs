@@ -102,7 +102,7 @@ pub enum GalleryError {
     PinInUse,
     #[error("`{0}` is not enrolled yet: give --role and --name to enrol them / `{0}`는 아직 등록되지 않았습니다: --role과 --name을 주세요")]
     NeedsRoleAndName(String),
-    #[error("the system's random number source failed; nothing was changed")]
+    #[error("the system's random number source failed; nothing was changed / 시스템 난수 생성 실패: 아무것도 바꾸지 않았습니다")]
     NoRandomness,
     #[error("this gallery was enrolled with embedder `{gallery}` but the config uses `{config}`; re-enrol everyone or switch the embedder back")]
     EmbedderMismatch { gallery: String, config: String },
