@@ -294,7 +294,8 @@ pub enum TagAction {
 #[cfg(feature = "kiosk")]
 #[derive(Subcommand)]
 pub enum PinAction {
-    /// Set a person's PIN (4 to 8 digits, read from standard input or --pin-file, stored hashed;
+    /// Set a person's PIN (6 to 8 digits, read from standard input or --pin-file, stored hashed
+    /// with the pepper of `pin.pepper_file`;
     /// refused when another person has it). --role and --name enrol someone new.
     Set {
         #[arg(value_name = "PERSON")]
@@ -312,6 +313,11 @@ pub enum PinAction {
     Clear {
         #[arg(value_name = "PERSON")]
         person: String,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// End a lock of the PIN input after too many wrong PINs (forgets the wrong tries).
+    Unlock {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
@@ -552,6 +558,8 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Pin { action: PinAction::Clear { person, config } } => cmd::checkin::pin_clear(config, person),
         #[cfg(feature = "kiosk")]
         Command::Pin { action: PinAction::Enter { config } } => cmd::checkin::pin_enter(config),
+        #[cfg(feature = "kiosk")]
+        Command::Pin { action: PinAction::Unlock { config } } => cmd::checkin::pin_unlock(config),
         #[cfg(feature = "kiosk")]
         Command::Identify { config, images } => cmd::face::identify(config, images),
         #[cfg(feature = "kiosk")]

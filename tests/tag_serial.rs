@@ -22,6 +22,33 @@ use dolbom_kiosk::sources::tag::Rdm6300;
 const JIWOO_CARD: &str = "62E3086CED";
 const UNKNOWN_CARD: &str = "0A00C3D2E1";
 
+const MINJI_PIN: &str = "258046";
+const WRONG_PIN: &str = "111937";
+
+/// The PIN pepper, owner-only as a credential file must be; returns its `[pin]` line.
+fn pepper_file(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("pin-pepper");
+    std::fs::write(&path, "c2f1a7d09b3e4c5f8a6b7c8d9e0f1a2b3c4d5e6f\n").expect("pepper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    format!("pepper_file = \"{}\"\n", path.display())
+}
+
+/// Whether `pin` occurs in `text` as a whole token: not inside a longer run of letters and
+/// digits (an event id's hex, a millisecond timestamp).
+fn contains_token(text: &str, pin: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_alphanumeric()).any(|t| t == pin)
+}
+
+#[test]
+fn a_pin_is_found_only_as_a_whole_token() {
+    assert!(contains_token("pin=258046 done", "258046"));
+    assert!(contains_token("258046", "258046"));
+    assert!(contains_token("\"258046\"", "258046"));
+    assert!(!contains_token("event_id=0190a258046b ts=1764258046123", "258046"));
+    assert!(!contains_token("x2580461", "258046"));
+}
+
 fn run_with_stdin(args: &[&str], input: &str) -> std::process::Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dolbom"))
         .args(args)
@@ -125,8 +152,9 @@ fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_che
     let center = unique_center("tag");
     let mut pty = open_pty().expect("pty");
     let extra = format!(
-        "\n[tag]\nport = \"{}\"\nrepeat_secs = 3\nretry_max_ms = 300\n\n[pin]\nenabled = true\n",
-        pty.slave_path
+        "\n[tag]\nport = \"{}\"\nrepeat_secs = 3\nretry_max_ms = 300\n\n[pin]\nenabled = true\n{}",
+        pty.slave_path,
+        pepper_file(dir.path())
     );
     let clip = empty_clip(dir.path());
     let port = system_broker_port();
@@ -155,12 +183,17 @@ fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_che
     assert!(stderr(&again).contains("already enrolled for `jiwoo`"), "{}", stderr(&again));
     let list = dolbom(&["tag", "list", "--config", c]);
     assert_eq!(stdout(&list).trim(), format!("{JIWOO_CARD}\tjiwoo\tchild\t이지우\tno-face"));
-    let pin = run_with_stdin(&["pin", "set", "minji", "--role", "child", "--name", "김민지", "--config", c], "2580\n");
+    let minji_pin = format!("{MINJI_PIN}\n");
+    let pin =
+        run_with_stdin(&["pin", "set", "minji", "--role", "child", "--name", "김민지", "--config", c], &minji_pin);
     assert!(pin.status.success(), "{}", stderr(&pin));
-    let taken = run_with_stdin(&["pin", "set", "jiwoo", "--config", c], "2580\n");
+    let taken = run_with_stdin(&["pin", "set", "jiwoo", "--config", c], &minji_pin);
     assert!(!taken.status.success() && stderr(&taken).contains("already used by another person"), "{}", stderr(&taken));
+    // The refusal tells whoever sets PINs that one is taken: it is in the audit log, without the PIN.
+    assert!(stderr(&taken).contains("audit") && stderr(&taken).contains("jiwoo"), "{}", stderr(&taken));
+    assert!(!contains_token(&stderr(&taken), MINJI_PIN), "{}", stderr(&taken));
     let gallery = std::fs::read_to_string(dir.path().join("gallery.json")).expect("gallery");
-    assert!(!gallery.contains("2580"), "the PIN is stored hashed only");
+    assert!(!contains_token(&gallery, MINJI_PIN), "the PIN is stored hashed only");
 
     let gateway = Gateway::start();
     let (mut relay, relay_log) = start_relay(dir.path(), &center, &gateway);
@@ -202,14 +235,30 @@ fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_che
 
     // Minji types a wrong PIN, then hers. Her check-in comes after every tag read in the same
     // queue, so once it is out, any second tag event would be out too.
-    let wrong = run_with_stdin(&["pin", "enter", "--config", c], "1111\n");
+    let wrong = run_with_stdin(&["pin", "enter", "--config", c], &format!("{WRONG_PIN}\n"));
     assert!(!wrong.status.success() && stdout(&wrong).contains("wrong PIN"), "{}", stdout(&wrong));
-    let right = run_with_stdin(&["pin", "enter", "--config", c], "2580\n");
+    let right = run_with_stdin(&["pin", "enter", "--config", c], &minji_pin);
     assert!(right.status.success(), "{} {}", stdout(&right), stderr(&right));
     assert!(stdout(&right).contains("checked in: 김민지 (minji)"), "{}", stdout(&right));
     sub.wait_for(Duration::from_secs(30), "the PIN check-in", |m| {
         m.iter().any(|m| m.topic.ends_with("/event/attendance") && m.payload["method"] == "pin")
     });
+
+    // A guesser: four more wrong PINs make five in the minute and lock the input; even the
+    // right PIN is then refused unread, the status shows the lock, and staff end it.
+    for _ in 0..4 {
+        let out = run_with_stdin(&["pin", "enter", "--config", c], &format!("{WRONG_PIN}\n"));
+        assert!(stdout(&out).contains("wrong PIN"), "{}", stdout(&out));
+    }
+    let locked = run_with_stdin(&["pin", "enter", "--config", c], &minji_pin);
+    assert!(!locked.status.success() && stdout(&locked).contains("too many wrong PINs"), "{}", stdout(&locked));
+    wait_until("the lock in the status", Duration::from_secs(20), || {
+        let h = health(dir.path());
+        h["pin_locked"] == true && h["pin_lockouts"] == 1
+    });
+    let unlock = dolbom(&["pin", "unlock", "--config", c]);
+    assert!(unlock.status.success() && stdout(&unlock).contains("5 wrong tries forgotten"), "{}", stdout(&unlock));
+    wait_until("the unlock in the status", Duration::from_secs(20), || health(dir.path())["pin_locked"] == false);
 
     let events: Vec<serde_json::Value> = sub.on("/event/attendance").into_iter().map(|m| m.payload).collect();
     let schema = common::schema("attendance.schema.json");
@@ -258,7 +307,7 @@ fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_che
     assert!(kiosk_log.contains(UNKNOWN_CARD), "the unknown card is logged with its id");
     // 20 frames of the held card were one read (the debounce), before the attendance book.
     assert_eq!(kiosk_log.matches("tag read / 태그 인식").count(), 1, "{}", dump());
-    assert!(!kiosk_log.contains("2580") && !kiosk_log.contains("1111"), "no PIN is ever logged");
+    assert!(!contains_token(&kiosk_log, MINJI_PIN) && !contains_token(&kiosk_log, WRONG_PIN), "no PIN is ever logged");
     assert!(gateway.received().len() == 2, "{:?}", gateway.received().len());
 }
 
@@ -331,12 +380,19 @@ fn tag_and_pin_commands_refuse_with_reasons_and_removal_takes_everything() {
     assert!(ok.status.success(), "{}", stderr(&ok));
     let second = dolbom(&["tag", "add", "jiwoo", UNKNOWN_CARD, "--config", c]);
     assert!(second.status.success(), "a second tag for someone enrolled: {}", stderr(&second));
-    for pin in ["123", "123456789", "12a4", ""] {
+    // Without the pepper no PIN can be set, and the error names the key.
+    let no_pepper = run_with_stdin(&["pin", "set", "jiwoo", "--config", c], "975310\n");
+    assert!(!no_pepper.status.success() && stderr(&no_pepper).contains("pin.pepper_file"), "{}", stderr(&no_pepper));
+    let mut text = std::fs::read_to_string(&cfg).expect("config");
+    text.push_str(&format!("\n[pin]\n{}", pepper_file(dir.path())));
+    std::fs::write(&cfg, text).expect("config");
+    for pin in ["123", "2580", "12345", "123456789", "12a456", ""] {
         let out = run_with_stdin(&["pin", "set", "jiwoo", "--config", c], &format!("{pin}\n"));
-        assert!(!out.status.success() && stderr(&out).contains("4 to 8 digits"), "{pin:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(!out.status.success() && err.contains("6 to 8 digits") && err.contains("6~8자리"), "{pin:?}: {err}");
     }
     let pin_file = dir.path().join("jiwoo.pin");
-    std::fs::write(&pin_file, "97531\n").expect("pin file");
+    std::fs::write(&pin_file, "975310\n").expect("pin file");
     let set = dolbom(&["pin", "set", "jiwoo", "--pin-file", pin_file.to_str().expect("utf-8"), "--config", c]);
     assert!(set.status.success(), "{}", stderr(&set));
     let list = dolbom(&["tag", "list", "--json", "--config", c]);
@@ -411,7 +467,7 @@ fn fuzz_the_reader_decoder() {
 fn a_kiosk_with_a_reader_and_a_pin_input_still_stops_at_the_end_of_its_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pty = open_pty().expect("pty");
-    let extra = format!("\n[tag]\nport = \"{}\"\n\n[pin]\nenabled = true\n", pty.slave_path);
+    let extra = format!("\n[tag]\nport = \"{}\"\n\n[pin]\nenabled = true\n{}", pty.slave_path, pepper_file(dir.path()));
     let clip = empty_clip(dir.path());
     let center = unique_center("tagexit");
     let config = kiosk_config(

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use dolbom_face::gallery::{printable, CardId, GalleryStore, NewPerson, Pin, Role};
+use dolbom_face::gallery::{printable, CardId, GalleryError, GalleryStore, NewPerson, Pin, Role};
 use dolbom_kiosk::config::Config;
 use dolbom_kiosk::pin::{enter, PinAnswer};
+use dolbom_kiosk::store::Store;
 
 /// Who a person is when a tag or PIN is the first thing enrolled for them.
 pub struct Who {
@@ -87,11 +88,22 @@ fn read_pin(file: Option<PathBuf>) -> Result<Pin> {
     Ok(text.lines().next().unwrap_or_default().trim().parse()?)
 }
 
-pub fn pin_set(config: PathBuf, person: String, pin_file: Option<PathBuf>, who: Who) -> Result<ExitCode> {
+pub fn pin_set(config_path: PathBuf, person: String, pin_file: Option<PathBuf>, who: Who) -> Result<ExitCode> {
     let new = who.new_person()?;
+    let config = Config::load(&config_path)?;
+    let base = config_path.parent().unwrap_or_else(|| Path::new("."));
+    let pepper = config.pin.pepper(base)?;
     let pin = read_pin(pin_file)?;
-    store(&config)?.update(|g| g.set_pin(&person, &pin, new, unix_now()).map_err(anyhow::Error::from))?;
     let p = printable(&person);
+    let set = GalleryStore::new(&config.gallery.path)
+        .update(|g| g.set_pin(&person, &pin, &pepper, new, unix_now()).map_err(anyhow::Error::from));
+    if let Err(e) = &set {
+        // Whoever sets PINs learns that one is taken: such refusals are audited (never the PIN).
+        if e.downcast_ref::<GalleryError>() == Some(&GalleryError::PinInUse) {
+            tracing::warn!(target: "audit", person = %p, "PIN refused: already used by another person / 다른 사람이 쓰는 PIN이라 거부했습니다");
+        }
+    }
+    set?;
     outln!("PIN set for {p} (stored hashed) / {p}의 PIN을 설정했습니다 (해시로 저장)")?;
     Ok(ExitCode::SUCCESS)
 }
@@ -104,6 +116,16 @@ pub fn pin_clear(config: PathBuf, person: String) -> Result<ExitCode> {
     } else {
         outln!("{p} had no PIN / {p}에게는 PIN이 없습니다")?;
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ends a lock of the PIN input (forgets every wrong try), as staff do after checking the door.
+pub fn pin_unlock(config: PathBuf) -> Result<ExitCode> {
+    let config = Config::load(&config)?;
+    let store = Store::open(&config.state.db_file())?;
+    let forgotten = dolbom_kiosk::pin_tries::unlock(&*store.lock()?).context("cannot clear the wrong-PIN count")?;
+    tracing::warn!(target: "audit", forgotten, "PIN input unlocked by staff / 교사가 PIN 입력 잠금을 풀었습니다");
+    outln!("PIN input unlocked ({forgotten} wrong tries forgotten) / PIN 입력 잠금을 풀었습니다 (잘못된 시도 {forgotten}회 삭제)")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -131,14 +153,21 @@ pub fn pin_enter(config: PathBuf) -> Result<ExitCode> {
         }
         PinAnswer::Wrong { tries_left } => {
             outln!(
-                "wrong PIN; {tries_left} tries left this minute / 잘못된 PIN입니다. 이번 1분 동안 {tries_left}번 남음"
+                "wrong PIN; {tries_left} tries left before the input locks / 잘못된 PIN입니다. 잠기기 전까지 {tries_left}번 남음"
             )?;
             Ok(ExitCode::FAILURE)
         }
-        PinAnswer::Locked { retry_after_secs } => {
+        PinAnswer::Locked { retry_after_secs, staff_unlock } => {
             outln!(
                 "too many wrong PINs: try again in {retry_after_secs} s / 잘못된 PIN이 너무 많습니다. {retry_after_secs}초 후에 다시 시도하세요"
             )?;
+            if staff_unlock {
+                outln!("staff can unlock it with `dolbom pin unlock` / 교사는 `dolbom pin unlock`으로 잠금을 풀 수 있습니다")?;
+            }
+            Ok(ExitCode::FAILURE)
+        }
+        PinAnswer::Unavailable { message } => {
+            outln!("{}", printable(&message))?;
             Ok(ExitCode::FAILURE)
         }
     }

@@ -83,6 +83,12 @@ pub struct HealthSummary {
     /// Wrong PINs typed at the door, and tries refused while too many were wrong.
     #[serde(default)]
     pub pins_refused: u64,
+    /// Times the PIN input locked after too many wrong PINs (a guesser at the door).
+    #[serde(default)]
+    pub pin_lockouts: u64,
+    /// The PIN input is locked now; `dolbom pin unlock` ends it.
+    #[serde(default)]
+    pub pin_locked: bool,
 }
 
 /// One sensor's (or outside source's) state in the status payload.

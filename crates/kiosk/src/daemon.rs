@@ -186,11 +186,13 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         _ => None,
     };
     let alerts = alert_context(config, site.clone());
+    let screening_on = screening.is_some();
     let (sightings_tx, sightings_rx) = mpsc::channel(64);
     // The check-ins without a face stop when the vision stage does (at shutdown, or at the end
     // of a file), so the event stage sees every sender go and finishes.
     let checkin_stop = Shutdown::new();
-    let checkins = spawn_checkins(config, &sightings_tx, &health, &shutdown, &checkin_stop)?;
+    let base = config_path.parent().unwrap_or_else(|| Path::new("."));
+    let checkins = spawn_checkins(config, base, outbox.store(), &sightings_tx, &health, &shutdown, &checkin_stop)?;
     let vision = {
         let stage = Vision {
             pipeline: FacePipeline::new(models, Matcher::new(config.face.matcher.clone())),
@@ -219,11 +221,11 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         expiry_ms: (config.mqtt.publish.event_expiry_minutes * 60_000) as i64,
         alerts: alerts.clone(),
         threshold_c: config.fever.threshold_c,
+        screening_on,
         disk,
         waiting_capacity: config.state.waiting_capacity,
     };
     let (commands_tx, commands_rx) = mpsc::channel(64);
-    let base = config_path.parent().unwrap_or_else(|| Path::new("."));
     let gate = config
         .commands
         .load(base)
@@ -373,15 +375,39 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
 
 /// The tag reader's and the PIN input's threads, when configured: each sends the check-ins of
 /// enrolled people to the event stage as sightings, and stops with `stop` (triggered when the
-/// vision stage ends, and at shutdown).
+/// vision stage ends, and at shutdown). When one cannot start, those already started are
+/// stopped and joined before the error is returned.
 fn spawn_checkins(
     config: &Config,
+    base: &Path,
+    store: &Arc<Store>,
     sightings: &mpsc::Sender<crate::vision::Sighting>,
     health: &Arc<Health>,
     shutdown: &Shutdown,
     stop: &Shutdown,
 ) -> Result<Vec<std::thread::JoinHandle<()>>, KioskError> {
     let mut threads = Vec::new();
+    let started = start_checkins(config, base, store, sightings, health, shutdown, stop, &mut threads);
+    if started.is_err() {
+        stop.trigger();
+        for t in threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+    started.map(|()| threads)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_checkins(
+    config: &Config,
+    base: &Path,
+    store: &Arc<Store>,
+    sightings: &mpsc::Sender<crate::vision::Sighting>,
+    health: &Arc<Health>,
+    shutdown: &Shutdown,
+    stop: &Shutdown,
+    threads: &mut Vec<std::thread::JoinHandle<()>>,
+) -> Result<(), KioskError> {
     if let Some(tag) = config.tag.as_ref().filter(|t| t.enabled) {
         health.set_sensor(crate::sources::tag::TAG, crate::health::SensorState::Starting, None);
         let (tag, tx, health, guard, stop) =
@@ -398,11 +424,14 @@ fn spawn_checkins(
         );
     }
     if config.pin.enabled {
+        let pepper = config.pin.pepper(base).map_err(crate::pin::PinError::from)?;
         let path = config.pin.socket_path(&config.state.dir);
         let listener = crate::pin::listen(&path)?;
         let desk = crate::pin::PinDesk {
             registry: crate::checkin::Registry::new(GalleryStore::new(&config.gallery.path)),
-            tries: crate::pin::WrongTries::new(config.pin.max_wrong_per_minute),
+            pepper,
+            limits: config.pin.limits(),
+            store: store.clone(),
             sightings: sightings.clone(),
             health: health.clone(),
         };
@@ -417,7 +446,7 @@ fn spawn_checkins(
                 .map_err(KioskError::Start)?,
         );
     }
-    Ok(threads)
+    Ok(())
 }
 
 /// Queues the Home Assistant discovery configs (retained) when enabled. A failure costs the
@@ -444,5 +473,52 @@ async fn wait_for_signal() {
             warn!("cannot listen for signals; stop with SIGKILL");
             std::future::pending::<()>().await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A PIN socket that cannot be bound after the tag reader's thread started: the reader is
+    /// stopped and joined before the error comes back (it held the last other `Health` clone).
+    #[test]
+    fn a_pin_input_that_cannot_start_stops_the_tag_reader_already_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("pepper"), "0123456789abcdef0123456789abcdef\n").expect("pepper");
+        std::fs::set_permissions(dir.path().join("pepper"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let text = format!(
+            r#"
+[face.detector]
+kind = "yunet"
+model = "m/yunet.onnx"
+[face.embedder]
+kind = "sface"
+model = "m/sface.onnx"
+[gallery]
+path = "gallery.json"
+[state]
+dir = "state"
+[tag]
+port = "{0}/no-such-reader"
+retry_max_ms = 100
+[pin]
+enabled = true
+pepper_file = "pepper"
+socket = "{0}/no-such-dir/pin.sock"
+"#,
+            dir.path().display()
+        );
+        let config_path = dir.path().join("kiosk.toml");
+        let config = Config::parse(&text, &config_path).expect("config");
+        let store = Arc::new(Store::open(&dir.path().join("kiosk.db")).expect("store"));
+        let (tx, _rx) = mpsc::channel(4);
+        let health = Arc::new(Health::default());
+        let (shutdown, stop) = (Shutdown::new(), Shutdown::new());
+        let result = spawn_checkins(&config, dir.path(), &store, &tx, &health, &shutdown, &stop);
+        assert!(matches!(result, Err(KioskError::Pin(crate::pin::PinError::Listen { .. }))));
+        assert!(stop.is_triggered(), "the started threads were told to stop");
+        assert_eq!(Arc::strong_count(&health), 1, "and joined: the tag thread's clone is gone");
     }
 }

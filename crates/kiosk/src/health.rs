@@ -63,6 +63,10 @@ pub struct Health {
     pub tags_unknown: AtomicU64,
     /// PINs typed at the door that matched nobody, and tries refused while locked.
     pub pins_refused: AtomicU64,
+    /// Times the PIN input locked after too many wrong PINs.
+    pub pin_lockouts: AtomicU64,
+    /// The PIN input is locked now (refreshed from the database every second).
+    pub pin_locked: std::sync::atomic::AtomicBool,
     disk: OnceLock<Arc<DiskWatch>>,
     /// When each stage last showed it was alive (see [`Health::beat`]).
     heartbeats: Mutex<BTreeMap<&'static str, Instant>>,
@@ -89,6 +93,8 @@ impl Default for Health {
             fever_alerts_active: AtomicU64::new(0),
             tags_unknown: AtomicU64::new(0),
             pins_refused: AtomicU64::new(0),
+            pin_lockouts: AtomicU64::new(0),
+            pin_locked: std::sync::atomic::AtomicBool::new(false),
             disk: OnceLock::new(),
             heartbeats: Mutex::new(BTreeMap::new()),
         }
@@ -227,6 +233,8 @@ impl Health {
             fever_alerts_active: self.fever_alerts_active.load(Ordering::Relaxed),
             tags_unknown: self.tags_unknown.load(Ordering::Relaxed),
             pins_refused: self.pins_refused.load(Ordering::Relaxed),
+            pin_lockouts: self.pin_lockouts.load(Ordering::Relaxed),
+            pin_locked: self.pin_locked.load(Ordering::Relaxed),
         }
     }
 }

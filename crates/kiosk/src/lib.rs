@@ -26,6 +26,7 @@ pub mod health;
 pub mod notify;
 pub mod outbox;
 pub mod pin;
+pub mod pin_tries;
 pub mod recognition;
 pub mod retention;
 pub mod screening;

@@ -1,12 +1,13 @@
 //! What identifies a person without a face: 125 kHz tags (card ids) and PINs. A person may have
 //! tags and a PIN and no face template at all (a family that refuses face recognition).
 //!
-//! PINs are stored hashed: PBKDF2-HMAC-SHA256 (ring, already in the build for TLS) with one
-//! random salt per gallery. One salt, not one per person, because a PIN typed at the door must be
-//! found among everyone's with one hash, not one per enrolled person; PINs are unique per gallery,
-//! so equal hashes reveal nothing two people share. A 4-digit PIN cannot be kept from someone who
-//! holds the gallery file and time, whatever the hash: the hash slows them down, the file's
-//! permissions (and its encryption at rest) keep it from them, and the kiosk limits wrong tries.
+//! PINs are stored hashed: HMAC-SHA256 with a secret pepper (a key in a credential file, never in
+//! the gallery), then PBKDF2-HMAC-SHA256 (ring, already in the build for TLS) with one random salt
+//! per gallery. One salt, not one per person, because a PIN typed at the door must be found among
+//! everyone's with one hash, not one per enrolled person; PINs are unique per gallery, so equal
+//! hashes reveal nothing two people share. With 10^6 to 10^8 possible PINs, salt and rounds alone
+//! would not keep PINs from someone holding the gallery file (one pass cracks them all): the
+//! pepper does, as long as the gallery file and the pepper file are not both taken.
 
 use std::fmt;
 use std::num::NonZeroU32;
@@ -73,13 +74,38 @@ impl From<CardId> for String {
     }
 }
 
-/// How many digits a PIN has.
-pub const PIN_DIGITS: std::ops::RangeInclusive<usize> = 4..=8;
+/// How many digits a PIN has. At least 6: the kiosk allows about 240 wrong tries a day (see the
+/// kiosk's `pin` limits), and with 50 people enrolled a 4-digit PIN (10^4) would be guessed in
+/// under a day; 6 digits (10^6) take months, time enough for the lock counter to be noticed.
+pub const PIN_DIGITS: std::ops::RangeInclusive<usize> = 6..=8;
+/// The shortest pepper: 32 characters (e.g. `openssl rand -hex 32` gives 64).
+pub const PEPPER_MIN_LEN: usize = 32;
 /// PBKDF2 rounds: tens of milliseconds per PIN typed at the door on an ARM board, once per try.
 const PIN_ROUNDS: u32 = 100_000;
 const SALT_LEN: usize = 16;
 
-/// A PIN as typed: 4 to 8 ASCII digits. Never printed, never logged (its `Debug` hides it).
+/// The secret key every PIN is HMAC'd with before it is hashed (`pin.pepper_file`). Without it
+/// no PIN can be set or checked; its `Debug` hides it.
+pub struct Pepper(ring::hmac::Key);
+
+impl fmt::Debug for Pepper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pepper(****)")
+    }
+}
+
+impl Pepper {
+    /// The pepper from the text of its file; refused when shorter than [`PEPPER_MIN_LEN`].
+    pub fn new(secret: &str) -> Result<Self, GalleryError> {
+        let secret = secret.trim();
+        if secret.len() < PEPPER_MIN_LEN {
+            return Err(GalleryError::ShortPepper);
+        }
+        Ok(Self(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes())))
+    }
+}
+
+/// A PIN as typed: 6 to 8 ASCII digits. Never printed, never logged (its `Debug` hides it).
 pub struct Pin(String);
 
 impl fmt::Debug for Pin {
@@ -99,10 +125,11 @@ impl FromStr for Pin {
     }
 }
 
-fn hash_pin(salt: &[u8], pin: &Pin) -> [u8; 32] {
+fn hash_pin(pepper: &Pepper, salt: &[u8], pin: &Pin) -> [u8; 32] {
     let mut out = [0u8; 32];
     let rounds = NonZeroU32::new(PIN_ROUNDS).unwrap_or(NonZeroU32::MIN);
-    ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, rounds, salt, pin.0.as_bytes(), &mut out);
+    let peppered = ring::hmac::sign(&pepper.0, pin.0.as_bytes());
+    ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, rounds, salt, peppered.as_ref(), &mut out);
     out
 }
 
@@ -128,9 +155,9 @@ impl Gallery {
     }
 
     /// The person with this PIN, if any (one hash, then a comparison with each stored PIN).
-    pub fn by_pin(&self, pin: &Pin) -> Option<&Person> {
+    pub fn by_pin(&self, pin: &Pin, pepper: &Pepper) -> Option<&Person> {
         let salt = self.pin_salt.as_deref()?;
-        let hashed = hex(&hash_pin(salt.as_bytes(), pin));
+        let hashed = hex(&hash_pin(pepper, salt.as_bytes(), pin));
         self.people.iter().find(|p| p.pin.as_deref().is_some_and(|h| same(h.as_bytes(), hashed.as_bytes())))
     }
 
@@ -200,7 +227,14 @@ impl Gallery {
 
     /// Sets (or replaces) `id`'s PIN. Refused when another person has the same PIN: a PIN alone
     /// says who is at the door. Which person has it is not said (it would tell their PIN).
-    pub fn set_pin(&mut self, id: &str, pin: &Pin, new: Option<NewPerson<'_>>, now: u64) -> Result<(), GalleryError> {
+    pub fn set_pin(
+        &mut self,
+        id: &str,
+        pin: &Pin,
+        pepper: &Pepper,
+        new: Option<NewPerson<'_>>,
+        now: u64,
+    ) -> Result<(), GalleryError> {
         let salt = match &self.pin_salt {
             Some(s) => s.clone(),
             None => {
@@ -209,7 +243,7 @@ impl Gallery {
                 hex(&bytes)
             }
         };
-        let hashed = hex(&hash_pin(salt.as_bytes(), pin));
+        let hashed = hex(&hash_pin(pepper, salt.as_bytes(), pin));
         if self
             .people
             .iter()
@@ -233,6 +267,10 @@ impl Gallery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pepper() -> Pepper {
+        Pepper::new("0123456789abcdef0123456789abcdef").expect("pepper")
+    }
 
     fn child(name: &str) -> Option<NewPerson<'_>> {
         Some(NewPerson { role: Role::Child, name })
@@ -269,24 +307,44 @@ mod tests {
 
     #[test]
     fn pins_are_digits_hashed_unique_and_found() {
-        for bad in ["123", "123456789", "12a4", "", "12 34", "١٢٣٤"] {
+        for bad in ["123", "2580", "12345", "123456789", "12a456", "", "123 456", "١٢٣٤٥٦"] {
             assert!(matches!(bad.parse::<Pin>(), Err(GalleryError::BadPin)), "{bad:?}");
         }
-        let pin: Pin = "2580\n".parse().expect("pin");
+        let pin: Pin = "258046\n".parse().expect("pin");
         assert_eq!(format!("{pin:?}"), "Pin(****)");
+        let pepper = pepper();
+        assert_eq!(format!("{pepper:?}"), "Pepper(****)");
         let mut g = Gallery::empty();
-        g.set_pin("jiwoo", &pin, child("이지우"), 1).expect("set");
+        g.set_pin("jiwoo", &pin, &pepper, child("이지우"), 1).expect("set");
         let stored = g.get("jiwoo").and_then(|p| p.pin.clone()).expect("stored");
-        assert!(!stored.contains("2580") && stored.len() == 64, "hashed: {stored}");
-        assert_eq!(g.by_pin(&pin).map(|p| p.id.as_str()), Some("jiwoo"));
-        assert!(g.by_pin(&"2581".parse().expect("pin")).is_none());
-        assert_eq!(g.set_pin("minji", &pin, child("김민지"), 1), Err(GalleryError::PinInUse));
+        assert!(!stored.contains("258046") && stored.len() == 64, "hashed: {stored}");
+        assert_eq!(g.by_pin(&pin, &pepper).map(|p| p.id.as_str()), Some("jiwoo"));
+        assert!(g.by_pin(&"258047".parse().expect("pin"), &pepper).is_none());
+        assert_eq!(g.set_pin("minji", &pin, &pepper, child("김민지"), 1), Err(GalleryError::PinInUse));
         assert!(g.get("minji").is_none());
-        g.set_pin("jiwoo", &pin, None, 2).expect("the same person may set the same PIN again");
+        g.set_pin("jiwoo", &pin, &pepper, None, 2).expect("the same person may set the same PIN again");
         let json = serde_json::to_string(&g).expect("json");
         let back: Gallery = serde_json::from_str(&json).expect("back");
-        assert_eq!(back.by_pin(&pin).map(|p| p.id.as_str()), Some("jiwoo"), "found after a round trip");
+        assert_eq!(back.by_pin(&pin, &pepper).map(|p| p.id.as_str()), Some("jiwoo"), "found after a round trip");
         assert_eq!(g.clear_pin("jiwoo"), Ok(true));
-        assert!(g.by_pin(&pin).is_none());
+        assert!(g.by_pin(&pin, &pepper).is_none());
+    }
+
+    /// The gallery file alone is not enough: the hash depends on the pepper, so trying every PIN
+    /// against the stored hashes with the salt and without the pepper finds nothing.
+    #[test]
+    fn without_the_pepper_the_stored_hash_says_nothing() {
+        assert_eq!(Pepper::new("short").map(|_| ()), Err(GalleryError::ShortPepper));
+        let pin: Pin = "258046".parse().expect("pin");
+        let mut g = Gallery::empty();
+        g.set_pin("jiwoo", &pin, &pepper(), child("이지우"), 1).expect("set");
+        let other = Pepper::new("another pepper, 32 characters long").expect("pepper");
+        assert!(g.by_pin(&pin, &other).is_none(), "another pepper finds nobody");
+        // What a thief with the file alone could compute: PBKDF2 of the PIN with the salt.
+        let salt = g.pin_salt.clone().expect("salt");
+        let mut unpeppered = [0u8; 32];
+        let rounds = NonZeroU32::new(PIN_ROUNDS).expect("rounds");
+        ring::pbkdf2::derive(ring::pbkdf2::PBKDF2_HMAC_SHA256, rounds, salt.as_bytes(), b"258046", &mut unpeppered);
+        assert_ne!(g.get("jiwoo").and_then(|p| p.pin.clone()), Some(hex(&unpeppered)));
     }
 }

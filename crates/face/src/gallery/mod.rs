@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::Embedding;
 pub use dolbom_contract::Role;
 
-pub use credentials::{CardId, NewPerson, Pin, PIN_DIGITS};
+pub use credentials::{CardId, NewPerson, Pepper, Pin, PEPPER_MIN_LEN, PIN_DIGITS};
 pub use matcher::{Match, Matcher};
 pub use store::{GalleryStore, StoreError};
 
@@ -96,8 +96,10 @@ pub enum GalleryError {
     TagInUse { card: String, owner: String },
     #[error("card {0} is not enrolled for anyone / 카드 {0}는 등록되어 있지 않습니다")]
     UnknownTag(String),
-    #[error("a PIN is 4 to 8 digits / PIN은 숫자 4~8자리입니다")]
+    #[error("a PIN is 6 to 8 digits (shorter ones are guessed too easily) / PIN은 숫자 6~8자리입니다 (더 짧으면 쉽게 추측됩니다)")]
     BadPin,
+    #[error("the PIN pepper (`pin.pepper_file`) is shorter than 32 characters; make one with `openssl rand -hex 32` / PIN 페퍼(`pin.pepper_file`)가 32자보다 짧습니다")]
+    ShortPepper,
     #[error("this PIN is already used by another person; choose another / 다른 사람이 이미 쓰는 PIN입니다. 다른 PIN을 고르세요")]
     PinInUse,
     #[error("`{0}` is not enrolled yet: give --role and --name to enrol them / `{0}`는 아직 등록되지 않았습니다: --role과 --name을 주세요")]
