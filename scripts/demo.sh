@@ -21,6 +21,8 @@ echo "== enrol (config/sample.toml) =="
     "$photos/face_recognition/obama.jpg" "$photos/face_recognition/obama2.jpg"
 "$bin" enroll --config config/sample.toml --person biden --role staff --name "Joe Biden" \
     "$photos/face_recognition/biden.jpg"
+# Jiwoo's family said no to face recognition: a tag on her bag, no photo at all (docs/tag.md).
+"$bin" tag add jiwoo 62E3086CED --role child --name "이지우" --config config/sample.toml
 "$bin" gallery list --config config/sample.toml
 
 echo "== identify photos: Obama in two new photos; the group photo is all strangers =="
@@ -55,10 +57,13 @@ air=$!
 "$bin" sim outdoor --listen 127.0.0.1:18089 --pm10 88 --pm25 41 --temperature -1.5 --humidity 38 \
     --key-file .dolbom/demo/outdoor-key >/dev/null &
 outdoor=$!
+# Jiwoo's tag held to the reader for a second, through line noise and a damaged frame: one arrival.
+"$bin" sim tag 62E3086CED --link .dolbom/demo/tag0 --repeat 20 --noise --bad-checksum --hold 600 >/dev/null &
+tag=$!
 echo "== relay (config/sample-relay.toml, console SMS gateway): texts to parents are printed as they go out =="
 "$bin" relay --config config/sample-relay.toml &
 relay=$!
-trap 'kill $sub $sim $air $outdoor $relay 2>/dev/null || true' EXIT
+trap 'kill $sub $sim $air $outdoor $tag $relay 2>/dev/null || true' EXIT
 sleep 0.5
 "$bin" kiosk --config config/sample-fever.toml &
 kiosk=$!

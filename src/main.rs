@@ -63,6 +63,18 @@ enum Command {
         #[command(subcommand)]
         action: GalleryAction,
     },
+    /// 125 kHz tags (RDM6300 reader) that check a person in without a face.
+    #[cfg(feature = "kiosk")]
+    Tag {
+        #[command(subcommand)]
+        action: TagAction,
+    },
+    /// PINs that check a person in without a face: set, clear, or enter one at the door.
+    #[cfg(feature = "kiosk")]
+    Pin {
+        #[command(subcommand)]
+        action: PinAction,
+    },
     /// Find and identify every face in the images; prints one JSON object per face per line.
     #[cfg(feature = "kiosk")]
     Identify {
@@ -141,6 +153,9 @@ pub enum SimCommand {
     /// pseudo-terminals over a simulated day or a profile, in compressed time; the daemon opens
     /// the paths given by --pms-link and --co2-link. The clock starts when one is opened.
     Air(AirArgs),
+    /// Play an RDM6300 tag reader: the frames of the cards given, on a pseudo-terminal (--link,
+    /// which the kiosk's `tag.port` opens) or into a serial device (--port).
+    Tag(TagSimArgs),
     /// Serve AirKorea's and KMA's answers on loopback with the values given, for
     /// `[outdoor.airkorea]` / `[outdoor.kma]` `base_url`; prints both base URLs, then serves
     /// until stopped.
@@ -211,6 +226,107 @@ pub struct AirArgs {
     /// apply; --period still spaces the streamed particle frames.
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
+}
+
+#[cfg(feature = "kiosk")]
+#[derive(Args)]
+pub struct TagSimArgs {
+    /// Card ids, 10 hex characters each (e.g. 62E3086CED), presented in turn.
+    #[arg(required = true, value_name = "CARD_ID")]
+    pub cards: Vec<String>,
+    /// Create a pseudo-terminal, link it here, and write when the kiosk opens it.
+    #[arg(long, value_name = "PATH", conflicts_with = "port", required_unless_present = "port")]
+    pub link: Option<PathBuf>,
+    /// Write into this serial device or pty end instead.
+    #[arg(long, value_name = "PATH")]
+    pub port: Option<PathBuf>,
+    /// Line noise (with a stray STX) before each card.
+    #[arg(long)]
+    pub noise: bool,
+    /// A frame with a wrong checksum before each card's good frames.
+    #[arg(long)]
+    pub bad_checksum: bool,
+    /// Frames per card, 50 ms apart, as a reader repeats them while the card is held.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// Seconds between cards.
+    #[arg(long, default_value_t = 1.0)]
+    pub gap: f64,
+    /// With --link: seconds to keep the pseudo-terminal open after the last frame.
+    #[arg(long, default_value_t = 2.0)]
+    pub hold: f64,
+}
+
+#[cfg(feature = "kiosk")]
+#[derive(Subcommand)]
+pub enum TagAction {
+    /// Enrol a card for a person (give --role and --name for someone not enrolled yet: a person
+    /// may have tags and no face at all). A card belongs to one person.
+    Add {
+        #[arg(value_name = "PERSON")]
+        person: String,
+        /// The 10 hex characters the reader sends, e.g. 62E3086CED.
+        #[arg(value_name = "CARD_ID")]
+        card: String,
+        #[arg(long, value_name = "child|guardian|staff")]
+        role: Option<Role>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Take a card from whoever has it.
+    Remove {
+        #[arg(value_name = "CARD_ID")]
+        card: String,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// One line per card: card id, person, role, name, face or no-face.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[cfg(feature = "kiosk")]
+#[derive(Subcommand)]
+pub enum PinAction {
+    /// Set a person's PIN (6 to 8 digits, read from standard input or --pin-file, stored hashed
+    /// with the pepper of `pin.pepper_file`;
+    /// refused when another person has it). --role and --name enrol someone new.
+    Set {
+        #[arg(value_name = "PERSON")]
+        person: String,
+        #[arg(long, value_name = "FILE")]
+        pin_file: Option<PathBuf>,
+        #[arg(long, value_name = "child|guardian|staff")]
+        role: Option<Role>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Remove a person's PIN.
+    Clear {
+        #[arg(value_name = "PERSON")]
+        person: String,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// End a lock of the PIN input after too many wrong PINs (forgets the wrong tries).
+    Unlock {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Enter a PIN at the door (read from standard input) to the running kiosk; exit 1 unless
+    /// it checked someone in. What the door screen does.
+    Enter {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 #[cfg(feature = "kiosk")]
@@ -430,6 +546,24 @@ fn run(command: Command) -> Result<ExitCode> {
             cmd::kiosk::gallery_health(&config, json)
         }
         #[cfg(feature = "kiosk")]
+        Command::Tag { action: TagAction::Add { person, card, role, name, config } } => {
+            cmd::checkin::tag_add(config, person, card, cmd::checkin::Who { role, name })
+        }
+        #[cfg(feature = "kiosk")]
+        Command::Tag { action: TagAction::Remove { card, config } } => cmd::checkin::tag_remove(config, card),
+        #[cfg(feature = "kiosk")]
+        Command::Tag { action: TagAction::List { config, json } } => cmd::checkin::tag_list(config, json),
+        #[cfg(feature = "kiosk")]
+        Command::Pin { action: PinAction::Set { person, pin_file, role, name, config } } => {
+            cmd::checkin::pin_set(config, person, pin_file, cmd::checkin::Who { role, name })
+        }
+        #[cfg(feature = "kiosk")]
+        Command::Pin { action: PinAction::Clear { person, config } } => cmd::checkin::pin_clear(config, person),
+        #[cfg(feature = "kiosk")]
+        Command::Pin { action: PinAction::Enter { config } } => cmd::checkin::pin_enter(config),
+        #[cfg(feature = "kiosk")]
+        Command::Pin { action: PinAction::Unlock { config } } => cmd::checkin::pin_unlock(config),
+        #[cfg(feature = "kiosk")]
         Command::Identify { config, images } => cmd::face::identify(config, images),
         #[cfg(feature = "kiosk")]
         Command::Kiosk { config } => cmd::kiosk::kiosk(config),
@@ -451,6 +585,8 @@ fn run(command: Command) -> Result<ExitCode> {
         Command::Sim { what: SimCommand::Thermal(args) } => cmd::sim::thermal(args),
         #[cfg(feature = "kiosk")]
         Command::Sim { what: SimCommand::Air(args) } => cmd::sim::air(args),
+        #[cfg(feature = "kiosk")]
+        Command::Sim { what: SimCommand::Tag(args) } => cmd::sim::tag(args),
         #[cfg(feature = "kiosk")]
         Command::Sim { what: SimCommand::Outdoor { listen, station, pm10, pm25, temperature, humidity, key_file } } => {
             cmd::sim::outdoor(listen, station, pm10, pm25, temperature, humidity, key_file)

@@ -3,6 +3,8 @@
 #[cfg(feature = "kiosk")]
 pub mod calibrate;
 #[cfg(feature = "kiosk")]
+pub mod checkin;
+#[cfg(feature = "kiosk")]
 pub mod doctor;
 #[cfg(feature = "kiosk")]
 pub mod face;

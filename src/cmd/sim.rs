@@ -8,10 +8,11 @@ use dolbom_face::FaceModels;
 use dolbom_kiosk::config::Config;
 use dolbom_kiosk::sim::air::{play, AirSim, PlaySettings, Profile, Script, Wire};
 use dolbom_kiosk::sim::outdoor::{OutdoorServer, OutdoorSim};
-use dolbom_kiosk::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
+use dolbom_kiosk::sim::tag::{play as play_tags, TagSim};
+use dolbom_kiosk::sim::thermal::{link, open_pty, photo_faces, slave_is_open, stream, ThermalSim};
 use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 
-use crate::{AirArgs, ThermalArgs};
+use crate::{AirArgs, TagSimArgs, ThermalArgs};
 
 /// A flag's value within bounds (never NaN), or an error naming the flag.
 fn check<T: PartialOrd + std::fmt::Display>(flag: &str, value: T, lo: T, hi: T) -> Result<()> {
@@ -201,4 +202,43 @@ pub fn outdoor(
     loop {
         std::thread::park();
     }
+}
+
+pub fn tag(args: TagSimArgs) -> Result<ExitCode> {
+    let TagSimArgs { cards, link: link_path, port, noise, bad_checksum, repeat, gap, hold } = args;
+    check("repeat", repeat, 1, 1000)?;
+    check("gap", gap, 0.0, 3600.0)?;
+    check("hold", hold, 0.0, 3600.0)?;
+    let cards = cards.iter().map(|c| c.parse()).collect::<Result<Vec<dolbom_face::gallery::CardId>, _>>()?;
+    let sim = TagSim { repeat, gap: std::time::Duration::from_secs_f64(gap), noise, bad_checksum, ..TagSim::default() };
+    let written = match (link_path, port) {
+        (_, Some(port)) => {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&port)
+                .with_context(|| format!("cannot open {}", port.display()))?;
+            play_tags(&mut f, &cards, &sim)?
+        }
+        (Some(link_path), None) => {
+            let mut pty = open_pty().context("cannot open a pseudo-terminal")?;
+            link(&link_path, &pty.slave_path).with_context(|| format!("cannot create {}", link_path.display()))?;
+            outln!("{}", pty.slave_path)?;
+            // Write when the reader's port is open: bytes sent before would be a card nobody held.
+            let waiting = std::time::Instant::now();
+            while !slave_is_open(&pty.master) {
+                anyhow::ensure!(
+                    waiting.elapsed() < std::time::Duration::from_secs(300),
+                    "nobody opened the simulated reader within 5 minutes"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            let n = play_tags(&mut pty.master, &cards, &sim)?;
+            std::thread::sleep(std::time::Duration::from_secs_f64(hold));
+            let _ = std::fs::remove_file(&link_path);
+            n
+        }
+        (None, None) => anyhow::bail!("give --link or --port / --link 또는 --port를 주세요"),
+    };
+    eprintln!("sim tag: {} card(s), {written} bytes sent", cards.len());
+    Ok(ExitCode::SUCCESS)
 }

@@ -77,6 +77,18 @@ pub struct HealthSummary {
     /// Fever alerts raised and not yet silenced or resolved.
     #[serde(default)]
     pub fever_alerts_active: u64,
+    /// Tags read at the reader that are enrolled for nobody (the kiosk logs each card id).
+    #[serde(default)]
+    pub tags_unknown: u64,
+    /// Wrong PINs typed at the door, and tries refused while too many were wrong.
+    #[serde(default)]
+    pub pins_refused: u64,
+    /// Times the PIN input locked after too many wrong PINs (a guesser at the door).
+    #[serde(default)]
+    pub pin_lockouts: u64,
+    /// The PIN input is locked now; `dolbom pin unlock` ends it.
+    #[serde(default)]
+    pub pin_locked: bool,
 }
 
 /// One sensor's (or outside source's) state in the status payload.

@@ -87,7 +87,10 @@ pub enum TemperatureStatus {
     /// The reading was no human skin temperature (outside 25 … 45 °C after corrections).
     Implausible,
     Inconsistent,
+    /// Fever screening is off on this kiosk.
     ScreeningOff,
+    /// Screening is on, but nothing was measured: a tag or PIN check-in (no face at the camera).
+    NotMeasured,
 }
 
 /// `event/fever`: an elevated skin temperature at the door (QoS 1, not retained).

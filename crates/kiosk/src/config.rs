@@ -12,12 +12,14 @@ use dolbom_face::config::{FaceConfig, GalleryConfig, RuntimeConfig};
 use crate::attendance::{AttendanceConfig, AttendancePolicy};
 use crate::command_gate::CommandsConfig;
 use crate::outbox::publisher::MqttSection;
+use crate::pin::PinConfig;
 use crate::retention::RetentionConfig;
 use crate::screening::FeverConfig;
 use crate::site::{Site, SiteConfig};
 use crate::sources::air::config::AirConfig;
 use crate::sources::camera::CameraConfig;
 use crate::sources::outdoor::OutdoorConfig;
+use crate::sources::tag::TagConfig;
 use crate::sources::thermal::source::ThermalConfig;
 use crate::store::StateConfig;
 use crate::vision::{RecognitionConfig, TrackingConfig};
@@ -71,6 +73,12 @@ pub struct Config {
     /// Outdoor air and weather from AirKorea and the KMA; absent when not wanted.
     #[serde(default)]
     pub outdoor: Option<OutdoorConfig>,
+    /// The 125 kHz tag reader (RDM6300); absent on a kiosk without one.
+    #[serde(default)]
+    pub tag: Option<TagConfig>,
+    /// The PIN input for the door screen (off unless enabled).
+    #[serde(default)]
+    pub pin: PinConfig,
     /// Home Assistant MQTT discovery (off unless enabled).
     #[serde(default)]
     pub homeassistant: crate::air::HomeAssistantConfig,
@@ -108,6 +116,10 @@ impl Config {
         if let Some(air) = &mut self.air {
             air.resolve_paths(base);
         }
+        if let Some(tag) = &mut self.tag {
+            tag.resolve_paths(base);
+        }
+        self.pin.resolve_paths(base);
     }
 
     fn validate(&self) -> Result<(), (&'static str, String)> {
@@ -141,6 +153,10 @@ impl Config {
             outdoor.validate()?;
         }
         self.homeassistant.validate()?;
+        if let Some(tag) = &self.tag {
+            tag.validate()?;
+        }
+        self.pin.validate()?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! camera thread ──FrameSlot──► vision thread ──mpsc──► event stage ──outbox (SQLite)──► publisher ──► broker
+//! tag reader, PIN socket ──────────────────┘ (same sightings, method tag/pin)
 //! air sensor threads ──mpsc──► air stage ──────────────────────────┘
 //! outdoor poller ──────watch──┘
 //! ```
@@ -59,6 +60,8 @@ pub enum KioskError {
     Start(std::io::Error),
     #[error("config file {path}: {error}")]
     CommandKeys { path: std::path::PathBuf, error: crate::command_gate::KeyError },
+    #[error(transparent)]
+    Pin(#[from] crate::pin::PinError),
     #[error("the {0} stage crashed; see the log above (queued events were kept)")]
     StageCrashed(String),
 }
@@ -183,7 +186,13 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         _ => None,
     };
     let alerts = alert_context(config, site.clone());
+    let screening_on = screening.is_some();
     let (sightings_tx, sightings_rx) = mpsc::channel(64);
+    // The check-ins without a face stop when the vision stage does (at shutdown, or at the end
+    // of a file), so the event stage sees every sender go and finishes.
+    let checkin_stop = Shutdown::new();
+    let base = config_path.parent().unwrap_or_else(|| Path::new("."));
+    let checkins = spawn_checkins(config, base, outbox.store(), &sightings_tx, &health, &shutdown, &checkin_stop)?;
     let vision = {
         let stage = Vision {
             pipeline: FacePipeline::new(models, Matcher::new(config.face.matcher.clone())),
@@ -195,12 +204,13 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             screening,
             evidence: Default::default(),
         };
-        let (slot, shutdown) = (slot.clone(), shutdown.clone());
+        let (slot, shutdown, checkin_stop) = (slot.clone(), shutdown.clone(), checkin_stop.clone());
         std::thread::Builder::new()
             .name("vision".into())
             .spawn(move || {
                 let _guard = shutdown.guard("vision");
-                stage.run(slot, sightings_tx)
+                stage.run(slot, sightings_tx);
+                checkin_stop.trigger();
             })
             .map_err(KioskError::Start)?
     };
@@ -211,11 +221,11 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         expiry_ms: (config.mqtt.publish.event_expiry_minutes * 60_000) as i64,
         alerts: alerts.clone(),
         threshold_c: config.fever.threshold_c,
+        screening_on,
         disk,
         waiting_capacity: config.state.waiting_capacity,
     };
     let (commands_tx, commands_rx) = mpsc::channel(64);
-    let base = config_path.parent().unwrap_or_else(|| Path::new("."));
     let gate = config
         .commands
         .load(base)
@@ -256,10 +266,11 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         // The camera may sit in a blocking read: at shutdown the hand-over ends at once, so the
         // vision stage settles the tracks still open and finishes.
         let hand_over = tokio::spawn({
-            let (shutdown, slot) = (shutdown.clone(), slot.clone());
+            let (shutdown, slot, checkin_stop) = (shutdown.clone(), slot.clone(), checkin_stop.clone());
             async move {
                 shutdown.wait().await;
                 slot.end();
+                checkin_stop.trigger();
             }
         });
         let (done_tx, done_rx) = watch::channel(false);
@@ -350,7 +361,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     if camera.is_finished() {
         let _ = camera.join();
     }
-    for t in thermal.into_iter().chain(air_sensors).filter(|t| t.is_finished()) {
+    for t in thermal.into_iter().chain(air_sensors).chain(checkins).filter(|t| t.is_finished()) {
         let _ = t.join();
     }
     let _ = vision.join();
@@ -359,6 +370,82 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         return Err(KioskError::StageCrashed(stage.to_string()));
     }
     info!("stopped");
+    Ok(())
+}
+
+/// The tag reader's and the PIN input's threads, when configured: each sends the check-ins of
+/// enrolled people to the event stage as sightings, and stops with `stop` (triggered when the
+/// vision stage ends, and at shutdown). When one cannot start, those already started are
+/// stopped and joined before the error is returned.
+fn spawn_checkins(
+    config: &Config,
+    base: &Path,
+    store: &Arc<Store>,
+    sightings: &mpsc::Sender<crate::vision::Sighting>,
+    health: &Arc<Health>,
+    shutdown: &Shutdown,
+    stop: &Shutdown,
+) -> Result<Vec<std::thread::JoinHandle<()>>, KioskError> {
+    let mut threads = Vec::new();
+    let started = start_checkins(config, base, store, sightings, health, shutdown, stop, &mut threads);
+    if started.is_err() {
+        stop.trigger();
+        for t in threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+    started.map(|()| threads)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_checkins(
+    config: &Config,
+    base: &Path,
+    store: &Arc<Store>,
+    sightings: &mpsc::Sender<crate::vision::Sighting>,
+    health: &Arc<Health>,
+    shutdown: &Shutdown,
+    stop: &Shutdown,
+    threads: &mut Vec<std::thread::JoinHandle<()>>,
+) -> Result<(), KioskError> {
+    if let Some(tag) = config.tag.as_ref().filter(|t| t.enabled) {
+        health.set_sensor(crate::sources::tag::TAG, crate::health::SensorState::Starting, None);
+        let (tag, tx, health, guard, stop) =
+            (tag.clone(), sightings.clone(), health.clone(), shutdown.clone(), stop.clone());
+        let gallery = GalleryStore::new(&config.gallery.path);
+        threads.push(
+            std::thread::Builder::new()
+                .name("tag".into())
+                .spawn(move || {
+                    let _guard = guard.guard("tag");
+                    crate::sources::tag::run_tag(tag, gallery, tx, health, stop)
+                })
+                .map_err(KioskError::Start)?,
+        );
+    }
+    if config.pin.enabled {
+        let pepper = config.pin.pepper(base).map_err(crate::pin::PinError::from)?;
+        let path = config.pin.socket_path(&config.state.dir);
+        let listener = crate::pin::listen(&path)?;
+        let desk = crate::pin::PinDesk {
+            registry: crate::checkin::Registry::new(GalleryStore::new(&config.gallery.path)),
+            pepper,
+            limits: config.pin.limits(),
+            store: store.clone(),
+            sightings: sightings.clone(),
+            health: health.clone(),
+        };
+        let (guard, stop) = (shutdown.clone(), stop.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name("pin".into())
+                .spawn(move || {
+                    let _guard = guard.guard("pin");
+                    crate::pin::run_pin(listener, path, desk, stop)
+                })
+                .map_err(KioskError::Start)?,
+        );
+    }
     Ok(())
 }
 
@@ -386,5 +473,52 @@ async fn wait_for_signal() {
             warn!("cannot listen for signals; stop with SIGKILL");
             std::future::pending::<()>().await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A PIN socket that cannot be bound after the tag reader's thread started: the reader is
+    /// stopped and joined before the error comes back (it held the last other `Health` clone).
+    #[test]
+    fn a_pin_input_that_cannot_start_stops_the_tag_reader_already_started() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("pepper"), "0123456789abcdef0123456789abcdef\n").expect("pepper");
+        std::fs::set_permissions(dir.path().join("pepper"), std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let text = format!(
+            r#"
+[face.detector]
+kind = "yunet"
+model = "m/yunet.onnx"
+[face.embedder]
+kind = "sface"
+model = "m/sface.onnx"
+[gallery]
+path = "gallery.json"
+[state]
+dir = "state"
+[tag]
+port = "{0}/no-such-reader"
+retry_max_ms = 100
+[pin]
+enabled = true
+pepper_file = "pepper"
+socket = "{0}/no-such-dir/pin.sock"
+"#,
+            dir.path().display()
+        );
+        let config_path = dir.path().join("kiosk.toml");
+        let config = Config::parse(&text, &config_path).expect("config");
+        let store = Arc::new(Store::open(&dir.path().join("kiosk.db")).expect("store"));
+        let (tx, _rx) = mpsc::channel(4);
+        let health = Arc::new(Health::default());
+        let (shutdown, stop) = (Shutdown::new(), Shutdown::new());
+        let result = spawn_checkins(&config, dir.path(), &store, &tx, &health, &shutdown, &stop);
+        assert!(matches!(result, Err(KioskError::Pin(crate::pin::PinError::Listen { .. }))));
+        assert!(stop.is_triggered(), "the started threads were told to stop");
+        assert_eq!(Arc::strong_count(&health), 1, "and joined: the tag thread's clone is gone");
     }
 }

@@ -32,6 +32,9 @@ pub struct EventStage {
     pub expiry_ms: i64,
     pub alerts: AlertContext,
     pub threshold_c: f32,
+    /// Fever screening runs on this kiosk: a check-in without a face is then "not measured",
+    /// not "screening off".
+    pub screening_on: bool,
     pub disk: Arc<DiskWatch>,
     /// Sightings held in memory at most while they cannot be written.
     pub waiting_capacity: usize,
@@ -131,7 +134,12 @@ impl EventStage {
         let at = Timestamp::from_millisecond(s.captured_ms).unwrap_or_else(|_| Timestamp::now());
         let ts = self.site.ts(s.captured_ms);
         let now_ms = Timestamp::now().as_millisecond();
-        let (temperature_c, temperature_status) = temperature_status(s.temperature.as_ref());
+        let (temperature_c, temperature_status) = match temperature_status(s.temperature.as_ref()) {
+            (None, TemperatureStatus::ScreeningOff) if self.screening_on && s.method != CheckInMethod::Face => {
+                (None, TemperatureStatus::NotMeasured)
+            }
+            measured => measured,
+        };
         let temperature_site = temperature_site(s.temperature.as_ref());
         let mut conn = self.outbox.store().lock()?;
         let tx = conn.transaction()?;
@@ -144,7 +152,10 @@ impl EventStage {
         };
         match &s.who {
             Who::Person { id, role, confidence } => {
-                crate::recognition::record(&tx, id, *confidence, s.captured_ms)?;
+                // How well a face is still recognised: a tag or PIN says nothing about that.
+                if s.method == CheckInMethod::Face {
+                    crate::recognition::record(&tx, id, *confidence, s.captured_ms)?;
+                }
                 if let Some(kind) = attendance::record_sighting(&tx, &self.policy, id, at)? {
                     let event = AttendanceEvent {
                         schema: contract::ATTENDANCE_SCHEMA.into(),
@@ -158,9 +169,9 @@ impl EventStage {
                         temperature_c,
                         temperature_status,
                         temperature_site,
-                        method: CheckInMethod::Face,
+                        method: s.method,
                     };
-                    info!(event_id = %event.event_id, person = %id, kind = ?kind, ts = %event.ts, temperature = ?temperature_c, "attendance event");
+                    info!(event_id = %event.event_id, person = %id, kind = ?kind, method = ?s.method, ts = %event.ts, temperature = ?temperature_c, "attendance event");
                     queued.push(self.message(
                         self.site.topics.attendance(),
                         "attendance",
@@ -316,6 +327,10 @@ mod tests {
     }
 
     fn rig(waiting_capacity: usize) -> Rig {
+        rig_with(waiting_capacity, false)
+    }
+
+    fn rig_with(waiting_capacity: usize, screening_on: bool) -> Rig {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Arc::new(Store::open(&dir.path().join("k.db")).expect("store"));
         let health = Arc::new(Health::default());
@@ -333,6 +348,7 @@ mod tests {
             outbox,
             expiry_ms: 3_600_000,
             threshold_c: 37.5,
+            screening_on,
             disk: disk.clone(),
             waiting_capacity,
         };
@@ -342,7 +358,7 @@ mod tests {
     }
 
     fn visitor(track_id: u64, captured_ms: i64) -> Sighting {
-        Sighting { track_id, captured_ms, who: Who::Visitor, temperature: None }
+        Sighting { track_id, captured_ms, who: Who::Visitor, temperature: None, method: CheckInMethod::Face }
     }
 
     fn child(id: &str, captured_ms: i64) -> Sighting {
@@ -351,6 +367,7 @@ mod tests {
             captured_ms,
             who: Who::Person { id: id.into(), role: Role::Child, confidence: 0.9 },
             temperature: None,
+            method: CheckInMethod::Face,
         }
     }
 
@@ -421,6 +438,41 @@ mod tests {
         let times: Vec<String> = queued(&r.store).into_iter().map(|(_, t)| t).collect();
         assert_eq!(times, ["2025-12-02T09:00:00+09:00", "2025-12-02T09:00:01+09:00"]);
         assert_eq!(r.health.events_lost.load(Ordering::Relaxed), 0);
+    }
+
+    /// A tag check-in is the same attendance event as a face's, with its method, no
+    /// temperature, and the same book (a second touch within the cooldown is nothing new); it
+    /// says nothing about how well the face is recognised. Its status tells "screening is off"
+    /// from "screening is on, nothing measured".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tag_check_in_is_an_attendance_event_with_its_method_and_no_temperature() {
+        for (screening_on, status) in [(false, "screening_off"), (true, "not_measured")] {
+            let r = rig_with(100, screening_on);
+            for at in [T0, T0 + 60_000] {
+                let mut s = Sighting::checked_in("jiwoo".into(), Role::Child, CheckInMethod::Tag);
+                s.captured_ms = at;
+                r.tx.send(s).await.expect("send");
+            }
+            drop(r.tx);
+            r.stage.await.expect("stage ends when its input does");
+            let conn = r.store.lock().expect("lock");
+            let payloads: Vec<serde_json::Value> = conn
+                .prepare("SELECT payload FROM outbox ORDER BY seq")
+                .expect("prepare")
+                .query_map([], |row| row.get::<_, Vec<u8>>(0))
+                .expect("query")
+                .map(|p| serde_json::from_slice(&p.expect("row")).expect("json"))
+                .collect();
+            assert_eq!(payloads.len(), 1, "the second touch is inside the cooldown: {payloads:?}");
+            let e = &payloads[0];
+            assert_eq!((e["kind"].as_str(), e["method"].as_str()), (Some("arrival"), Some("tag")));
+            assert_eq!(e["confidence"], 1.0);
+            assert_eq!(e["temperature_c"], serde_json::Value::Null);
+            assert_eq!(e["temperature_status"], status, "screening on: {screening_on}");
+            assert!(e.get("temperature_site").is_none());
+            let rows: i64 = conn.query_row("SELECT COUNT(*) FROM recognition", [], |r| r.get(0)).expect("count");
+            assert_eq!(rows, 0, "a tag says nothing about the face");
+        }
     }
 
     /// Memory is bounded too: past the capacity the oldest visitor goes first (parents wait

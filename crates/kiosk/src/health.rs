@@ -59,6 +59,14 @@ pub struct Health {
     pub events_lost: AtomicU64,
     /// Fever alerts raised and not yet silenced or resolved, as last counted in the database.
     pub fever_alerts_active: AtomicU64,
+    /// Tags read that are enrolled for nobody (each is logged with its card id).
+    pub tags_unknown: AtomicU64,
+    /// PINs typed at the door that matched nobody, and tries refused while locked.
+    pub pins_refused: AtomicU64,
+    /// Times the PIN input locked after too many wrong PINs.
+    pub pin_lockouts: AtomicU64,
+    /// The PIN input is locked now (refreshed from the database every second).
+    pub pin_locked: std::sync::atomic::AtomicBool,
     disk: OnceLock<Arc<DiskWatch>>,
     /// When each stage last showed it was alive (see [`Health::beat`]).
     heartbeats: Mutex<BTreeMap<&'static str, Instant>>,
@@ -83,6 +91,10 @@ impl Default for Health {
             events_waiting: AtomicU64::new(0),
             events_lost: AtomicU64::new(0),
             fever_alerts_active: AtomicU64::new(0),
+            tags_unknown: AtomicU64::new(0),
+            pins_refused: AtomicU64::new(0),
+            pin_lockouts: AtomicU64::new(0),
+            pin_locked: std::sync::atomic::AtomicBool::new(false),
             disk: OnceLock::new(),
             heartbeats: Mutex::new(BTreeMap::new()),
         }
@@ -219,6 +231,10 @@ impl Health {
             events_waiting,
             events_lost: self.events_lost.load(Ordering::Relaxed),
             fever_alerts_active: self.fever_alerts_active.load(Ordering::Relaxed),
+            tags_unknown: self.tags_unknown.load(Ordering::Relaxed),
+            pins_refused: self.pins_refused.load(Ordering::Relaxed),
+            pin_lockouts: self.pin_lockouts.load(Ordering::Relaxed),
+            pin_locked: self.pin_locked.load(Ordering::Relaxed),
         }
     }
 }

@@ -15,6 +15,7 @@
 pub mod air;
 pub mod alerts;
 pub mod attendance;
+pub mod checkin;
 pub mod command_gate;
 pub mod config;
 pub mod daemon;
@@ -24,6 +25,8 @@ pub mod events;
 pub mod health;
 pub mod notify;
 pub mod outbox;
+pub mod pin;
+pub mod pin_tries;
 pub mod recognition;
 pub mod retention;
 pub mod screening;

@@ -161,6 +161,9 @@ CREATE TABLE IF NOT EXISTS command_nonces (
     seen_ms INTEGER NOT NULL,
     PRIMARY KEY (key_id, nonce)
 );
+CREATE TABLE IF NOT EXISTS pin_wrong (
+    at_ms INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS commands (
     request_id TEXT PRIMARY KEY,
     result     TEXT NOT NULL,

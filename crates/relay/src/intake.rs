@@ -585,6 +585,28 @@ notify = {notify}
         }
     }
 
+    /// A tag or PIN arrival while screening is on (`not_measured`): the parent's text, in the
+    /// guardian's language, with no temperature in it.
+    #[test]
+    fn a_tag_arrival_not_measured_is_texted_without_a_temperature() {
+        let (dir, settings) = setup();
+        let now = Timestamp::now();
+        let topic = "dolbom/v1/c/door-1/event/attendance";
+        let e = serde_json::json!({"schema": "dolbom.attendance/1", "event_id": "01a00000-0000-7000-8000-000000000009",
+            "kind": "arrival", "ts": now.to_string(), "center": "c", "kiosk": "door-1",
+            "person": {"id": "minji", "role": "child"}, "confidence": 1.0,
+            "temperature_c": null, "temperature_status": "not_measured", "method": "tag"});
+        let view: EventView = serde_json::from_value(e.clone()).expect("view");
+        assert_eq!(view.temperature_status, Some(TemperatureStatus::NotMeasured), "a status this relay knows");
+        let p = plan(topic, e.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert_eq!(p.deliveries.len(), 1, "{}", p.outcome);
+        let body = &p.deliveries[0].body;
+        assert!(
+            !body.contains('°') && !body.contains('℃') && !body.contains("체온") && !body.contains("temperature"),
+            "{body}"
+        );
+    }
+
     #[test]
     fn what_does_not_fit_its_topic_is_recorded_with_the_reason_or_dropped_without_an_id() {
         let (dir, settings) = setup();

@@ -1,5 +1,6 @@
 //! The enrolled people: who they are and what their faces embed to. No face image is kept.
 
+pub mod credentials;
 pub mod matcher;
 pub mod store;
 
@@ -8,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::Embedding;
 pub use dolbom_contract::Role;
 
+pub use credentials::{CardId, NewPerson, Pepper, Pin, PEPPER_MIN_LEN, PIN_DIGITS};
 pub use matcher::{Match, Matcher};
 pub use store::{GalleryStore, StoreError};
 
@@ -28,6 +30,12 @@ pub struct Person {
     /// [`Gallery::refresh`]); kept apart from the enrolled ones so they can be reverted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub refreshed: Vec<Refreshed>,
+    /// 125 kHz tags that check this person in (see [`credentials`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<CardId>,
+    /// The PIN's hash (hex), salted with [`Gallery::pin_salt`]; never the PIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
 }
 
 /// A template taken from a sighting: what, when, and how sure the kiosk was.
@@ -69,6 +77,9 @@ pub struct Gallery {
     /// The embedder that produced every embedding here (see `FaceEmbedder::model_id`).
     pub embedder: Option<String>,
     pub people: Vec<Person>,
+    /// The salt of every PIN hash here (hex), made when the first PIN is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin_salt: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -79,13 +90,29 @@ pub enum GalleryError {
     BadId(String),
     #[error("display name {0} is not valid: {1} / 이름이 올바르지 않음")]
     BadName(String, &'static str),
+    #[error("card id `{0}` is not valid: use the 10 hex characters the reader sends, e.g. 62E3086CED / 카드 번호가 올바르지 않음: 리더가 보내는 16진수 10자리")]
+    BadCardId(String),
+    #[error("card {card} is already enrolled for `{owner}`; remove it first with `dolbom tag remove {card}` / 카드 {card}는 이미 `{owner}`에게 등록되어 있습니다")]
+    TagInUse { card: String, owner: String },
+    #[error("card {0} is not enrolled for anyone / 카드 {0}는 등록되어 있지 않습니다")]
+    UnknownTag(String),
+    #[error("a PIN is 6 to 8 digits (shorter ones are guessed too easily) / PIN은 숫자 6~8자리입니다 (더 짧으면 쉽게 추측됩니다)")]
+    BadPin,
+    #[error("the PIN pepper (`pin.pepper_file`) is shorter than 32 characters; make one with `openssl rand -hex 32` / PIN 페퍼(`pin.pepper_file`)가 32자보다 짧습니다")]
+    ShortPepper,
+    #[error("this PIN is already used by another person; choose another / 다른 사람이 이미 쓰는 PIN입니다. 다른 PIN을 고르세요")]
+    PinInUse,
+    #[error("`{0}` is not enrolled yet: give --role and --name to enrol them / `{0}`는 아직 등록되지 않았습니다: --role과 --name을 주세요")]
+    NeedsRoleAndName(String),
+    #[error("the system's random number source failed; nothing was changed / 시스템 난수 생성 실패: 아무것도 바꾸지 않았습니다")]
+    NoRandomness,
     #[error("this gallery was enrolled with embedder `{gallery}` but the config uses `{config}`; re-enrol everyone or switch the embedder back")]
     EmbedderMismatch { gallery: String, config: String },
 }
 
 impl Gallery {
     pub fn empty() -> Self {
-        Self { embedder: None, people: Vec::new() }
+        Self { embedder: None, people: Vec::new(), pin_salt: None }
     }
 
     pub fn get(&self, id: &str) -> Option<&Person> {
@@ -131,6 +158,8 @@ impl Gallery {
                 enrolled_at: now,
                 lookalikes: Vec::new(),
                 refreshed: Vec::new(),
+                tags: Vec::new(),
+                pin: None,
             }),
         }
         Ok(())

@@ -15,6 +15,7 @@ use dolbom_face::image::{load_bgr, ImageError};
 
 pub mod air;
 pub mod outdoor;
+pub mod tag;
 pub mod thermal;
 
 #[derive(Debug, thiserror::Error)]

@@ -4,4 +4,5 @@ pub mod air;
 pub mod camera;
 pub mod outdoor;
 pub mod serial;
+pub mod tag;
 pub mod thermal;

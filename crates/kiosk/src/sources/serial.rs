@@ -46,6 +46,9 @@ pub struct PortSettings {
     pub stale_after: Duration,
     /// No valid frame for this long: the port is closed and opened again.
     pub reopen_after: Duration,
+    /// The device speaks only when something happens (a card reader): an open port is `ok`,
+    /// and silence is never stale (`stale_after` and `reopen_after` do not apply).
+    pub quiet_is_normal: bool,
 }
 
 /// A command the loop writes every `every` while the port is open (first right after the start
@@ -130,6 +133,9 @@ pub fn run_port_polled<F>(
             }
         }
         info!(sensor = name, "sensor port opened");
+        if settings.quiet_is_normal {
+            health.set_sensor(name, SensorState::Ok, None);
+        }
         let mut last_frame = Instant::now();
         // The start commands may already end with the poll (the MH-Z19B's do): no second one.
         let mut next_poll = match poll {
@@ -174,7 +180,7 @@ pub fn run_port_polled<F>(
                     break;
                 }
             }
-            if last_frame.elapsed() > settings.stale_after {
+            if !settings.quiet_is_normal && last_frame.elapsed() > settings.stale_after {
                 let silent = format!("no valid frames for {} s", settings.stale_after.as_secs());
                 health.set_sensor(name, SensorState::Retrying, Some(silent));
                 if last_frame.elapsed() > settings.reopen_after {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, warn};
 
-use dolbom_contract::Role;
+use dolbom_contract::{CheckInMethod, Role};
 use dolbom_face::gallery::{Gallery, GalleryStore};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::quality;
@@ -60,14 +60,17 @@ impl Default for RecognitionConfig {
     }
 }
 
-/// A settled track, with what the rest of the daemon needs to know about the person.
+/// A settled track, with what the rest of the daemon needs to know about the person; or a
+/// check-in without a face (a tag, a PIN: see [`crate::checkin`]), which has no track.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sighting {
+    /// 0 for a check-in without a face.
     pub track_id: u64,
     pub captured_ms: i64,
     pub who: Who,
-    /// Fever screening's verdict; None when screening is off.
+    /// Fever screening's verdict; None when screening is off or nobody's face was measured.
     pub temperature: Option<Decision>,
+    pub method: CheckInMethod,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -281,7 +284,16 @@ impl Vision {
             };
             info!(track = s.track_id, who = ?who, temperature = ?temperature, "track settled");
             let captured_ms = clock.to_captured(s.at_ms);
-            if out.blocking_send(Sighting { track_id: s.track_id, captured_ms, who, temperature }).is_err() {
+            if out
+                .blocking_send(Sighting {
+                    track_id: s.track_id,
+                    captured_ms,
+                    who,
+                    temperature,
+                    method: CheckInMethod::Face,
+                })
+                .is_err()
+            {
                 warn!("event stage has stopped; sighting not recorded");
             }
         }

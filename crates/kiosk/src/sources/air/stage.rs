@@ -76,6 +76,7 @@ fn port_settings(sensor: &'static str, path: &str, baud: u32, air: &AirConfig, p
         retry_max: Duration::from_millis(air.retry_max_ms),
         stale_after,
         reopen_after: stale_after * 3,
+        quiet_is_normal: false,
     }
 }
 

@@ -118,6 +118,7 @@ pub fn run_thermal(config: ThermalConfig, latest: LatestFrame, health: Arc<Healt
         retry_max: Duration::from_millis(config.retry_max_ms),
         stale_after: Duration::from_secs(5),
         reopen_after: Duration::from_secs(15),
+        quiet_is_normal: false,
     };
     run_port(&settings, decoder.as_mut(), &health, &shutdown, |frames| {
         // Every frame is checked (a frozen sensor is only seen across frames); screening wants
