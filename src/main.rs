@@ -283,6 +283,20 @@ pub enum AlertsAction {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Enter a thermometer value for a person asked to re-measure today (34.0-43.0 °C): settles
+    /// the re-measure, so the parent's arrival text carries it; an elevated value raises the alert.
+    Thermometer {
+        /// The enrolled person's id.
+        person: String,
+        /// The value read, in °C (e.g. 36.8).
+        #[arg(allow_negative_numbers = true)]
+        celsius: f32,
+        /// Your staff id (must be in fever.staff).
+        #[arg(long)]
+        by: String,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 #[cfg(feature = "kiosk")]

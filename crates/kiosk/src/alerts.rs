@@ -32,6 +32,8 @@ use crate::store::StoreError;
 pub enum Action {
     Silence,
     Resolve,
+    /// A staff thermometer value (crate::remeasure), not an alert action.
+    Thermometer,
 }
 
 impl Action {
@@ -39,6 +41,7 @@ impl Action {
         match self {
             Action::Silence => "silence",
             Action::Resolve => "resolve",
+            Action::Thermometer => "thermometer",
         }
     }
 }
@@ -49,9 +52,56 @@ pub struct AlertContext {
     pub site: Site,
     pub staff: Vec<String>,
     pub capacity: u64,
+    /// `fever.threshold_c`: a thermometer value at or above it is elevated.
+    pub threshold_c: f32,
+    /// `fever.settle_within_mins` in ms: how long a re-measure stays open.
+    pub settle_within_ms: i64,
+    /// How long an event stays worth delivering (MQTT v5 message expiry).
+    pub expiry_ms: i64,
 }
 
 impl AlertContext {
+    /// The `event/fever` message for a just-raised alert; `track_id` 0 when no track read it
+    /// (a staff thermometer value).
+    pub fn fever_message(
+        &self,
+        alert: &AlertState,
+        person: Option<PersonRef>,
+        track_id: u64,
+        temperature_c: f32,
+        at_ms: i64,
+    ) -> NewMessage {
+        let event = contract::FeverEvent {
+            schema: contract::FEVER_SCHEMA.into(),
+            event_id: contract::new_event_id(),
+            center: self.site.center.clone(),
+            kiosk: self.site.kiosk.clone(),
+            ts: self.site.ts(at_ms),
+            alert_id: alert.alert_id.clone(),
+            person,
+            track_id,
+            temperature_c,
+            threshold_c: self.threshold_c,
+            message: contract::FEVER_MESSAGE.into(),
+        };
+        warn!(alert_id = %alert.alert_id, event_id = %event.event_id, temperature = temperature_c, "fever alert: {}", contract::FEVER_MESSAGE);
+        self.event_message(self.site.topics.fever(), "fever", &event, at_ms)
+    }
+
+    /// A durable event message, worth delivering for `expiry_ms` after its capture.
+    pub fn event_message(&self, topic: String, kind: &str, payload: &impl serde::Serialize, at_ms: i64) -> NewMessage {
+        NewMessage {
+            topic,
+            // Serialising these plain structs cannot fail; an empty payload would be caught by the schema tests.
+            payload: serde_json::to_vec(payload).unwrap_or_default(),
+            kind: kind.into(),
+            priority: Priority::Attendance,
+            retain: false,
+            created_ms: at_ms,
+            expires_ms: Some(at_ms + self.expiry_ms),
+        }
+    }
+
     fn state_message(&self, state: &AlertState, now_ms: i64) -> NewMessage {
         NewMessage {
             topic: self.site.topics.alert(&state.alert_id),
@@ -180,6 +230,8 @@ impl AlertContext {
                             state.resolved_by = Some(cmd.by.clone());
                             state.resolved_at = when;
                         }
+                        // Not an alert action: `allowed` is false for it.
+                        Action::Thermometer => {}
                     }
                     state.updated_at = self.site.ts(now_ms);
                     let state_name =
@@ -223,7 +275,7 @@ impl AlertContext {
         }
     }
 
-    fn result_message(&self, result: &CommandResult, now_ms: i64) -> NewMessage {
+    pub(crate) fn result_message(&self, result: &CommandResult, now_ms: i64) -> NewMessage {
         NewMessage {
             topic: self.site.topics.command_result(),
             payload: serde_json::to_vec(result).unwrap_or_default(),
@@ -374,6 +426,7 @@ impl CommandStage {
                 Some(t) if t.center == site.center && t.kiosk == site.kiosk => match t.kind {
                     Kind::Command(CommandTopic::Silence) => Action::Silence,
                     Kind::Command(CommandTopic::Resolve) => Action::Resolve,
+                    Kind::Command(CommandTopic::Thermometer) => Action::Thermometer,
                     _ => continue,
                 },
                 _ => continue,
@@ -445,6 +498,9 @@ impl CommandStage {
     /// unanswered. Only [`CommandStage::handle_message`]'s gate should call it for messages.
     pub fn handle(&self, action: Action, payload: &[u8]) -> Result<Option<CommandResult>, StoreError> {
         let now_ms = Timestamp::now().as_millisecond();
+        if action == Action::Thermometer {
+            return self.handle_thermometer(payload, now_ms);
+        }
         let command = match serde_json::from_slice::<Command>(payload) {
             Ok(cmd)
                 if cmd.alert_id.len() <= 64
@@ -472,6 +528,27 @@ impl CommandStage {
         self.outbox.after_enqueue(tally);
         Ok(Some(result))
     }
+
+    /// A staff thermometer value (`cmd/thermometer`), answered like the alert commands.
+    fn handle_thermometer(&self, payload: &[u8], now_ms: i64) -> Result<Option<CommandResult>, StoreError> {
+        let action = Action::Thermometer;
+        let command = crate::remeasure::ThermometerCommand::parse(payload);
+        if command.is_err() && !self.malformed.take(now_ms) {
+            self.outbox.health().mqtt_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(None);
+        }
+        let mut conn = self.outbox.store().lock()?;
+        let mut tally = Tally::default();
+        let result = match command {
+            Ok(cmd) => crate::remeasure::apply_thermometer(&self.context, &mut conn, &cmd, now_ms, &mut tally)?,
+            Err(error) => self.context.malformed(&conn, action, error, now_ms, &mut tally)?,
+        };
+        refresh_active_count(&conn, self.outbox.health());
+        drop(conn);
+        info!(ok = result.ok, error = ?result.error, alert = ?result.alert_id, "thermometer entry handled");
+        self.outbox.after_enqueue(tally);
+        Ok(Some(result))
+    }
 }
 
 #[cfg(test)]
@@ -484,7 +561,14 @@ mod tests {
         let store = crate::store::Store::open(&dir.path().join("k.db")).expect("store");
         let site =
             crate::site::SiteConfig { center_id: "c".into(), kiosk_id: "k".into(), timezone: "Asia/Seoul".into() };
-        let ctx = AlertContext { site: site.build().expect("site"), staff: vec!["kim".into()], capacity: 100 };
+        let ctx = AlertContext {
+            site: site.build().expect("site"),
+            staff: vec!["kim".into()],
+            capacity: 100,
+            threshold_c: 37.5,
+            settle_within_ms: 1_800_000,
+            expiry_ms: 3_600_000,
+        };
         (dir, store, ctx)
     }
 

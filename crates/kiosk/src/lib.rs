@@ -25,6 +25,7 @@ pub mod health;
 pub mod notify;
 pub mod outbox;
 pub mod recognition;
+pub mod remeasure;
 pub mod retention;
 pub mod screening;
 pub mod shutdown;
