@@ -69,10 +69,22 @@ pub struct RelaySettings {
     /// the directory changes, if they are at most this old (0: never).
     #[serde(default = "default_replan")]
     pub replan_unknown_minutes: u64,
+    /// An arrival whose reading was `remeasure` is held until the kiosk's `event/temperature`
+    /// settles it (then one text with the settled value), or at most this long after its capture
+    /// (then the text says the check was not completed). Longer than the kiosk's
+    /// `fever.settle_within_mins`, whose own deadline normally comes first; under
+    /// `max_event_age_minutes`, so the held text is not stale when it goes.
+    #[serde(default = "default_hold_remeasure")]
+    pub hold_remeasure_minutes: u64,
+}
+fn default_hold_remeasure() -> u64 {
+    45
 }
 
 fn default_topics() -> Vec<String> {
-    vec![dolbom_contract::topics::filter_all(dolbom_contract::Kind::Attendance)]
+    use dolbom_contract::{topics::filter_all, Kind};
+    // Settled re-measures are what a held arrival's text waits for.
+    vec![filter_all(Kind::Attendance), filter_all(Kind::Temperature)]
 }
 fn default_max_age() -> u64 {
     120
@@ -126,7 +138,8 @@ fn check_numbers(r: &RelaySettings) -> Result<(), String> {
     within("retention_days", r.retention_days.into(), 1, 3_650)?;
     within("max_clock_skew_seconds", r.max_clock_skew_seconds.into(), 0, 3_600)?;
     within("directory_poll_seconds", r.directory_poll_seconds.into(), 1, 3_600)?;
-    within("replan_unknown_minutes", r.replan_unknown_minutes.into(), 0, age.min(1_440))
+    within("replan_unknown_minutes", r.replan_unknown_minutes.into(), 0, age.min(1_440))?;
+    within("hold_remeasure_minutes", r.hold_remeasure_minutes.into(), 1, (age - 1).clamp(1, 720))
 }
 
 impl RelayFile {
@@ -235,7 +248,10 @@ mod tests {
     #[test]
     fn a_minimal_file_loads() {
         let file = load(BASE).expect("loads");
-        assert_eq!(file.relay.topics, vec!["dolbom/v1/+/+/event/attendance".to_string()]);
+        assert_eq!(
+            file.relay.topics,
+            ["dolbom/v1/+/+/event/attendance", "dolbom/v1/+/+/event/temperature"].map(String::from).to_vec()
+        );
         assert_eq!(file.instance(), "dolbom-relay");
     }
 

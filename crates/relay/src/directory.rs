@@ -300,7 +300,33 @@ pub fn default_template(lang: &str, notice: Notice) -> &'static str {
     }
 }
 
-pub fn render(center: &Center, lang: &str, notice: Notice, name: &str, time: &str, temperature: Option<f32>) -> String {
+/// What a text says about the temperature, in its `{temperature}` placeholder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TemperatureNote {
+    /// Nothing: not measured, or no settled value.
+    None,
+    /// A settled value (or a fever notice's own reading).
+    Value(f32),
+    /// A settled value at or above the threshold, with the screening's own caution.
+    Elevated(f32),
+    /// The kiosk asked to re-measure and no value came in time: a teacher checks.
+    NotCompleted,
+}
+
+impl From<Option<f32>> for TemperatureNote {
+    fn from(t: Option<f32>) -> Self {
+        t.map_or(TemperatureNote::None, TemperatureNote::Value)
+    }
+}
+
+pub fn render(
+    center: &Center,
+    lang: &str,
+    notice: Notice,
+    name: &str,
+    time: &str,
+    temperature: impl Into<TemperatureNote>,
+) -> String {
     let key = format!(
         "{lang}.{}",
         match notice {
@@ -310,10 +336,20 @@ pub fn render(center: &Center, lang: &str, notice: Notice, name: &str, time: &st
         }
     );
     let template = center.templates.get(&key).map(String::as_str).unwrap_or_else(|| default_template(lang, notice));
-    let temp = match (temperature, lang) {
-        (Some(t), "en") => format!(" (temperature {t:.1}°C)"),
-        (Some(t), _) => format!(" (체온 {t:.1}℃)"),
-        (None, _) => String::new(),
+    let temp = match (temperature.into(), lang) {
+        (TemperatureNote::Value(t), "en") => format!(" (temperature {t:.1}°C)"),
+        (TemperatureNote::Value(t), _) => format!(" (체온 {t:.1}℃)"),
+        (TemperatureNote::Elevated(t), "en") => {
+            format!(" (temperature {t:.1}°C, elevated — confirm with a thermometer; the center will contact you)")
+        }
+        (TemperatureNote::Elevated(t), _) => {
+            format!(" (체온 {t:.1}℃, 높게 측정됨 — 체온계로 확인 후 연락드리겠습니다)")
+        }
+        (TemperatureNote::NotCompleted, "en") => {
+            " The temperature check was not completed; a teacher will check it.".to_string()
+        }
+        (TemperatureNote::NotCompleted, _) => " 체온 측정이 완료되지 않아 선생님이 확인할 예정입니다.".to_string(),
+        (TemperatureNote::None, _) => String::new(),
     };
     fill(template, |key| match key {
         "center" => Some(clean(&center.name)),

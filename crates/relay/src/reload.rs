@@ -67,6 +67,10 @@ pub async fn watch(
         if settings.replan_unknown_minutes > 0 && intake::replan(&store, &directory.get(), &settings).await > 0 {
             wake.notify_one();
         }
+        // Arrivals held for a re-measure that never came are texted without a value.
+        if intake::release_overdue(&store, &directory.get(), &settings).await > 0 {
+            wake.notify_one();
+        }
         tokio::time::sleep(every).await;
         let p = path.clone();
         let checked = match tokio::task::spawn_blocking(move || read_if_changed(&p, last)).await {
