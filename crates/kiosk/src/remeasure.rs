@@ -275,7 +275,10 @@ pub fn apply_thermometer(
     if let Some(why) = check_celsius(cmd.celsius) {
         result.error = Some(why);
     } else if !ctx.staff.iter().any(|s| s == &cmd.by) {
-        result.error = Some(format!("`{}` is not a staff id allowed to enter thermometer values", cmd.by));
+        result.error = Some(format!(
+            "`{}` is not a staff id allowed to enter thermometer values (fever.staff) / 체온을 입력할 수 있는 교직원이 아닙니다",
+            cmd.by
+        ));
     } else {
         match find_open(&tx, &cmd.person, &day)? {
             None => {
