@@ -570,7 +570,7 @@ async fn release(
 /// check was not completed and a teacher will check. Returns the texts added.
 pub async fn release_overdue(store: &Arc<dyn RelayStore>, directory: &Directory, settings: &RelaySettings) -> usize {
     let now = now_ms();
-    let before = now - settings.hold_remeasure_minutes as i64 * 60_000;
+    let before = now - settings.hold_remeasure() as i64 * 60_000;
     let due = match store::call(store, move |s| s.held_before(before)).await {
         Ok(due) => due,
         Err(e) => {
@@ -607,13 +607,53 @@ pub async fn replan(store: &Arc<dyn RelayStore>, directory: &Directory, settings
     };
     let mut added = 0;
     for p in parked {
-        let (outcome, deliveries) = match plan(&p.topic, p.payload.as_bytes(), directory, settings, now) {
+        let plan = match plan(&p.topic, p.payload.as_bytes(), directory, settings, now) {
             // Still nobody the directory knows: it stays parked until it is too old.
             Ok(plan) if plan.unknown_child_ms.is_some() => continue,
-            Ok(plan) => (format!("{} (planned again after a directory change)", plan.outcome), plan.deliveries),
-            Err(reason) => (format!("dropped when planned again: {reason}"), Vec::new()),
+            Ok(plan) => plan,
+            Err(reason) => {
+                let outcome = format!("dropped when planned again: {reason}");
+                let (event_id, o) = (p.event_id.clone(), outcome.clone());
+                match store::call(store, move |s| s.unpark(&p.event_id, &o, &[], now)).await {
+                    Ok(_) => info!(event_id, outcome, "parked event dropped"),
+                    Err(e) => warn!(error = %e, event_id, "parked event not planned again yet; will try again"),
+                }
+                continue;
+            }
         };
-        let (event_id, n) = (p.event_id.clone(), deliveries.len());
+        let event_id = p.event_id.clone();
+        // An arrival asked to re-measure waits for its settle now, as if it had been held on
+        // intake: moved to the held list in one transaction, never dropped with no text.
+        if plan.held_ms.is_some() {
+            let outcome = format!("{} (after a directory change)", plan.outcome);
+            match store::call(store, move |s| s.unpark_to_held(&p, &outcome, now)).await {
+                Ok(true) => info!(event_id, "parked arrival of a child added to the directory now held"),
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, event_id, "parked arrival not held yet; will try again"),
+            }
+            continue;
+        }
+        let mut outcome = format!("{} (planned again after a directory change)", plan.outcome);
+        // A parked settle texts its held arrival first (parked events are replanned in capture
+        // order, so an arrival parked with it is held by now); if that fails it stays parked and
+        // is tried again on the next poll.
+        if let Some((arrival, note)) = &plan.settles {
+            let reason = format!("settled by {event_id}");
+            let from = Topic::parse(&p.topic).map(|t| (t.center, t.kiosk));
+            match release(store, directory, settings, arrival, *note, &reason, from, now).await {
+                Ok(Some(n)) => {
+                    outcome = format!("{outcome}: {n} text(s) of the held arrival");
+                    added += n;
+                }
+                Ok(None) => outcome = format!("{outcome}: the arrival was not held here"),
+                Err(e) => {
+                    warn!(error = %e, event_id, "parked settle not released yet; will try again");
+                    continue;
+                }
+            }
+        }
+        let deliveries = plan.deliveries;
+        let n = deliveries.len();
         let o = outcome.clone();
         match store::call(store, move |s| s.unpark(&p.event_id, &o, &deliveries, now)).await {
             Ok(true) => {
@@ -1025,7 +1065,7 @@ phone = "0082-10-9999-0000"
             release_overdue(
                 &r.store,
                 &r.directory.get(),
-                &RelaySettings { hold_remeasure_minutes: 0, ..r.file.relay.clone() }
+                &RelaySettings { hold_remeasure_minutes: Some(0), ..r.file.relay.clone() }
             )
             .await,
             0
@@ -1070,5 +1110,67 @@ phone = "0082-10-9999-0000"
         let texts = r.texts().await;
         assert_eq!(texts.len(), 3);
         assert!(texts.iter().any(|t| t.contains("38.1") && t.contains("체온계로 확인")), "{texts:?}");
+    }
+
+    /// A re-measure arrival of a child the directory did not know yet is parked; once the child
+    /// is added it is held (never dropped untexted), and its settle, parked with it or arriving
+    /// later, or else the deadline, texts it exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_parked_remeasure_arrival_is_held_once_its_child_is_added() {
+        let r = hold_rig();
+        let known = r.directory.get();
+        let nobody = Directory::parse("[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n")
+            .expect("directory")
+            .directory;
+        r.directory.set(nobody);
+        let settings = r.file.relay.clone();
+        let held = |id: &'static str| {
+            let store = r.store.clone();
+            async move { store::call(&store, move |s| s.held(id)).await.expect("held").is_some() }
+        };
+
+        // The settle comes after the child is added.
+        let a1 = "01a00000-0000-7000-8000-0000000000e1";
+        r.take(ATTENDANCE, &remeasure_arrival(a1, Timestamp::now())).await;
+        assert!(!held(a1).await, "parked: the directory has no such child");
+        r.directory.set(Directory::clone(&known));
+        assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 0, "held, not texted");
+        assert!(held(a1).await, "moved from parked to held");
+        assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 0);
+        r.take(TEMPERATURE, &temperature("01a00000-0000-7000-8000-0000000000f1", a1, "settled", Some(36.7), "normal"))
+            .await;
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(texts[0].contains("36.7") && !texts[0].contains("35.1"), "{}", texts[0]);
+
+        // Arrival and settle both parked: planned again in capture order, the settle texts it.
+        r.directory.set(Directory::parse("[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n")
+            .expect("directory")
+            .directory);
+        let a2 = "01a00000-0000-7000-8000-0000000000e2";
+        r.take(ATTENDANCE, &remeasure_arrival(a2, Timestamp::now() - jiff::SignedDuration::from_secs(60))).await;
+        r.take(TEMPERATURE, &temperature("01a00000-0000-7000-8000-0000000000f2", a2, "settled", Some(37.9), "elevated"))
+            .await;
+        assert_eq!(r.texts().await.len(), 1, "both parked");
+        r.directory.set(Directory::clone(&known));
+        assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 1);
+        assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 0, "once");
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert!(texts.iter().any(|t| t.contains("37.9")), "{texts:?}");
+
+        // No settle at all: the deadline texts it, once.
+        r.directory.set(Directory::parse("[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n")
+            .expect("directory")
+            .directory);
+        let a3 = "01a00000-0000-7000-8000-0000000000e3";
+        r.take(ATTENDANCE, &remeasure_arrival(a3, Timestamp::now() - jiff::SignedDuration::from_mins(50))).await;
+        r.directory.set(Directory::clone(&known));
+        assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 0);
+        assert_eq!(release_overdue(&r.store, &r.directory.get(), &settings).await, 1);
+        assert_eq!(release_overdue(&r.store, &r.directory.get(), &settings).await, 0, "once");
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert_eq!(texts.iter().filter(|t| t.contains("체온 측정이 완료되지 않아")).count(), 1, "{texts:?}");
     }
 }

@@ -125,6 +125,11 @@ pub trait RelayStore: Send + Sync {
     /// the directory change.
     fn unpark(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool>;
 
+    /// A parked arrival whose child the directory now knows, but whose reading was `remeasure`:
+    /// moves it from the parked list to the held one in one transaction, only if it was still
+    /// parked, so it waits for its settle (or deadline) like an arrival held on intake.
+    fn unpark_to_held(&self, parked: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool>;
+
     /// Takes in, once, an arrival whose reading was `remeasure`, holding its texts until the
     /// kiosk settles it: false when the event was seen before.
     fn intake_held(&self, held: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool>;

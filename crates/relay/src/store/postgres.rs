@@ -361,6 +361,20 @@ impl RelayStore for PgStore {
         })
     }
 
+    fn unpark_to_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            // As unpark: the DELETE's row lock makes a second relay wait, then find nothing.
+            let ours = tx.execute(&pg(UNPARK), &[&p.event_id])? == 1;
+            if ours {
+                tx.execute(&pg(HOLD), &[&p.event_id, &p.topic, &p.payload, &p.event_ms, &now_ms])?;
+                tx.execute(&pg(SET_OUTCOME), &[&p.event_id, &outcome])?;
+            }
+            tx.commit()?;
+            Ok(ours)
+        })
+    }
+
     fn intake_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
         self.with(|c| {
             let mut tx = c.transaction()?;

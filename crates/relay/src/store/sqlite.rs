@@ -123,6 +123,18 @@ impl RelayStore for SqliteStore {
         Ok(ours)
     }
 
+    fn unpark_to_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let ours = tx.execute(UNPARK, params![p.event_id])? == 1;
+        if ours {
+            tx.execute(HOLD, params![p.event_id, p.topic, p.payload, p.event_ms, now_ms])?;
+            tx.execute(SET_OUTCOME, params![p.event_id, outcome])?;
+        }
+        tx.commit()?;
+        Ok(ours)
+    }
+
     fn intake_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
