@@ -134,6 +134,16 @@ fn held_contract(store: &dyn RelayStore) {
     assert_eq!(store.held("h1").expect("get"), None);
     assert_eq!(store.log(10).expect("log").len(), 2);
     assert_eq!(store.held_before(1000).expect("due"), [parked("h0", 50)], "the other is still held");
+    assert_eq!(store.outcome("h1").expect("outcome").as_deref(), Some("settled: 2 text(s)"));
+    assert_eq!(store.outcome("nope").expect("outcome"), None);
+    // A parked arrival whose child is added moves to the held list, once, without texts.
+    assert!(store.intake_parked(&parked("h2", 200), "unknown child", 30).expect("park"));
+    assert!(store.unpark_to_held(&parked("h2", 200), "held (after a directory change)", 31).expect("move"));
+    assert!(!store.unpark_to_held(&parked("h2", 200), "again", 32).expect("move"), "only once");
+    assert!(store.parked(0).expect("list").is_empty());
+    assert_eq!(store.held("h2").expect("get"), Some(parked("h2", 200)));
+    assert_eq!(store.outcome("h2").expect("outcome").as_deref(), Some("held (after a directory change)"));
+    assert_eq!(store.log(10).expect("log").len(), 2, "no texts when moved");
 }
 
 #[test]

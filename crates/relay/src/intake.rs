@@ -545,7 +545,12 @@ async fn release(
     now: i64,
 ) -> Result<Option<usize>, store::StoreError> {
     let id = arrival.to_string();
-    let Some(held) = store::call(store, move |s| s.held(&id)).await? else { return Ok(None) };
+    let Some(held) = store::call(store, move |s| s.held(&id)).await? else {
+        if from.is_some() {
+            late_settle(store, arrival).await;
+        }
+        return Ok(None);
+    };
     if let Some(from) = from {
         if Topic::parse(&held.topic).map(|t| (t.center, t.kiosk)) != Some(from) {
             warn!(arrival, "a temperature event from another kiosk than the arrival's: ignored");
@@ -566,6 +571,24 @@ async fn release(
     Ok(ours.then_some(n))
 }
 
+/// The deadline's reason, kept in the released arrival's outcome.
+const OVERDUE: &str = "no settled value within relay.hold_remeasure_minutes";
+
+/// A settle for an arrival the deadline already texted "not completed": its value is dropped,
+/// which happens only when the kiosk's own deadline is the longer one. Said, naming both keys.
+async fn late_settle(store: &Arc<dyn RelayStore>, arrival: &str) -> bool {
+    let id = arrival.to_string();
+    let late = matches!(store::call(store, move |s| s.outcome(&id)).await, Ok(Some(o)) if o.contains(OVERDUE));
+    if late {
+        warn!(
+            arrival,
+            "a settled value came after relay.hold_remeasure_minutes had texted the arrival as not completed: \
+                 dropped; keep the kiosks' fever.settle_within_mins shorter than relay.hold_remeasure_minutes"
+        );
+    }
+    late
+}
+
 /// Texts the held arrivals past `relay.hold_remeasure_minutes` without a temperature, saying the
 /// check was not completed and a teacher will check. Returns the texts added.
 pub async fn release_overdue(store: &Arc<dyn RelayStore>, directory: &Directory, settings: &RelaySettings) -> usize {
@@ -580,8 +603,7 @@ pub async fn release_overdue(store: &Arc<dyn RelayStore>, directory: &Directory,
     };
     let mut added = 0;
     for held in due {
-        let reason = "no settled value within relay.hold_remeasure_minutes";
-        match release(store, directory, settings, &held.event_id, TemperatureNote::NotCompleted, reason, None, now)
+        match release(store, directory, settings, &held.event_id, TemperatureNote::NotCompleted, OVERDUE, None, now)
             .await
         {
             Ok(Some(n)) => added += n,
@@ -1099,6 +1121,12 @@ phone = "0082-10-9999-0000"
         let texts = r.texts().await;
         assert_eq!(texts.len(), 2);
         assert!(texts.iter().all(|t| !t.contains("35.1")), "{texts:?}");
+        // The kiosk's settle after the relay's deadline is dropped, and noticed as late.
+        r.take(TEMPERATURE, &temperature("01a00000-0000-7000-8000-0000000000d2", a2, "settled", Some(36.5), "normal"))
+            .await;
+        assert_eq!(r.texts().await.len(), 2, "no second text");
+        assert!(late_settle(&r.store, a2).await, "a settle after the deadline is noticed");
+        assert!(!late_settle(&r.store, a1).await, "settled by the kiosk in time");
 
         let a3 = "01a00000-0000-7000-8000-0000000000c3";
         r.take(ATTENDANCE, &remeasure_arrival(a3, Timestamp::now())).await;
@@ -1144,13 +1172,18 @@ phone = "0082-10-9999-0000"
         assert!(texts[0].contains("36.7") && !texts[0].contains("35.1"), "{}", texts[0]);
 
         // Arrival and settle both parked: planned again in capture order, the settle texts it.
-        r.directory.set(Directory::parse("[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n")
-            .expect("directory")
-            .directory);
+        r.directory.set(
+            Directory::parse("[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n")
+                .expect("directory")
+                .directory,
+        );
         let a2 = "01a00000-0000-7000-8000-0000000000e2";
         r.take(ATTENDANCE, &remeasure_arrival(a2, Timestamp::now() - jiff::SignedDuration::from_secs(60))).await;
-        r.take(TEMPERATURE, &temperature("01a00000-0000-7000-8000-0000000000f2", a2, "settled", Some(37.9), "elevated"))
-            .await;
+        r.take(
+            TEMPERATURE,
+            &temperature("01a00000-0000-7000-8000-0000000000f2", a2, "settled", Some(37.9), "elevated"),
+        )
+        .await;
         assert_eq!(r.texts().await.len(), 1, "both parked");
         r.directory.set(Directory::clone(&known));
         assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 1);
@@ -1160,9 +1193,11 @@ phone = "0082-10-9999-0000"
         assert!(texts.iter().any(|t| t.contains("37.9")), "{texts:?}");
 
         // No settle at all: the deadline texts it, once.
-        r.directory.set(Directory::parse("[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n")
-            .expect("directory")
-            .directory);
+        r.directory.set(
+            Directory::parse("[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n")
+                .expect("directory")
+                .directory,
+        );
         let a3 = "01a00000-0000-7000-8000-0000000000e3";
         r.take(ATTENDANCE, &remeasure_arrival(a3, Timestamp::now() - jiff::SignedDuration::from_mins(50))).await;
         r.directory.set(Directory::clone(&known));

@@ -137,6 +137,9 @@ pub trait RelayStore: Send + Sync {
     /// The held arrival `event_id`, if it is still held.
     fn held(&self, event_id: &str) -> StoreResult<Option<Parked>>;
 
+    /// What was recorded of the event `event_id` (its `events_seen.outcome`), if it was seen.
+    fn outcome(&self, event_id: &str) -> StoreResult<Option<String>>;
+
     /// Held arrivals captured before `before_event_ms`: past their deadline.
     fn held_before(&self, before_event_ms: i64) -> StoreResult<Vec<Parked>>;
 
@@ -315,6 +318,8 @@ const GET_HELD: &str = "SELECT event_id, topic, payload, event_ms FROM events_he
 
 const LIST_HELD_BEFORE: &str =
     "SELECT event_id, topic, payload, event_ms FROM events_held WHERE event_ms < ?1 ORDER BY event_ms LIMIT 1000";
+
+const GET_OUTCOME: &str = "SELECT outcome FROM events_seen WHERE event_id = ?1";
 
 const UNHOLD: &str = "DELETE FROM events_held WHERE event_id = ?1";
 

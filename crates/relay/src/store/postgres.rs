@@ -19,9 +19,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Parked, Recovered, RelayStore, StoreError,
-    StoreResult, ADD_DELIVERY, BEGIN_SEND, FINISH, FORGET_PARKED, GET_HELD, HOLD, LIST_HELD_BEFORE, LIST_PARKED,
-    NEXT_DUE, PARK, PRUNE_BATCH, PRUNE_DELIVERIES, PRUNE_EVENTS, PRUNE_PARKED, RECOVER, RELEASE, REQUEUE, SEE_EVENT,
-    SENT_SINCE, SETTLE_DUPLICATE_CLAIMS, SET_OUTCOME, UNHOLD, UNPARK,
+    StoreResult, ADD_DELIVERY, BEGIN_SEND, FINISH, FORGET_PARKED, GET_HELD, GET_OUTCOME, HOLD, LIST_HELD_BEFORE,
+    LIST_PARKED, NEXT_DUE, PARK, PRUNE_BATCH, PRUNE_DELIVERIES, PRUNE_EVENTS, PRUNE_PARKED, RECOVER, RELEASE, REQUEUE,
+    SEE_EVENT, SENT_SINCE, SETTLE_DUPLICATE_CLAIMS, SET_OUTCOME, UNHOLD, UNPARK,
 };
 
 pub struct PgStore {
@@ -400,6 +400,10 @@ impl RelayStore for PgStore {
                 })
                 .transpose()
         })
+    }
+
+    fn outcome(&self, event_id: &str) -> StoreResult<Option<String>> {
+        self.with(|c| c.query_opt(&pg(GET_OUTCOME), &[&event_id])?.map(|r| r.try_get(0)).transpose())
     }
 
     fn held_before(&self, before_event_ms: i64) -> StoreResult<Vec<Parked>> {

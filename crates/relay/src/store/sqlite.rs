@@ -7,9 +7,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Parked, Recovered, RelayStore, StoreResult,
-    ADD_DELIVERY, BEGIN_SEND, FINISH, FORGET_PARKED, GET_HELD, HOLD, LIST_HELD_BEFORE, LIST_PARKED, NEXT_DUE, PARK,
-    PRUNE_BATCH, PRUNE_DELIVERIES, PRUNE_EVENTS, PRUNE_PARKED, RECOVER, RELEASE, REQUEUE, SEE_EVENT, SENT_SINCE,
-    SETTLE_DUPLICATE_CLAIMS, SET_OUTCOME, UNHOLD, UNPARK,
+    ADD_DELIVERY, BEGIN_SEND, FINISH, FORGET_PARKED, GET_HELD, GET_OUTCOME, HOLD, LIST_HELD_BEFORE, LIST_PARKED,
+    NEXT_DUE, PARK, PRUNE_BATCH, PRUNE_DELIVERIES, PRUNE_EVENTS, PRUNE_PARKED, RECOVER, RELEASE, REQUEUE, SEE_EVENT,
+    SENT_SINCE, SETTLE_DUPLICATE_CLAIMS, SET_OUTCOME, UNHOLD, UNPARK,
 };
 
 pub struct SqliteStore {
@@ -154,6 +154,11 @@ impl RelayStore for SqliteStore {
             })
             .optional()?;
         Ok(row)
+    }
+
+    fn outcome(&self, event_id: &str) -> StoreResult<Option<String>> {
+        let conn = self.lock();
+        Ok(conn.query_row(GET_OUTCOME, params![event_id], |r| r.get(0)).optional()?)
     }
 
     fn held_before(&self, before_event_ms: i64) -> StoreResult<Vec<Parked>> {
