@@ -150,33 +150,51 @@ pub fn expire(
     };
     let mut events = Vec::new();
     for open in due {
-        tx.execute(
-            "UPDATE remeasures SET state = 'unsettled', closed_ms = ?2 WHERE arrival_event_id = ?1",
-            params![open.arrival_event_id.to_string(), now_ms],
-        )?;
-        let event = TemperatureEvent {
-            schema: contract::TEMPERATURE_SCHEMA.into(),
-            event_id: contract::new_event_id(),
-            center: ctx.site.center.clone(),
-            kiosk: ctx.site.kiosk.clone(),
-            ts: ctx.site.ts(now_ms),
-            kind: TemperatureKind::Unsettled,
-            person: open.person.clone(),
-            arrival_event_id: open.arrival_event_id,
-            temperature_c: None,
-            temperature_status: TemperatureStatus::Remeasure,
-            temperature_site: None,
-            method: None,
-            by: None,
-        };
-        info!(event_id = %event.event_id, arrival = %open.arrival_event_id, person = %open.person.id,
-              "re-measure not settled in time: a teacher checks");
-        let msg = ctx.event_message(ctx.site.topics.temperature(), "temperature", &event, now_ms);
-        tally.enqueue(&tx, &msg, ctx.capacity, now_ms)?;
-        events.push(event);
+        if let Some(event) = close_unsettled(&tx, ctx, &open, now_ms, tally)? {
+            events.push(event);
+        }
     }
     tx.commit()?;
     Ok(events)
+}
+
+/// Closes one re-measure as unsettled with its event, only if it is still open: a staff value
+/// (`dolbom alerts thermometer` writes through its own connection) may have settled it since it
+/// was listed, and then there is no second event.
+fn close_unsettled(
+    tx: &Connection,
+    ctx: &AlertContext,
+    open: &OpenRemeasure,
+    now_ms: i64,
+    tally: &mut Tally,
+) -> Result<Option<TemperatureEvent>, StoreError> {
+    let closed = tx.execute(
+        "UPDATE remeasures SET state = 'unsettled', closed_ms = ?2 WHERE arrival_event_id = ?1 AND state = 'open'",
+        params![open.arrival_event_id.to_string(), now_ms],
+    )?;
+    if closed == 0 {
+        return Ok(None);
+    }
+    let event = TemperatureEvent {
+        schema: contract::TEMPERATURE_SCHEMA.into(),
+        event_id: contract::new_event_id(),
+        center: ctx.site.center.clone(),
+        kiosk: ctx.site.kiosk.clone(),
+        ts: ctx.site.ts(now_ms),
+        kind: TemperatureKind::Unsettled,
+        person: open.person.clone(),
+        arrival_event_id: open.arrival_event_id,
+        temperature_c: None,
+        temperature_status: TemperatureStatus::Remeasure,
+        temperature_site: None,
+        method: None,
+        by: None,
+    };
+    info!(event_id = %event.event_id, arrival = %open.arrival_event_id, person = %open.person.id,
+          "re-measure not settled in time: a teacher checks");
+    let msg = ctx.event_message(ctx.site.topics.temperature(), "temperature", &event, now_ms);
+    tally.enqueue(tx, &msg, ctx.capacity, now_ms)?;
+    Ok(Some(event))
 }
 
 /// `cmd/thermometer`: `{"person", "celsius", "by", "request_id"}`.
@@ -427,6 +445,35 @@ mod tests {
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].1["kind"], "unsettled");
         assert_eq!(q[0].1["temperature_status"], "remeasure");
+    }
+
+    /// A re-measure listed as due but settled since (a staff value through another connection)
+    /// is not closed again: no second event, and it stays settled.
+    #[test]
+    fn a_remeasure_settled_after_it_was_listed_is_not_expired() {
+        let (_d, store, ctx) = setup();
+        let conn = store.lock().expect("lock");
+        let arrival = contract::new_event_id();
+        open(&conn, arrival, &minji(), DAY, T0).expect("open");
+        let listed = find_open(&conn, "minji", DAY).expect("find").expect("open");
+        let s = Settling {
+            celsius: 36.6,
+            status: TemperatureStatus::Normal,
+            site: None,
+            method: SettleMethod::Thermometer,
+            by: Some("kim".into()),
+            at_ms: T0 + 60_000,
+        };
+        settle(&conn, &ctx, &listed, &s).expect("settle").expect("settled");
+        let mut tally = Tally::default();
+        let closed = close_unsettled(&conn, &ctx, &listed, T0 + 31 * 60_000, &mut tally).expect("close");
+        assert!(closed.is_none(), "already settled: {closed:?}");
+        let state: String = conn
+            .query_row("SELECT state FROM remeasures WHERE arrival_event_id = ?1", [arrival.to_string()], |r| r.get(0))
+            .expect("state");
+        assert_eq!(state, "settled");
+        // settle() hands its event to the caller to queue; nothing unsettled was queued here.
+        assert!(queued(&conn).is_empty(), "{:?}", queued(&conn));
     }
 
     /// Staff values: out of range, an unknown staff id and a person with nothing open are refused
