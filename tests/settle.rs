@@ -90,7 +90,8 @@ fn rig(tag: &str, clip_people: &[Walker]) -> Rig {
     let relay = Command::new(env!("CARGO_BIN_EXE_dolbom"))
         .args(["relay", "--config"])
         .arg(&relay_config)
-        .env("DOLBOM_LOG", "info")
+        // The watcher's debug line marks each round of replan and release_overdue.
+        .env("DOLBOM_LOG", "info,dolbom_relay::reload=debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&relay_log).expect("log"))
         .spawn()
@@ -174,13 +175,35 @@ fn arrival_and_settle(received: &[common::broker::Received]) -> (serde_json::Val
 }
 
 /// One arrival text per guardian who asked for arrivals, carrying `celsius`, never the
-/// re-measure reading. Waits for both, then a little past the relay's own poll for a duplicate.
-fn one_text_each_with(rig: &Rig, celsius: f64, not: Option<f64>) {
+/// re-measure reading. Waits for both, then until nothing is held in the relay's store, two more
+/// rounds of its poll (replan and the deadline sweep) have run and every text it has is sent: a
+/// duplicate from any of them would be a third text.
+fn one_text_each_with(rig: &Rig, celsius: f64, thermometer: bool, not: Option<f64>) {
     wait_until("two arrival texts", Duration::from_secs(30), || rig.gateway.received().len() >= 2);
+    let db = rig.dir.path().join("relay/relay.db");
+    let count = |sql: &str| -> i64 {
+        let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .expect("relay store");
+        conn.query_row(sql, [], |r| r.get(0)).expect("count")
+    };
+    wait_until("nothing held at the relay", Duration::from_secs(30), || count("SELECT COUNT(*) FROM events_held") == 0);
+    let rounds = || {
+        std::fs::read_to_string(&rig.relay_log).unwrap_or_default().matches("parked and held events checked").count()
+    };
+    let seen = rounds();
+    wait_until("two more rounds of the relay's poll", Duration::from_secs(30), || rounds() >= seen + 2);
+    wait_until("every text the relay has sent", Duration::from_secs(30), || {
+        count("SELECT COUNT(*) FROM deliveries WHERE status IN ('pending', 'claimed', 'sending')") == 0
+    });
+    assert_eq!(count("SELECT COUNT(*) FROM deliveries"), 2, "two texts in the relay's store");
     let texts = rig.texts();
     assert_eq!(texts.len(), 2, "exactly one text per guardian: {texts:?}");
-    let ko = format!("(체온 {celsius:.1}℃)");
-    let en = format!("(temperature {celsius:.1}°C)");
+    // A thermometer value is told as one, never "confirm with a thermometer".
+    let (ko, en) = if thermometer {
+        (format!("(체온계로 측정한 체온 {celsius:.1}℃)"), format!("(thermometer reading {celsius:.1} °C)"))
+    } else {
+        (format!("(체온 {celsius:.1}℃)"), format!("(temperature {celsius:.1}°C)"))
+    };
     assert_eq!(texts[0].0, "01012345678");
     assert!(texts[0].1.contains("등원") && texts[0].1.contains(&ko), "{texts:?}");
     assert_eq!(texts[1].0, "01087654321");
@@ -204,7 +227,7 @@ fn a_cold_arrival_is_settled_by_a_second_reading_at_the_door_and_texted_once() {
     let cold = arrival["temperature_c"].as_f64().expect("the cold reading");
     let settled = settle["temperature_c"].as_f64().expect("settled value");
     assert!((35.7..=36.7).contains(&settled), "36.2 degC skin read as {settled}");
-    one_text_each_with(&rig, settled, Some(cold));
+    one_text_each_with(&rig, settled, false, Some(cold));
     let log = rig.stop_relay();
     assert!(log.contains("held arrival texted"), "{log}");
 }
@@ -244,7 +267,7 @@ fn a_cold_arrival_is_settled_by_a_staff_thermometer_value_and_texted_once() {
     assert_eq!(settle["by"], "kim");
     assert_eq!(settle["temperature_c"].as_f64(), Some(36.8));
     assert_eq!(settle["temperature_status"], "normal");
-    one_text_each_with(&rig, 36.8, None);
+    one_text_each_with(&rig, 36.8, true, None);
     let _ = rig.stop_relay();
 }
 

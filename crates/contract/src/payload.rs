@@ -16,6 +16,8 @@ pub const TEMPERATURE_SCHEMA: &str = "dolbom.temperature/1";
 pub const THERMOMETER_C: std::ops::RangeInclusive<f32> = 34.0..=43.0;
 /// Screening wording: never a diagnosis.
 pub const FEVER_MESSAGE: &str = "elevated skin temperature — confirm with a thermometer";
+/// A fever raised by a staff thermometer value: it is the confirmation, not a screening reading.
+pub const FEVER_MESSAGE_THERMOMETER: &str = "thermometer reading at or above the threshold — contact the family";
 /// What the door screen says to a `remeasure` (Korean first, as the door shows it).
 pub const REMEASURE_MESSAGE_KO: &str = "5분 후에 다시 측정해 주세요";
 pub const REMEASURE_MESSAGE_EN: &str = "please re-measure in 5 minutes";

@@ -62,7 +62,8 @@ pub struct AlertContext {
 
 impl AlertContext {
     /// The `event/fever` message for a just-raised alert; `track_id` 0 when no track read it
-    /// (a staff thermometer value).
+    /// (a staff thermometer value: `thermometer`, and its message is
+    /// [`contract::FEVER_MESSAGE_THERMOMETER`], since it needs no confirming with a thermometer).
     pub fn fever_message(
         &self,
         alert: &AlertState,
@@ -70,7 +71,9 @@ impl AlertContext {
         track_id: u64,
         temperature_c: f32,
         at_ms: i64,
+        thermometer: bool,
     ) -> NewMessage {
+        let message = if thermometer { contract::FEVER_MESSAGE_THERMOMETER } else { contract::FEVER_MESSAGE };
         let event = contract::FeverEvent {
             schema: contract::FEVER_SCHEMA.into(),
             event_id: contract::new_event_id(),
@@ -82,9 +85,9 @@ impl AlertContext {
             track_id,
             temperature_c,
             threshold_c: self.threshold_c,
-            message: contract::FEVER_MESSAGE.into(),
+            message: message.into(),
         };
-        warn!(alert_id = %alert.alert_id, event_id = %event.event_id, temperature = temperature_c, "fever alert: {}", contract::FEVER_MESSAGE);
+        warn!(alert_id = %alert.alert_id, event_id = %event.event_id, temperature = temperature_c, "fever alert: {message}");
         self.event_message(self.site.topics.fever(), "fever", &event, at_ms)
     }
 
@@ -206,10 +209,17 @@ impl AlertContext {
             .query_row("SELECT payload FROM alerts WHERE alert_id = ?1", params![cmd.alert_id], |r| r.get(0))
             .optional()?;
         match current.and_then(|p| serde_json::from_str::<AlertState>(&p).ok()) {
-            None => result.error = Some(format!("no alert `{}` on this kiosk", cmd.alert_id)),
+            None => {
+                result.error =
+                    Some(format!("no alert `{}` on this kiosk / 이 키오스크에 그런 알림이 없습니다", cmd.alert_id))
+            }
             Some(state) if !self.staff.iter().any(|s| s == &cmd.by) => {
                 result.state = Some(state.state);
-                result.error = Some(format!("`{}` is not a staff id allowed to {} alerts", cmd.by, action.name()));
+                result.error = Some(format!(
+                    "`{}` is not a staff id allowed to {} alerts (fever.staff) / 알림을 처리할 수 있는 교직원이 아닙니다",
+                    cmd.by,
+                    action.name()
+                ));
             }
             Some(mut state) => {
                 let allowed = matches!(
@@ -243,7 +253,13 @@ impl AlertContext {
                     tally.enqueue(&tx, &self.state_message(&state, now_ms), self.capacity, now_ms)?;
                     result.ok = true;
                 } else {
-                    result.error = Some(format!("alert is already {:?}", state.state).to_lowercase());
+                    let ko = match state.state {
+                        AlertStateKind::Active => "이미 활성 상태인 알림입니다",
+                        AlertStateKind::Silenced => "이미 알림음을 끈 알림입니다",
+                        AlertStateKind::Resolved => "이미 해결된 알림입니다",
+                    };
+                    let en = format!("alert is already {:?}", state.state).to_lowercase();
+                    result.error = Some(format!("{en} / {ko}"));
                 }
                 result.state = Some(state.state);
             }
@@ -269,7 +285,8 @@ impl AlertContext {
             state: None,
             error: Some(format!(
                 "conflict: request_id `{request_id}` was already used for a different command; \
-                 nothing was done, send this one with a new request_id"
+                 nothing was done, send this one with a new request_id / \
+                 이미 다른 명령에 쓰인 request_id입니다: 아무것도 하지 않았으니 새 request_id로 보내세요"
             )),
             ts: self.site.ts(now_ms),
         }
@@ -509,8 +526,11 @@ impl CommandStage {
             {
                 Ok(cmd)
             }
-            Ok(_) => Err("alert_id, by or request_id is too long".to_string()),
-            Err(e) => Err(format!("not a command: {e}; expected {{\"alert_id\", \"by\", \"request_id\"}}")),
+            Ok(_) => Err("alert_id, by or request_id is too long / alert_id, by, request_id 중 너무 긴 값이 있습니다"
+                .to_string()),
+            Err(e) => Err(format!(
+                "not a command: {e}; expected {{\"alert_id\", \"by\", \"request_id\"}} / 명령 형식이 아닙니다"
+            )),
         };
         if command.is_err() && !self.malformed.take(now_ms) {
             self.outbox.health().mqtt_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -554,6 +574,11 @@ impl CommandStage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether a staff-facing text has its Korean half.
+    fn korean(text: &str) -> bool {
+        text.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c))
+    }
     use dolbom_contract::Role;
 
     fn setup() -> (tempfile::TempDir, crate::store::Store, AlertContext) {
@@ -688,6 +713,7 @@ mod tests {
         ] {
             let r = stage.handle_message(&topic, Action::Silence, &payload).expect("handled").expect("answered");
             assert!(!r.ok && r.error.as_deref().unwrap_or("").starts_with(reason), "{what}: {r:?}");
+            assert!(korean(r.error.as_deref().unwrap_or("")), "staff read it in Korean too: {what}: {r:?}");
             assert_eq!(r.alert_id.as_deref(), named.map(|n| n.0), "{what}");
             assert_eq!(r.request_id.as_deref(), named.map(|n| n.1), "{what}");
         }
@@ -737,6 +763,7 @@ mod tests {
             let r = ctx.apply(&mut conn, action, &c, 3, &mut Tally::default()).expect("apply");
             assert!(!r.ok, "{what}: {r:?}");
             assert!(r.error.as_deref().unwrap_or("").starts_with("conflict"), "{what}: {r:?}");
+            assert!(korean(r.error.as_deref().unwrap_or("")), "{what}: {r:?}");
             assert_eq!(r.request_id.as_deref(), Some("r1"));
         }
         let states: Vec<(String, AlertStateKind)> =

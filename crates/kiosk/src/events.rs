@@ -230,7 +230,7 @@ impl EventStage {
             };
             if let Some(alert) = self.alerts.raise(&tx, new, now_ms, &mut tally)? {
                 raised = true;
-                queued.push(self.alerts.fever_message(&alert, person, s.track_id, celsius, s.captured_ms));
+                queued.push(self.alerts.fever_message(&alert, person, s.track_id, celsius, s.captured_ms, false));
             }
         }
         for msg in &queued {

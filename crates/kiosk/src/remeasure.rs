@@ -217,8 +217,10 @@ impl ThermometerCommand {
             {
                 Ok(c)
             }
-            Ok(_) => Err("person, by or request_id is too long".into()),
-            Err(e) => Err(format!("not a command: {e}; expected {{\"person\", \"celsius\", \"by\", \"request_id\"}}")),
+            Ok(_) => Err("person, by or request_id is too long / person, by, request_id 중 너무 긴 값이 있습니다".into()),
+            Err(e) => Err(format!(
+                "not a command: {e}; expected {{\"person\", \"celsius\", \"by\", \"request_id\"}} / 명령 형식이 아닙니다"
+            )),
         }
     }
 
@@ -276,7 +278,8 @@ pub fn apply_thermometer(
                 _ => CommandResult {
                     error: Some(format!(
                         "conflict: request_id `{id}` was already used for a different command; \
-                         nothing was done, send this one with a new request_id"
+                         nothing was done, send this one with a new request_id / \
+                         이미 다른 명령에 쓰인 request_id입니다: 아무것도 하지 않았으니 새 request_id로 보내세요"
                     )),
                     ..result
                 },
@@ -330,7 +333,7 @@ pub fn apply_thermometer(
                         at_ms: now_ms,
                     };
                     if let Some(alert) = ctx.raise(&tx, new, now_ms, tally)? {
-                        let msg = ctx.fever_message(&alert, Some(open.person.clone()), 0, celsius, now_ms);
+                        let msg = ctx.fever_message(&alert, Some(open.person.clone()), 0, celsius, now_ms, true);
                         tally.enqueue(&tx, &msg, ctx.capacity, now_ms)?;
                         result.alert_id = Some(alert.alert_id);
                         result.state = Some(alert.state);
@@ -506,6 +509,12 @@ mod tests {
         assert_eq!(again, r, "a repeat gets the first answer");
         let other = apply_thermometer(&ctx, &mut conn, &cmd(36.5, "kim", "r2"), now + 2, &mut t).expect("apply");
         assert!(!other.ok && other.error.as_deref().unwrap_or("").starts_with("conflict"), "{other:?}");
+        assert!(other.error.as_deref().unwrap_or("").contains("새 request_id"), "bilingual: {other:?}");
+        let long = format!(r#"{{"person":"{}","celsius":36.5,"by":"kim"}}"#, "p".repeat(65));
+        let why = ThermometerCommand::parse(long.as_bytes()).expect_err("too long");
+        assert!(why.contains("too long") && why.contains("너무 긴"), "{why}");
+        let why = ThermometerCommand::parse(b"{}").expect_err("not a command");
+        assert!(why.contains("not a command") && why.contains("명령 형식"), "{why}");
         assert!(find_open(&conn, "minji", &day).expect("find").is_none());
 
         let q = queued(&conn);
@@ -518,7 +527,14 @@ mod tests {
         assert_eq!(temps[0]["temperature_status"], "elevated");
         assert_eq!(temps[0]["temperature_c"], serde_json::json!(38.0));
         assert_eq!(temps[0]["arrival_event_id"], arrival.to_string());
-        assert_eq!(q.iter().filter(|(t, _)| t.ends_with("/event/fever")).count(), 1);
+        let fevers: Vec<&serde_json::Value> =
+            q.iter().filter(|(t, _)| t.ends_with("/event/fever")).map(|(_, p)| p).collect();
+        assert_eq!(fevers.len(), 1);
+        assert_eq!(
+            fevers[0]["message"],
+            contract::FEVER_MESSAGE_THERMOMETER,
+            "a thermometer value needs no confirming"
+        );
         assert_eq!(q.iter().filter(|(t, _)| t.contains("/alert/")).count(), 1);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dolbom_backoff::Backoff;
-use dolbom_contract::{AttendanceKind, Kind, PersonRef, Role, TemperatureKind, TemperatureStatus, Topic};
+use dolbom_contract::{AttendanceKind, Kind, PersonRef, Role, SettleMethod, TemperatureKind, TemperatureStatus, Topic};
 use dolbom_mqtt::{Protocol, Session, SessionEvent};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -84,6 +84,9 @@ struct EventView {
     temperature_c: Option<f32>,
     #[serde(default, deserialize_with = "lenient")]
     temperature_status: Option<TemperatureStatus>,
+    /// A fever event's wording: a staff thermometer value's is its own.
+    #[serde(default, deserialize_with = "lenient")]
+    message: Option<String>,
 }
 
 /// What the relay reads of an `event/temperature`.
@@ -102,6 +105,8 @@ struct TemperatureView {
     temperature_c: Option<f32>,
     #[serde(default, deserialize_with = "lenient")]
     temperature_status: Option<TemperatureStatus>,
+    #[serde(default, deserialize_with = "lenient")]
+    method: Option<SettleMethod>,
 }
 
 #[derive(Deserialize)]
@@ -153,6 +158,9 @@ fn read(topic: &Topic, payload: &[u8]) -> Result<Result<Textable, Plan>, String>
     // A fever event's value is the elevated reading itself; an attendance event's only when
     // settled (a status this relay does not know is not assumed settled).
     let note = match (&notice, e.temperature_status) {
+        (Notice::Fever, _) if e.message.as_deref() == Some(dolbom_contract::FEVER_MESSAGE_THERMOMETER) => {
+            e.temperature_c.map_or(TemperatureNote::None, TemperatureNote::ThermometerElevated)
+        }
         (Notice::Fever, _) | (_, Some(TemperatureStatus::Normal)) => e.temperature_c.into(),
         (_, Some(TemperatureStatus::Elevated)) => {
             e.temperature_c.map_or(TemperatureNote::None, TemperatureNote::Elevated)
@@ -186,7 +194,15 @@ fn read_temperature(payload: &[u8]) -> Result<Result<Textable, Plan>, String> {
     if e.schema != dolbom_contract::TEMPERATURE_SCHEMA {
         return Ok(Err(Plan::nothing(event_id, format!("schema `{}` not understood", visible(&e.schema)))));
     }
+    // A thermometer value is told as one: it needs no "confirm with a thermometer".
+    let thermometer = e.method == Some(SettleMethod::Thermometer);
     let note = match (e.kind, e.temperature_status, e.temperature_c) {
+        (Some(TemperatureKind::Settled), Some(TemperatureStatus::Normal), Some(t)) if thermometer => {
+            TemperatureNote::Thermometer(t)
+        }
+        (Some(TemperatureKind::Settled), Some(TemperatureStatus::Elevated), Some(t)) if thermometer => {
+            TemperatureNote::ThermometerElevated(t)
+        }
         (Some(TemperatureKind::Settled), Some(TemperatureStatus::Normal), Some(t)) => TemperatureNote::Value(t),
         (Some(TemperatureKind::Settled), Some(TemperatureStatus::Elevated), Some(t)) => TemperatureNote::Elevated(t),
         // Unsettled, or settled in a way this relay does not know: no value is told.
@@ -1207,5 +1223,60 @@ phone = "0082-10-9999-0000"
         let texts = r.texts().await;
         assert_eq!(texts.len(), 3, "{texts:?}");
         assert_eq!(texts.iter().filter(|t| t.contains("체온 측정이 완료되지 않아")).count(), 1, "{texts:?}");
+    }
+
+    /// A value staff took with a thermometer is told as a thermometer reading, in both
+    /// languages, never "confirm with a thermometer"; a fever it raised has its own text.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_thermometer_value_is_told_as_one() {
+        let r = hold_rig();
+        let mut en = directory(r#"["arrival", "fever"]"#);
+        for c in &mut en.children {
+            for g in &mut c.guardians {
+                g.lang = "en".into();
+            }
+        }
+        let a = "01a00000-0000-7000-8000-0000000000e7";
+        r.take(ATTENDANCE, &remeasure_arrival(a, Timestamp::now())).await;
+        let mut settle = temperature("01a00000-0000-7000-8000-0000000000f7", a, "settled", Some(37.9), "elevated");
+        settle["method"] = "thermometer".into();
+        settle["by"] = "kim".into();
+        r.take(TEMPERATURE, &settle).await;
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(texts[0].contains("체온계로 측정한 체온 37.9℃"), "{}", texts[0]);
+        assert!(!texts[0].contains("체온계로 확인"), "a thermometer value is not to be confirmed: {}", texts[0]);
+        // The same settle read by an English-speaking guardian's directory.
+        let p = plan(TEMPERATURE, settle.to_string().as_bytes(), &en, &r.file.relay, Timestamp::now().as_millisecond())
+            .expect("plan");
+        let (_, note) = p.settles.expect("settles");
+        let held = remeasure_arrival(a, Timestamp::now()).to_string();
+        let p =
+            plan_with(ATTENDANCE, held.as_bytes(), &en, &r.file.relay, Timestamp::now().as_millisecond(), Some(note))
+                .expect("plan");
+        let body = &p.deliveries[0].body;
+        assert!(body.contains("thermometer reading 37.9 °C") && !body.contains("confirm"), "{body}");
+        // A normal thermometer value.
+        settle["temperature_c"] = 36.8.into();
+        settle["temperature_status"] = "normal".into();
+        let p = plan(TEMPERATURE, settle.to_string().as_bytes(), &en, &r.file.relay, Timestamp::now().as_millisecond())
+            .expect("plan");
+        assert_eq!(p.settles.map(|(_, n)| n), Some(TemperatureNote::Thermometer(36.8)));
+        // The fever a thermometer value raised: its own wording, no "confirm with a thermometer".
+        let fever = serde_json::json!({"schema": "dolbom.fever/1", "event_id": "01a00000-0000-7000-8000-0000000000f8",
+            "center": "c", "kiosk": "door-1", "ts": Timestamp::now().to_string(), "alert_id": "a",
+            "person": {"id": "minji", "role": "child"}, "track_id": 0, "temperature_c": 37.9, "threshold_c": 37.5,
+            "message": dolbom_contract::FEVER_MESSAGE_THERMOMETER});
+        let now = Timestamp::now().as_millisecond();
+        for (dir, want) in [
+            (&r.directory.get(), "체온계 측정 체온이 발열 기준 이상"),
+            (&Arc::new(en.clone()), "thermometer reading (37.9 °C)"),
+        ] {
+            let p = plan("dolbom/v1/c/door-1/event/fever", fever.to_string().as_bytes(), dir, &r.file.relay, now)
+                .expect("plan");
+            let body = &p.deliveries[0].body;
+            assert!(body.contains(want) && body.contains("37.9"), "{body}");
+            assert!(!body.contains("confirm") && !body.contains("체온계로 확인"), "{body}");
+        }
     }
 }
