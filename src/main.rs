@@ -283,6 +283,12 @@ pub enum AlertsAction {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// The re-measures still waiting for a value (a later reading or `alerts thermometer`),
+    /// oldest first (JSON lines).
+    Remeasures {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Enter a thermometer value for a person asked to re-measure today (34.0-43.0 °C): settles
     /// the re-measure, so the parent's arrival text carries it; an elevated value raises the alert.
     Thermometer {

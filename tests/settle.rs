@@ -144,6 +144,13 @@ impl Rig {
         t
     }
 
+    /// `dolbom alerts remeasures`: the open re-measures, as JSON.
+    fn remeasures(&self) -> Vec<serde_json::Value> {
+        let out = common::dolbom(&["alerts", "remeasures", "--config", self.config.to_str().expect("utf-8")]);
+        assert!(out.status.success(), "{}", common::stderr(&out));
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
+    }
+
     fn stop_relay(mut self) -> String {
         signal(self.relay.id(), "TERM");
         let _ = self.relay.wait();
@@ -243,7 +250,12 @@ fn a_cold_arrival_is_settled_by_a_staff_thermometer_value_and_texted_once() {
         sub.wait_for(Duration::from_secs(60), "the arrival asked to re-measure", |m| {
             m.iter().any(|r| r.topic.ends_with("/event/attendance"))
         });
+        // Staff can see whom to take a thermometer to.
+        let open = rig.remeasures();
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0]["person"]["id"], "obama");
         publish(rig.port, &cmd, br#"{"person":"obama","celsius":44.5,"by":"kim","request_id":"t0"}"#);
+
         publish(rig.port, &cmd, br#"{"person":"obama","celsius":36.8,"by":"mallory","request_id":"t1"}"#);
         publish(rig.port, &cmd, br#"{"person":"obama","celsius":36.8,"by":"kim","request_id":"t2"}"#);
         sub.wait_for(Duration::from_secs(20), "three results", |m| {
@@ -267,6 +279,7 @@ fn a_cold_arrival_is_settled_by_a_staff_thermometer_value_and_texted_once() {
     assert_eq!(settle["by"], "kim");
     assert_eq!(settle["temperature_c"].as_f64(), Some(36.8));
     assert_eq!(settle["temperature_status"], "normal");
+    assert!(rig.remeasures().is_empty(), "settled: nothing open");
     one_text_each_with(&rig, 36.8, true, None);
     let _ = rig.stop_relay();
 }

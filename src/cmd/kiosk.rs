@@ -73,6 +73,7 @@ pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
     use dolbom_kiosk::outbox::Tally;
     let (path, act) = match &action {
         AlertsAction::Thermometer { person, celsius, by, config } => return thermometer(person, *celsius, by, config),
+        AlertsAction::Remeasures { config } => return remeasures(config),
         AlertsAction::List { config } => (config, None),
         AlertsAction::Silence { alert_id, by, config } => (config, Some((Action::Silence, alert_id, by))),
         AlertsAction::Resolve { alert_id, by, config } => (config, Some((Action::Resolve, alert_id, by))),
@@ -117,6 +118,27 @@ pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
     outln!("{}", serde_json::to_string(&result)?)?;
     // The running daemon publishes the new state from the outbox within a second.
     Ok(if result.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `dolbom alerts remeasures`: the open re-measures, one JSON line each, for staff deciding whom
+/// to take a thermometer to.
+fn remeasures(path: &Path) -> Result<ExitCode> {
+    let config = Config::load(path)?;
+    let site = config.site(path)?;
+    let db = config.state.db_file();
+    anyhow::ensure!(db.exists(), "no kiosk database at {} (has `dolbom kiosk` run with this config?)", db.display());
+    let store = dolbom_kiosk::store::Store::open(&db)?;
+    let conn = store.lock()?;
+    for open in dolbom_kiosk::remeasure::list_open(&conn)? {
+        let line = serde_json::json!({
+            "arrival_event_id": open.arrival_event_id,
+            "person": open.person,
+            "day": open.day,
+            "opened_at": site.ts(open.opened_ms),
+        });
+        outln!("{line}")?;
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `dolbom alerts thermometer`: a staff value through the same gate and transaction as
