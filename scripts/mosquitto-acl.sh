@@ -72,7 +72,7 @@ while read -r kind a b extra || [[ -n "${kind:-}" ]]; do
     staff)
       id_ok "${a:-}"; id_ok "${b:-}"
       user "staff@$b@$a"
-      for c in silence resolve; do printf 'topic write dolbom/v1/%s/+/cmd/%s\n' "$b" "$c"; done
+      for c in silence resolve thermometer; do printf 'topic write dolbom/v1/%s/+/cmd/%s\n' "$b" "$c"; done
       for t in cmd/result 'alert/#' status; do printf 'topic read dolbom/v1/%s/+/%s\n' "$b" "$t"; done
       ;;
     *) echo "$fleet:$line_no: unknown kind \`$kind\` (kiosk, relay or staff)" >&2; exit 1 ;;

@@ -402,17 +402,43 @@ pub enum AlertsAction {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// The re-measures still waiting for a value (a later reading or `alerts thermometer`),
+    /// oldest first (JSON lines).
+    Remeasures {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Enter a thermometer value for a person asked to re-measure today (34.0-43.0 °C): settles
+    /// the re-measure, so the parent's arrival text carries it; an elevated value raises the alert.
+    Thermometer {
+        /// The enrolled person's id.
+        person: String,
+        /// The value read, in °C (e.g. 36.8).
+        #[arg(allow_negative_numbers = true)]
+        celsius: f32,
+        /// Your staff id (must be in fever.staff).
+        #[arg(long)]
+        by: String,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 #[cfg(feature = "kiosk")]
 #[derive(Subcommand)]
 pub enum CalibrateWhat {
     /// Fit the camera-to-thermal transform from point pairs seen by both (e.g. a heated target
-    /// at three or more places): prints the `fever.calibration` line for the config.
+    /// at three or more places): prints the `fever.calibration` line for the config. Or, with
+    /// --blackbody, the sensor's gain and offset from blackbody readings: prints `[thermal]`
+    /// `gain` and `offset_c`.
     Thermal {
         /// CAMERA_X,CAMERA_Y=THERMAL_X,THERMAL_Y, at least three, not all on one line.
-        #[arg(required = true, value_name = "PAIR")]
+        #[arg(required_unless_present = "blackbody", conflicts_with = "blackbody", value_name = "PAIR")]
         pairs: Vec<String>,
+        /// SET_C=READ_C: a blackbody's set temperature and what the array read of it; two or
+        /// more, best at two set points 2 °C or more apart (one set point: an offset only).
+        #[arg(long, value_name = "SET_C=READ_C", num_args = 1..)]
+        blackbody: Vec<String>,
     },
     /// Measure the enrolled faces (and labelled photo folders): same-person and different-person
     /// similarities, look-alike pairs, and the match threshold for a target false-match rate.
@@ -574,7 +600,13 @@ fn run(command: Command) -> Result<ExitCode> {
         #[cfg(feature = "kiosk")]
         Command::Alerts { action } => cmd::kiosk::alerts(action),
         #[cfg(feature = "kiosk")]
-        Command::Calibrate { what: CalibrateWhat::Thermal { pairs } } => cmd::calibrate::thermal(pairs),
+        Command::Calibrate { what: CalibrateWhat::Thermal { pairs, blackbody } } => {
+            if blackbody.is_empty() {
+                cmd::calibrate::thermal(pairs)
+            } else {
+                cmd::calibrate::blackbody(blackbody)
+            }
+        }
         #[cfg(feature = "kiosk")]
         Command::Calibrate { what: CalibrateWhat::Faces { config, photos, target_far, json } } => {
             cmd::calibrate::faces(config, photos, target_far, json)

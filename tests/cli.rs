@@ -418,6 +418,48 @@ fn calibrate_thermal_refuses_non_finite_and_out_of_range_values() {
     }
 }
 
+/// Blackbody readings give the `[thermal]` gain and offset lines; the lines load as a config;
+/// too few or inconsistent readings are refused in Korean and English with nothing printed.
+#[test]
+fn calibrate_thermal_fits_gain_and_offset_from_blackbody_readings() {
+    // A sensor reading 0.5 degC low at 30 degC and 1.0 degC low at 40 degC.
+    let out = dolbom(&["calibrate", "thermal", "--blackbody", "30=29.5", "30.0=29.5", "40=39.0", "35=34.25"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("[thermal]") && text.contains("3 set point(s)"), "{text}");
+    let value = |key: &str| -> f32 {
+        let line =
+            text.lines().find(|l| l.starts_with(&format!("{key} = "))).unwrap_or_else(|| panic!("{key}: {text}"));
+        line.split(" = ").nth(1).and_then(|v| v.trim().parse().ok()).expect("number")
+    };
+    let (gain, offset) = (value("gain"), value("offset_c"));
+    assert!((gain - 1.0526).abs() < 0.001 && (offset - (-1.0526)).abs() < 0.01, "{text}");
+    assert!((gain * 39.0 + offset - 40.0).abs() < 0.01, "corrects 39.0 read to 40.0: {text}");
+    // The printed lines are a valid [thermal] section.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let section = text.lines().filter(|l| !l.starts_with('#') && !l.starts_with('[')).collect::<Vec<_>>().join("\n");
+    let cfg =
+        write_config(dir.path(), &format!("\n[thermal]\ndevice = \"gy-mcu90640\"\nport = \"/dev/null\"\n{section}\n"));
+    assert!(dolbom_kiosk::config::Config::load(&cfg).is_ok(), "{section}");
+
+    for (args, why) in [
+        (&["35=34.5"][..], "at least two"),
+        (&["35=34.0", "35=35.0"][..], "differ by"),
+        (&["30=30", "40=30.5"][..], "gain"),
+        (&["30=30", "35=36", "40=39"][..], "one line"),
+        (&["35=x", "36=35"][..], "SET_C=READ_C"),
+    ] {
+        let out = dolbom(&[&["calibrate", "thermal", "--blackbody"][..], args].concat());
+        assert!(!out.status.success(), "{args:?} accepted: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains(why), "{args:?}: {err}");
+        assert!(err.chars().any(|c| ('\u{ac00}'..='\u{d7a3}').contains(&c)), "{args:?}: Korean too: {err}");
+        assert!(!stdout(&out).contains("gain"), "{args:?}: nothing printed for the config");
+    }
+    let out = dolbom(&["calibrate", "thermal", "100,100=5,5", "--blackbody", "35=34"]);
+    assert!(!out.status.success(), "point pairs and blackbody readings are two different fits");
+}
+
 /// The tester's 20000x20000 image: a few bytes of header. `enroll` and `identify` refuse it from
 /// its header, before decoding (which took 1.4 GB), and say why; other images still go through.
 #[test]

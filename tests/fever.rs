@@ -122,6 +122,11 @@ fn fever_alert_once_normal_none_far_not_measured_and_staff_silence() {
     assert_eq!(results[4], results[3], "a repeated request gets the first answer");
     assert_eq!(results[5]["ok"], false, "{}", results[5]);
     assert!(results[5]["error"].as_str().unwrap_or("").starts_with("conflict"), "{}", results[5]);
+    // Staff read these: each reason has its Korean half (the English words stay for scripts).
+    for r in [&results[0], &results[1], &results[2], &results[5]] {
+        let why = r["error"].as_str().unwrap_or("");
+        assert!(why.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c)), "bilingual: {why}");
+    }
 
     let states: Vec<&serde_json::Value> =
         received.iter().filter(|r| r.topic.contains("/alert/")).map(|r| &r.payload).collect();

@@ -116,11 +116,42 @@ fn parked_contract(store: &dyn RelayStore) {
     assert_eq!(store.log(10).expect("log").len(), 2);
 }
 
+/// Arrivals held for a re-measure are kept once, found by id, listed when overdue, and
+/// released at most once: the texts come with taking the arrival off the held list.
+fn held_contract(store: &dyn RelayStore) {
+    assert!(store.intake_held(&parked("h1", 100), "held", 10).expect("hold"));
+    assert!(!store.intake_held(&parked("h1", 100), "held", 11).expect("again"), "seen once");
+    assert!(!store.intake("h1", "accepted", &[delivery("h1", "010")], 12).expect("intake"), "the dedupe holds");
+    assert!(store.intake_held(&parked("h0", 50), "held", 12).expect("hold"));
+    assert_eq!(store.held("h1").expect("get"), Some(parked("h1", 100)));
+    assert_eq!(store.held("nope").expect("get"), None);
+    assert_eq!(store.held_before(60).expect("due"), [parked("h0", 50)], "only the overdue");
+    assert_eq!(store.held_before(1000).expect("due"), [parked("h0", 50), parked("h1", 100)], "oldest first");
+    assert!(store.log(10).expect("log").is_empty(), "no texts while held");
+    let texts = [delivery("h1", "010"), delivery("h1", "011")];
+    assert!(store.release_held("h1", "settled: 2 text(s)", &texts, 20).expect("release"));
+    assert!(!store.release_held("h1", "unsettled: 2 text(s)", &texts, 21).expect("release"), "only once");
+    assert_eq!(store.held("h1").expect("get"), None);
+    assert_eq!(store.log(10).expect("log").len(), 2);
+    assert_eq!(store.held_before(1000).expect("due"), [parked("h0", 50)], "the other is still held");
+    assert_eq!(store.outcome("h1").expect("outcome").as_deref(), Some("settled: 2 text(s)"));
+    assert_eq!(store.outcome("nope").expect("outcome"), None);
+    // A parked arrival whose child is added moves to the held list, once, without texts.
+    assert!(store.intake_parked(&parked("h2", 200), "unknown child", 30).expect("park"));
+    assert!(store.unpark_to_held(&parked("h2", 200), "held (after a directory change)", 31).expect("move"));
+    assert!(!store.unpark_to_held(&parked("h2", 200), "again", 32).expect("move"), "only once");
+    assert!(store.parked(0).expect("list").is_empty());
+    assert_eq!(store.held("h2").expect("get"), Some(parked("h2", 200)));
+    assert_eq!(store.outcome("h2").expect("outcome").as_deref(), Some("held (after a directory change)"));
+    assert_eq!(store.log(10).expect("log").len(), 2, "no texts when moved");
+}
+
 #[test]
 fn sqlite_keeps_the_contract() {
     let dir = tempfile::tempdir().expect("tempdir");
     contract(&SqliteStore::open(&dir.path().join("relay.db")).expect("open"));
     parked_contract(&SqliteStore::open(&dir.path().join("parked.db")).expect("open"));
+    held_contract(&SqliteStore::open(&dir.path().join("held.db")).expect("open"));
 }
 
 #[test]
@@ -131,6 +162,7 @@ fn postgres_keeps_the_contract() {
     let again = PgStore::open(&db.params(), None, None).expect("reopen");
     assert_eq!(again.log(10).expect("log").len(), 1);
     parked_contract(&PgStore::open(&TempDb::create().params(), None, None).expect("open"));
+    held_contract(&PgStore::open(&TempDb::create().params(), None, None).expect("open"));
 }
 
 /// Relays sharing a store that all see the directory change plan a parked event again at once:

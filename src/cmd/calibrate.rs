@@ -31,6 +31,25 @@ pub fn thermal(pairs: Vec<String>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `dolbom calibrate thermal --blackbody SET_C=READ_C ...`: the sensor's gain and offset.
+pub fn blackbody(readings: Vec<String>) -> Result<ExitCode> {
+    use dolbom_kiosk::sources::thermal::correction::{fit, parse_reading};
+    let readings =
+        readings.iter().map(|r| parse_reading(r)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+    let c = fit(&readings).map_err(anyhow::Error::msg)?;
+    outln!(
+        "# fitted from {} blackbody readings at {} set point(s); RMS residual {:.2} degC{}",
+        readings.len(),
+        c.set_points,
+        c.rms_c,
+        if c.set_points == 1 { " (one set point: offset only)" } else { "" }
+    )?;
+    outln!("[thermal]")?;
+    outln!("gain = {:.4}", c.gain)?;
+    outln!("offset_c = {:.3}", c.offset_c)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn parse_pair(s: &str) -> Result<([f64; 2], [f64; 2])> {
     let bad = || anyhow::anyhow!("`{s}` is not CAMERA_X,CAMERA_Y=THERMAL_X,THERMAL_Y");
     let (a, b) = s.split_once('=').ok_or_else(bad)?;

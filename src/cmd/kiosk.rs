@@ -72,6 +72,8 @@ pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
     use dolbom_kiosk::alerts::{Action, Command as AlertCommand};
     use dolbom_kiosk::outbox::Tally;
     let (path, act) = match &action {
+        AlertsAction::Thermometer { person, celsius, by, config } => return thermometer(person, *celsius, by, config),
+        AlertsAction::Remeasures { config } => return remeasures(config),
         AlertsAction::List { config } => (config, None),
         AlertsAction::Silence { alert_id, by, config } => (config, Some((Action::Silence, alert_id, by))),
         AlertsAction::Resolve { alert_id, by, config } => (config, Some((Action::Resolve, alert_id, by))),
@@ -97,6 +99,7 @@ pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
     let command = match action {
         Action::Silence => dolbom_contract::Command::Silence,
         Action::Resolve => dolbom_contract::Command::Resolve,
+        Action::Thermometer => dolbom_contract::Command::Thermometer,
     };
     let topic = context.site.topics.command(command);
     let request_id = dolbom_contract::new_event_id().to_string();
@@ -114,6 +117,69 @@ pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
     let result = context.apply(&mut conn, action, &cmd, now, &mut Tally::default())?;
     outln!("{}", serde_json::to_string(&result)?)?;
     // The running daemon publishes the new state from the outbox within a second.
+    Ok(if result.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `dolbom alerts remeasures`: the open re-measures, one JSON line each, for staff deciding whom
+/// to take a thermometer to.
+fn remeasures(path: &Path) -> Result<ExitCode> {
+    let config = Config::load(path)?;
+    let site = config.site(path)?;
+    let db = config.state.db_file();
+    anyhow::ensure!(db.exists(), "no kiosk database at {} (has `dolbom kiosk` run with this config?)", db.display());
+    let store = dolbom_kiosk::store::Store::open(&db)?;
+    let conn = store.lock()?;
+    for open in dolbom_kiosk::remeasure::list_open(&conn)? {
+        let line = serde_json::json!({
+            "arrival_event_id": open.arrival_event_id,
+            "person": open.person,
+            "day": open.day,
+            "opened_at": site.ts(open.opened_ms),
+        });
+        outln!("{line}")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `dolbom alerts thermometer`: a staff value through the same gate and transaction as
+/// `cmd/thermometer`; the running daemon publishes what it queued.
+fn thermometer(person: &str, celsius: f32, by: &str, path: &Path) -> Result<ExitCode> {
+    use dolbom_kiosk::outbox::Tally;
+    use dolbom_kiosk::remeasure::{apply_thermometer, check_celsius, ThermometerCommand};
+    // A wrong value is refused before anything is opened or signed.
+    if let Some(why) = check_celsius(celsius) {
+        anyhow::bail!("{why}");
+    }
+    let config = Config::load(path)?;
+    let context = dolbom_kiosk::daemon::alert_context(&config, config.site(path)?);
+    let db = config.state.db_file();
+    anyhow::ensure!(db.exists(), "no kiosk database at {} (has `dolbom kiosk` run with this config?)", db.display());
+    let store = dolbom_kiosk::store::Store::open(&db)?;
+    let mut conn = store.lock()?;
+    let base = path.parent().unwrap_or_else(|| Path::new("."));
+    let gate = config.commands.load(base).with_context(|| format!("config file {}", path.display()))?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let topic = context.site.topics.command(dolbom_contract::Command::Thermometer);
+    let request_id = dolbom_contract::new_event_id().to_string();
+    let body =
+        serde_json::json!({"person": person, "celsius": celsius, "by": by, "request_id": request_id}).to_string();
+    let payload = match gate.sign(&topic, &body, now) {
+        Some(signed) => serde_json::to_vec(&signed)?,
+        None => body.into_bytes(),
+    };
+    let cmd = match gate.admit(&conn, &topic, &payload, now)? {
+        dolbom_kiosk::command_gate::Admitted::Command { body, .. } => {
+            ThermometerCommand::parse(&body).map_err(|e| anyhow::anyhow!(e))?
+        }
+        dolbom_kiosk::command_gate::Admitted::Refused { refusal, .. } => {
+            anyhow::bail!("{refusal}; add a key under [commands] (commands.keys) to sign with / 서명 키가 필요합니다")
+        }
+    };
+    let result = apply_thermometer(&context, &mut conn, &cmd, now, &mut Tally::default())?;
+    outln!("{}", serde_json::to_string(&result)?)?;
+    if let Some(error) = &result.error {
+        eprintln!("{error}");
+    }
     Ok(if result.ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 

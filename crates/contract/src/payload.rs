@@ -11,8 +11,13 @@ pub const STATUS_SCHEMA: &str = "dolbom.status/1";
 pub const FEVER_SCHEMA: &str = "dolbom.fever/1";
 pub const ALERT_SCHEMA: &str = "dolbom.alert/1";
 pub const COMMAND_RESULT_SCHEMA: &str = "dolbom.cmd-result/1";
+pub const TEMPERATURE_SCHEMA: &str = "dolbom.temperature/1";
+/// Thermometer values staff may enter, in °C: outside, a typo or the wrong instrument.
+pub const THERMOMETER_C: std::ops::RangeInclusive<f32> = 34.0..=43.0;
 /// Screening wording: never a diagnosis.
 pub const FEVER_MESSAGE: &str = "elevated skin temperature — confirm with a thermometer";
+/// A fever raised by a staff thermometer value: it is the confirmation, not a screening reading.
+pub const FEVER_MESSAGE_THERMOMETER: &str = "thermometer reading at or above the threshold — contact the family";
 /// What the door screen says to a `remeasure` (Korean first, as the door shows it).
 pub const REMEASURE_MESSAGE_KO: &str = "5분 후에 다시 측정해 주세요";
 pub const REMEASURE_MESSAGE_EN: &str = "please re-measure in 5 minutes";
@@ -110,6 +115,54 @@ pub struct FeverEvent {
     pub message: String,
 }
 
+/// How an open re-measure ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemperatureKind {
+    /// A later measured reading (the door, or a staff thermometer) settled it.
+    Settled,
+    /// Nobody settled it within `fever.settle_within_mins`: no value, a teacher checks.
+    Unsettled,
+}
+
+/// What settled a re-measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettleMethod {
+    /// A later reading of the same person at the door.
+    Kiosk,
+    /// A value staff took with a thermometer (`cmd/thermometer`, `dolbom alerts thermometer`).
+    Thermometer,
+}
+
+/// `event/temperature` (QoS 1, not retained): an arrival's `remeasure` settled, or expired
+/// unsettled. One per arrival that was asked to re-measure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TemperatureEvent {
+    pub schema: String,
+    pub event_id: Uuid,
+    pub center: String,
+    pub kiosk: String,
+    /// When the settling reading was taken (or the deadline passed).
+    pub ts: String,
+    pub kind: TemperatureKind,
+    pub person: PersonRef,
+    /// The arrival event whose reading was `remeasure`.
+    pub arrival_event_id: Uuid,
+    /// The settled value; null when unsettled.
+    pub temperature_c: Option<f32>,
+    /// `normal` or `elevated` when settled; `remeasure` when unsettled (still open when it expired).
+    pub temperature_status: TemperatureStatus,
+    /// Where on the face the door read it; absent for a thermometer or unsettled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature_site: Option<TemperatureSite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<SettleMethod>,
+    /// The staff id that entered a thermometer value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AlertStateKind {
@@ -137,7 +190,7 @@ pub struct AlertState {
     pub updated_at: String,
 }
 
-/// `cmd/result`: the answer to a command on `cmd/silence` or `cmd/resolve`.
+/// `cmd/result`: the answer to a command on `cmd/silence`, `cmd/resolve` or `cmd/thermometer`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandResult {
     pub schema: String,

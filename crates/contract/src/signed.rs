@@ -33,22 +33,32 @@ pub struct SignedCommand {
     pub mac: String,
 }
 
-/// Why a command was not accepted; the text goes back on `cmd/result` and into the audit log.
+/// Why a command was not accepted; the text goes back on `cmd/result` (staff read it: English,
+/// then Korean) and into the audit log; [`Refusal::code`] is the machine-readable name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
-    #[error("unsigned: this kiosk accepts signed commands only (see docs/security.md)")]
+    #[error("unsigned: this kiosk accepts signed commands only (see docs/security.md) / 서명된 명령만 받습니다")]
     Unsigned,
-    #[error("malformed signed command: {0}")]
+    #[error("malformed signed command: {0} / 서명된 명령의 형식이 잘못되었습니다")]
     Malformed(String),
-    #[error("unknown key id `{0}`")]
+    #[error("unknown key id `{0}` / 알 수 없는 키 id입니다")]
     UnknownKey(String),
-    #[error("bad signature: the command was not signed with key `{0}`, or was changed on the way")]
+    #[error(
+        "bad signature: the command was not signed with key `{0}`, or was changed on the way / \
+         서명이 맞지 않습니다: 그 키로 서명되지 않았거나 전달 중 바뀌었습니다"
+    )]
     BadSignature(String),
-    #[error("expired: signed {age_secs} s ago, more than the {window_secs} s allowed")]
+    #[error(
+        "expired: signed {age_secs} s ago, more than the {window_secs} s allowed / \
+         만료됨: {age_secs}초 전에 서명되어 허용된 {window_secs}초를 넘었습니다"
+    )]
     Expired { age_secs: i64, window_secs: i64 },
-    #[error("from the future: signed {ahead_secs} s ahead of this kiosk's clock, more than the {skew_secs} s allowed")]
+    #[error(
+        "from the future: signed {ahead_secs} s ahead of this kiosk's clock, more than the {skew_secs} s allowed / \
+         키오스크 시계보다 {ahead_secs}초 앞서 서명되어 허용된 {skew_secs}초를 넘었습니다"
+    )]
     FromTheFuture { ahead_secs: i64, skew_secs: i64 },
-    #[error("replayed: nonce `{0}` was already used")]
+    #[error("replayed: nonce `{0}` was already used / 이미 쓰인 nonce입니다 (재전송)")]
     Replayed(String),
 }
 

@@ -27,6 +27,10 @@ impl Topics {
     pub fn fever(&self) -> String {
         format!("{}event/fever", self.root)
     }
+    /// QoS 1, not retained: a re-measure settled (or left unsettled) after an arrival.
+    pub fn temperature(&self) -> String {
+        format!("{}event/temperature", self.root)
+    }
     /// Retained, latest wins: the air at the door now.
     pub fn air_telemetry(&self) -> String {
         format!("{}telemetry/air", self.root)
@@ -42,7 +46,7 @@ impl Topics {
         format!("{}cmd/{}", self.root, command.name())
     }
     /// Commands the kiosk accepts (never retained).
-    pub fn commands(&self) -> [String; 2] {
+    pub fn commands(&self) -> [String; 3] {
         Command::ALL.map(|c| self.command(c))
     }
     pub fn command_result(&self) -> String {
@@ -60,14 +64,17 @@ pub fn filter_all(kind: Kind) -> String {
 pub enum Command {
     Silence,
     Resolve,
+    /// A staff thermometer value that settles an open re-measure.
+    Thermometer,
 }
 
 impl Command {
-    pub const ALL: [Command; 2] = [Command::Silence, Command::Resolve];
+    pub const ALL: [Command; 3] = [Command::Silence, Command::Resolve, Command::Thermometer];
     pub fn name(self) -> &'static str {
         match self {
             Command::Silence => "silence",
             Command::Resolve => "resolve",
+            Command::Thermometer => "thermometer",
         }
     }
 }
@@ -79,6 +86,7 @@ pub enum Kind {
     Attendance,
     Visitor,
     Fever,
+    Temperature,
     AirTelemetry,
     AirEvent,
     Alert(String),
@@ -93,6 +101,7 @@ impl Kind {
             Kind::Attendance => "event/attendance".into(),
             Kind::Visitor => "event/visitor".into(),
             Kind::Fever => "event/fever".into(),
+            Kind::Temperature => "event/temperature".into(),
             Kind::AirTelemetry => "telemetry/air".into(),
             Kind::AirEvent => "event/air".into(),
             Kind::Alert(id) => format!("alert/{id}"),
@@ -125,11 +134,13 @@ impl Topic {
             "event/attendance" => Kind::Attendance,
             "event/visitor" => Kind::Visitor,
             "event/fever" => Kind::Fever,
+            "event/temperature" => Kind::Temperature,
             "telemetry/air" => Kind::AirTelemetry,
             "event/air" => Kind::AirEvent,
             "cmd/result" => Kind::CommandResult,
             "cmd/silence" => Kind::Command(Command::Silence),
             "cmd/resolve" => Kind::Command(Command::Resolve),
+            "cmd/thermometer" => Kind::Command(Command::Thermometer),
             t => match t.strip_prefix("alert/") {
                 Some(id) if !id.is_empty() && !id.contains('/') => Kind::Alert(id.to_string()),
                 _ => return None,
@@ -165,6 +176,8 @@ mod tests {
             (t.attendance(), Kind::Attendance),
             (t.visitor(), Kind::Visitor),
             (t.fever(), Kind::Fever),
+            (t.temperature(), Kind::Temperature),
+            (t.command(Command::Thermometer), Kind::Command(Command::Thermometer)),
             (t.air_telemetry(), Kind::AirTelemetry),
             (t.air_event(), Kind::AirEvent),
             (t.alert("a1"), Kind::Alert("a1".into())),
@@ -210,11 +223,13 @@ mod tests {
             "`event/attendance`",
             "`event/visitor`",
             "`event/fever`",
+            "`event/temperature`",
             "`telemetry/air`",
             "`event/air`",
             "`alert/{alert_id}`",
             "`cmd/silence`",
             "`cmd/resolve`",
+            "`cmd/thermometer`",
             "`cmd/result`",
         ] {
             assert!(text.contains(topic), "{topic} missing from the unbroken topic table in docs/mqtt.md");
@@ -225,6 +240,7 @@ mod tests {
             t.attendance(),
             t.visitor(),
             t.fever(),
+            t.temperature(),
             t.air_telemetry(),
             t.air_event(),
             t.alert("{alert_id}"),

@@ -32,6 +32,8 @@ use crate::store::StoreError;
 pub enum Action {
     Silence,
     Resolve,
+    /// A staff thermometer value (crate::remeasure), not an alert action.
+    Thermometer,
 }
 
 impl Action {
@@ -39,6 +41,7 @@ impl Action {
         match self {
             Action::Silence => "silence",
             Action::Resolve => "resolve",
+            Action::Thermometer => "thermometer",
         }
     }
 }
@@ -49,9 +52,59 @@ pub struct AlertContext {
     pub site: Site,
     pub staff: Vec<String>,
     pub capacity: u64,
+    /// `fever.threshold_c`: a thermometer value at or above it is elevated.
+    pub threshold_c: f32,
+    /// `fever.settle_within_mins` in ms: how long a re-measure stays open.
+    pub settle_within_ms: i64,
+    /// How long an event stays worth delivering (MQTT v5 message expiry).
+    pub expiry_ms: i64,
 }
 
 impl AlertContext {
+    /// The `event/fever` message for a just-raised alert; `track_id` 0 when no track read it
+    /// (a staff thermometer value: `thermometer`, and its message is
+    /// [`contract::FEVER_MESSAGE_THERMOMETER`], since it needs no confirming with a thermometer).
+    pub fn fever_message(
+        &self,
+        alert: &AlertState,
+        person: Option<PersonRef>,
+        track_id: u64,
+        temperature_c: f32,
+        at_ms: i64,
+        thermometer: bool,
+    ) -> NewMessage {
+        let message = if thermometer { contract::FEVER_MESSAGE_THERMOMETER } else { contract::FEVER_MESSAGE };
+        let event = contract::FeverEvent {
+            schema: contract::FEVER_SCHEMA.into(),
+            event_id: contract::new_event_id(),
+            center: self.site.center.clone(),
+            kiosk: self.site.kiosk.clone(),
+            ts: self.site.ts(at_ms),
+            alert_id: alert.alert_id.clone(),
+            person,
+            track_id,
+            temperature_c,
+            threshold_c: self.threshold_c,
+            message: message.into(),
+        };
+        warn!(alert_id = %alert.alert_id, event_id = %event.event_id, temperature = temperature_c, "fever alert: {message}");
+        self.event_message(self.site.topics.fever(), "fever", &event, at_ms)
+    }
+
+    /// A durable event message, worth delivering for `expiry_ms` after its capture.
+    pub fn event_message(&self, topic: String, kind: &str, payload: &impl serde::Serialize, at_ms: i64) -> NewMessage {
+        NewMessage {
+            topic,
+            // Serialising these plain structs cannot fail; an empty payload would be caught by the schema tests.
+            payload: serde_json::to_vec(payload).unwrap_or_default(),
+            kind: kind.into(),
+            priority: Priority::Attendance,
+            retain: false,
+            created_ms: at_ms,
+            expires_ms: Some(at_ms + self.expiry_ms),
+        }
+    }
+
     fn state_message(&self, state: &AlertState, now_ms: i64) -> NewMessage {
         NewMessage {
             topic: self.site.topics.alert(&state.alert_id),
@@ -156,10 +209,17 @@ impl AlertContext {
             .query_row("SELECT payload FROM alerts WHERE alert_id = ?1", params![cmd.alert_id], |r| r.get(0))
             .optional()?;
         match current.and_then(|p| serde_json::from_str::<AlertState>(&p).ok()) {
-            None => result.error = Some(format!("no alert `{}` on this kiosk", cmd.alert_id)),
+            None => {
+                result.error =
+                    Some(format!("no alert `{}` on this kiosk / 이 키오스크에 그런 알림이 없습니다", cmd.alert_id))
+            }
             Some(state) if !self.staff.iter().any(|s| s == &cmd.by) => {
                 result.state = Some(state.state);
-                result.error = Some(format!("`{}` is not a staff id allowed to {} alerts", cmd.by, action.name()));
+                result.error = Some(format!(
+                    "`{}` is not a staff id allowed to {} alerts (fever.staff) / 알림을 처리할 수 있는 교직원이 아닙니다",
+                    cmd.by,
+                    action.name()
+                ));
             }
             Some(mut state) => {
                 let allowed = matches!(
@@ -180,6 +240,8 @@ impl AlertContext {
                             state.resolved_by = Some(cmd.by.clone());
                             state.resolved_at = when;
                         }
+                        // Not an alert action: `allowed` is false for it.
+                        Action::Thermometer => {}
                     }
                     state.updated_at = self.site.ts(now_ms);
                     let state_name =
@@ -191,7 +253,13 @@ impl AlertContext {
                     tally.enqueue(&tx, &self.state_message(&state, now_ms), self.capacity, now_ms)?;
                     result.ok = true;
                 } else {
-                    result.error = Some(format!("alert is already {:?}", state.state).to_lowercase());
+                    let ko = match state.state {
+                        AlertStateKind::Active => "이미 활성 상태인 알림입니다",
+                        AlertStateKind::Silenced => "이미 알림음을 끈 알림입니다",
+                        AlertStateKind::Resolved => "이미 해결된 알림입니다",
+                    };
+                    let en = format!("alert is already {:?}", state.state).to_lowercase();
+                    result.error = Some(format!("{en} / {ko}"));
                 }
                 result.state = Some(state.state);
             }
@@ -217,13 +285,14 @@ impl AlertContext {
             state: None,
             error: Some(format!(
                 "conflict: request_id `{request_id}` was already used for a different command; \
-                 nothing was done, send this one with a new request_id"
+                 nothing was done, send this one with a new request_id / \
+                 이미 다른 명령에 쓰인 request_id입니다: 아무것도 하지 않았으니 새 request_id로 보내세요"
             )),
             ts: self.site.ts(now_ms),
         }
     }
 
-    fn result_message(&self, result: &CommandResult, now_ms: i64) -> NewMessage {
+    pub(crate) fn result_message(&self, result: &CommandResult, now_ms: i64) -> NewMessage {
         NewMessage {
             topic: self.site.topics.command_result(),
             payload: serde_json::to_vec(result).unwrap_or_default(),
@@ -374,6 +443,7 @@ impl CommandStage {
                 Some(t) if t.center == site.center && t.kiosk == site.kiosk => match t.kind {
                     Kind::Command(CommandTopic::Silence) => Action::Silence,
                     Kind::Command(CommandTopic::Resolve) => Action::Resolve,
+                    Kind::Command(CommandTopic::Thermometer) => Action::Thermometer,
                     _ => continue,
                 },
                 _ => continue,
@@ -445,6 +515,9 @@ impl CommandStage {
     /// unanswered. Only [`CommandStage::handle_message`]'s gate should call it for messages.
     pub fn handle(&self, action: Action, payload: &[u8]) -> Result<Option<CommandResult>, StoreError> {
         let now_ms = Timestamp::now().as_millisecond();
+        if action == Action::Thermometer {
+            return self.handle_thermometer(payload, now_ms);
+        }
         let command = match serde_json::from_slice::<Command>(payload) {
             Ok(cmd)
                 if cmd.alert_id.len() <= 64
@@ -453,8 +526,11 @@ impl CommandStage {
             {
                 Ok(cmd)
             }
-            Ok(_) => Err("alert_id, by or request_id is too long".to_string()),
-            Err(e) => Err(format!("not a command: {e}; expected {{\"alert_id\", \"by\", \"request_id\"}}")),
+            Ok(_) => Err("alert_id, by or request_id is too long / alert_id, by, request_id 중 너무 긴 값이 있습니다"
+                .to_string()),
+            Err(e) => Err(format!(
+                "not a command: {e}; expected {{\"alert_id\", \"by\", \"request_id\"}} / 명령 형식이 아닙니다"
+            )),
         };
         if command.is_err() && !self.malformed.take(now_ms) {
             self.outbox.health().mqtt_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -472,11 +548,37 @@ impl CommandStage {
         self.outbox.after_enqueue(tally);
         Ok(Some(result))
     }
+
+    /// A staff thermometer value (`cmd/thermometer`), answered like the alert commands.
+    fn handle_thermometer(&self, payload: &[u8], now_ms: i64) -> Result<Option<CommandResult>, StoreError> {
+        let action = Action::Thermometer;
+        let command = crate::remeasure::ThermometerCommand::parse(payload);
+        if command.is_err() && !self.malformed.take(now_ms) {
+            self.outbox.health().mqtt_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(None);
+        }
+        let mut conn = self.outbox.store().lock()?;
+        let mut tally = Tally::default();
+        let result = match command {
+            Ok(cmd) => crate::remeasure::apply_thermometer(&self.context, &mut conn, &cmd, now_ms, &mut tally)?,
+            Err(error) => self.context.malformed(&conn, action, error, now_ms, &mut tally)?,
+        };
+        refresh_active_count(&conn, self.outbox.health());
+        drop(conn);
+        info!(ok = result.ok, error = ?result.error, alert = ?result.alert_id, "thermometer entry handled");
+        self.outbox.after_enqueue(tally);
+        Ok(Some(result))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether a staff-facing text has its Korean half.
+    fn korean(text: &str) -> bool {
+        text.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c))
+    }
     use dolbom_contract::Role;
 
     fn setup() -> (tempfile::TempDir, crate::store::Store, AlertContext) {
@@ -484,7 +586,14 @@ mod tests {
         let store = crate::store::Store::open(&dir.path().join("k.db")).expect("store");
         let site =
             crate::site::SiteConfig { center_id: "c".into(), kiosk_id: "k".into(), timezone: "Asia/Seoul".into() };
-        let ctx = AlertContext { site: site.build().expect("site"), staff: vec!["kim".into()], capacity: 100 };
+        let ctx = AlertContext {
+            site: site.build().expect("site"),
+            staff: vec!["kim".into()],
+            capacity: 100,
+            threshold_c: 37.5,
+            settle_within_ms: 1_800_000,
+            expiry_ms: 3_600_000,
+        };
         (dir, store, ctx)
     }
 
@@ -604,6 +713,7 @@ mod tests {
         ] {
             let r = stage.handle_message(&topic, Action::Silence, &payload).expect("handled").expect("answered");
             assert!(!r.ok && r.error.as_deref().unwrap_or("").starts_with(reason), "{what}: {r:?}");
+            assert!(korean(r.error.as_deref().unwrap_or("")), "staff read it in Korean too: {what}: {r:?}");
             assert_eq!(r.alert_id.as_deref(), named.map(|n| n.0), "{what}");
             assert_eq!(r.request_id.as_deref(), named.map(|n| n.1), "{what}");
         }
@@ -653,6 +763,7 @@ mod tests {
             let r = ctx.apply(&mut conn, action, &c, 3, &mut Tally::default()).expect("apply");
             assert!(!r.ok, "{what}: {r:?}");
             assert!(r.error.as_deref().unwrap_or("").starts_with("conflict"), "{what}: {r:?}");
+            assert!(korean(r.error.as_deref().unwrap_or("")), "{what}: {r:?}");
             assert_eq!(r.request_id.as_deref(), Some("r1"));
         }
         let states: Vec<(String, AlertStateKind)> =

@@ -69,7 +69,14 @@ pub enum KioskError {
 /// The alert context a kiosk's config describes for its site (the daemon and `dolbom alerts`
 /// share it).
 pub fn alert_context(config: &Config, site: Site) -> AlertContext {
-    AlertContext { site, staff: config.fever.staff.clone(), capacity: config.state.outbox_capacity }
+    AlertContext {
+        site,
+        staff: config.fever.staff.clone(),
+        capacity: config.state.outbox_capacity,
+        threshold_c: config.fever.threshold_c,
+        settle_within_ms: (config.fever.settle_within_mins * 60_000) as i64,
+        expiry_ms: (config.mqtt.publish.event_expiry_minutes * 60_000) as i64,
+    }
 }
 
 /// Runs the daemon until it is told to stop. Start-up problems (config, models, database) are
@@ -220,7 +227,6 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         outbox: outbox.clone(),
         expiry_ms: (config.mqtt.publish.event_expiry_minutes * 60_000) as i64,
         alerts: alerts.clone(),
-        threshold_c: config.fever.threshold_c,
         screening_on,
         disk,
         waiting_capacity: config.state.waiting_capacity,

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tracing::{error, info, info_span, warn};
 
 use dolbom_contract::{
-    self as contract, AttendanceEvent, CheckInMethod, FeverEvent, PersonRef, TemperatureStatus, VisitorEvent,
+    self as contract, AttendanceEvent, AttendanceKind, CheckInMethod, PersonRef, TemperatureStatus, VisitorEvent,
 };
 
 use crate::alerts::{AlertContext, NewAlert};
@@ -31,7 +31,6 @@ pub struct EventStage {
     /// How long an event stays worth delivering (MQTT v5 message expiry).
     pub expiry_ms: i64,
     pub alerts: AlertContext,
-    pub threshold_c: f32,
     /// Fever screening runs on this kiosk: a check-in without a face is then "not measured",
     /// not "screening off".
     pub screening_on: bool,
@@ -42,6 +41,9 @@ pub struct EventStage {
 
 /// How often sightings waiting for the disk are tried again when no new one comes.
 const RETRY_EVERY: Duration = Duration::from_secs(2);
+
+/// How often open re-measures are checked against `fever.settle_within_mins`.
+const EXPIRE_EVERY: Duration = Duration::from_secs(5);
 
 impl EventStage {
     /// Records sightings in the order they come. One that cannot be written for a reason that
@@ -56,6 +58,7 @@ impl EventStage {
         let mut retry = tokio::time::interval(RETRY_EVERY);
         // The watchdog's sign of life, also while nobody walks up for hours.
         let mut heartbeat = tokio::time::interval(Duration::from_secs(1));
+        let mut expiry = tokio::time::interval(EXPIRE_EVERY);
         while open || !waiting.is_empty() {
             health.beat("event");
             tokio::select! {
@@ -65,6 +68,16 @@ impl EventStage {
                 },
                 _ = retry.tick(), if !waiting.is_empty() => {}
                 _ = heartbeat.tick() => continue,
+                _ = expiry.tick(), if stage.disk.has_room() => {
+                    let s = stage.clone();
+                    match tokio::task::spawn_blocking(move || s.expire_open()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => warn!(error = %e, "open re-measures not checked for their deadline; tried again"),
+                        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Err(e) => warn!(error = %e, "checking re-measure deadlines was cancelled"),
+                    }
+                    continue;
+                }
             }
             let stuck = stage.record_waiting(&mut waiting).await;
             health.events_waiting.store(waiting.len() as u64, Ordering::Relaxed);
@@ -156,6 +169,13 @@ impl EventStage {
                 if s.method == CheckInMethod::Face {
                     crate::recognition::record(&tx, id, *confidence, s.captured_ms)?;
                 }
+                let day = attendance::day_of(at, &self.site.tz);
+                let who = PersonRef { id: id.clone(), role: *role };
+                // A later measured reading settles an open re-measure, also when the attendance
+                // cooldown makes this sighting no event of its own.
+                if let Some(msg) = self.settle_open(&tx, &who, &day, s)? {
+                    queued.push(msg);
+                }
                 if let Some(kind) = attendance::record_sighting(&tx, &self.policy, id, at)? {
                     let event = AttendanceEvent {
                         schema: contract::ATTENDANCE_SCHEMA.into(),
@@ -172,6 +192,10 @@ impl EventStage {
                         method: s.method,
                     };
                     info!(event_id = %event.event_id, person = %id, kind = ?kind, method = ?s.method, ts = %event.ts, temperature = ?temperature_c, "attendance event");
+                    if kind == AttendanceKind::Arrival && temperature_status == TemperatureStatus::Remeasure {
+                        // The parent's text waits for the settled value (or the deadline).
+                        crate::remeasure::open(&tx, event.event_id, &who, &day, s.captured_ms)?;
+                    }
                     queued.push(self.message(
                         self.site.topics.attendance(),
                         "attendance",
@@ -217,27 +241,7 @@ impl EventStage {
             };
             if let Some(alert) = self.alerts.raise(&tx, new, now_ms, &mut tally)? {
                 raised = true;
-                let event = FeverEvent {
-                    schema: contract::FEVER_SCHEMA.into(),
-                    event_id: contract::new_event_id(),
-                    center: self.site.center.clone(),
-                    kiosk: self.site.kiosk.clone(),
-                    ts: ts.clone(),
-                    alert_id: alert.alert_id.clone(),
-                    person,
-                    track_id: s.track_id,
-                    temperature_c: celsius,
-                    threshold_c: self.threshold_c,
-                    message: contract::FEVER_MESSAGE.into(),
-                };
-                warn!(alert_id = %alert.alert_id, temperature = celsius, subject = %subject, "fever alert: {}", contract::FEVER_MESSAGE);
-                queued.push(self.message(
-                    self.site.topics.fever(),
-                    "fever",
-                    Priority::Attendance,
-                    &event,
-                    s.captured_ms,
-                ));
+                queued.push(self.alerts.fever_message(&alert, person, s.track_id, celsius, s.captured_ms, false));
             }
         }
         for msg in &queued {
@@ -250,6 +254,42 @@ impl EventStage {
         drop(conn);
         self.outbox.after_enqueue(tally);
         Ok(queued)
+    }
+
+    /// Settles the person's open re-measure of `day` with this sighting's reading, if it is a
+    /// measured normal or elevated one; the `event/temperature` message to queue.
+    fn settle_open(
+        &self,
+        conn: &rusqlite::Connection,
+        who: &PersonRef,
+        day: &str,
+        s: &Sighting,
+    ) -> Result<Option<NewMessage>, StoreError> {
+        let Some(Decision::Measured { celsius, screening, .. }) = s.temperature else { return Ok(None) };
+        let status = match screening {
+            Screening::Normal => TemperatureStatus::Normal,
+            Screening::Elevated => TemperatureStatus::Elevated,
+            Screening::Remeasure => return Ok(None),
+        };
+        let Some(open) = crate::remeasure::find_open(conn, &who.id, day)? else { return Ok(None) };
+        let settling = crate::remeasure::Settling {
+            celsius,
+            status,
+            site: temperature_site(s.temperature.as_ref()),
+            method: contract::SettleMethod::Kiosk,
+            by: None,
+            at_ms: s.captured_ms,
+        };
+        Ok(crate::remeasure::settle(conn, &self.alerts, &open, &settling)?.map(|(_, msg)| msg))
+    }
+
+    /// Closes the re-measures nobody settled in time, each with its `event/temperature`.
+    fn expire_open(&self) -> Result<usize, StoreError> {
+        let now_ms = Timestamp::now().as_millisecond();
+        let mut tally = Tally::default();
+        let expired = crate::remeasure::expire(&mut *self.outbox.store().lock()?, &self.alerts, now_ms, &mut tally)?;
+        self.outbox.after_enqueue(tally);
+        Ok(expired.len())
     }
 
     fn message(
@@ -342,12 +382,18 @@ mod tests {
         let policy = crate::attendance::AttendanceConfig::default().build(site.tz.clone()).expect("policy");
         let disk = Arc::new(DiskWatch::new(dir.path(), 1));
         let stage = EventStage {
-            alerts: AlertContext { site: site.clone(), staff: Vec::new(), capacity: 1000 },
+            alerts: AlertContext {
+                site: site.clone(),
+                staff: Vec::new(),
+                capacity: 1000,
+                threshold_c: 37.5,
+                settle_within_ms: 1_800_000,
+                expiry_ms: 3_600_000,
+            },
             site,
             policy,
             outbox,
             expiry_ms: 3_600_000,
-            threshold_c: 37.5,
             screening_on,
             disk: disk.clone(),
             waiting_capacity,

@@ -28,6 +28,7 @@ pub mod outbox;
 pub mod pin;
 pub mod pin_tries;
 pub mod recognition;
+pub mod remeasure;
 pub mod retention;
 pub mod screening;
 pub mod shutdown;

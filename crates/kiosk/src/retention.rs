@@ -110,6 +110,13 @@ pub fn sweep_batch(
             params![cutoff, BATCH],
         )? as u64;
     }
+    // Closed re-measures (remeasure.rs) go with the alerts; open ones close by themselves within
+    // fever.settle_within_mins. What one batch leaves, the next sweep takes.
+    tx.execute(
+        "DELETE FROM remeasures WHERE rowid IN
+             (SELECT rowid FROM remeasures WHERE state != 'open' AND opened_ms < ?1 LIMIT ?2)",
+        params![now_ms - i64::from(cfg.alerts_days) * DAY_MS, BATCH],
+    )?;
     tx.commit()?;
     Ok(Swept { commands: counts[0], alerts: counts[1], attendance: counts[2] })
 }

@@ -164,6 +164,18 @@ CREATE TABLE IF NOT EXISTS command_nonces (
 CREATE TABLE IF NOT EXISTS pin_wrong (
     at_ms INTEGER NOT NULL
 );
+-- Arrivals asked to re-measure (remeasure.rs): open until a later reading or a staff
+-- thermometer value settles them, or fever.settle_within_mins passes (unsettled).
+CREATE TABLE IF NOT EXISTS remeasures (
+    arrival_event_id TEXT PRIMARY KEY,
+    day              TEXT    NOT NULL,
+    person           TEXT    NOT NULL,
+    role             TEXT    NOT NULL,
+    opened_ms        INTEGER NOT NULL,
+    state            TEXT    NOT NULL,
+    closed_ms        INTEGER
+);
+CREATE INDEX IF NOT EXISTS remeasures_open ON remeasures (state, person, day);
 CREATE TABLE IF NOT EXISTS commands (
     request_id TEXT PRIMARY KEY,
     result     TEXT NOT NULL,

@@ -76,10 +76,41 @@ pub struct RelaySettings {
     /// the directory changes, if they are at most this old (0: never).
     #[serde(default = "default_replan")]
     pub replan_unknown_minutes: u64,
+    /// An arrival whose reading was `remeasure` is held until the kiosk's `event/temperature`
+    /// settles it (then one text with the settled value), or at most this long after its capture
+    /// (then the text says the check was not completed). Longer than the kiosk's
+    /// `fever.settle_within_mins`, whose own deadline normally comes first; under
+    /// `max_event_age_minutes`, so the held text is not stale when it goes. Unset: 45, or one
+    /// minute under `max_event_age_minutes` when that is shorter (a relay.toml written before
+    /// this key existed keeps loading); read it through [`RelaySettings::hold_remeasure`].
+    #[serde(default)]
+    pub hold_remeasure_minutes: Option<u64>,
+}
+
+/// The hold when `relay.hold_remeasure_minutes` is not set and `max_event_age_minutes` allows it.
+pub const DEFAULT_HOLD_REMEASURE_MINUTES: u64 = 45;
+
+impl RelaySettings {
+    /// Whether `relay.topics` receives the kiosks' `event/temperature`. A relay.toml from before
+    /// the re-measure flow that lists its topics may not: then every held arrival waits the whole
+    /// `hold_remeasure_minutes` and is texted "not completed", with no other sign.
+    pub fn hears_temperature(&self) -> bool {
+        use dolbom_contract::{topics::filter_all, Kind};
+        let sample = filter_all(Kind::Temperature).replace('+', "center");
+        self.topics.iter().any(|f| filter_matches(f, &sample))
+    }
+
+    /// `relay.hold_remeasure_minutes`, or its default under this file's `max_event_age_minutes`.
+    pub fn hold_remeasure(&self) -> u64 {
+        self.hold_remeasure_minutes
+            .unwrap_or_else(|| DEFAULT_HOLD_REMEASURE_MINUTES.min(self.max_event_age_minutes.saturating_sub(1)).max(1))
+    }
 }
 
 fn default_topics() -> Vec<String> {
-    vec![dolbom_contract::topics::filter_all(dolbom_contract::Kind::Attendance)]
+    use dolbom_contract::{topics::filter_all, Kind};
+    // Settled re-measures are what a held arrival's text waits for.
+    vec![filter_all(Kind::Attendance), filter_all(Kind::Temperature)]
 }
 fn default_max_age() -> u64 {
     120
@@ -112,6 +143,20 @@ fn default_replan() -> u64 {
     60
 }
 
+/// Whether the MQTT topic filter `filter` (`+` one level, `#` the rest) matches `topic`.
+fn filter_matches(filter: &str, topic: &str) -> bool {
+    let mut levels = topic.split('/');
+    for f in filter.split('/') {
+        match (f, levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (f, Some(t)) if f == t => {}
+            _ => return false,
+        }
+    }
+    levels.next().is_none()
+}
+
 /// Each number's allowed range: a typo (a missing unit, an extra zero) is named at start-up
 /// instead of turning into a relay that never retries, or texts yesterday's arrivals.
 fn check_numbers(r: &RelaySettings) -> Result<(), String> {
@@ -133,7 +178,12 @@ fn check_numbers(r: &RelaySettings) -> Result<(), String> {
     within("retention_days", r.retention_days.into(), 1, 3_650)?;
     within("max_clock_skew_seconds", r.max_clock_skew_seconds.into(), 0, 3_600)?;
     within("directory_poll_seconds", r.directory_poll_seconds.into(), 1, 3_600)?;
-    within("replan_unknown_minutes", r.replan_unknown_minutes.into(), 0, age.min(1_440))
+    within("replan_unknown_minutes", r.replan_unknown_minutes.into(), 0, age.min(1_440))?;
+    // Only a value the file sets can be wrong; the default fits under max_event_age_minutes.
+    match r.hold_remeasure_minutes {
+        Some(hold) => within("hold_remeasure_minutes", hold.into(), 1, (age - 1).clamp(1, 720)),
+        None => Ok(()),
+    }
 }
 
 impl RelayFile {
@@ -159,6 +209,15 @@ impl RelayFile {
             return Err(err("`relay.share_group` must be a plain name".into()));
         }
         check_numbers(r).map_err(err)?;
+        if !r.hears_temperature() {
+            tracing::warn!(
+                config = %path.display(),
+                topics = ?r.topics,
+                "relay.topics does not cover dolbom/v1/+/+/event/temperature: arrivals asked to re-measure will \
+                 wait relay.hold_remeasure_minutes and be texted \"not completed\"; add it to relay.topics \
+                 (relay.topics에 event/temperature가 없어 재측정 등원 문자가 '측정 미완료'로 나갑니다)"
+            );
+        }
         match (&r.database, &r.postgres) {
             (Some(_), None) | (None, Some(_)) => {}
             _ => {
@@ -472,7 +531,10 @@ mod tests {
     #[test]
     fn a_minimal_file_loads() {
         let file = load(BASE).expect("loads");
-        assert_eq!(file.relay.topics, vec!["dolbom/v1/+/+/event/attendance".to_string()]);
+        assert_eq!(
+            file.relay.topics,
+            ["dolbom/v1/+/+/event/attendance", "dolbom/v1/+/+/event/temperature"].map(String::from).to_vec()
+        );
         assert_eq!(file.instance(), "dolbom-relay");
     }
 
@@ -505,6 +567,7 @@ mod tests {
             ("max_clock_skew_seconds", &["3601", "-1"]),
             ("directory_poll_seconds", &["0", "3601"]),
             ("replan_unknown_minutes", &["121", "1441", "-1"]),
+            ("hold_remeasure_minutes", &["0", "120", "-1"]),
         ];
         for (key, values) in cases {
             for v in values {
@@ -523,5 +586,43 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("`provider.timeout_ms`"), "{err}");
+    }
+
+    /// Listed topics without `event/temperature` are what an older relay.toml has: noticed.
+    #[test]
+    fn topics_without_temperature_are_noticed() {
+        let with = |topics: &str| {
+            let text = BASE.replace("[provider]", &format!("topics = {topics}\n\n[provider]"));
+            load(&text).expect("loads").relay.hears_temperature()
+        };
+        assert!(load(BASE).expect("defaults").relay.hears_temperature());
+        assert!(!with(r#"["dolbom/v1/+/+/event/attendance", "dolbom/v1/+/+/event/fever"]"#));
+        assert!(with(r#"["dolbom/v1/+/+/event/attendance", "dolbom/v1/+/+/event/temperature"]"#));
+        assert!(with(r#"["dolbom/v1/#"]"#));
+        assert!(with(r#"["dolbom/v1/+/+/event/+"]"#));
+        assert!(!with(r#"["dolbom/v1/+/+/event/temperature/x"]"#));
+        assert!(!with(r#"["dolbom/v1/+/+/event"]"#));
+    }
+
+    /// A relay.toml from before `hold_remeasure_minutes` existed, with a short
+    /// `max_event_age_minutes`, still loads: the unset hold fits under it. A value the file sets
+    /// is still checked against it, by name.
+    #[test]
+    fn the_hold_default_fits_under_a_short_max_event_age() {
+        let with = |keys: &str| BASE.replace("[provider]", &format!("{keys}\n\n[provider]"));
+        assert_eq!(load(BASE).expect("defaults").relay.hold_remeasure(), 45);
+        // (replan_unknown_minutes is set: its own default, 60, is refused under a 30-minute age.)
+        let older = "max_event_age_minutes = 30\nreplan_unknown_minutes = 10";
+        let file = load(&with(older)).expect("an older relay.toml keeps loading");
+        assert_eq!(file.relay.hold_remeasure(), 29);
+        let file = load(&with("max_event_age_minutes = 1\nreplan_unknown_minutes = 0")).expect("the shortest age");
+        assert_eq!(file.relay.hold_remeasure(), 1);
+        let err = load(&with(&format!("{older}\nhold_remeasure_minutes = 45")))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("`relay.hold_remeasure_minutes`"), "{err}");
+        let file = load(&with(&format!("{older}\nhold_remeasure_minutes = 20"))).expect("set and fitting");
+        assert_eq!(file.relay.hold_remeasure(), 20);
     }
 }

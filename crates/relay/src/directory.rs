@@ -287,6 +287,15 @@ fn check_center(c: &Center) -> Result<String, String> {
     Ok(sender)
 }
 
+/// The built-in fever text for a value staff took with a thermometer: no "confirm with a
+/// thermometer", it is one.
+pub fn thermometer_fever_template(lang: &str) -> &'static str {
+    match lang {
+        "en" => "[{center}] {name}: thermometer reading{temperature} at {time}, at or above the fever threshold. The center will contact you.",
+        _ => "[{center}] {name} 어린이의 체온계 측정 체온이 발열 기준 이상입니다{temperature} ({time}). 어린이집에서 연락드리겠습니다.",
+    }
+}
+
 /// The built-in texts. `{center}`, `{name}`, `{time}` (HH:MM in the center's zone) and
 /// `{temperature}` (empty, or " (체온 36.5℃)" / " (temperature 36.5°C)") are filled in.
 pub fn default_template(lang: &str, notice: Notice) -> &'static str {
@@ -300,7 +309,37 @@ pub fn default_template(lang: &str, notice: Notice) -> &'static str {
     }
 }
 
-pub fn render(center: &Center, lang: &str, notice: Notice, name: &str, time: &str, temperature: Option<f32>) -> String {
+/// What a text says about the temperature, in its `{temperature}` placeholder.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TemperatureNote {
+    /// Nothing: not measured, or no settled value.
+    None,
+    /// A settled value (or a fever notice's own reading).
+    Value(f32),
+    /// A settled value at or above the threshold, with the screening's own caution.
+    Elevated(f32),
+    /// The kiosk asked to re-measure and no value came in time: a teacher checks.
+    NotCompleted,
+    /// A value staff took with a thermometer: said as such, never "confirm with a thermometer".
+    Thermometer(f32),
+    /// A thermometer value at or above the threshold.
+    ThermometerElevated(f32),
+}
+
+impl From<Option<f32>> for TemperatureNote {
+    fn from(t: Option<f32>) -> Self {
+        t.map_or(TemperatureNote::None, TemperatureNote::Value)
+    }
+}
+
+pub fn render(
+    center: &Center,
+    lang: &str,
+    notice: Notice,
+    name: &str,
+    time: &str,
+    temperature: impl Into<TemperatureNote>,
+) -> String {
     let key = format!(
         "{lang}.{}",
         match notice {
@@ -309,11 +348,40 @@ pub fn render(center: &Center, lang: &str, notice: Notice, name: &str, time: &st
             Notice::Fever => "fever",
         }
     );
-    let template = center.templates.get(&key).map(String::as_str).unwrap_or_else(|| default_template(lang, notice));
+    let temperature = temperature.into();
+    let thermometer_fever = notice == Notice::Fever && matches!(temperature, TemperatureNote::ThermometerElevated(_));
+    let template = center.templates.get(&key).map(String::as_str).unwrap_or_else(|| {
+        if thermometer_fever {
+            thermometer_fever_template(lang)
+        } else {
+            default_template(lang, notice)
+        }
+    });
     let temp = match (temperature, lang) {
-        (Some(t), "en") => format!(" (temperature {t:.1}°C)"),
-        (Some(t), _) => format!(" (체온 {t:.1}℃)"),
-        (None, _) => String::new(),
+        (TemperatureNote::Value(t), "en") => format!(" (temperature {t:.1}°C)"),
+        (TemperatureNote::Value(t), _) => format!(" (체온 {t:.1}℃)"),
+        (TemperatureNote::Elevated(t), "en") => {
+            format!(" (temperature {t:.1}°C, elevated — confirm with a thermometer; the center will contact you)")
+        }
+        (TemperatureNote::Elevated(t), _) => {
+            format!(" (체온 {t:.1}℃, 높게 측정됨 — 체온계로 확인 후 연락드리겠습니다)")
+        }
+        (TemperatureNote::NotCompleted, "en") => {
+            " The temperature check was not completed; a teacher will check it.".to_string()
+        }
+        (TemperatureNote::NotCompleted, _) => " 체온 측정이 완료되지 않아 선생님이 확인할 예정입니다.".to_string(),
+        // A fever notice's own wording already says what the value means.
+        (TemperatureNote::ThermometerElevated(t), "en") if notice == Notice::Fever => format!(" ({t:.1} °C)"),
+        (TemperatureNote::ThermometerElevated(t), _) if notice == Notice::Fever => format!(" ({t:.1}℃)"),
+        (TemperatureNote::Thermometer(t), "en") => format!(" (thermometer reading {t:.1} °C)"),
+        (TemperatureNote::Thermometer(t), _) => format!(" (체온계로 측정한 체온 {t:.1}℃)"),
+        (TemperatureNote::ThermometerElevated(t), "en") => {
+            format!(" (thermometer reading {t:.1} °C, at or above the fever threshold; the center will contact you)")
+        }
+        (TemperatureNote::ThermometerElevated(t), _) => {
+            format!(" (체온계로 측정한 체온 {t:.1}℃, 발열 기준 이상 — 어린이집에서 연락드리겠습니다)")
+        }
+        (TemperatureNote::None, _) => String::new(),
     };
     fill(template, |key| match key {
         "center" => Some(clean(&center.name)),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dolbom_backoff::Backoff;
-use dolbom_contract::{AttendanceKind, Kind, PersonRef, Role, TemperatureStatus, Topic};
+use dolbom_contract::{AttendanceKind, Kind, PersonRef, Role, SettleMethod, TemperatureKind, TemperatureStatus, Topic};
 use dolbom_mqtt::{Protocol, Session, SessionEvent};
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::config::{RelayFile, RelaySettings};
 use crate::directory::SharedDirectory;
-use crate::directory::{self, Directory, Notice};
+use crate::directory::{self, Directory, Notice, TemperatureNote};
 use crate::printable::visible;
 use crate::store::{self, Delivery, RelayStore};
 use crate::{now_ms, sms};
@@ -36,11 +36,16 @@ pub struct Plan {
     /// Set (to the capture time) when the directory has no such child: the event is kept to be
     /// planned again if the child is added soon.
     pub unknown_child_ms: Option<i64>,
+    /// Set (to the capture time) for an arrival whose reading was `remeasure`: its texts wait
+    /// for the kiosk's `event/temperature`, or `relay.hold_remeasure_minutes`.
+    pub held_ms: Option<i64>,
+    /// For an `event/temperature`: the held arrival it closes, and what its text says.
+    pub settles: Option<(String, TemperatureNote)>,
 }
 
 impl Plan {
     fn nothing(event_id: String, outcome: String) -> Self {
-        Self { event_id, outcome, deliveries: Vec::new(), unknown_child_ms: None }
+        Self { event_id, outcome, deliveries: Vec::new(), unknown_child_ms: None, held_ms: None, settles: None }
     }
 }
 
@@ -52,9 +57,13 @@ struct Textable {
     person: Option<PersonRef>,
     ts: String,
     temperature_c: Option<f32>,
-    /// The temperature the text may carry: only a settled one (normal or elevated). A
+    /// What the text may say of the temperature: only a settled value (normal or elevated). A
     /// `remeasure` reading is a question still open, never told to a parent as a value.
-    settled_c: Option<f32>,
+    note: TemperatureNote,
+    /// An arrival asked to re-measure: held for the settled value.
+    remeasure: bool,
+    /// For an `event/temperature`: the arrival it closes.
+    settles: Option<String>,
 }
 
 /// What the relay reads of an attendance or fever event: the fields it uses, in the contract's
@@ -75,6 +84,29 @@ struct EventView {
     temperature_c: Option<f32>,
     #[serde(default, deserialize_with = "lenient")]
     temperature_status: Option<TemperatureStatus>,
+    /// A fever event's wording: a staff thermometer value's is its own.
+    #[serde(default, deserialize_with = "lenient")]
+    message: Option<String>,
+}
+
+/// What the relay reads of an `event/temperature`.
+#[derive(Deserialize)]
+struct TemperatureView {
+    schema: String,
+    event_id: Uuid,
+    center: String,
+    ts: String,
+    #[serde(default, deserialize_with = "lenient")]
+    kind: Option<TemperatureKind>,
+    #[serde(default)]
+    person: Option<PersonView>,
+    arrival_event_id: Uuid,
+    #[serde(default, deserialize_with = "lenient")]
+    temperature_c: Option<f32>,
+    #[serde(default, deserialize_with = "lenient")]
+    temperature_status: Option<TemperatureStatus>,
+    #[serde(default, deserialize_with = "lenient")]
+    method: Option<SettleMethod>,
 }
 
 #[derive(Deserialize)]
@@ -98,6 +130,7 @@ fn read(topic: &Topic, payload: &[u8]) -> Result<Result<Textable, Plan>, String>
     let (name, schema) = match topic.kind {
         Kind::Attendance => ("attendance", dolbom_contract::ATTENDANCE_SCHEMA),
         Kind::Fever => ("fever", dolbom_contract::FEVER_SCHEMA),
+        Kind::Temperature => return read_temperature(payload),
         _ => {
             // Recorded by id, so a subscription that is too wide shows in the record, not in texts.
             let id = event_id(payload)?;
@@ -124,11 +157,69 @@ fn read(topic: &Topic, payload: &[u8]) -> Result<Result<Textable, Plan>, String>
     let person = e.person.and_then(|p| Some(PersonRef { role: p.role?, id: p.id }));
     // A fever event's value is the elevated reading itself; an attendance event's only when
     // settled (a status this relay does not know is not assumed settled).
-    let settled_c = match (&notice, e.temperature_status) {
-        (Notice::Fever, _) | (_, Some(TemperatureStatus::Normal | TemperatureStatus::Elevated)) => e.temperature_c,
-        _ => None,
+    let note = match (&notice, e.temperature_status) {
+        (Notice::Fever, _) if e.message.as_deref() == Some(dolbom_contract::FEVER_MESSAGE_THERMOMETER) => {
+            e.temperature_c.map_or(TemperatureNote::None, TemperatureNote::ThermometerElevated)
+        }
+        (Notice::Fever, _) | (_, Some(TemperatureStatus::Normal)) => e.temperature_c.into(),
+        (_, Some(TemperatureStatus::Elevated)) => {
+            e.temperature_c.map_or(TemperatureNote::None, TemperatureNote::Elevated)
+        }
+        _ => TemperatureNote::None,
     };
-    Ok(Ok(Textable { event_id, notice, center: e.center, person, ts: e.ts, temperature_c: e.temperature_c, settled_c }))
+    let remeasure = notice == Notice::Arrival && e.temperature_status == Some(TemperatureStatus::Remeasure);
+    Ok(Ok(Textable {
+        event_id,
+        notice,
+        center: e.center,
+        person,
+        ts: e.ts,
+        temperature_c: e.temperature_c,
+        note,
+        remeasure,
+        settles: None,
+    }))
+}
+
+/// Reads an `event/temperature`: which held arrival it closes, and with what.
+fn read_temperature(payload: &[u8]) -> Result<Result<Textable, Plan>, String> {
+    let e: TemperatureView = match serde_json::from_slice(payload) {
+        Ok(e) => e,
+        Err(error) => {
+            let id = event_id(payload)?;
+            return Ok(Err(Plan::nothing(id, format!("not a valid temperature event: {error}"))));
+        }
+    };
+    let event_id = e.event_id.to_string();
+    if e.schema != dolbom_contract::TEMPERATURE_SCHEMA {
+        return Ok(Err(Plan::nothing(event_id, format!("schema `{}` not understood", visible(&e.schema)))));
+    }
+    // A thermometer value is told as one: it needs no "confirm with a thermometer".
+    let thermometer = e.method == Some(SettleMethod::Thermometer);
+    let note = match (e.kind, e.temperature_status, e.temperature_c) {
+        (Some(TemperatureKind::Settled), Some(TemperatureStatus::Normal), Some(t)) if thermometer => {
+            TemperatureNote::Thermometer(t)
+        }
+        (Some(TemperatureKind::Settled), Some(TemperatureStatus::Elevated), Some(t)) if thermometer => {
+            TemperatureNote::ThermometerElevated(t)
+        }
+        (Some(TemperatureKind::Settled), Some(TemperatureStatus::Normal), Some(t)) => TemperatureNote::Value(t),
+        (Some(TemperatureKind::Settled), Some(TemperatureStatus::Elevated), Some(t)) => TemperatureNote::Elevated(t),
+        // Unsettled, or settled in a way this relay does not know: no value is told.
+        _ => TemperatureNote::NotCompleted,
+    };
+    let person = e.person.and_then(|p| Some(PersonRef { role: p.role?, id: p.id }));
+    Ok(Ok(Textable {
+        event_id,
+        notice: Notice::Arrival,
+        center: e.center,
+        person,
+        ts: e.ts,
+        temperature_c: e.temperature_c,
+        note,
+        remeasure: false,
+        settles: Some(e.arrival_event_id.to_string()),
+    }))
 }
 
 /// The event id of a payload that is not otherwise readable, to record it under.
@@ -148,6 +239,18 @@ pub fn plan(
     dir: &Directory,
     settings: &RelaySettings,
     now_ms: i64,
+) -> Result<Plan, String> {
+    plan_with(topic, payload, dir, settings, now_ms, None)
+}
+
+/// [`plan`], or with `release` the texts of a held arrival, saying what was settled.
+fn plan_with(
+    topic: &str,
+    payload: &[u8],
+    dir: &Directory,
+    settings: &RelaySettings,
+    now_ms: i64,
+    release: Option<TemperatureNote>,
 ) -> Result<Plan, String> {
     let topic = Topic::parse(topic).ok_or_else(|| format!("`{topic}` is not a dolbom topic"))?;
     let event = match read(&topic, payload)? {
@@ -184,6 +287,8 @@ pub fn plan(
             ),
             deliveries: Vec::new(),
             unknown_child_ms: Some(ts.as_millisecond()),
+            held_ms: None,
+            settles: None,
         });
     };
     let Some(center) = dir.center(&child.center) else {
@@ -192,7 +297,24 @@ pub fn plan(
     let tz = TimeZone::get(&center.timezone).map_err(|e| e.to_string())?;
     let time = ts.to_zoned_datetime(tz).time();
     let time = format!("{:02}:{:02}", time.hour(), time.minute());
-    let stale = now_ms - ts.as_millisecond() > settings.max_event_age_minutes as i64 * 60_000;
+    // A held arrival was judged fresh when it came; it waited here on purpose.
+    let stale = release.is_none() && now_ms - ts.as_millisecond() > settings.max_event_age_minutes as i64 * 60_000;
+    if let Some(arrival) = event.settles {
+        let n = child.guardians.iter().filter(|g| g.notify.contains(&Notice::Arrival)).count();
+        return Ok(Plan {
+            outcome: format!("settles arrival {arrival} ({n} guardian(s) to text)"),
+            settles: Some((arrival, event.note)),
+            ..Plan::nothing(event_id, String::new())
+        });
+    }
+    if event.remeasure && release.is_none() && !stale {
+        return Ok(Plan {
+            outcome: "held: asked to re-measure; the text waits for the settled value".into(),
+            held_ms: Some(ts.as_millisecond()),
+            ..Plan::nothing(event_id, String::new())
+        });
+    }
+    let temperature = release.unwrap_or(event.note);
     let title = format!("[{}] 알림", center.name);
     let notice = event.notice;
     // One text per phone per event: guardians sharing a number (reported when the directory is
@@ -203,7 +325,7 @@ pub fn plan(
         .iter()
         .filter(|g| g.notify.contains(&notice) && numbers.insert(g.digits.as_str()))
         .map(|g| {
-            let body = directory::render(center, &g.lang, notice, &child.name, &time, event.settled_c);
+            let body = directory::render(center, &g.lang, notice, &child.name, &time, temperature);
             let text = sms::compose(&body, &title);
             Delivery {
                 id: 0,
@@ -235,6 +357,8 @@ pub fn plan(
         outcome: format!("{outcome}: {} text(s)", deliveries.len()),
         deliveries,
         unknown_child_ms: None,
+        held_ms: None,
+        settles: None,
     })
 }
 
@@ -348,27 +472,57 @@ async fn take_in(
         }
     };
     // An unknown child's event is kept (the payload as it came: it parsed, so it is UTF-8) to be
-    // planned again when the directory changes, if that is switched on.
-    let parked = match (plan.unknown_child_ms, file.relay.replan_unknown_minutes) {
-        (Some(event_ms), minutes) if minutes > 0 => std::str::from_utf8(payload).ok().map(|text| store::Parked {
+    // planned again when the directory changes, if that is switched on; an arrival asked to
+    // re-measure is kept until it is settled.
+    let kept = |event_ms| {
+        std::str::from_utf8(payload).ok().map(|text| store::Parked {
             event_id: plan.event_id.clone(),
             topic: topic.to_string(),
             payload: text.to_string(),
             event_ms,
-        }),
+        })
+    };
+    let keep = match (plan.unknown_child_ms, file.relay.replan_unknown_minutes, plan.held_ms) {
+        (Some(event_ms), minutes, _) if minutes > 0 => kept(event_ms).map(Keep::Parked),
+        (_, _, Some(event_ms)) => kept(event_ms).map(Keep::Held),
         _ => None,
     };
     let mut retry = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     let (event_id, outcome) = (plan.event_id.clone(), plan.outcome.clone());
     let refused = outcome.starts_with("refused");
-    let taken = Arc::new((plan, parked));
+    let settles = plan.settles.clone();
+    let taken = Arc::new((plan, keep));
     loop {
+        // A settle texts its held arrival first; a crash in between is redelivered and finds the
+        // arrival no longer held, so it is texted once either way.
+        let released = match &settles {
+            Some((arrival, note)) => {
+                let reason = format!("settled by {event_id}");
+                let from = Topic::parse(topic).map(|t| (t.center, t.kiosk));
+                release(store, &directory.get(), &file.relay, arrival, *note, &reason, from, now).await.map(Some)
+            }
+            None => Ok(None),
+        };
         let t = taken.clone();
-        let recorded = store::call(store, move |s| match &t.1 {
-            Some(parked) => s.intake_parked(parked, &t.0.outcome, now),
-            None => s.intake(&t.0.event_id, &t.0.outcome, &t.0.deliveries, now),
-        });
-        match recorded.await {
+        let recorded = match released {
+            Ok(released) => {
+                let outcome = match released {
+                    Some(Some(n)) => format!("{}: {n} text(s) of the held arrival", t.0.outcome),
+                    Some(None) => {
+                        format!("{}: the arrival was not held here (texted already, or never seen)", t.0.outcome)
+                    }
+                    None => t.0.outcome.clone(),
+                };
+                store::call(store, move |s| match &t.1 {
+                    Some(Keep::Parked(parked)) => s.intake_parked(parked, &t.0.outcome, now),
+                    Some(Keep::Held(held)) => s.intake_held(held, &t.0.outcome, now),
+                    None => s.intake(&t.0.event_id, &outcome, &t.0.deliveries, now),
+                })
+                .await
+            }
+            Err(e) => Err(e),
+        };
+        match recorded {
             Ok(fresh) => {
                 if refused {
                     warn!(event_id, fresh, outcome, "event refused: not texted");
@@ -386,6 +540,96 @@ async fn take_in(
     }
 }
 
+/// What the store keeps of an event besides its record.
+enum Keep {
+    Parked(store::Parked),
+    Held(store::Parked),
+}
+
+/// Texts the held arrival `arrival` with `note`, once: `Some(texts)` when this call released it,
+/// `None` when it was not held (already released, or never seen here). `from` is the (center,
+/// kiosk) that settled it: only the kiosk that held the arrival may say what its text says.
+#[allow(clippy::too_many_arguments)]
+async fn release(
+    store: &Arc<dyn RelayStore>,
+    directory: &Directory,
+    settings: &RelaySettings,
+    arrival: &str,
+    note: TemperatureNote,
+    reason: &str,
+    from: Option<(String, String)>,
+    now: i64,
+) -> Result<Option<usize>, store::StoreError> {
+    let id = arrival.to_string();
+    let Some(held) = store::call(store, move |s| s.held(&id)).await? else {
+        if from.is_some() {
+            late_settle(store, arrival).await;
+        }
+        return Ok(None);
+    };
+    if let Some(from) = from {
+        if Topic::parse(&held.topic).map(|t| (t.center, t.kiosk)) != Some(from) {
+            warn!(arrival, "a temperature event from another kiosk than the arrival's: ignored");
+            return Ok(None);
+        }
+    }
+    let (outcome, deliveries) =
+        match plan_with(&held.topic, held.payload.as_bytes(), directory, settings, now, Some(note)) {
+            Ok(plan) => (format!("{} (held, then {reason})", plan.outcome), plan.deliveries),
+            Err(why) => (format!("dropped when released: {why}"), Vec::new()),
+        };
+    let n = deliveries.len();
+    let id = arrival.to_string();
+    let ours = store::call(store, move |s| s.release_held(&id, &outcome, &deliveries, now)).await?;
+    if ours {
+        info!(arrival, texts = n, reason, "held arrival texted");
+    }
+    Ok(ours.then_some(n))
+}
+
+/// The deadline's reason, kept in the released arrival's outcome.
+const OVERDUE: &str = "no settled value within relay.hold_remeasure_minutes";
+
+/// A settle for an arrival the deadline already texted "not completed": its value is dropped,
+/// which happens only when the kiosk's own deadline is the longer one. Said, naming both keys.
+async fn late_settle(store: &Arc<dyn RelayStore>, arrival: &str) -> bool {
+    let id = arrival.to_string();
+    let late = matches!(store::call(store, move |s| s.outcome(&id)).await, Ok(Some(o)) if o.contains(OVERDUE));
+    if late {
+        warn!(
+            arrival,
+            "a settled value came after relay.hold_remeasure_minutes had texted the arrival as not completed: \
+                 dropped; keep the kiosks' fever.settle_within_mins shorter than relay.hold_remeasure_minutes"
+        );
+    }
+    late
+}
+
+/// Texts the held arrivals past `relay.hold_remeasure_minutes` without a temperature, saying the
+/// check was not completed and a teacher will check. Returns the texts added.
+pub async fn release_overdue(store: &Arc<dyn RelayStore>, directory: &Directory, settings: &RelaySettings) -> usize {
+    let now = now_ms();
+    let before = now - settings.hold_remeasure() as i64 * 60_000;
+    let due = match store::call(store, move |s| s.held_before(before)).await {
+        Ok(due) => due,
+        Err(e) => {
+            warn!(error = %e, "held arrivals not read; will try again");
+            return 0;
+        }
+    };
+    let mut added = 0;
+    for held in due {
+        match release(store, directory, settings, &held.event_id, TemperatureNote::NotCompleted, OVERDUE, None, now)
+            .await
+        {
+            Ok(Some(n)) => added += n,
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, event_id = held.event_id, "held arrival not released yet; will try again"),
+        }
+    }
+    added
+}
+
 /// Plans again the parked events of the last `relay.replan_unknown_minutes` with the current
 /// directory: those whose child it now knows get their texts (once: the store takes each off
 /// the parked list in the same transaction that adds its deliveries). Returns the texts added.
@@ -401,13 +645,53 @@ pub async fn replan(store: &Arc<dyn RelayStore>, directory: &Directory, settings
     };
     let mut added = 0;
     for p in parked {
-        let (outcome, deliveries) = match plan(&p.topic, p.payload.as_bytes(), directory, settings, now) {
+        let plan = match plan(&p.topic, p.payload.as_bytes(), directory, settings, now) {
             // Still nobody the directory knows: it stays parked until it is too old.
             Ok(plan) if plan.unknown_child_ms.is_some() => continue,
-            Ok(plan) => (format!("{} (planned again after a directory change)", plan.outcome), plan.deliveries),
-            Err(reason) => (format!("dropped when planned again: {reason}"), Vec::new()),
+            Ok(plan) => plan,
+            Err(reason) => {
+                let outcome = format!("dropped when planned again: {reason}");
+                let (event_id, o) = (p.event_id.clone(), outcome.clone());
+                match store::call(store, move |s| s.unpark(&p.event_id, &o, &[], now)).await {
+                    Ok(_) => info!(event_id, outcome, "parked event dropped"),
+                    Err(e) => warn!(error = %e, event_id, "parked event not planned again yet; will try again"),
+                }
+                continue;
+            }
         };
-        let (event_id, n) = (p.event_id.clone(), deliveries.len());
+        let event_id = p.event_id.clone();
+        // An arrival asked to re-measure waits for its settle now, as if it had been held on
+        // intake: moved to the held list in one transaction, never dropped with no text.
+        if plan.held_ms.is_some() {
+            let outcome = format!("{} (after a directory change)", plan.outcome);
+            match store::call(store, move |s| s.unpark_to_held(&p, &outcome, now)).await {
+                Ok(true) => info!(event_id, "parked arrival of a child added to the directory now held"),
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, event_id, "parked arrival not held yet; will try again"),
+            }
+            continue;
+        }
+        let mut outcome = format!("{} (planned again after a directory change)", plan.outcome);
+        // A parked settle texts its held arrival first (parked events are replanned in capture
+        // order, so an arrival parked with it is held by now); if that fails it stays parked and
+        // is tried again on the next poll.
+        if let Some((arrival, note)) = &plan.settles {
+            let reason = format!("settled by {event_id}");
+            let from = Topic::parse(&p.topic).map(|t| (t.center, t.kiosk));
+            match release(store, directory, settings, arrival, *note, &reason, from, now).await {
+                Ok(Some(n)) => {
+                    outcome = format!("{outcome}: {n} text(s) of the held arrival");
+                    added += n;
+                }
+                Ok(None) => outcome = format!("{outcome}: the arrival was not held here"),
+                Err(e) => {
+                    warn!(error = %e, event_id, "parked settle not released yet; will try again");
+                    continue;
+                }
+            }
+        }
+        let deliveries = plan.deliveries;
+        let n = deliveries.len();
         let o = outcome.clone();
         match store::call(store, move |s| s.unpark(&p.event_id, &o, &deliveries, now)).await {
             Ok(true) => {
@@ -573,15 +857,22 @@ notify = {notify}
             "kind": "arrival", "ts": now.to_string(), "center": "c", "kiosk": "door-1",
             "person": {"id": "minji", "role": "child"}, "confidence": 0.9,
             "temperature_c": 37.3, "temperature_status": "remeasure", "temperature_site": "canthus", "method": "face"});
+        // An arrival is held for its settled value; a departure goes without one.
         let p = plan(topic, e.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
-        assert_eq!(p.deliveries.len(), 1, "{}", p.outcome);
+        assert!(p.deliveries.is_empty() && p.held_ms == Some(now.as_millisecond()), "{}", p.outcome);
+        e["kind"] = "departure".into();
+        let p = plan(topic, e.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
+        assert_eq!((p.deliveries.len(), p.held_ms), (1, None), "{}", p.outcome);
         assert!(!p.deliveries[0].body.contains("37.3"), "{}", p.deliveries[0].body);
+        e["kind"] = "arrival".into();
         for status in ["normal", "elevated"] {
             e["temperature_status"] = status.into();
             e["event_id"] =
                 format!("01a00000-0000-7000-8000-00000000000{}", if status == "normal" { 7 } else { 8 }).into();
             let p = plan(topic, e.to_string().as_bytes(), &dir, &settings, now.as_millisecond()).expect("plan");
             assert!(p.deliveries[0].body.contains("37.3"), "{status}: {}", p.deliveries[0].body);
+            let confirm = p.deliveries[0].body.contains("체온계로 확인");
+            assert_eq!(confirm, status == "elevated", "{status}: {}", p.deliveries[0].body);
         }
     }
 
@@ -756,5 +1047,258 @@ phone = "0082-10-9999-0000"
         assert_eq!(p.unknown_child_ms, Some(now.as_millisecond()));
         assert!(p.outcome.starts_with(UNKNOWN_CHILD), "{}", p.outcome);
         assert!(!p.outcome.chars().any(char::is_control), "ids from MQTT are escaped: {:?}", p.outcome);
+    }
+
+    /// A relay over an SQLite store and the one-child directory, as `consume` drives it.
+    struct HoldRig {
+        _dir: tempfile::TempDir,
+        file: RelayFile,
+        store: Arc<dyn RelayStore>,
+        directory: SharedDirectory,
+        wake: Notify,
+    }
+
+    fn hold_rig() -> HoldRig {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text =
+            "[relay]\ndatabase = \"relay.db\"\ndirectory = \"directory.toml\"\n\n[provider]\nkind = \"console\"\n";
+        let path = dir.path().join("relay.toml");
+        std::fs::write(&path, text).expect("write");
+        let file = RelayFile::load(&path).expect("relay file");
+        let store: Arc<dyn RelayStore> =
+            Arc::new(store::SqliteStore::open(&dir.path().join("relay.db")).expect("store"));
+        let directory = SharedDirectory::new(directory(r#"["arrival", "departure", "fever"]"#));
+        HoldRig { _dir: dir, file, store, directory, wake: Notify::new() }
+    }
+
+    impl HoldRig {
+        async fn take(&self, topic: &str, payload: &serde_json::Value) {
+            take_in(topic, payload.to_string().as_bytes(), &self.file, &self.store, &self.directory, &self.wake).await;
+        }
+
+        async fn texts(&self) -> Vec<String> {
+            let log = store::call(&self.store, |s| s.log(100)).await.expect("log");
+            log.into_iter().map(|d| d.body).collect()
+        }
+    }
+
+    const ATTENDANCE: &str = "dolbom/v1/c/door-1/event/attendance";
+    const TEMPERATURE: &str = "dolbom/v1/c/door-1/event/temperature";
+
+    fn remeasure_arrival(id: &str, ts: Timestamp) -> serde_json::Value {
+        serde_json::json!({"schema": "dolbom.attendance/1", "event_id": id, "kind": "arrival", "ts": ts.to_string(),
+            "center": "c", "kiosk": "door-1", "person": {"id": "minji", "role": "child"}, "confidence": 0.9,
+            "temperature_c": 35.1, "temperature_status": "remeasure", "temperature_site": "canthus", "method": "face"})
+    }
+
+    fn temperature(id: &str, arrival: &str, kind: &str, celsius: Option<f32>, status: &str) -> serde_json::Value {
+        serde_json::json!({"schema": "dolbom.temperature/1", "event_id": id, "kind": kind, "ts": Timestamp::now().to_string(),
+            "center": "c", "kiosk": "door-1", "person": {"id": "minji", "role": "child"}, "arrival_event_id": arrival,
+            "temperature_c": celsius, "temperature_status": status, "method": "kiosk"})
+    }
+
+    /// An arrival asked to re-measure is held, through a relay restart (a reopened store), until
+    /// its settle event: then one text with the settled value, and a repeated settle, a late
+    /// unsettled event and the deadline add nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_held_arrival_is_texted_once_with_the_settled_value() {
+        let mut r = hold_rig();
+        let arrival = "01a00000-0000-7000-8000-0000000000a1";
+        r.take(ATTENDANCE, &remeasure_arrival(arrival, Timestamp::now())).await;
+        assert!(r.texts().await.is_empty(), "held, not texted");
+        // A restart: the hold is in the store, not in memory.
+        let path = r._dir.path().join("relay.db");
+        r.store = Arc::new(store::SqliteStore::open(&path).expect("reopened"));
+        let held = store::call(&r.store, move |s| s.held(arrival)).await.expect("held");
+        assert!(held.is_some(), "still held after a restart");
+        // Another kiosk cannot settle it.
+        let forged = temperature("01a00000-0000-7000-8000-0000000000b0", arrival, "settled", Some(39.9), "elevated");
+        r.take("dolbom/v1/c/door-2/event/temperature", &forged).await;
+        assert!(r.texts().await.is_empty(), "another kiosk's settle is ignored");
+
+        let settle = temperature("01a00000-0000-7000-8000-0000000000b1", arrival, "settled", Some(36.6), "normal");
+        r.take(TEMPERATURE, &settle).await;
+        r.take(TEMPERATURE, &settle).await;
+        let late = temperature("01a00000-0000-7000-8000-0000000000b2", arrival, "unsettled", None, "remeasure");
+        r.take(TEMPERATURE, &late).await;
+        assert_eq!(
+            release_overdue(
+                &r.store,
+                &r.directory.get(),
+                &RelaySettings { hold_remeasure_minutes: Some(0), ..r.file.relay.clone() }
+            )
+            .await,
+            0
+        );
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(texts[0].contains("등원") && texts[0].contains("36.6"), "{}", texts[0]);
+        assert!(!texts[0].contains("35.1"), "the re-measure reading is never texted: {}", texts[0]);
+    }
+
+    /// Unsettled by the kiosk, or past the relay's own deadline: the text goes without a value
+    /// and says a teacher will check; an elevated settled value says to confirm.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn unsettled_or_overdue_arrivals_say_a_teacher_will_check() {
+        let r = hold_rig();
+        let a1 = "01a00000-0000-7000-8000-0000000000c1";
+        r.take(ATTENDANCE, &remeasure_arrival(a1, Timestamp::now())).await;
+        r.take(TEMPERATURE, &temperature("01a00000-0000-7000-8000-0000000000d1", a1, "unsettled", None, "remeasure"))
+            .await;
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(texts[0].contains("체온 측정이 완료되지 않아 선생님이 확인"), "{}", texts[0]);
+
+        // Held longer than relay.hold_remeasure_minutes: released by the sweep, once.
+        let a2 = "01a00000-0000-7000-8000-0000000000c2";
+        let old = Timestamp::now() - jiff::SignedDuration::from_mins(50);
+        r.take(ATTENDANCE, &remeasure_arrival(a2, old)).await;
+        assert_eq!(r.texts().await.len(), 1, "held");
+        assert_eq!(release_overdue(&r.store, &r.directory.get(), &r.file.relay).await, 1);
+        assert_eq!(release_overdue(&r.store, &r.directory.get(), &r.file.relay).await, 0, "once");
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 2);
+        assert!(texts.iter().all(|t| !t.contains("35.1")), "{texts:?}");
+        // The kiosk's settle after the relay's deadline is dropped, and noticed as late.
+        r.take(TEMPERATURE, &temperature("01a00000-0000-7000-8000-0000000000d2", a2, "settled", Some(36.5), "normal"))
+            .await;
+        assert_eq!(r.texts().await.len(), 2, "no second text");
+        assert!(late_settle(&r.store, a2).await, "a settle after the deadline is noticed");
+        assert!(!late_settle(&r.store, a1).await, "settled by the kiosk in time");
+
+        let a3 = "01a00000-0000-7000-8000-0000000000c3";
+        r.take(ATTENDANCE, &remeasure_arrival(a3, Timestamp::now())).await;
+        r.take(
+            TEMPERATURE,
+            &temperature("01a00000-0000-7000-8000-0000000000d3", a3, "settled", Some(38.1), "elevated"),
+        )
+        .await;
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 3);
+        assert!(texts.iter().any(|t| t.contains("38.1") && t.contains("체온계로 확인")), "{texts:?}");
+    }
+
+    /// A re-measure arrival of a child the directory did not know yet is parked; once the child
+    /// is added it is held (never dropped untexted), and its settle, parked with it or arriving
+    /// later, or else the deadline, texts it exactly once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_parked_remeasure_arrival_is_held_once_its_child_is_added() {
+        let r = hold_rig();
+        let known = r.directory.get();
+        let nobody = Directory::parse("[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n")
+            .expect("directory")
+            .directory;
+        r.directory.set(nobody);
+        let settings = r.file.relay.clone();
+        let held = |id: &'static str| {
+            let store = r.store.clone();
+            async move { store::call(&store, move |s| s.held(id)).await.expect("held").is_some() }
+        };
+
+        // The settle comes after the child is added.
+        let a1 = "01a00000-0000-7000-8000-0000000000e1";
+        r.take(ATTENDANCE, &remeasure_arrival(a1, Timestamp::now())).await;
+        assert!(!held(a1).await, "parked: the directory has no such child");
+        r.directory.set(Directory::clone(&known));
+        assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 0, "held, not texted");
+        assert!(held(a1).await, "moved from parked to held");
+        assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 0);
+        r.take(TEMPERATURE, &temperature("01a00000-0000-7000-8000-0000000000f1", a1, "settled", Some(36.7), "normal"))
+            .await;
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(texts[0].contains("36.7") && !texts[0].contains("35.1"), "{}", texts[0]);
+
+        // Arrival and settle both parked: planned again in capture order, the settle texts it.
+        r.directory.set(
+            Directory::parse("[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n")
+                .expect("directory")
+                .directory,
+        );
+        let a2 = "01a00000-0000-7000-8000-0000000000e2";
+        r.take(ATTENDANCE, &remeasure_arrival(a2, Timestamp::now() - jiff::SignedDuration::from_secs(60))).await;
+        r.take(
+            TEMPERATURE,
+            &temperature("01a00000-0000-7000-8000-0000000000f2", a2, "settled", Some(37.9), "elevated"),
+        )
+        .await;
+        assert_eq!(r.texts().await.len(), 1, "both parked");
+        r.directory.set(Directory::clone(&known));
+        assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 1);
+        assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 0, "once");
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 2, "{texts:?}");
+        assert!(texts.iter().any(|t| t.contains("37.9")), "{texts:?}");
+
+        // No settle at all: the deadline texts it, once.
+        r.directory.set(
+            Directory::parse("[[center]]\nid = \"c\"\nname = \"C\"\nsender = \"0212345678\"\n")
+                .expect("directory")
+                .directory,
+        );
+        let a3 = "01a00000-0000-7000-8000-0000000000e3";
+        r.take(ATTENDANCE, &remeasure_arrival(a3, Timestamp::now() - jiff::SignedDuration::from_mins(50))).await;
+        r.directory.set(Directory::clone(&known));
+        assert_eq!(replan(&r.store, &r.directory.get(), &settings).await, 0);
+        assert_eq!(release_overdue(&r.store, &r.directory.get(), &settings).await, 1);
+        assert_eq!(release_overdue(&r.store, &r.directory.get(), &settings).await, 0, "once");
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 3, "{texts:?}");
+        assert_eq!(texts.iter().filter(|t| t.contains("체온 측정이 완료되지 않아")).count(), 1, "{texts:?}");
+    }
+
+    /// A value staff took with a thermometer is told as a thermometer reading, in both
+    /// languages, never "confirm with a thermometer"; a fever it raised has its own text.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_thermometer_value_is_told_as_one() {
+        let r = hold_rig();
+        let mut en = directory(r#"["arrival", "fever"]"#);
+        for c in &mut en.children {
+            for g in &mut c.guardians {
+                g.lang = "en".into();
+            }
+        }
+        let a = "01a00000-0000-7000-8000-0000000000e7";
+        r.take(ATTENDANCE, &remeasure_arrival(a, Timestamp::now())).await;
+        let mut settle = temperature("01a00000-0000-7000-8000-0000000000f7", a, "settled", Some(37.9), "elevated");
+        settle["method"] = "thermometer".into();
+        settle["by"] = "kim".into();
+        r.take(TEMPERATURE, &settle).await;
+        let texts = r.texts().await;
+        assert_eq!(texts.len(), 1, "{texts:?}");
+        assert!(texts[0].contains("체온계로 측정한 체온 37.9℃"), "{}", texts[0]);
+        assert!(!texts[0].contains("체온계로 확인"), "a thermometer value is not to be confirmed: {}", texts[0]);
+        // The same settle read by an English-speaking guardian's directory.
+        let p = plan(TEMPERATURE, settle.to_string().as_bytes(), &en, &r.file.relay, Timestamp::now().as_millisecond())
+            .expect("plan");
+        let (_, note) = p.settles.expect("settles");
+        let held = remeasure_arrival(a, Timestamp::now()).to_string();
+        let p =
+            plan_with(ATTENDANCE, held.as_bytes(), &en, &r.file.relay, Timestamp::now().as_millisecond(), Some(note))
+                .expect("plan");
+        let body = &p.deliveries[0].body;
+        assert!(body.contains("thermometer reading 37.9 °C") && !body.contains("confirm"), "{body}");
+        // A normal thermometer value.
+        settle["temperature_c"] = 36.8.into();
+        settle["temperature_status"] = "normal".into();
+        let p = plan(TEMPERATURE, settle.to_string().as_bytes(), &en, &r.file.relay, Timestamp::now().as_millisecond())
+            .expect("plan");
+        assert_eq!(p.settles.map(|(_, n)| n), Some(TemperatureNote::Thermometer(36.8)));
+        // The fever a thermometer value raised: its own wording, no "confirm with a thermometer".
+        let fever = serde_json::json!({"schema": "dolbom.fever/1", "event_id": "01a00000-0000-7000-8000-0000000000f8",
+            "center": "c", "kiosk": "door-1", "ts": Timestamp::now().to_string(), "alert_id": "a",
+            "person": {"id": "minji", "role": "child"}, "track_id": 0, "temperature_c": 37.9, "threshold_c": 37.5,
+            "message": dolbom_contract::FEVER_MESSAGE_THERMOMETER});
+        let now = Timestamp::now().as_millisecond();
+        for (dir, want) in [
+            (&r.directory.get(), "체온계 측정 체온이 발열 기준 이상"),
+            (&Arc::new(en.clone()), "thermometer reading (37.9 °C)"),
+        ] {
+            let p = plan("dolbom/v1/c/door-1/event/fever", fever.to_string().as_bytes(), dir, &r.file.relay, now)
+                .expect("plan");
+            let body = &p.deliveries[0].body;
+            assert!(body.contains(want) && body.contains("37.9"), "{body}");
+            assert!(!body.contains("confirm") && !body.contains("체온계로 확인"), "{body}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::RelaySettings;
 use crate::directory::{Directory, Loaded, SharedDirectory};
@@ -67,6 +67,12 @@ pub async fn watch(
         if settings.replan_unknown_minutes > 0 && intake::replan(&store, &directory.get(), &settings).await > 0 {
             wake.notify_one();
         }
+        // Arrivals held for a re-measure that never came are texted without a value.
+        if intake::release_overdue(&store, &directory.get(), &settings).await > 0 {
+            wake.notify_one();
+        }
+        // A mark per round, for whoever waits for "one more round" (tests/settle.rs).
+        debug!("parked and held events checked");
         tokio::time::sleep(every).await;
         let p = path.clone();
         let checked = match tokio::task::spawn_blocking(move || read_if_changed(&p, last)).await {

@@ -53,6 +53,9 @@ pub struct FeverConfig {
     pub canthus_min_eye_thermal_px: f64,
     /// Staff ids allowed to silence alerts.
     pub staff: Vec<String>,
+    /// Minutes an arrival's `remeasure` stays open for a later reading (at the door or by a staff
+    /// thermometer) to settle it; then `event/temperature` says it was not settled.
+    pub settle_within_mins: u64,
 }
 
 /// A fixed-temperature reference target in the thermal view, for drift correction.
@@ -90,6 +93,7 @@ impl Default for FeverConfig {
             reference: ReferenceConfig::default(),
             canthus_min_eye_thermal_px: 2.5,
             staff: Vec::new(),
+            settle_within_mins: 30,
         }
     }
 }
@@ -138,6 +142,8 @@ impl FeverConfig {
         }
         self.reference.validate()?;
         in_range("fever.canthus_min_eye_thermal_px", self.canthus_min_eye_thermal_px, 0.5, 64.0)?;
+        // Past half a day the arrival text would wait for a value nobody takes any more.
+        in_range("fever.settle_within_mins", self.settle_within_mins, 1, 720)?;
         if self.staff.iter().any(|s| dolbom_contract::validate_id(s).is_err()) {
             return Err(("fever.staff", "ids must be 1 to 64 letters, digits, '-', '_' or '.'".into()));
         }

@@ -137,6 +137,29 @@ pub trait RelayStore: Send + Sync {
     /// the directory change.
     fn unpark(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool>;
 
+    /// A parked arrival whose child the directory now knows, but whose reading was `remeasure`:
+    /// moves it from the parked list to the held one in one transaction, only if it was still
+    /// parked, so it waits for its settle (or deadline) like an arrival held on intake.
+    fn unpark_to_held(&self, parked: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool>;
+
+    /// Takes in, once, an arrival whose reading was `remeasure`, holding its texts until the
+    /// kiosk settles it: false when the event was seen before.
+    fn intake_held(&self, held: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool>;
+
+    /// The held arrival `event_id`, if it is still held.
+    fn held(&self, event_id: &str) -> StoreResult<Option<Parked>>;
+
+    /// What was recorded of the event `event_id` (its `events_seen.outcome`), if it was seen.
+    fn outcome(&self, event_id: &str) -> StoreResult<Option<String>>;
+
+    /// Held arrivals captured before `before_event_ms`: past their deadline.
+    fn held_before(&self, before_event_ms: i64) -> StoreResult<Vec<Parked>>;
+
+    /// Texts a held arrival after all: takes it off the held list and adds its deliveries in one
+    /// transaction, only if it was still held (false when a settle, a deadline or another relay
+    /// came first), so an arrival is texted once.
+    fn release_held(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool>;
+
     /// Claims the oldest due pending delivery for `instance`, marking it `claimed` under `token`
     /// (unique per claim: every later step of this attempt names it).
     fn claim(&self, instance: &str, token: &str, now_ms: i64) -> StoreResult<Option<Delivery>>;
@@ -266,6 +289,15 @@ CREATE TABLE IF NOT EXISTS events_parked (
     event_ms    BIGINT NOT NULL,
     parked_ms   BIGINT NOT NULL
 );
+-- Arrivals whose reading was `remeasure`: their texts wait for the kiosk's event/temperature
+-- (or relay.hold_remeasure_minutes), so a parent gets one text with the settled value.
+CREATE TABLE IF NOT EXISTS events_held (
+    event_id    TEXT PRIMARY KEY,
+    topic       TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    event_ms    BIGINT NOT NULL,
+    held_ms     BIGINT NOT NULL
+);
 "
     )
 }
@@ -295,6 +327,18 @@ const LIST_PARKED: &str =
     "SELECT event_id, topic, payload, event_ms FROM events_parked WHERE event_ms >= ?1 ORDER BY event_ms LIMIT 1000";
 
 const UNPARK: &str = "DELETE FROM events_parked WHERE event_id = ?1";
+
+const HOLD: &str = "INSERT INTO events_held (event_id, topic, payload, event_ms, held_ms)
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (event_id) DO NOTHING";
+
+const GET_HELD: &str = "SELECT event_id, topic, payload, event_ms FROM events_held WHERE event_id = ?1";
+
+const LIST_HELD_BEFORE: &str =
+    "SELECT event_id, topic, payload, event_ms FROM events_held WHERE event_ms < ?1 ORDER BY event_ms LIMIT 1000";
+
+const GET_OUTCOME: &str = "SELECT outcome FROM events_seen WHERE event_id = ?1";
+
+const UNHOLD: &str = "DELETE FROM events_held WHERE event_id = ?1";
 
 const SET_OUTCOME: &str = "UPDATE events_seen SET outcome = ?2 WHERE event_id = ?1";
 

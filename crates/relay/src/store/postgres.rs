@@ -19,9 +19,9 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{
     claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Parked, Recovered, RelayStore, StoreError,
-    StoreResult, ADD_DELIVERY, BEGIN_SEND, FINISH, FORGET_PARKED, LIST_PARKED, NEXT_DUE, PARK, PRUNE_BATCH,
-    PRUNE_DELIVERIES, PRUNE_EVENTS, PRUNE_PARKED, RECOVER, RELEASE, REQUEUE, SEE_EVENT, SENT_SINCE,
-    SETTLE_DUPLICATE_CLAIMS, SET_OUTCOME, UNPARK,
+    StoreResult, ADD_DELIVERY, BEGIN_SEND, FINISH, FORGET_PARKED, GET_HELD, GET_OUTCOME, HOLD, LIST_HELD_BEFORE,
+    LIST_PARKED, NEXT_DUE, PARK, PRUNE_BATCH, PRUNE_DELIVERIES, PRUNE_EVENTS, PRUNE_PARKED, RECOVER, RELEASE, REQUEUE,
+    SEE_EVENT, SENT_SINCE, SETTLE_DUPLICATE_CLAIMS, SET_OUTCOME, UNHOLD, UNPARK,
 };
 
 pub struct PgStore {
@@ -71,7 +71,8 @@ const DEFAULT_SERVER_OPTIONS: &str = "-c statement_timeout=30000 -c lock_timeout
 
 /// Bump with every schema change; `open` migrates a store below it. 2: the claim columns are
 /// added to stores an earlier build had already marked 1 without them. 3: `events_parked`.
-const SCHEMA_VERSION: i32 = 3;
+/// 4: `events_held`.
+const SCHEMA_VERSION: i32 = 4;
 
 /// Gives the name back before the connection goes: the server drops a session's locks only
 /// once its backend has noticed the disconnect, which a relay started right after this one
@@ -364,6 +365,81 @@ impl RelayStore for PgStore {
             // The row lock taken by the DELETE makes a second relay's unpark wait, then find
             // nothing: only one of them adds the deliveries.
             let ours = tx.execute(&pg(UNPARK), &[&event_id])? == 1;
+            if ours {
+                add_deliveries(&mut tx, deliveries, now_ms)?;
+                tx.execute(&pg(SET_OUTCOME), &[&event_id, &outcome])?;
+            }
+            tx.commit()?;
+            Ok(ours)
+        })
+    }
+
+    fn unpark_to_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            // As unpark: the DELETE's row lock makes a second relay wait, then find nothing.
+            let ours = tx.execute(&pg(UNPARK), &[&p.event_id])? == 1;
+            if ours {
+                tx.execute(&pg(HOLD), &[&p.event_id, &p.topic, &p.payload, &p.event_ms, &now_ms])?;
+                tx.execute(&pg(SET_OUTCOME), &[&p.event_id, &outcome])?;
+            }
+            tx.commit()?;
+            Ok(ours)
+        })
+    }
+
+    fn intake_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            let fresh = tx.execute(&pg(SEE_EVENT), &[&p.event_id, &now_ms, &outcome])? == 1;
+            if fresh {
+                tx.execute(&pg(HOLD), &[&p.event_id, &p.topic, &p.payload, &p.event_ms, &now_ms])?;
+            }
+            tx.commit()?;
+            Ok(fresh)
+        })
+    }
+
+    fn held(&self, event_id: &str) -> StoreResult<Option<Parked>> {
+        self.with(|c| {
+            c.query_opt(&pg(GET_HELD), &[&event_id])?
+                .map(|r| {
+                    Ok(Parked {
+                        event_id: r.try_get(0)?,
+                        topic: r.try_get(1)?,
+                        payload: r.try_get(2)?,
+                        event_ms: r.try_get(3)?,
+                    })
+                })
+                .transpose()
+        })
+    }
+
+    fn outcome(&self, event_id: &str) -> StoreResult<Option<String>> {
+        self.with(|c| c.query_opt(&pg(GET_OUTCOME), &[&event_id])?.map(|r| r.try_get(0)).transpose())
+    }
+
+    fn held_before(&self, before_event_ms: i64) -> StoreResult<Vec<Parked>> {
+        self.with(|c| {
+            c.query(&pg(LIST_HELD_BEFORE), &[&before_event_ms])?
+                .iter()
+                .map(|r| {
+                    Ok(Parked {
+                        event_id: r.try_get(0)?,
+                        topic: r.try_get(1)?,
+                        payload: r.try_get(2)?,
+                        event_ms: r.try_get(3)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn release_held(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool> {
+        self.with(|c| {
+            let mut tx = c.transaction()?;
+            // As unpark: the DELETE's row lock makes a racing release wait, then find nothing.
+            let ours = tx.execute(&pg(UNHOLD), &[&event_id])? == 1;
             if ours {
                 add_deliveries(&mut tx, deliveries, now_ms)?;
                 tx.execute(&pg(SET_OUTCOME), &[&event_id, &outcome])?;

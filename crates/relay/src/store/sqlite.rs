@@ -7,9 +7,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     claim_sql, delivery_from, log_sql, schema, Columns, Delivery, Outcome, Parked, Recovered, RelayStore, StoreResult,
-    ADD_DELIVERY, BEGIN_SEND, FINISH, FORGET_PARKED, LIST_PARKED, NEXT_DUE, PARK, PRUNE_BATCH, PRUNE_DELIVERIES,
-    PRUNE_EVENTS, PRUNE_PARKED, RECOVER, RELEASE, REQUEUE, SEE_EVENT, SENT_SINCE, SETTLE_DUPLICATE_CLAIMS, SET_OUTCOME,
-    UNPARK,
+    ADD_DELIVERY, BEGIN_SEND, FINISH, FORGET_PARKED, GET_HELD, GET_OUTCOME, HOLD, LIST_HELD_BEFORE, LIST_PARKED,
+    NEXT_DUE, PARK, PRUNE_BATCH, PRUNE_DELIVERIES, PRUNE_EVENTS, PRUNE_PARKED, RECOVER, RELEASE, REQUEUE, SEE_EVENT,
+    SENT_SINCE, SETTLE_DUPLICATE_CLAIMS, SET_OUTCOME, UNHOLD, UNPARK,
 };
 
 pub struct SqliteStore {
@@ -115,6 +115,65 @@ impl RelayStore for SqliteStore {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let ours = tx.execute(UNPARK, params![event_id])? == 1;
+        if ours {
+            add_deliveries(&tx, deliveries, now_ms)?;
+            tx.execute(SET_OUTCOME, params![event_id, outcome])?;
+        }
+        tx.commit()?;
+        Ok(ours)
+    }
+
+    fn unpark_to_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let ours = tx.execute(UNPARK, params![p.event_id])? == 1;
+        if ours {
+            tx.execute(HOLD, params![p.event_id, p.topic, p.payload, p.event_ms, now_ms])?;
+            tx.execute(SET_OUTCOME, params![p.event_id, outcome])?;
+        }
+        tx.commit()?;
+        Ok(ours)
+    }
+
+    fn intake_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let fresh = tx.execute(SEE_EVENT, params![p.event_id, now_ms, outcome])? == 1;
+        if fresh {
+            tx.execute(HOLD, params![p.event_id, p.topic, p.payload, p.event_ms, now_ms])?;
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    fn held(&self, event_id: &str) -> StoreResult<Option<Parked>> {
+        let conn = self.lock();
+        let row = conn
+            .query_row(GET_HELD, params![event_id], |r| {
+                Ok(Parked { event_id: r.get(0)?, topic: r.get(1)?, payload: r.get(2)?, event_ms: r.get(3)? })
+            })
+            .optional()?;
+        Ok(row)
+    }
+
+    fn outcome(&self, event_id: &str) -> StoreResult<Option<String>> {
+        let conn = self.lock();
+        Ok(conn.query_row(GET_OUTCOME, params![event_id], |r| r.get(0)).optional()?)
+    }
+
+    fn held_before(&self, before_event_ms: i64) -> StoreResult<Vec<Parked>> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(LIST_HELD_BEFORE)?;
+        let rows = stmt.query_map(params![before_event_ms], |r| {
+            Ok(Parked { event_id: r.get(0)?, topic: r.get(1)?, payload: r.get(2)?, event_ms: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn release_held(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let ours = tx.execute(UNHOLD, params![event_id])? == 1;
         if ours {
             add_deliveries(&tx, deliveries, now_ms)?;
             tx.execute(SET_OUTCOME, params![event_id, outcome])?;

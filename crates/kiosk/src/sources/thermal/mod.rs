@@ -8,6 +8,7 @@
 //! [`plausibility`] refuses frames no working sensor could produce, whichever decoder made them;
 //! [`source`] is the config section and the stage.
 
+pub mod correction;
 pub mod csv;
 pub mod mlx90640;
 pub mod plausibility;

@@ -42,6 +42,15 @@ pub struct ThermalConfig {
     /// Identical frames in a row after which the sensor is reported frozen (faulty).
     #[serde(default = "default_frozen_frames")]
     pub frozen_frames: u32,
+    /// Applied to every pixel: `gain × read + offset_c` (`dolbom calibrate thermal --blackbody`).
+    #[serde(default = "default_gain")]
+    pub gain: f32,
+    #[serde(default)]
+    pub offset_c: f32,
+}
+
+fn default_gain() -> f32 {
+    1.0
 }
 
 /// The rates serial bridges (CH340, CP2102, FTDI) and the modules speak.
@@ -85,6 +94,12 @@ impl ThermalConfig {
         }
         if !(100..=3_600_000).contains(&self.retry_max_ms) {
             return Err(("thermal.retry_max_ms", format!("= {}: must be between 100 and 3600000", self.retry_max_ms)));
+        }
+        if !super::correction::GAIN.contains(&self.gain) {
+            return Err(("thermal.gain", format!("= {}: must be between 0.8 and 1.2", self.gain)));
+        }
+        if !super::correction::OFFSET_C.contains(&self.offset_c) {
+            return Err(("thermal.offset_c", format!("= {}: must be between -5 and 5", self.offset_c)));
         }
         if !(2..=1000).contains(&self.frozen_frames) {
             return Err(("thermal.frozen_frames", format!("= {}: must be between 2 and 1000", self.frozen_frames)));
@@ -130,6 +145,10 @@ pub fn run_thermal(config: ThermalConfig, latest: LatestFrame, health: Arc<Healt
         let newest = match &verdict {
             Ok(()) => frames.pop().map(|mut f| {
                 f.mono_ms = mono_now_ms();
+                // Plausibility judged the sensor's own values; screening gets corrected ones.
+                if config.gain != 1.0 || config.offset_c != 0.0 {
+                    f.pixels.iter_mut().for_each(|p| *p = config.gain * *p + config.offset_c);
+                }
                 f
             }),
             Err(_) => None,
