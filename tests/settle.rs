@@ -78,11 +78,12 @@ fn rig(tag: &str, clip_people: &[Walker]) -> Rig {
     std::fs::write(
         &relay_config,
         format!(
-            "[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"relay-{center}\"\nreconnect_initial_ms = 100\nreconnect_max_ms = 500\n\n\
+            "[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"relay-{center}\"\nreconnect_initial_ms = 100\nreconnect_max_ms = 500\n{tls}\n\
              [relay]\ntopics = [\"dolbom/v1/{center}/+/event/attendance\", \"dolbom/v1/{center}/+/event/temperature\"]\n\
              database = \"relay.db\"\ndirectory = \"directory.toml\"\ndirectory_poll_seconds = 1\n\n\
              [provider]\nkind = \"webhook\"\nurl = \"{}/send\"\n",
-            gateway.url()
+            gateway.url(),
+            tls = common::broker::tls_toml(),
         ),
     )
     .expect("relay config");

@@ -107,7 +107,7 @@ port = {port}
 client_id = "relay-{center}"
 reconnect_initial_ms = 100
 reconnect_max_ms = 500
-
+{tls}
 [relay]
 topics = ["dolbom/v1/{center}/+/event/attendance"]
 database = "relay.db"
@@ -122,6 +122,7 @@ url = "{url}/send"
 "#,
             port = system_broker_port(),
             url = gateway.url(),
+            tls = common::broker::tls_toml(),
         ),
     )
     .expect("relay config");
