@@ -3,6 +3,11 @@
 //!     cargo bench --bench fever            (20 mornings per cell)
 //!     cargo bench --bench fever -- --quick (3 mornings per cell, for CI)
 //!
+//! Environment: `FEVER_BENCH_SEED=N` another set of mornings (0 is docs/fever.md's table);
+//! `FEVER_BENCH_MISSES=1` each missed fever with its readings and the reference they met;
+//! `FEVER_BENCH_TRACE=1` every screening (ambient, distance, re-measure, true, morning mean,
+//! expected raw, raw, reported, screening, reference).
+//!
 //! A cell is a door at one ambient temperature with children standing at one distance. A morning
 //! there is a sequence of arrivals (see [`morning`]): mostly healthy children, a few with fevers,
 //! one every 20 s to 2 min over about an hour, judged one after another by the functions the
@@ -66,7 +71,7 @@ struct Arrival {
 const COLD_RECOVERY_MS: i64 = 4 * MIN;
 
 /// A morning at one door: 60 children over about an hour, 8 % with a fever.
-fn morning(scene: &Scene, rng: &mut Rng) -> (Vec<Arrival>, f32) {
+fn morning(scene: &Scene, rng: &mut Rng) -> (Vec<Arrival>, f32, f32) {
     let mean = 36.4 + 0.4 * rng.next_f64() as f32;
     let mut t = 0i64;
     let mut out = Vec::new();
@@ -88,7 +93,7 @@ fn morning(scene: &Scene, rng: &mut Rng) -> (Vec<Arrival>, f32) {
     for k in [7usize, 31, 48] {
         out[k].true_c = 37.6 + 1.4 * rng.next_f64() as f32;
     }
-    (out, rng.gauss() as f32 * 0.4)
+    (out, rng.gauss() as f32 * 0.4, mean)
 }
 
 #[derive(Default)]
@@ -107,6 +112,8 @@ struct Tally {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let mornings = if quick { 3 } else { 20 };
+    // Another set of mornings: FEVER_BENCH_SEED=N (0, the default, is the published table's).
+    let seed: u64 = std::env::var("FEVER_BENCH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let cfg = FeverConfig {
         enabled: true,
         eye_px_at_1m: EYE_PX_AT_1M,
@@ -149,8 +156,10 @@ fn main() {
     for (name, scene) in cells {
         let c = if scene.blackbody { &cfg } else { &no_bb };
         let mut tally = Tally::default();
-        let mut rng =
-            Rng::new((scene.distance * 1000.0) as u64 * 31 + scene.ambient as u64 * 7 + u64::from(scene.cold_group));
+        let mut rng = Rng::new(
+            ((scene.distance * 1000.0) as u64 * 31 + scene.ambient as u64 * 7 + u64::from(scene.cold_group))
+                .wrapping_add(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)),
+        );
         for _ in 0..mornings {
             run_morning(&scene, c, &mut rng, &mut tally);
         }
@@ -159,7 +168,7 @@ fn main() {
 }
 
 fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tally) {
-    let (arrivals, offset) = morning(scene, rng);
+    let (arrivals, offset, mean) = morning(scene, rng);
     let mut reference = PopulationReference::new(cfg.reference.clone());
     // The kiosk watches the blackbody all morning; each child's frames add to the same run.
     let mut blackbody = BlackbodyWatch::default();
@@ -167,14 +176,53 @@ fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tall
     let mut queue: Vec<(i64, usize, bool)> = arrivals.iter().enumerate().map(|(i, a)| (a.at_ms, i, false)).collect();
     let mut settled: Vec<Option<Option<Decision>>> = vec![None; arrivals.len()];
     let mut first: Vec<Option<Decision>> = vec![None; arrivals.len()];
+    // The raw reading and the reference each screening met (for FEVER_BENCH_MISSES).
+    let mut seen: Vec<Vec<String>> = vec![Vec::new(); arrivals.len()];
     while !queue.is_empty() {
         let next = (0..queue.len()).min_by_key(|&k| queue[k].0).unwrap_or(0);
         let (now, i, second) = queue.remove(next);
         let a = arrivals[i];
         let cold = a.cold_c * (1.0 - (now - a.at_ms) as f32 / COLD_RECOVERY_MS as f32).max(0.0);
         let sensor = offset + scene.drift_per_h * now as f32 / (60.0 * MIN as f32);
-        let decided = screen_one(a.true_c - cold, scene, sensor, cfg, rng, &mut blackbody, now)
-            .map(|d| against_reference(d, &mut reference, now, Some(scene.ambient), cfg));
+        let raw = screen_one(a.true_c - cold, scene, sensor, cfg, rng, &mut blackbody, now);
+        let before = reference.stats();
+        let decided = raw.map(|d| against_reference(d, &mut reference, now, Some(scene.ambient), cfg));
+        if std::env::var_os("FEVER_BENCH_TRACE").is_some() {
+            let expect =
+                a.true_c - cold - (TRUE_AMBIENT_COEFF - cfg.ambient_coeff) * (cfg.reference_ambient_c - scene.ambient);
+            if let (
+                Some(Decision::Measured { celsius: r, .. }),
+                Some(Decision::Measured { celsius: c, screening, .. }),
+            ) = (raw, decided)
+            {
+                eprintln!(
+                    "trace {:.1} {:.1} {} {:.2} {:.2} {:.2} {r:.1} {c:.1} {screening:?} {}",
+                    scene.ambient,
+                    scene.distance,
+                    u8::from(second),
+                    a.true_c,
+                    mean,
+                    expect,
+                    before.map_or("-".into(), |s| format!(
+                        "{:.2} {:.2} {} {}",
+                        s.median_c, s.spread_c, s.count, s.trusted
+                    ))
+                );
+            }
+        }
+        if let Some(Decision::Measured { celsius, .. }) = raw {
+            seen[i].push(format!(
+                "raw {celsius:.1} ref {}",
+                before.map_or("-".into(), |s| format!(
+                    "{:.2}±{:.2} (below {:.2}) n{} {}",
+                    s.median_c,
+                    s.spread_c,
+                    s.lower_spread_c,
+                    s.count,
+                    if s.trusted { "T" } else { "u" }
+                ))
+            ));
+        }
         if !second {
             first[i] = decided;
             tally.total += 1;
@@ -192,12 +240,14 @@ fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tall
         if debug && is_fever && !matches!(d.flatten(), Some(Decision::Measured { screening: Screening::Elevated, .. }))
         {
             eprintln!(
-                "missed #{i} at {} min, true {:.2}, cold {}: first {:?}, settled {:?}",
+                "missed #{i} at {} min, true {:.2}, cold {}, morning mean {mean:.2} (raw expected {:.2}), sensor {offset:+.2}: first {:?}, settled {:?}; {}",
                 a.at_ms / MIN,
                 a.true_c,
                 a.cold_c,
+                mean - (TRUE_AMBIENT_COEFF - cfg.ambient_coeff) * (cfg.reference_ambient_c - scene.ambient),
                 first[i],
-                d.flatten()
+                d.flatten(),
+                seen[i].join(" / ")
             );
         }
         if is_fever {

@@ -8,7 +8,8 @@
 //! that centre (the median) and its spread (the MAD) over the last `window` decided readings of
 //! the session, and turns a raw reading into a screening:
 //!
-//! - **Trusted** (at least `min_count` readings and a robust spread of at most `max_spread_c`):
+//! - **Trusted** (at least `min_count` readings and a robust spread of at most `max_spread_c`
+//!   below the median: fevers and re-measured children add only above it):
 //!   the reading is corrected by the reference's offset from `population_c`, the expected skin
 //!   temperature of healthy children, and the corrected value meets the absolute threshold. A
 //!   reading more than `cold_margin_c` below the median is a face that has not warmed up yet
@@ -45,7 +46,8 @@ pub struct ReferenceConfig {
     /// Expected skin temperature of healthy children at the measurement site, after
     /// `site_offset_c`: the physiological prior the reference's median is compared with.
     pub population_c: f32,
-    /// A robust spread (1.4826 MAD) above this means the reference mixes populations: not trusted.
+    /// A robust spread below the median (1.4826 MAD of the readings at or below it) above this
+    /// means the reference mixes populations (faces from the cold): not trusted.
     pub max_spread_c: f32,
     /// A reference further than this from `population_c` is a broken setup, not weather: not trusted.
     pub max_offset_c: f32,
@@ -104,6 +106,8 @@ pub struct Stats {
     pub median_c: f32,
     /// 1.4826 MAD: the standard deviation, were the readings normal.
     pub spread_c: f32,
+    /// The same from the readings at or below the median only (what trust is judged on).
+    pub lower_spread_c: f32,
     pub trusted: bool,
 }
 
@@ -196,10 +200,19 @@ impl PopulationReference {
         let mut dev: Vec<f32> = v.iter().map(|x| (x - m).abs()).collect();
         dev.sort_by(f32::total_cmp);
         let spread_c = MAD_TO_SIGMA * median(&dev);
+        // Trust is judged on the spread below the median. What a door adds above the healthy
+        // children is expected and is no sign of a mixed reference: fevers (before trust nothing
+        // keeps them out) and the borderline children who are re-measured and so counted twice.
+        // Measured on both sides, those alone held a 10 degC morning's reference untrusted for
+        // the whole hour (spread 0.6-0.7), and every fever near the threshold stayed in the wide
+        // untrusted band at its re-measure too. A mix with cold faces still shows: they lie below.
+        let mut below: Vec<f32> = v.iter().filter(|x| **x <= m).map(|x| m - x).collect();
+        below.sort_by(f32::total_cmp);
+        let lower_spread_c = MAD_TO_SIGMA * median(&below);
         let trusted = v.len() >= self.cfg.min_count
-            && spread_c <= self.cfg.max_spread_c
+            && lower_spread_c <= self.cfg.max_spread_c
             && (m - self.cfg.population_c).abs() <= self.cfg.max_offset_c;
-        Some(Stats { count: v.len(), median_c: m, spread_c, trusted })
+        Some(Stats { count: v.len(), median_c: m, spread_c, lower_spread_c, trusted })
     }
 
     /// The trusted reference at `now_ms`, if any (a quiet door ends the session first).
@@ -422,11 +435,20 @@ mod tests {
         }
         let s = r.stats().expect("stats");
         assert!(!s.trusted && s.spread_c > 0.5, "{s:?}");
-        // Once the warm children are the majority the median is theirs, and cold faces stay out.
+        // A warm majority is not enough while the cold faces are half of those below its median;
+        // once the warm children are about three quarters the median is theirs, and cold faces
+        // stay out.
         r.add(36.6, 10 * MIN);
+        assert!(r.stats().is_some_and(|s| !s.trusted), "6 warm, 5 cold: still mixed");
+        let mut warm = 6;
+        while !r.stats().is_some_and(|s| s.trusted) {
+            r.add(36.6 + 0.01 * (warm % 3) as f32, (5 + warm) * MIN);
+            warm += 1;
+            assert!(warm <= 16, "5 cold among {warm} warm");
+        }
         let s = r.stats().expect("stats");
-        assert!(s.trusted && (s.median_c - 36.6).abs() < 0.05, "{s:?}");
-        assert!(!r.add(35.1, 11 * MIN));
+        assert!((s.median_c - 36.6).abs() < 0.05, "{s:?}");
+        assert!(!r.add(35.1, 30 * MIN));
         // A trusted warm reference: a face 1.5 degC below it is asked to come back, not called normal.
         let mut r = PopulationReference::new(ReferenceConfig::default());
         let t = fill(&mut r, 36.6, 15, 0);
@@ -438,6 +460,33 @@ mod tests {
         assert!(matches!(r.judge(36.5, t + 2 * MIN, 37.5, 0.3, None), Judged::Remeasure(_, RemeasureWhy::Cold)));
         // Warm faces again: once the cold ones are 10 minutes old the door is back to normal.
         assert_eq!(r.judge(36.5, t + 14 * MIN, 37.5, 0.3, None), Judged::Normal(36.5));
+    }
+
+    #[test]
+    fn fevers_and_re_measures_above_the_median_do_not_hold_trust_back_but_cold_faces_below_do() {
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        // A 10 degC entrance: healthy children read about 35.9. Among the morning's first
+        // readings, fevers (before trust nothing keeps them out) and borderline children read
+        // twice because they were re-measured: all of them above the median.
+        let t = fill(&mut r, 35.9, 6, 0);
+        for (k, c) in [37.2f32, 37.4, 37.1, 36.5].iter().enumerate() {
+            assert!(r.add(*c, t + k as i64 * MIN));
+        }
+        let t = t + 4 * MIN;
+        let s = r.stats().expect("stats");
+        assert!(s.spread_c > 0.5, "on both sides it looks mixed: {s:?}");
+        assert!(s.trusted && s.lower_spread_c <= 0.5, "below the median it is one population: {s:?}");
+        // Trusted, the cold room's offset is added back: a fever read 0.7 low is elevated at
+        // once, not re-measured twice in the wide untrusted band.
+        assert!(matches!(r.judge(37.2, t, 37.5, 0.3, Some(-14.0)), Judged::Elevated(_)));
+        // Faces from the cold among them sit below the median: still not trusted.
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        let t = fill(&mut r, 35.9, 6, 0);
+        for (k, c) in [34.5f32, 34.4, 34.6, 34.5].iter().enumerate() {
+            assert!(r.add(*c, t + k as i64 * MIN));
+        }
+        let s = r.stats().expect("stats");
+        assert!(!s.trusted && s.lower_spread_c > 0.5, "{s:?}");
     }
 
     #[test]
