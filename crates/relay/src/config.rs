@@ -73,9 +73,11 @@ pub struct RelaySettings {
     #[serde(default = "default_directory_poll")]
     pub directory_poll_seconds: u64,
     /// Events refused because the directory did not know their child are planned again when
-    /// the directory changes, if they are at most this old (0: never).
-    #[serde(default = "default_replan")]
-    pub replan_unknown_minutes: u64,
+    /// the directory changes, if they are at most this old (0: never). Unset: 60, or
+    /// `max_event_age_minutes` when that is shorter (an older event is not delivered anyway);
+    /// read it through [`RelaySettings::replan_unknown`].
+    #[serde(default)]
+    pub replan_unknown_minutes: Option<u64>,
     /// An arrival whose reading was `remeasure` is held until the kiosk's `event/temperature`
     /// settles it (then one text with the settled value), or at most this long after its capture
     /// (then the text says the check was not completed). Longer than the kiosk's
@@ -89,6 +91,8 @@ pub struct RelaySettings {
 
 /// The hold when `relay.hold_remeasure_minutes` is not set and `max_event_age_minutes` allows it.
 pub const DEFAULT_HOLD_REMEASURE_MINUTES: u64 = 45;
+/// The replan window when `relay.replan_unknown_minutes` is not set and the age allows it.
+pub const DEFAULT_REPLAN_UNKNOWN_MINUTES: u64 = 60;
 
 impl RelaySettings {
     /// Whether `relay.topics` receives the kiosks' `event/temperature`. A relay.toml from before
@@ -98,6 +102,11 @@ impl RelaySettings {
         use dolbom_contract::{topics::filter_all, Kind};
         let sample = filter_all(Kind::Temperature).replace('+', "center");
         self.topics.iter().any(|f| filter_matches(f, &sample))
+    }
+
+    /// `relay.replan_unknown_minutes`, or its default under this file's `max_event_age_minutes`.
+    pub fn replan_unknown(&self) -> u64 {
+        self.replan_unknown_minutes.unwrap_or_else(|| DEFAULT_REPLAN_UNKNOWN_MINUTES.min(self.max_event_age_minutes))
     }
 
     /// `relay.hold_remeasure_minutes`, or its default under this file's `max_event_age_minutes`.
@@ -139,9 +148,6 @@ fn default_clock_skew() -> u64 {
 fn default_directory_poll() -> u64 {
     5
 }
-fn default_replan() -> u64 {
-    60
-}
 
 /// Whether the MQTT topic filter `filter` (`+` one level, `#` the rest) matches `topic`.
 fn filter_matches(filter: &str, topic: &str) -> bool {
@@ -178,8 +184,10 @@ fn check_numbers(r: &RelaySettings) -> Result<(), String> {
     within("retention_days", r.retention_days.into(), 1, 3_650)?;
     within("max_clock_skew_seconds", r.max_clock_skew_seconds.into(), 0, 3_600)?;
     within("directory_poll_seconds", r.directory_poll_seconds.into(), 1, 3_600)?;
-    within("replan_unknown_minutes", r.replan_unknown_minutes.into(), 0, age.min(1_440))?;
-    // Only a value the file sets can be wrong; the default fits under max_event_age_minutes.
+    // Only a value the file sets can be wrong; the defaults fit under max_event_age_minutes.
+    if let Some(replan) = r.replan_unknown_minutes {
+        within("replan_unknown_minutes", replan.into(), 0, age.min(1_440))?;
+    }
     match r.hold_remeasure_minutes {
         Some(hold) => within("hold_remeasure_minutes", hold.into(), 1, (age - 1).clamp(1, 720)),
         None => Ok(()),
@@ -580,7 +588,7 @@ mod tests {
             }
         }
         let file = load(BASE).expect("defaults are within bounds");
-        assert_eq!((file.relay.max_clock_skew_seconds, file.relay.replan_unknown_minutes), (300, 60));
+        assert_eq!((file.relay.max_clock_skew_seconds, file.relay.replan_unknown()), (300, 60));
         let err = load(&BASE.replace("kind = \"console\"", "kind = \"webhook\"\nurl = \"http://x\"\ntimeout_ms = 99"))
             .err()
             .map(|e| e.to_string())
@@ -611,10 +619,12 @@ mod tests {
     fn the_hold_default_fits_under_a_short_max_event_age() {
         let with = |keys: &str| BASE.replace("[provider]", &format!("{keys}\n\n[provider]"));
         assert_eq!(load(BASE).expect("defaults").relay.hold_remeasure(), 45);
-        // (replan_unknown_minutes is set: its own default, 60, is refused under a 30-minute age.)
+        // Neither default is refused under a short age: both fit under it.
+        let file = load(&with("max_event_age_minutes = 30")).expect("an older relay.toml keeps loading");
+        assert_eq!((file.relay.hold_remeasure(), file.relay.replan_unknown()), (29, 30));
         let older = "max_event_age_minutes = 30\nreplan_unknown_minutes = 10";
         let file = load(&with(older)).expect("an older relay.toml keeps loading");
-        assert_eq!(file.relay.hold_remeasure(), 29);
+        assert_eq!((file.relay.hold_remeasure(), file.relay.replan_unknown()), (29, 10));
         let file = load(&with("max_event_age_minutes = 1\nreplan_unknown_minutes = 0")).expect("the shortest age");
         assert_eq!(file.relay.hold_remeasure(), 1);
         let err = load(&with(&format!("{older}\nhold_remeasure_minutes = 45")))

@@ -482,7 +482,7 @@ async fn take_in(
             event_ms,
         })
     };
-    let keep = match (plan.unknown_child_ms, file.relay.replan_unknown_minutes, plan.held_ms) {
+    let keep = match (plan.unknown_child_ms, file.relay.replan_unknown(), plan.held_ms) {
         (Some(event_ms), minutes, _) if minutes > 0 => kept(event_ms).map(Keep::Parked),
         (_, _, Some(event_ms)) => kept(event_ms).map(Keep::Held),
         _ => None,
@@ -635,7 +635,7 @@ pub async fn release_overdue(store: &Arc<dyn RelayStore>, directory: &Directory,
 /// the parked list in the same transaction that adds its deliveries). Returns the texts added.
 pub async fn replan(store: &Arc<dyn RelayStore>, directory: &Directory, settings: &RelaySettings) -> usize {
     let now = now_ms();
-    let since = now - settings.replan_unknown_minutes as i64 * 60_000;
+    let since = now - settings.replan_unknown() as i64 * 60_000;
     let parked = match store::call(store, move |s| s.parked(since)).await {
         Ok(parked) => parked,
         Err(e) => {

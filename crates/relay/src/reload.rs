@@ -64,7 +64,7 @@ pub async fn watch(
 ) {
     let every = Duration::from_secs(settings.directory_poll_seconds);
     loop {
-        if settings.replan_unknown_minutes > 0 && intake::replan(&store, &directory.get(), &settings).await > 0 {
+        if settings.replan_unknown() > 0 && intake::replan(&store, &directory.get(), &settings).await > 0 {
             wake.notify_one();
         }
         // Arrivals held for a re-measure that never came are texted without a value.
