@@ -264,7 +264,21 @@ impl AlertContext {
                 result.state = Some(state.state);
             }
         }
-        if let Some(id) = &cmd.request_id {
+        self.answer(tx, cmd.request_id.as_deref(), result, &content, now_ms, tally)
+    }
+
+    /// Remembers a command's result under its request id (so a repeat gets the same answer),
+    /// queues the answer on `cmd/result` and commits, all in the command's transaction.
+    pub(crate) fn answer(
+        &self,
+        tx: rusqlite::Transaction<'_>,
+        request_id: Option<&str>,
+        result: CommandResult,
+        content: &str,
+        now_ms: i64,
+        tally: &mut Tally,
+    ) -> Result<CommandResult, StoreError> {
+        if let Some(id) = request_id {
             tx.execute(
                 "INSERT INTO commands (request_id, result, created_ms, content) VALUES (?1, ?2, ?3, ?4)",
                 params![id, serde_json::to_string(&result).unwrap_or_default(), now_ms, content],

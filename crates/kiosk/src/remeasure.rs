@@ -342,15 +342,7 @@ pub fn apply_thermometer(
             }
         }
     }
-    if let Some(id) = &cmd.request_id {
-        tx.execute(
-            "INSERT INTO commands (request_id, result, created_ms, content) VALUES (?1, ?2, ?3, ?4)",
-            params![id, serde_json::to_string(&result).unwrap_or_default(), now_ms, content],
-        )?;
-    }
-    tally.enqueue(&tx, &ctx.result_message(&result, now_ms), ctx.capacity, now_ms)?;
-    tx.commit()?;
-    Ok(result)
+    ctx.answer(tx, cmd.request_id.as_deref(), result, &content, now_ms, tally)
 }
 
 #[cfg(test)]

@@ -345,33 +345,12 @@ impl RelayStore for PgStore {
     fn parked(&self, since_event_ms: i64) -> StoreResult<Vec<Parked>> {
         self.with(|c| {
             c.execute(&pg(FORGET_PARKED), &[&since_event_ms])?;
-            c.query(&pg(LIST_PARKED), &[&since_event_ms])?
-                .iter()
-                .map(|r| {
-                    Ok(Parked {
-                        event_id: r.try_get(0)?,
-                        topic: r.try_get(1)?,
-                        payload: r.try_get(2)?,
-                        event_ms: r.try_get(3)?,
-                    })
-                })
-                .collect()
+            parked_rows(c.query(&pg(LIST_PARKED), &[&since_event_ms])?)
         })
     }
 
     fn unpark(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool> {
-        self.with(|c| {
-            let mut tx = c.transaction()?;
-            // The row lock taken by the DELETE makes a second relay's unpark wait, then find
-            // nothing: only one of them adds the deliveries.
-            let ours = tx.execute(&pg(UNPARK), &[&event_id])? == 1;
-            if ours {
-                add_deliveries(&mut tx, deliveries, now_ms)?;
-                tx.execute(&pg(SET_OUTCOME), &[&event_id, &outcome])?;
-            }
-            tx.commit()?;
-            Ok(ours)
-        })
+        self.with(|c| take_and_deliver(c, &pg(UNPARK), event_id, outcome, deliveries, now_ms))
     }
 
     fn unpark_to_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
@@ -420,33 +399,11 @@ impl RelayStore for PgStore {
     }
 
     fn held_before(&self, before_event_ms: i64) -> StoreResult<Vec<Parked>> {
-        self.with(|c| {
-            c.query(&pg(LIST_HELD_BEFORE), &[&before_event_ms])?
-                .iter()
-                .map(|r| {
-                    Ok(Parked {
-                        event_id: r.try_get(0)?,
-                        topic: r.try_get(1)?,
-                        payload: r.try_get(2)?,
-                        event_ms: r.try_get(3)?,
-                    })
-                })
-                .collect()
-        })
+        self.with(|c| parked_rows(c.query(&pg(LIST_HELD_BEFORE), &[&before_event_ms])?))
     }
 
     fn release_held(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool> {
-        self.with(|c| {
-            let mut tx = c.transaction()?;
-            // As unpark: the DELETE's row lock makes a racing release wait, then find nothing.
-            let ours = tx.execute(&pg(UNHOLD), &[&event_id])? == 1;
-            if ours {
-                add_deliveries(&mut tx, deliveries, now_ms)?;
-                tx.execute(&pg(SET_OUTCOME), &[&event_id, &outcome])?;
-            }
-            tx.commit()?;
-            Ok(ours)
-        })
+        self.with(|c| take_and_deliver(c, &pg(UNHOLD), event_id, outcome, deliveries, now_ms))
     }
 
     fn claim(&self, instance: &str, token: &str, now_ms: i64) -> StoreResult<Option<Delivery>> {
@@ -499,6 +456,41 @@ impl RelayStore for PgStore {
         }
         Ok(total)
     }
+}
+
+/// Parked or held rows: (event_id, topic, payload, event_ms).
+fn parked_rows(rows: Vec<postgres::Row>) -> Result<Vec<Parked>, postgres::Error> {
+    rows.iter()
+        .map(|r| {
+            Ok(Parked {
+                event_id: r.try_get(0)?,
+                topic: r.try_get(1)?,
+                payload: r.try_get(2)?,
+                event_ms: r.try_get(3)?,
+            })
+        })
+        .collect()
+}
+
+/// Takes a parked or held event (`delete`, by event id) and adds its deliveries in one
+/// transaction. The row lock taken by the DELETE makes a second relay's attempt wait, then find
+/// nothing: only one of them adds the deliveries.
+fn take_and_deliver(
+    c: &mut Client,
+    delete: &str,
+    event_id: &str,
+    outcome: &str,
+    deliveries: &[Delivery],
+    now_ms: i64,
+) -> Result<bool, postgres::Error> {
+    let mut tx = c.transaction()?;
+    let ours = tx.execute(delete, &[&event_id])? == 1;
+    if ours {
+        add_deliveries(&mut tx, deliveries, now_ms)?;
+        tx.execute(&pg(SET_OUTCOME), &[&event_id, &outcome])?;
+    }
+    tx.commit()?;
+    Ok(ours)
 }
 
 fn add_deliveries(
