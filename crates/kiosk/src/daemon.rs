@@ -25,7 +25,8 @@ use dolbom_face::identify::FacePipeline;
 use dolbom_face::{FaceError, FaceModels};
 
 use crate::air::{AirStage, HomeAssistantConfig, OutdoorAir};
-use crate::alerts::{AlertContext, CommandStage};
+use crate::alerts::AlertContext;
+use crate::commands::CommandStage;
 use crate::config::{Config, ConfigError};
 use crate::disk::DiskWatch;
 use crate::events::EventStage;

@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod attendance;
 pub mod checkin;
 pub mod command_gate;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod disk;
