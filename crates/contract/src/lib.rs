@@ -10,6 +10,7 @@ pub mod health;
 pub mod ids;
 pub mod payload;
 pub mod signed;
+pub mod text;
 pub mod time;
 pub mod topics;
 

@@ -158,7 +158,7 @@ pub fn verify<'k>(
 }
 
 fn printable(s: &str) -> String {
-    s.chars().take(64).flat_map(char::escape_debug).collect()
+    crate::text::visible_cut(s, 64)
 }
 
 #[cfg(test)]

@@ -315,11 +315,7 @@ fn hung_up(error: &str) -> bool {
 
 /// A topic as it may be logged: control characters escaped, long ones cut.
 fn printable(topic: &str) -> String {
-    let mut s: String = topic.chars().take(200).flat_map(char::escape_debug).collect();
-    if topic.chars().count() > 200 {
-        s.push('…');
-    }
-    s
+    dolbom_contract::text::visible_cut(topic, 200)
 }
 
 /// Polls the event loop in its own task until the connection fails or the session is dropped.

@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::Deserialize;
 
-use crate::printable::{clean, visible};
+use dolbom_contract::text::{clean, visible};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -23,9 +23,9 @@ use uuid::Uuid;
 use crate::config::{RelayFile, RelaySettings};
 use crate::directory::SharedDirectory;
 use crate::directory::{self, Directory, Notice, TemperatureNote};
-use crate::printable::visible;
 use crate::store::{self, Delivery, RelayStore};
 use crate::{now_ms, sms};
+use dolbom_contract::text::visible;
 
 /// What an incoming event means for the relay: its id, an outcome for the record, and the texts.
 #[derive(Debug)]

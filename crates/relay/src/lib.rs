@@ -15,7 +15,6 @@ pub mod config;
 pub mod directory;
 pub mod intake;
 pub mod phone;
-pub mod printable;
 pub mod provider;
 pub mod quiet;
 pub mod reload;

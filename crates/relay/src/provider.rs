@@ -311,11 +311,11 @@ fn solapi_outcome(v: &serde_json::Value) -> SendOutcome {
 /// A gateway's message, printable and short, for the record.
 fn text_of(v: &serde_json::Value) -> String {
     let s = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
-    crate::printable::visible(s.trim()).chars().take(200).collect()
+    dolbom_contract::text::visible(s.trim()).chars().take(200).collect()
 }
 
 fn clip(v: &serde_json::Value) -> String {
-    crate::printable::visible(&v.to_string()).chars().take(200).collect()
+    dolbom_contract::text::visible(&v.to_string()).chars().take(200).collect()
 }
 
 pub fn solapi_signature(secret: &str, date: &str, salt: &str) -> String {
@@ -478,8 +478,11 @@ async fn classify(
         return Ok(serde_json::from_str(&text).unwrap_or(serde_json::Value::Null));
     }
     // The gateway's words go into the record and the log: shown, never obeyed by a terminal.
-    let reason =
-        format!("HTTP {}: {}", status.as_u16(), crate::printable::visible(&text.chars().take(200).collect::<String>()));
+    let reason = format!(
+        "HTTP {}: {}",
+        status.as_u16(),
+        dolbom_contract::text::visible(&text.chars().take(200).collect::<String>())
+    );
     match status.as_u16() {
         // Not taken: try again later.
         503 | 429 | 408 => Err(SendOutcome::Retry { after: retry_after, reason }),

@@ -245,29 +245,17 @@ pub fn validate_name(name: &str) -> Result<(), GalleryError> {
     if name.chars().count() > MAX_NAME_CHARS {
         return bad("it is longer than 100 characters");
     }
-    if name.chars().any(|c| c.is_control() || is_invisible_format(c)) {
+    if name.chars().any(dolbom_contract::text::is_hidden) {
         return bad("it contains control characters (newlines, tabs, escape codes) or invisible marks");
     }
     Ok(())
-}
-
-fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Stored text made safe to print on a terminal: control characters and invisible marks are
 /// shown escaped (`\n`, `\u{1b}`), everything else as is. For names enrolled before names were
 /// checked, and anything else read back from storage.
 pub fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() || is_invisible_format(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    dolbom_contract::text::visible(text).into_owned()
 }
 
 #[cfg(test)]
@@ -356,7 +344,7 @@ mod tests {
                 "{name:?}"
             );
             let shown = printable(&name);
-            assert!(!shown.chars().any(|c| c.is_control() || is_invisible_format(c)), "{shown:?}");
+            assert!(!shown.chars().any(dolbom_contract::text::is_hidden), "{shown:?}");
         }
         assert_eq!(printable("a\nb\u{1b}[2J"), "a\\nb\\u{1b}[2J");
     }
