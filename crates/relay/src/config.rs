@@ -98,10 +98,23 @@ impl RelaySettings {
     /// Whether `relay.topics` receives the kiosks' `event/temperature`. A relay.toml from before
     /// the re-measure flow that lists its topics may not: then every held arrival waits the whole
     /// `hold_remeasure_minutes` and is texted "not completed", with no other sign.
+    /// A filter for one center's (or kiosk's) attendance needs its temperature beside it.
     pub fn hears_temperature(&self) -> bool {
         use dolbom_contract::{topics::filter_all, Kind};
-        let sample = filter_all(Kind::Temperature).replace('+', "center");
-        self.topics.iter().any(|f| filter_matches(f, &sample))
+        // "event/attendance", "event/temperature": what follows `dolbom/v1/{center}/{kiosk}/`.
+        let tail = |kind| filter_all(kind).split('/').skip(4).collect::<Vec<_>>().join("/");
+        let (attendance, temperature) = (tail(Kind::Attendance), tail(Kind::Temperature));
+        let heard = |topic: &str| self.topics.iter().any(|f| filter_matches(f, topic));
+        let wanted: Vec<String> = self
+            .topics
+            .iter()
+            .filter_map(|f| f.strip_suffix(attendance.as_str()).map(|root| format!("{root}{temperature}")))
+            .collect();
+        if wanted.is_empty() {
+            heard(&filter_all(Kind::Temperature).replace('+', "center"))
+        } else {
+            wanted.iter().all(|t| heard(t))
+        }
     }
 
     /// `relay.replan_unknown_minutes`, or its default under this file's `max_event_age_minutes`.
@@ -610,6 +623,11 @@ mod tests {
         assert!(with(r#"["dolbom/v1/+/+/event/+"]"#));
         assert!(!with(r#"["dolbom/v1/+/+/event/temperature/x"]"#));
         assert!(!with(r#"["dolbom/v1/+/+/event"]"#));
+        // One center's relay (the ACL generator's `relay NAME CENTER`).
+        assert!(with(r#"["dolbom/v1/sunshine/+/event/attendance", "dolbom/v1/sunshine/+/event/temperature"]"#));
+        assert!(with(r#"["dolbom/v1/sunshine/+/event/attendance", "dolbom/v1/sunshine/#"]"#));
+        assert!(!with(r#"["dolbom/v1/sunshine/+/event/attendance", "dolbom/v1/moon/+/event/temperature"]"#));
+        assert!(!with(r#"["dolbom/v1/sunshine/+/event/attendance"]"#));
     }
 
     /// A relay.toml from before `hold_remeasure_minutes` existed, with a short

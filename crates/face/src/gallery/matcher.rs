@@ -55,7 +55,10 @@ impl Matcher {
     pub fn best<'g>(&self, gallery: &'g Gallery, probe: &Embedding) -> Match<'g> {
         let mut best: Option<(&Person, f32)> = None;
         let mut second: Option<(&Person, f32)> = None;
-        for person in &gallery.people {
+        // People checked in by tag or PIN only have no template: they take no part in a match,
+        // neither as candidates nor in the gallery size the threshold grows with.
+        let faces = || gallery.people.iter().filter(|p| p.templates().next().is_some());
+        for person in faces() {
             let score = score(person, probe);
             if best.is_none_or(|(_, s)| score > s) {
                 second = best;
@@ -69,7 +72,7 @@ impl Matcher {
         };
         let runner_up = second.map(|(_, s)| s);
         let unknown = Match { person: None, similarity: Some(similarity), runner_up, contested: false, crowded: false };
-        if similarity < self.threshold_for(gallery.people.len()) {
+        if similarity < self.threshold_for(faces().count()) {
             return unknown;
         }
         if let Some((other, s)) = second {
@@ -188,6 +191,26 @@ mod tests {
         let m = matcher(0.4).best(&g, &emb(&[1.0, 0.0, 0.1]));
         assert_eq!(m.person.map(|p| p.id.as_str()), Some("a"));
         assert!(m.crowded);
+    }
+
+    /// Families who chose a tag have no template: they neither match nor make the threshold
+    /// stricter for the faces that are enrolled.
+    #[test]
+    fn people_without_a_template_take_no_part_in_a_match() {
+        use crate::gallery::credentials::{CardId, NewPerson};
+        let mut g = gallery();
+        let m = matcher(0.40);
+        for i in 0..500u32 {
+            let b = i.to_be_bytes();
+            let new = NewPerson { role: Role::Child, name: "T" };
+            g.add_tag(&format!("tag{i}"), CardId::from_bytes([1, b[0], b[1], b[2], b[3]]), Some(new), 0).expect("tag");
+        }
+        assert!(m.threshold_for(502) > 0.41, "a gallery of 502 would need more");
+        // 0.41 to A: enough among two faces, whatever the number of tag-only families.
+        let probe = emb(&[0.41, 0.0, (1.0f32 - 0.41 * 0.41).sqrt()]);
+        let r = m.best(&g, &probe);
+        assert_eq!(r.person.map(|p| p.id.as_str()), Some("a"), "{:?}", r.similarity);
+        assert!(r.runner_up.is_some_and(f32::is_finite), "the runner-up is a face, not a tag: {:?}", r.runner_up);
     }
 
     /// The threshold rises with the gallery: a stranger meets more faces to resemble.
