@@ -125,10 +125,20 @@ fn sigkill_with_unacknowledged_events_then_restart_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(dir.path());
     let center = unique_center("sigkill");
-    let clip = clip();
+    // The clip appears only once the broker is frozen, so no event can reach the broker before:
+    // the kiosk starts with no camera (it retries), is online, then the broker freezes.
+    let camera = dir.path().join("camera.avi");
     let config = kiosk_config(
         dir.path(),
-        &KioskOptions { center: &center, port: broker.port, clip, pace: "fast", at_end: "exit", mqtt: "", extra: "" },
+        &KioskOptions {
+            center: &center,
+            port: broker.port,
+            clip: &camera,
+            pace: "fast",
+            at_end: "exit",
+            mqtt: "",
+            extra: "",
+        },
     );
     enrol(&config);
     let sub = Subscriber::start(broker.port, &format!("dolbom/v1/{center}/#"));
@@ -138,6 +148,10 @@ fn sigkill_with_unacknowledged_events_then_restart_loses_nothing() {
     sub.wait_for(Duration::from_secs(30), "online status", |m| m.iter().any(|r| r.payload["state"] == "online"));
     // Freeze the broker: publishes go out, no PUBACK comes back.
     broker.pause();
+    // Copied beside it, then renamed: the camera never opens half a file.
+    let part = dir.path().join("camera.part");
+    std::fs::copy(clip(), &part).expect("copy clip");
+    std::fs::rename(&part, &camera).expect("the camera appears");
     let status_file = dir.path().join("state/status.json");
     let until = std::time::Instant::now() + Duration::from_secs(90);
     loop {
@@ -164,7 +178,7 @@ fn sigkill_with_unacknowledged_events_then_restart_loses_nothing() {
     // Restarted on an empty doorway: it has nothing new to say, only what was never acknowledged.
     let empty = empty_clip(dir.path());
     let text = std::fs::read_to_string(&config).expect("config");
-    std::fs::write(&config, text.replace(&clip.display().to_string(), &empty.display().to_string())).expect("config");
+    std::fs::write(&config, text.replace(&camera.display().to_string(), &empty.display().to_string())).expect("config");
     let log2 = dir.path().join("kiosk2.log");
     let mut again = spawn_kiosk(&config, &log2);
     assert!(wait_exit(&mut again, 60, &log2).success(), "log:\n{}", std::fs::read_to_string(&log2).unwrap_or_default());
