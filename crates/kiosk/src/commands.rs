@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use jiff::Timestamp;
+use rusqlite::Connection;
 use tokio::sync::mpsc;
 use tracing::{info, info_span, warn};
 
@@ -154,27 +155,26 @@ impl CommandStage {
                 "not a command: {e}; expected {{\"alert_id\", \"by\", \"request_id\"}} / 명령 형식이 아닙니다"
             )),
         };
-        if command.is_err() && !self.malformed.take(now_ms) {
-            self.outbox.health().mqtt_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return Ok(None);
-        }
-        let mut conn = self.outbox.store().lock()?;
-        let mut tally = Tally::default();
-        let result = match command {
-            Ok(cmd) => self.context.apply(&mut conn, action, &cmd, now_ms, &mut tally)?,
-            Err(error) => self.context.malformed(&conn, action, error, now_ms, &mut tally)?,
-        };
-        refresh_active_count(&conn, self.outbox.health());
-        drop(conn);
-        info!(ok = result.ok, error = ?result.error, alert = ?result.alert_id, "command handled");
-        self.outbox.after_enqueue(tally);
-        Ok(Some(result))
+        self.answer(action, command, now_ms, |ctx, conn, cmd, tally| ctx.apply(conn, action, cmd, now_ms, tally))
     }
 
     /// A staff thermometer value (`cmd/thermometer`), answered like the alert commands.
     fn handle_thermometer(&self, payload: &[u8], now_ms: i64) -> Result<Option<CommandResult>, StoreError> {
-        let action = Action::Thermometer;
         let command = crate::remeasure::ThermometerCommand::parse(payload);
+        self.answer(Action::Thermometer, command, now_ms, |ctx, conn, cmd, tally| {
+            crate::remeasure::apply_thermometer(ctx, conn, cmd, now_ms, tally)
+        })
+    }
+
+    /// Applies a parsed command, or answers a malformed one within the budget (None past it),
+    /// then refreshes the active-alert count and wakes the publisher.
+    fn answer<C>(
+        &self,
+        action: Action,
+        command: Result<C, String>,
+        now_ms: i64,
+        apply: impl FnOnce(&AlertContext, &mut Connection, &C, &mut Tally) -> Result<CommandResult, StoreError>,
+    ) -> Result<Option<CommandResult>, StoreError> {
         if command.is_err() && !self.malformed.take(now_ms) {
             self.outbox.health().mqtt_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(None);
@@ -182,12 +182,12 @@ impl CommandStage {
         let mut conn = self.outbox.store().lock()?;
         let mut tally = Tally::default();
         let result = match command {
-            Ok(cmd) => crate::remeasure::apply_thermometer(&self.context, &mut conn, &cmd, now_ms, &mut tally)?,
+            Ok(cmd) => apply(&self.context, &mut conn, &cmd, &mut tally)?,
             Err(error) => self.context.malformed(&conn, action, error, now_ms, &mut tally)?,
         };
         refresh_active_count(&conn, self.outbox.health());
         drop(conn);
-        info!(ok = result.ok, error = ?result.error, alert = ?result.alert_id, "thermometer entry handled");
+        info!(action = action.name(), ok = result.ok, error = ?result.error, alert = ?result.alert_id, "command handled");
         self.outbox.after_enqueue(tally);
         Ok(Some(result))
     }

@@ -331,15 +331,7 @@ impl RelayStore for PgStore {
     }
 
     fn intake_parked(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
-        self.with(|c| {
-            let mut tx = c.transaction()?;
-            let fresh = tx.execute(&pg(SEE_EVENT), &[&p.event_id, &now_ms, &outcome])? == 1;
-            if fresh {
-                tx.execute(&pg(PARK), &[&p.event_id, &p.topic, &p.payload, &p.event_ms, &now_ms])?;
-            }
-            tx.commit()?;
-            Ok(fresh)
-        })
+        self.with(|c| see_and_keep(c, &pg(PARK), p, outcome, now_ms))
     }
 
     fn parked(&self, since_event_ms: i64) -> StoreResult<Vec<Parked>> {
@@ -368,15 +360,7 @@ impl RelayStore for PgStore {
     }
 
     fn intake_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
-        self.with(|c| {
-            let mut tx = c.transaction()?;
-            let fresh = tx.execute(&pg(SEE_EVENT), &[&p.event_id, &now_ms, &outcome])? == 1;
-            if fresh {
-                tx.execute(&pg(HOLD), &[&p.event_id, &p.topic, &p.payload, &p.event_ms, &now_ms])?;
-            }
-            tx.commit()?;
-            Ok(fresh)
-        })
+        self.with(|c| see_and_keep(c, &pg(HOLD), p, outcome, now_ms))
     }
 
     fn held(&self, event_id: &str) -> StoreResult<Option<Parked>> {
@@ -456,6 +440,18 @@ impl RelayStore for PgStore {
         }
         Ok(total)
     }
+}
+
+/// Records a first sighting of `p` and keeps it (`keep`: parked or held) in one transaction;
+/// false when the event was seen before.
+fn see_and_keep(c: &mut Client, keep: &str, p: &Parked, outcome: &str, now_ms: i64) -> Result<bool, postgres::Error> {
+    let mut tx = c.transaction()?;
+    let fresh = tx.execute(&pg(SEE_EVENT), &[&p.event_id, &now_ms, &outcome])? == 1;
+    if fresh {
+        tx.execute(keep, &[&p.event_id, &p.topic, &p.payload, &p.event_ms, &now_ms])?;
+    }
+    tx.commit()?;
+    Ok(fresh)
 }
 
 /// Parked or held rows: (event_id, topic, payload, event_ms).

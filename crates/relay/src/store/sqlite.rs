@@ -54,6 +54,40 @@ impl SqliteStore {
         // A poisoned lock means a panic mid-statement; SQLite rolled back, the data is sound.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// Records a first sighting of `p` and keeps it (`keep`: parked or held) in one
+    /// transaction; false when the event was seen before.
+    fn see_and_keep(&self, keep: &str, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let fresh = tx.execute(SEE_EVENT, params![p.event_id, now_ms, outcome])? == 1;
+        if fresh {
+            tx.execute(keep, params![p.event_id, p.topic, p.payload, p.event_ms, now_ms])?;
+        }
+        tx.commit()?;
+        Ok(fresh)
+    }
+
+    /// Takes a parked or held event (`delete`, by event id) and adds its deliveries in one
+    /// transaction; false when it was taken already.
+    fn take_and_deliver(
+        &self,
+        delete: &str,
+        event_id: &str,
+        outcome: &str,
+        deliveries: &[Delivery],
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let ours = tx.execute(delete, params![event_id])? == 1;
+        if ours {
+            add_deliveries(&tx, deliveries, now_ms)?;
+            tx.execute(SET_OUTCOME, params![event_id, outcome])?;
+        }
+        tx.commit()?;
+        Ok(ours)
+    }
 }
 
 impl Columns for rusqlite::Row<'_> {
@@ -91,14 +125,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn intake_parked(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let fresh = tx.execute(SEE_EVENT, params![p.event_id, now_ms, outcome])? == 1;
-        if fresh {
-            tx.execute(PARK, params![p.event_id, p.topic, p.payload, p.event_ms, now_ms])?;
-        }
-        tx.commit()?;
-        Ok(fresh)
+        self.see_and_keep(PARK, p, outcome, now_ms)
     }
 
     fn parked(&self, since_event_ms: i64) -> StoreResult<Vec<Parked>> {
@@ -112,15 +139,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn unpark(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let ours = tx.execute(UNPARK, params![event_id])? == 1;
-        if ours {
-            add_deliveries(&tx, deliveries, now_ms)?;
-            tx.execute(SET_OUTCOME, params![event_id, outcome])?;
-        }
-        tx.commit()?;
-        Ok(ours)
+        self.take_and_deliver(UNPARK, event_id, outcome, deliveries, now_ms)
     }
 
     fn unpark_to_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
@@ -136,14 +155,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn intake_held(&self, p: &Parked, outcome: &str, now_ms: i64) -> StoreResult<bool> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let fresh = tx.execute(SEE_EVENT, params![p.event_id, now_ms, outcome])? == 1;
-        if fresh {
-            tx.execute(HOLD, params![p.event_id, p.topic, p.payload, p.event_ms, now_ms])?;
-        }
-        tx.commit()?;
-        Ok(fresh)
+        self.see_and_keep(HOLD, p, outcome, now_ms)
     }
 
     fn held(&self, event_id: &str) -> StoreResult<Option<Parked>> {
@@ -171,15 +183,7 @@ impl RelayStore for SqliteStore {
     }
 
     fn release_held(&self, event_id: &str, outcome: &str, deliveries: &[Delivery], now_ms: i64) -> StoreResult<bool> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let ours = tx.execute(UNHOLD, params![event_id])? == 1;
-        if ours {
-            add_deliveries(&tx, deliveries, now_ms)?;
-            tx.execute(SET_OUTCOME, params![event_id, outcome])?;
-        }
-        tx.commit()?;
-        Ok(ours)
+        self.take_and_deliver(UNHOLD, event_id, outcome, deliveries, now_ms)
     }
 
     fn claim(&self, instance: &str, token: &str, now_ms: i64) -> StoreResult<Option<Delivery>> {
