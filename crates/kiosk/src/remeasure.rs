@@ -348,26 +348,12 @@ pub fn apply_thermometer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    // A kiosk with staff "kim", a 37.5 °C threshold and re-measures settled within 30 minutes.
+    use crate::alerts::tests::setup;
     use crate::store::Store;
 
     const T0: i64 = 1_764_633_600_000; // 2025-12-02 09:00 KST
     const DAY: &str = "2025-12-02";
-
-    fn setup() -> (tempfile::TempDir, Store, AlertContext) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(&dir.path().join("k.db")).expect("store");
-        let site =
-            crate::site::SiteConfig { center_id: "c".into(), kiosk_id: "k".into(), timezone: "Asia/Seoul".into() };
-        let ctx = AlertContext {
-            site: site.build().expect("site"),
-            staff: vec!["kim".into()],
-            capacity: 100,
-            threshold_c: 37.5,
-            settle_within_ms: 30 * 60_000,
-            expiry_ms: 3_600_000,
-        };
-        (dir, store, ctx)
-    }
 
     fn minji() -> PersonRef {
         PersonRef { id: "minji".into(), role: Role::Child }
