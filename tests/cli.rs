@@ -81,6 +81,7 @@ fn enroll_list_identify_remove() {
 }
 
 fn enroll_as(cfg: &Path, id: &str, name: &str, extra: &[&str], images: &[&Path]) -> std::process::Output {
+    common::consent(cfg, id);
     let mut args = vec!["enroll", "--config", s(cfg), "--person", id, "--role", "child", "--name", name];
     args.extend_from_slice(extra);
     args.extend(images.iter().map(|p| s(p)));
@@ -181,6 +182,7 @@ fn bad_photos_are_rejected_with_a_reason_and_change_nothing() {
     let good = photo("face_recognition/obama.jpg");
     let out = dolbom(&["enroll", "--config", s(&cfg), "--person", "obama", "--role", "staff", "--name", "O", s(&good)]);
     assert!(out.status.success(), "{}", stderr(&out));
+    common::consent(&cfg, "kid");
 
     // No face: a plain grey picture.
     let blank = dir.path().join("wall.png");
@@ -223,7 +225,7 @@ fn model_and_config_errors_are_clear_and_change_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = photo("face_recognition/obama.jpg");
     let enroll = |cfg: &Path| {
-        dolbom(&["enroll", "--config", s(cfg), "--person", "p", "--role", "child", "--name", "P", s(&good)])
+        dolbom(&["enroll", "--config", s(cfg), "--person", "p", "--role", "staff", "--name", "P", s(&good)])
     };
 
     // Missing model file.
@@ -300,7 +302,7 @@ fn logs_as_json_lines_when_asked() {
     let (o1, b) = (photo("face_recognition/obama.jpg"), photo("face_recognition/biden.jpg"));
     // Biden's photo added to Obama resembles his other photo only weakly: a warning.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dolbom"))
-        .args(["enroll", "--config", s(&cfg), "--person", "a", "--role", "child", "--name", "A", s(&o1), s(&b)])
+        .args(["enroll", "--config", s(&cfg), "--person", "a", "--role", "staff", "--name", "A", s(&o1), s(&b)])
         .env("DOLBOM_LOG", "info")
         .env("DOLBOM_LOG_FORMAT", "json")
         .output()
