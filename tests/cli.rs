@@ -80,8 +80,8 @@ fn enroll_list_identify_remove() {
     assert_eq!(stdout(&out), "");
 }
 
+/// Enrols a child (the test records each id's consent first).
 fn enroll_as(cfg: &Path, id: &str, name: &str, extra: &[&str], images: &[&Path]) -> std::process::Output {
-    common::consent(cfg, id);
     let mut args = vec!["enroll", "--config", s(cfg), "--person", id, "--role", "child", "--name", name];
     args.extend_from_slice(extra);
     args.extend(images.iter().map(|p| s(p)));
@@ -115,6 +115,9 @@ fn a_face_close_to_an_enrolled_one_needs_a_confirmed_lookalike_and_the_mark_is_k
         photo("face_recognition/obama3.jpg"),
     );
     let biden = photo("face_recognition/biden.jpg");
+    for id in ["a", "b", "c", "d"] {
+        common::consent(&cfg, id);
+    }
     let out = enroll_as(&cfg, "a", "김민지", &[], &[&o1, &o3]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = enroll_as(&cfg, "c", "박준", &[], &[&biden]);
@@ -476,6 +479,7 @@ fn images_with_huge_dimensions_are_refused_before_decoding() {
     let huge = dir.path().join("huge.png");
     std::fs::write(&huge, &png).expect("write");
     let biden = photo("face_recognition/biden.jpg");
+    common::consent(&cfg, "kid");
 
     let out = dolbom(&["identify", "--config", s(&cfg), s(&huge), s(&biden)]);
     assert!(!out.status.success());
@@ -529,6 +533,7 @@ fn calibrate_faces_measures_the_gallery_and_labelled_photos_consistently() {
     let fr = |name: &str| photo(&format!("face_recognition/{name}"));
     let enrol = |id: &str, extra: &[&str], photos: &[std::path::PathBuf]| {
         let refs: Vec<&Path> = photos.iter().map(|p| p.as_path()).collect();
+        common::consent(&cfg, id);
         let out = enroll_as(&cfg, id, id, extra, &refs);
         assert!(out.status.success(), "{id}: {}", stderr(&out));
     };
