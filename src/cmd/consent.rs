@@ -48,7 +48,7 @@ pub fn consent(action: ConsentAction) -> Result<ExitCode> {
                     g.add_consent(consent, today)?;
                     Ok::<_, anyhow::Error>(g.get(&person).map(|p| p.role))
                 },
-                |_| Ok(audit.append(&[entry.clone()], now)?),
+                |_| Ok(audit.append(std::slice::from_ref(&entry), now)?),
             )?;
             let (id, list) = (printable(&person), purposes_text(&entry.purposes));
             outln!("consent recorded for {id}: {list}, kept until {until} / {id}의 동의를 기록했습니다: {list}, {until}까지 보관")?;
