@@ -70,6 +70,23 @@ fn main() {
             continue;
         }
         gallery.enroll(id, Role::Child, id, templates, &model, 1).expect("enrol");
+        // Children at a real door come with a guardian's consent, template refresh included.
+        let today = jiff::ZonedDateTime::now().date();
+        gallery.consents.push(dolbom_face::gallery::Consent {
+            person: id.clone(),
+            guardian: "guardian".into(),
+            relation: "parent".into(),
+            given_on: today,
+            verified_how: "benchmark".into(),
+            purposes: dolbom_face::gallery::Purpose::ALL.to_vec(),
+            retention_until: today.tomorrow().expect("a tomorrow"),
+            recorded_at: jiff::Timestamp::now(),
+            recorded_by: "bench".into(),
+            ended: None,
+            ended_at: None,
+            ended_by: None,
+            reason: None,
+        });
         walkers.extend(rest.into_iter().map(|p| (Some(id.clone()), p)));
     }
     let level = lookalike_level(&config.face.matcher);

@@ -20,8 +20,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use dolbom_face::enroll::{enroll, Enrollment};
-use dolbom_face::gallery::{GalleryStore, Matcher, Role};
+use dolbom_face::enroll::{enroll, Enroller, Enrollment};
+use dolbom_face::gallery::{Consent, GalleryStore, Matcher, Purpose, Role};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::FaceModels;
 use dolbom_kiosk::config::Config;
@@ -76,9 +76,36 @@ fn main() {
         Matcher::new(config.face.matcher.clone()),
     );
     let store = GalleryStore::new(&config.gallery.path);
+    let (now, audit) = (jiff::ZonedDateTime::now(), dolbom_face::gallery::AuditLog::new(config.gallery.audit_path()));
+    let who = Enroller { now: &now, by: "bench", audit: &audit };
     for (id, photos) in &enrol {
-        enroll(&mut pipeline, &config.face.quality, &store, &Enrollment { id, role: Role::Child, name: id, photos }, 0)
-            .expect("enrol");
+        // Children, as at a real door: each with a guardian's consent recorded first.
+        let consent = Consent {
+            person: id.clone(),
+            guardian: "guardian".into(),
+            relation: "parent".into(),
+            given_on: now.date(),
+            verified_how: "benchmark".into(),
+            purposes: vec![Purpose::FaceAttendance],
+            retention_until: now.date().tomorrow().expect("a tomorrow"),
+            recorded_at: now.timestamp(),
+            recorded_by: "bench".into(),
+            ended: None,
+            ended_at: None,
+            ended_by: None,
+            reason: None,
+        };
+        store
+            .update(|g| -> Result<(), Box<dyn std::error::Error>> { Ok(g.add_consent(consent, now.date())?) })
+            .expect("consent");
+        enroll(
+            &mut pipeline,
+            &config.face.quality,
+            &store,
+            &Enrollment { id, role: Role::Child, name: id, photos },
+            &who,
+        )
+        .expect("enrol");
     }
     let gallery = store.load().expect("gallery");
 

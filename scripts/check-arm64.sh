@@ -83,6 +83,9 @@ enrol_identify() { # NAME DOLBOM... ; writes $work/NAME/{enrol.txt,identify.json
     [ "$name" = arm64 ] && assets="$ARM64_ASSETS"
     kiosk_config "$assets" "$work/$name/gallery.json" "$cfg"
     {
+        "$@" consent add obama --guardian "Michelle Obama" --relation mother --given-on "$(date +%F)" \
+            --verified-how "signed paper form" --purpose face-attendance --until "$(date -d '+1 year' +%F)" \
+            --by arm64-check --config "$cfg"
         "$@" enroll --config "$cfg" --person obama --role child --name "Barack Obama" \
             "$photos/face_recognition/obama.jpg" "$photos/face_recognition/obama2.jpg"
         "$@" enroll --config "$cfg" --person biden --role staff --name "Joe Biden" "$photos/face_recognition/biden.jpg"

@@ -17,6 +17,11 @@ rm -rf .dolbom/demo
 mkdir -p .dolbom/demo
 
 echo "== enrol (config/sample.toml) =="
+# A child's face is enrolled only with a guardian's consent on record (docs/consent.md).
+"$bin" consent add obama --guardian "Michelle Obama" --relation "어머니 / mother" \
+    --given-on "$(date +%F)" --verified-how "signed paper form, ID checked" \
+    --purpose face-attendance --purpose template-refresh --until "$(date -d '+1 year' +%F)" --by kim-teacher \
+    --config config/sample.toml
 "$bin" enroll --config config/sample.toml --person obama --role child --name "Barack Obama" \
     "$photos/face_recognition/obama.jpg" "$photos/face_recognition/obama2.jpg"
 "$bin" enroll --config config/sample.toml --person biden --role staff --name "Joe Biden" \
@@ -24,6 +29,7 @@ echo "== enrol (config/sample.toml) =="
 # Jiwoo's family said no to face recognition: a tag on her bag, no photo at all (docs/tag.md).
 "$bin" tag add jiwoo 62E3086CED --role child --name "이지우" --config config/sample.toml
 "$bin" gallery list --config config/sample.toml
+"$bin" consent list --config config/sample.toml
 
 echo "== identify photos: Obama in two new photos; the group photo is all strangers =="
 "$bin" identify --config config/sample.toml \

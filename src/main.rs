@@ -53,9 +53,26 @@ enum Command {
         /// photos come as close to that person as a look-alike; marks the pair. Repeat for several.
         #[arg(long = "lookalike-of", value_name = "ID")]
         lookalike_of: Vec<String>,
+        /// Your staff id, for the audit log (`cli` when not given).
+        #[arg(long, value_name = "STAFF_ID", default_value = "cli")]
+        by: String,
         /// 3 to 5 photos recognise best: frontal and slightly turned.
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<PathBuf>,
+    },
+    /// Guardians' consents to a child's face recognition: record, list, withdraw (a child's face
+    /// is enrolled only with one in force; withdrawal destroys the face templates at once).
+    #[cfg(feature = "kiosk")]
+    Consent {
+        #[command(subcommand)]
+        action: ConsentAction,
+    },
+    /// The audit log of consents, enrolments and erasures: list it, or verify its hash chain
+    /// (exit 1 when a line was edited or removed).
+    #[cfg(feature = "kiosk")]
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
     },
     /// List or remove enrolled people.
     #[cfg(feature = "kiosk")]
@@ -460,6 +477,83 @@ pub enum CalibrateWhat {
 
 #[cfg(feature = "kiosk")]
 #[derive(Subcommand)]
+pub enum ConsentAction {
+    /// Record a consent a guardian gave (on paper, checked by you) for a child, before enrolling
+    /// the child's face. Dates are days in the site's time zone (`site.timezone`).
+    Add {
+        /// The child's person id (enrolled or not yet).
+        #[arg(value_name = "PERSON")]
+        person: String,
+        /// The guardian's name.
+        #[arg(long, value_name = "NAME")]
+        guardian: String,
+        /// How the guardian is related to the child, e.g. 어머니 / mother.
+        #[arg(long, value_name = "RELATION")]
+        relation: String,
+        /// The day the guardian signed, YYYY-MM-DD.
+        #[arg(long, value_name = "DATE")]
+        given_on: jiff::civil::Date,
+        /// How you checked it was the guardian, e.g. "signed paper form, ID checked".
+        #[arg(long, value_name = "TEXT")]
+        verified_how: String,
+        /// face-attendance (required), template-refresh (the kiosk may add templates as the face
+        /// grows). Repeat for both.
+        #[arg(long = "purpose", value_name = "PURPOSE", required = true)]
+        purposes: Vec<dolbom_face::gallery::Purpose>,
+        /// The last day the templates may be kept, YYYY-MM-DD (after today, at most 3 years ahead),
+        /// e.g. the end of the school year.
+        #[arg(long, value_name = "DATE")]
+        until: jiff::civil::Date,
+        /// Your staff id.
+        #[arg(long, value_name = "STAFF_ID")]
+        by: String,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Every consent recorded, and children with face templates but no consent in force.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record a guardian's withdrawal: ends the child's consents and destroys their face
+    /// templates at once (the person, tags and PIN stay: check-in by tag or PIN still works).
+    Withdraw {
+        #[arg(value_name = "PERSON")]
+        person: String,
+        /// Your staff id.
+        #[arg(long, value_name = "STAFF_ID")]
+        by: String,
+        /// What the guardian said, if you want it kept with the consent record.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[cfg(feature = "kiosk")]
+#[derive(Subcommand)]
+pub enum AuditAction {
+    /// Every line of the audit log, checked first.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The lines as written (JSON) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the hash chain; prints the number of lines and the last line's hash. Exit 1 when broken.
+    Verify {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+#[cfg(feature = "kiosk")]
+#[derive(Subcommand)]
 pub enum GalleryAction {
     /// One line per person: id, role, number of photos, name, look-alikes (comma-separated, `-` for none).
     List {
@@ -482,13 +576,19 @@ pub enum GalleryAction {
     RevertRefresh {
         #[arg(value_name = "ID")]
         id: String,
+        /// Your staff id, for the audit log.
+        #[arg(long, value_name = "STAFF_ID", default_value = "cli")]
+        by: String,
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
-    /// Remove a person and all their embeddings.
+    /// Remove a person and all their embeddings (their consent records stay, as history).
     Remove {
         #[arg(value_name = "ID")]
         id: String,
+        /// Your staff id, for the audit log.
+        #[arg(long, value_name = "STAFF_ID", default_value = "cli")]
+        by: String,
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
@@ -556,16 +656,22 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 fn run(command: Command) -> Result<ExitCode> {
     match command {
         #[cfg(feature = "kiosk")]
-        Command::Enroll { config, person, role, name, lookalike_of, images } => {
-            cmd::face::enroll(config, cmd::face::EnrollArgs { person, role, name, lookalike_of, images })
+        Command::Enroll { config, person, role, name, lookalike_of, by, images } => {
+            cmd::face::enroll(config, cmd::face::EnrollArgs { person, role, name, lookalike_of, by, images })
         }
+        #[cfg(feature = "kiosk")]
+        Command::Consent { action } => cmd::consent::consent(action),
+        #[cfg(feature = "kiosk")]
+        Command::Audit { action } => cmd::consent::audit(action),
         #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::List { config, json } } => cmd::face::gallery_list(config, json),
         #[cfg(feature = "kiosk")]
-        Command::Gallery { action: GalleryAction::Remove { id, config } } => cmd::face::gallery_remove(id, config),
+        Command::Gallery { action: GalleryAction::Remove { id, by, config } } => {
+            cmd::face::gallery_remove(id, by, config)
+        }
         #[cfg(feature = "kiosk")]
-        Command::Gallery { action: GalleryAction::RevertRefresh { id, config } } => {
-            cmd::face::gallery_revert_refresh(id, config)
+        Command::Gallery { action: GalleryAction::RevertRefresh { id, by, config } } => {
+            cmd::face::gallery_revert_refresh(id, by, config)
         }
         #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::Health { config, json } } => {

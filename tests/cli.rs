@@ -80,6 +80,7 @@ fn enroll_list_identify_remove() {
     assert_eq!(stdout(&out), "");
 }
 
+/// Enrols a child (the test records each id's consent first).
 fn enroll_as(cfg: &Path, id: &str, name: &str, extra: &[&str], images: &[&Path]) -> std::process::Output {
     let mut args = vec!["enroll", "--config", s(cfg), "--person", id, "--role", "child", "--name", name];
     args.extend_from_slice(extra);
@@ -114,6 +115,9 @@ fn a_face_close_to_an_enrolled_one_needs_a_confirmed_lookalike_and_the_mark_is_k
         photo("face_recognition/obama3.jpg"),
     );
     let biden = photo("face_recognition/biden.jpg");
+    for id in ["a", "b", "c", "d"] {
+        common::consent(&cfg, id);
+    }
     let out = enroll_as(&cfg, "a", "김민지", &[], &[&o1, &o3]);
     assert!(out.status.success(), "{}", stderr(&out));
     let out = enroll_as(&cfg, "c", "박준", &[], &[&biden]);
@@ -181,6 +185,7 @@ fn bad_photos_are_rejected_with_a_reason_and_change_nothing() {
     let good = photo("face_recognition/obama.jpg");
     let out = dolbom(&["enroll", "--config", s(&cfg), "--person", "obama", "--role", "staff", "--name", "O", s(&good)]);
     assert!(out.status.success(), "{}", stderr(&out));
+    common::consent(&cfg, "kid");
 
     // No face: a plain grey picture.
     let blank = dir.path().join("wall.png");
@@ -223,7 +228,7 @@ fn model_and_config_errors_are_clear_and_change_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = photo("face_recognition/obama.jpg");
     let enroll = |cfg: &Path| {
-        dolbom(&["enroll", "--config", s(cfg), "--person", "p", "--role", "child", "--name", "P", s(&good)])
+        dolbom(&["enroll", "--config", s(cfg), "--person", "p", "--role", "staff", "--name", "P", s(&good)])
     };
 
     // Missing model file.
@@ -300,7 +305,7 @@ fn logs_as_json_lines_when_asked() {
     let (o1, b) = (photo("face_recognition/obama.jpg"), photo("face_recognition/biden.jpg"));
     // Biden's photo added to Obama resembles his other photo only weakly: a warning.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_dolbom"))
-        .args(["enroll", "--config", s(&cfg), "--person", "a", "--role", "child", "--name", "A", s(&o1), s(&b)])
+        .args(["enroll", "--config", s(&cfg), "--person", "a", "--role", "staff", "--name", "A", s(&o1), s(&b)])
         .env("DOLBOM_LOG", "info")
         .env("DOLBOM_LOG_FORMAT", "json")
         .output()
@@ -474,6 +479,7 @@ fn images_with_huge_dimensions_are_refused_before_decoding() {
     let huge = dir.path().join("huge.png");
     std::fs::write(&huge, &png).expect("write");
     let biden = photo("face_recognition/biden.jpg");
+    common::consent(&cfg, "kid");
 
     let out = dolbom(&["identify", "--config", s(&cfg), s(&huge), s(&biden)]);
     assert!(!out.status.success());
@@ -527,6 +533,7 @@ fn calibrate_faces_measures_the_gallery_and_labelled_photos_consistently() {
     let fr = |name: &str| photo(&format!("face_recognition/{name}"));
     let enrol = |id: &str, extra: &[&str], photos: &[std::path::PathBuf]| {
         let refs: Vec<&Path> = photos.iter().map(|p| p.as_path()).collect();
+        common::consent(&cfg, id);
         let out = enroll_as(&cfg, id, id, extra, &refs);
         assert!(out.status.success(), "{id}: {}", stderr(&out));
     };

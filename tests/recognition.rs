@@ -5,7 +5,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use dolbom_face::enroll::{enroll, Enrollment};
+use dolbom_face::enroll::{enroll, Enroller, Enrollment};
 use dolbom_face::gallery::{GalleryStore, Role};
 use dolbom_face::image::load_bgr;
 
@@ -16,18 +16,26 @@ fn same_person_matches_and_strangers_stay_unknown() {
     let mut pipeline = common::pipeline(&config);
     let store = GalleryStore::new(&config.gallery.path);
     let q = &config.face.quality;
+    let (now, audit) = (jiff::ZonedDateTime::now(), dolbom_face::gallery::AuditLog::new(config.gallery.audit_path()));
+    let who = Enroller { now: &now, by: "test", audit: &audit };
     let obama = [common::photo("face_recognition/obama.jpg"), common::photo("face_recognition/obama2.jpg")];
     enroll(
         &mut pipeline,
         q,
         &store,
         &Enrollment { id: "obama", role: Role::Guardian, name: "Obama", photos: &obama },
-        1,
+        &who,
     )
     .expect("enrol obama");
     let biden = [common::photo("face_recognition/biden.jpg")];
-    enroll(&mut pipeline, q, &store, &Enrollment { id: "biden", role: Role::Staff, name: "Biden", photos: &biden }, 1)
-        .expect("enrol biden");
+    enroll(
+        &mut pipeline,
+        q,
+        &store,
+        &Enrollment { id: "biden", role: Role::Staff, name: "Biden", photos: &biden },
+        &who,
+    )
+    .expect("enrol biden");
     let gallery = store.load().expect("gallery");
 
     // Photos of Obama that were not enrolled, including one with half the face cut off.

@@ -144,6 +144,9 @@ fn enrol_child(config: &Path) {
         ("obama", "child", &["face_recognition/obama.jpg", "face_recognition/obama2.jpg"][..]),
         ("biden", "staff", &["face_recognition/biden.jpg"][..]),
     ] {
+        if role == "child" {
+            common::consent(config, id);
+        }
         let paths: Vec<String> = photos.iter().map(|p| photo(p).display().to_string()).collect();
         let mut args = vec!["enroll", "--config", c, "--person", id, "--role", role, "--name", id];
         args.extend(paths.iter().map(String::as_str));

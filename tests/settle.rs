@@ -56,6 +56,7 @@ fn rig(tag: &str, clip_people: &[Walker]) -> Rig {
     );
     let c = config.to_str().expect("utf-8");
     let photos: Vec<String> = OBAMA_ENROL.iter().map(|p| common::photo(p).display().to_string()).collect();
+    common::consent(&config, "obama");
     let mut args = vec!["enroll", "--config", c, "--person", "obama", "--role", "child", "--name", "오바마"];
     args.extend(photos.iter().map(String::as_str));
     let out = common::dolbom(&args);

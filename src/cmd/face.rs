@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
-use dolbom_face::enroll::{self, Enrollment};
-use dolbom_face::gallery::{printable, GalleryError, GalleryStore, Matcher, Role};
+use dolbom_face::enroll::{self, Enroller, Enrollment};
+use dolbom_face::gallery::{printable, validate_id, Action, Entry, GalleryError, GalleryStore, Matcher, Role};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::image::load_bgr;
 use dolbom_face::FaceModels;
@@ -18,22 +17,30 @@ pub struct EnrollArgs {
     pub role: Role,
     pub name: String,
     pub lookalike_of: Vec<String>,
+    pub by: String,
     pub images: Vec<PathBuf>,
 }
 
 pub fn enroll(config: PathBuf, args: EnrollArgs) -> Result<ExitCode> {
-    let EnrollArgs { person, role, name, lookalike_of, images } = args;
+    let EnrollArgs { person, role, name, lookalike_of, by, images } = args;
     let config = Config::load(&config)?;
+    validate_id(&by).context("--by")?;
     let _span = info_span!("enroll", person = %person).entered();
-    let mut pipeline = pipeline(&config)?;
     let store = GalleryStore::new(&config.gallery.path);
+    let now = jiff::Timestamp::now().to_zoned_datetime(config.timezone());
+    // Before the models load: a refusal should come at once (a bad id or name first).
+    validate_id(&person)?;
+    dolbom_face::gallery::validate_name(&name)?;
+    store.load()?.check_face_consent(&person, role, now.date())?;
+    let mut pipeline = pipeline(&config)?;
+    let audit = config.audit_log();
     let report = enroll::enroll_lookalike(
         &mut pipeline,
         &config.face.quality,
         &store,
         &Enrollment { id: &person, role, name: &name, photos: &images },
         &lookalike_of,
-        unix_now(),
+        &Enroller { now: &now, by: &by, audit: &audit },
     )?;
     for (path, s) in &report.inconsistent {
         warn!(
@@ -103,10 +110,18 @@ pub fn gallery_list(config: PathBuf, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn gallery_revert_refresh(id: String, config: PathBuf) -> Result<ExitCode> {
+pub fn gallery_revert_refresh(id: String, by: String, config: PathBuf) -> Result<ExitCode> {
     let config = Config::load(&config)?;
+    validate_id(&by).context("--by")?;
     let store = GalleryStore::new(&config.gallery.path);
-    let dropped = store.update(|g| g.revert_refresh(&id).map_err(anyhow::Error::from))?;
+    let audit = config.audit_log();
+    let dropped = store.update_then(
+        |g| g.revert_refresh(&id).map_err(anyhow::Error::from),
+        |n| {
+            let entry = Entry::new(Action::RefreshReverted, &id, &by).templates(*n);
+            Ok(audit.append(&[entry], jiff::Timestamp::now())?)
+        },
+    )?;
     outln!(
         "{}: {dropped} template(s) taken from sightings removed; the enrolled ones are kept / \
          사진 인식으로 추가된 템플릿 {dropped}개 삭제, 등록 사진은 유지",
@@ -115,10 +130,18 @@ pub fn gallery_revert_refresh(id: String, config: PathBuf) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn gallery_remove(id: String, config: PathBuf) -> Result<ExitCode> {
+pub fn gallery_remove(id: String, by: String, config: PathBuf) -> Result<ExitCode> {
     let config = Config::load(&config)?;
+    validate_id(&by).context("--by")?;
     let store = GalleryStore::new(&config.gallery.path);
-    let removed = store.update(|g| g.remove(&id).map_err(anyhow::Error::from))?;
+    let audit = config.audit_log();
+    let removed = store.update_then(
+        |g| g.remove(&id).map_err(anyhow::Error::from),
+        |p| {
+            let entry = Entry::new(Action::Removed, &id, &by).templates(p.templates().count());
+            Ok(audit.append(&[entry], jiff::Timestamp::now())?)
+        },
+    )?;
     outln!(
         "removed {} ({}, {}) and {} embedding(s)",
         printable(&removed.id),
@@ -160,8 +183,4 @@ pub fn identify(config: PathBuf, images: Vec<PathBuf>) -> Result<ExitCode> {
 pub fn pipeline(config: &Config) -> Result<FacePipeline> {
     let models = FaceModels::load(&config.runtime, &config.face)?;
     Ok(FacePipeline::new(models, Matcher::new(config.face.matcher.clone())))
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -5,6 +5,8 @@ pub mod calibrate;
 #[cfg(feature = "kiosk")]
 pub mod checkin;
 #[cfg(feature = "kiosk")]
+pub mod consent;
+#[cfg(feature = "kiosk")]
 pub mod doctor;
 #[cfg(feature = "kiosk")]
 pub mod face;

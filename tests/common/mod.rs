@@ -47,6 +47,30 @@ pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     path
 }
 
+/// Records a guardian's consent to face-attendance for `person` through the CLI, as staff do
+/// before a child's face is enrolled (given yesterday, kept a year).
+pub fn consent(config: &Path, person: &str) {
+    consent_with(config, person, &["face-attendance"]);
+}
+
+pub fn consent_with(config: &Path, person: &str, purposes: &[&str]) {
+    let today = jiff::ZonedDateTime::now().date();
+    let (given, until) = (
+        today.yesterday().expect("a yesterday").to_string(),
+        today.checked_add(jiff::Span::new().days(365)).expect("a year on").to_string(),
+    );
+    let c = config.to_str().expect("utf-8");
+    let mut args =
+        vec!["consent", "add", person, "--config", c, "--guardian", "김영희", "--relation", "어머니 / mother"];
+    args.extend(["--given-on", given.as_str(), "--until", until.as_str(), "--by", "kim-teacher"]);
+    args.extend(["--verified-how", "signed paper form, ID checked"]);
+    for p in purposes {
+        args.extend(["--purpose", p]);
+    }
+    let out = dolbom(&args);
+    assert!(out.status.success(), "consent for {person}: {}", stderr(&out));
+}
+
 pub fn dolbom(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dolbom")).args(args).output().expect("run dolbom")
 }

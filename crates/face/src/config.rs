@@ -170,6 +170,10 @@ pub const DEFAULT_MATCH_THRESHOLD: f32 = 0.40;
 #[serde(deny_unknown_fields)]
 pub struct GalleryConfig {
     pub path: PathBuf,
+    /// The audit log of consents, enrolments and erasures (see `gallery::audit`); default:
+    /// beside the gallery, `gallery.json` → `gallery.audit.jsonl`.
+    #[serde(default)]
+    pub audit_path: Option<PathBuf>,
 }
 
 fn default_max_input_side() -> u32 {
@@ -234,11 +238,22 @@ impl GalleryConfig {
         if self.path.as_os_str().is_empty() {
             return Err(("gallery.path", "must not be empty".into()));
         }
+        if self.audit_path.as_ref().is_some_and(|p| p.as_os_str().is_empty() || *p == self.path) {
+            return Err(("gallery.audit_path", "must be a file of its own, not empty nor the gallery".into()));
+        }
         Ok(())
     }
 
     pub fn resolve_paths(&mut self, base: &Path) {
         resolve(base, &mut self.path);
+        if let Some(p) = &mut self.audit_path {
+            resolve(base, p);
+        }
+    }
+
+    /// The audit log's path, given or by default.
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit_path.clone().unwrap_or_else(|| crate::gallery::AuditLog::beside(&self.path))
     }
 }
 

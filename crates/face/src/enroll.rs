@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::QualityConfig;
-use crate::gallery::{printable, Gallery, GalleryError, GalleryStore, Role, StoreError};
+use crate::gallery::{
+    printable, Action, AuditError, AuditLog, Entry, Gallery, GalleryError, GalleryStore, Role, StoreError,
+};
 use crate::identify::FacePipeline;
 use crate::image::{load_bgr, ImageError};
 use crate::{quality, Embedding, FaceError};
@@ -52,6 +54,8 @@ pub enum EnrollError {
     Gallery(#[from] GalleryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 pub use crate::config::LOOKALIKE_SIMILARITY;
@@ -155,6 +159,20 @@ pub struct Enrollment<'a> {
     pub photos: &'a [PathBuf],
 }
 
+/// Who enrols and when: the time in the site's time zone (a child's consent must be in force on
+/// that day), the staff id, and the audit log the enrolment is recorded in.
+pub struct Enroller<'a> {
+    pub now: &'a jiff::ZonedDateTime,
+    pub by: &'a str,
+    pub audit: &'a AuditLog,
+}
+
+impl Enroller<'_> {
+    fn secs(&self) -> u64 {
+        u64::try_from(self.now.timestamp().as_second()).unwrap_or(0)
+    }
+}
+
 /// Embeds every photo, then adds them to the gallery in one atomic update. Refused when the
 /// photos come as close as a look-alike to someone enrolled: see [`enroll_lookalike`].
 pub fn enroll(
@@ -162,9 +180,9 @@ pub fn enroll(
     quality: &QualityConfig,
     store: &GalleryStore,
     request: &Enrollment<'_>,
-    now: u64,
+    who: &Enroller<'_>,
 ) -> Result<EnrollReport, EnrollError> {
-    enroll_lookalike(pipeline, quality, store, request, &[], now)
+    enroll_lookalike(pipeline, quality, store, request, &[], who)
 }
 
 /// [`enroll`], with the people the operator confirms this one looks like (`--lookalike-of`):
@@ -177,7 +195,7 @@ pub fn enroll_lookalike(
     store: &GalleryStore,
     request: &Enrollment<'_>,
     lookalike_of: &[String],
-    now: u64,
+    who: &Enroller<'_>,
 ) -> Result<EnrollReport, EnrollError> {
     if request.photos.is_empty() {
         return Err(EnrollError::NoPhotos);
@@ -185,45 +203,59 @@ pub fn enroll_lookalike(
     crate::gallery::validate_id(request.id)?;
     // Before the photos are read: a bad name should not cost a minute of embedding.
     crate::gallery::validate_name(request.name)?;
-    check_lookalike_ids(request.id, lookalike_of, &store.load()?)?;
+    let today = who.now.date();
+    let before = store.load()?;
+    // Checked again under the lock below: a withdrawal meanwhile wins.
+    before.check_face_consent(request.id, request.role, today)?;
+    check_lookalike_ids(request.id, lookalike_of, &before)?;
     let photos = request.photos.iter().map(|p| embed_photo(pipeline, quality, p)).collect::<Result<Vec<_>, _>>()?;
     let model_id = pipeline.models.embedder.model_id().to_string();
     let threshold = pipeline.matcher.config().threshold;
-    store.update(|gallery| {
-        let existing: Vec<Embedding> = gallery.get(request.id).map(|p| p.embeddings.clone()).unwrap_or_default();
-        let mut inconsistent = Vec::new();
-        for (i, photo) in photos.iter().enumerate() {
-            let others =
-                existing.iter().chain(photos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, p)| &p.embedding));
-            let best = others.map(|e| e.similarity(&photo.embedding)).fold(f32::NEG_INFINITY, f32::max);
-            if best.is_finite() && best < threshold {
-                inconsistent.push((photo.path.clone(), best));
+    let added = photos.len();
+    let record = |report: &EnrollReport| -> Result<(), EnrollError> {
+        let entry = Entry { total: Some(report.total_embeddings), ..Entry::new(Action::Enrolled, request.id, who.by) };
+        Ok(who.audit.append(&[entry.templates(added)], who.now.timestamp())?)
+    };
+    store.update_then(
+        |gallery| {
+            gallery.check_face_consent(request.id, request.role, today)?;
+            let existing: Vec<Embedding> = gallery.get(request.id).map(|p| p.embeddings.clone()).unwrap_or_default();
+            let mut inconsistent = Vec::new();
+            for (i, photo) in photos.iter().enumerate() {
+                let others = existing
+                    .iter()
+                    .chain(photos.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, p)| &p.embedding));
+                let best = others.map(|e| e.similarity(&photo.embedding)).fold(f32::NEG_INFINITY, f32::max);
+                if best.is_finite() && best < threshold {
+                    inconsistent.push((photo.path.clone(), best));
+                }
             }
-        }
-        // Similarities between two embedders' vectors mean nothing: refuse that first.
-        gallery.check_embedder(&model_id)?;
-        let level = lookalike_level(pipeline.matcher.config());
-        let embeddings: Vec<Embedding> = photos.iter().map(|p| p.embedding.clone()).collect();
-        let near = confirm_neighbours(gallery, request.id, &embeddings, lookalike_of, level)?;
-        let already = gallery.get(request.id).map(|p| p.lookalikes.clone()).unwrap_or_default();
-        gallery.enroll(request.id, request.role, request.name, embeddings, &model_id, now)?;
-        let mut marked = Vec::new();
-        for other in lookalike_of {
-            gallery.mark_lookalikes(request.id, other)?;
-            if !already.contains(other) && !marked.contains(other) {
-                marked.push(other.clone());
+            // Similarities between two embedders' vectors mean nothing: refuse that first.
+            gallery.check_embedder(&model_id)?;
+            let level = lookalike_level(pipeline.matcher.config());
+            let embeddings: Vec<Embedding> = photos.iter().map(|p| p.embedding.clone()).collect();
+            let near = confirm_neighbours(gallery, request.id, &embeddings, lookalike_of, level)?;
+            let already = gallery.get(request.id).map(|p| p.lookalikes.clone()).unwrap_or_default();
+            gallery.enroll(request.id, request.role, request.name, embeddings, &model_id, who.secs())?;
+            let mut marked = Vec::new();
+            for other in lookalike_of {
+                gallery.mark_lookalikes(request.id, other)?;
+                if !already.contains(other) && !marked.contains(other) {
+                    marked.push(other.clone());
+                }
             }
-        }
-        let total_embeddings = gallery.get(request.id).map_or(0, |p| p.embeddings.len());
-        Ok(EnrollReport {
-            photos: photos.clone(),
-            total_embeddings,
-            inconsistent,
-            nearest: near.into_iter().next(),
-            lookalike_level: level,
-            marked,
-        })
-    })
+            let total_embeddings = gallery.get(request.id).map_or(0, |p| p.embeddings.len());
+            Ok(EnrollReport {
+                photos: photos.clone(),
+                total_embeddings,
+                inconsistent,
+                nearest: near.into_iter().next(),
+                lookalike_level: level,
+                marked,
+            })
+        },
+        record,
+    )
 }
 
 /// The neighbours of `embeddings` (enrolled as `id`), most similar first, provided every one at or

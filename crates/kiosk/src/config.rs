@@ -166,6 +166,20 @@ impl Config {
         site.build().map_err(|(key, message)| invalid(path, key, message))
     }
 
+    /// The time zone consent dates are days in: `site.timezone`, or the system's when the config
+    /// has no `[site]` (the face tools run without one).
+    pub fn timezone(&self) -> jiff::tz::TimeZone {
+        self.site
+            .as_ref()
+            .and_then(|s| jiff::tz::TimeZone::get(&s.timezone).ok())
+            .unwrap_or_else(jiff::tz::TimeZone::system)
+    }
+
+    /// The gallery's audit log.
+    pub fn audit_log(&self) -> dolbom_face::gallery::AuditLog {
+        dolbom_face::gallery::AuditLog::new(self.gallery.audit_path())
+    }
+
     pub fn camera(&self, path: &Path) -> Result<&CameraConfig, ConfigError> {
         self.camera.as_ref().ok_or_else(|| required("camera", path))
     }

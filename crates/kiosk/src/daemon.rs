@@ -63,6 +63,8 @@ pub enum KioskError {
     CommandKeys { path: std::path::PathBuf, error: crate::command_gate::KeyError },
     #[error(transparent)]
     Pin(#[from] crate::pin::PinError),
+    #[error("consents past their retention could not be ended: {0}")]
+    ConsentExpiry(#[from] crate::consent_expiry::ExpiryError),
     #[error("the {0} stage crashed; see the log above (queued events were kept)")]
     StageCrashed(String),
 }
@@ -93,6 +95,9 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
 
     let models = FaceModels::load(&config.runtime, &config.face)?;
     let gallery_store = GalleryStore::new(&config.gallery.path);
+    let tz = config.timezone();
+    // Consents past their date end before the first frame is matched (then hourly, below).
+    crate::consent_expiry::expire(&gallery_store, &config.audit_log(), &tz, jiff::Timestamp::now())?;
     // Read once here and handed to the vision stage, which rereads it only when it changes.
     let gallery = LoadedGallery::load(&gallery_store)?;
     gallery.gallery.check_embedder(models.embedder.model_id())?;
@@ -208,6 +213,8 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             config: config.recognition.clone(),
             gallery_store,
             gallery,
+            tz: tz.clone(),
+            audit: config.audit_log(),
             health: health.clone(),
             screening,
             evidence: Default::default(),
@@ -306,6 +313,15 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
                 crate::retention::run(retention_outbox, retention_topics, config, shutdown).await
             }
         });
+        let expiry = tokio::spawn({
+            let guard = shutdown.guard("consent_expiry");
+            let (store, audit, shutdown) =
+                (GalleryStore::new(&config.gallery.path), config.audit_log(), shutdown.clone());
+            async move {
+                let _guard = guard;
+                crate::consent_expiry::run(store, audit, tz, shutdown).await
+            }
+        });
         // The air stage and the outdoor poller run while the kiosk does; the stage stops before
         // the publisher drains, so what it queued last goes out with the rest.
         let (air_stop, air_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -359,7 +375,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         let _ = command_task.await;
         // Whatever ended the run (a signal, the end of a file), every stage stops now.
         shutdown.trigger();
-        let _ = tokio::join!(signals, hand_over, retention);
+        let _ = tokio::join!(signals, hand_over, retention, expiry);
         if let Some((poller, _)) = air_task {
             let _ = poller.await;
         }

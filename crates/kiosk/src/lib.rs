@@ -19,6 +19,7 @@ pub mod checkin;
 pub mod command_gate;
 pub mod commands;
 pub mod config;
+pub mod consent_expiry;
 pub mod daemon;
 pub mod disk;
 pub mod doctor;

@@ -206,6 +206,9 @@ impl Store {
         let conn = Connection::open(path).map_err(open_err)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(open_err)?;
         conn.pragma_update(None, "synchronous", "FULL").map_err(open_err)?;
+        // Deleted rows (people's attendance, alerts) are overwritten with zeros, not left in free
+        // pages. The database holds no face template (ids, times and event payloads only).
+        conn.pragma_update(None, "secure_delete", "ON").map_err(open_err)?;
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_err)?;
         conn.execute_batch(SCHEMA).map_err(open_err)?;
         migrate(&conn).map_err(open_err)?;
@@ -214,5 +217,33 @@ impl Store {
 
     pub fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
         self.conn.lock().map_err(|_| StoreError::Poisoned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deleted rows are overwritten in the file, not left in free pages for anyone to read.
+    #[test]
+    fn deleted_rows_leave_no_trace_in_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("kiosk.db");
+        let store = Store::open(&path).expect("open");
+        let conn = store.lock().expect("lock");
+        let on: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0)).expect("pragma");
+        assert_eq!(on, 1);
+        let marker = "person-that-left-0123456789";
+        conn.execute(
+            "INSERT INTO attendance (day, person, arrived_ms, last_event_ms) VALUES ('2026-12-02', ?1, 1, 1)",
+            [marker],
+        )
+        .expect("insert");
+        conn.execute("DELETE FROM attendance WHERE person = ?1", [marker]).expect("delete");
+        conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)").expect("checkpoint");
+        let contains =
+            |p: &Path| std::fs::read(p).is_ok_and(|b| b.windows(marker.len()).any(|w| w == marker.as_bytes()));
+        assert!(!contains(&path), "the deleted row is still in the database file");
+        assert!(!contains(&path.with_extension("db-wal")), "the deleted row is still in the WAL");
     }
 }

@@ -1,5 +1,7 @@
 //! The enrolled people: who they are and what their faces embed to. No face image is kept.
 
+pub mod audit;
+pub mod consent;
 pub mod credentials;
 pub mod matcher;
 pub mod store;
@@ -9,6 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::Embedding;
 pub use dolbom_contract::Role;
 
+pub use audit::{Action, AuditError, AuditLog, Entry};
+pub use consent::{Consent, ConsentError, Ended, Purpose};
 pub use credentials::{CardId, NewPerson, Pepper, Pin, PEPPER_MIN_LEN, PIN_DIGITS};
 pub use matcher::{Match, Matcher};
 pub use store::{GalleryStore, StoreError};
@@ -80,6 +84,19 @@ pub struct Gallery {
     /// The salt of every PIN hash here (hex), made when the first PIN is set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pin_salt: Option<String>,
+    /// Guardians' consents, in the order recorded; ended ones are kept (see [`consent`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub consents: Vec<Consent>,
+}
+
+/// Templates destroyed for one person, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Erasure {
+    pub person: String,
+    /// Consents this change ended.
+    pub consents_ended: usize,
+    /// Enrolled and refreshed templates destroyed.
+    pub templates: usize,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -106,13 +123,27 @@ pub enum GalleryError {
     NeedsRoleAndName(String),
     #[error("the system's random number source failed; nothing was changed / 시스템 난수 생성 실패: 아무것도 바꾸지 않았습니다")]
     NoRandomness,
+    #[error(
+        "`{id}` is a child: a face is enrolled only with a guardian's consent to face-attendance in force, and \
+         {why}. Record the consent first:\n  dolbom consent add {id} --guardian NAME --relation RELATION \
+         --given-on YYYY-MM-DD --verified-how \"signed paper form, ID checked\" --purpose face-attendance \
+         --until YYYY-MM-DD --by STAFF_ID --config FILE\n\
+         `{id}`는 아동입니다: 보호자의 얼굴 출결 동의(face-attendance)가 유효해야 얼굴을 등록할 수 있습니다. 먼저 \
+         `dolbom consent add`로 동의를 기록하세요. (A family that says no can use a tag or a PIN: docs/tag.md / \
+         동의하지 않는 가정은 태그나 PIN을 쓸 수 있습니다)"
+    )]
+    NoConsent { id: String, why: String },
+    #[error("no consent for `{0}` is in force and they have no face template: nothing to withdraw / `{0}`에 대한 유효한 동의도, 얼굴 템플릿도 없습니다")]
+    NothingToWithdraw(String),
+    #[error(transparent)]
+    Consent(#[from] ConsentError),
     #[error("this gallery was enrolled with embedder `{gallery}` but the config uses `{config}`; re-enrol everyone or switch the embedder back")]
     EmbedderMismatch { gallery: String, config: String },
 }
 
 impl Gallery {
     pub fn empty() -> Self {
-        Self { embedder: None, people: Vec::new(), pin_salt: None }
+        Self { embedder: None, people: Vec::new(), pin_salt: None, consents: Vec::new() }
     }
 
     pub fn get(&self, id: &str) -> Option<&Person> {

@@ -72,6 +72,26 @@ impl GalleryStore {
         Ok(out)
     }
 
+    /// [`update`](Self::update), then `after` with the change's result once the gallery is
+    /// saved, the lock still held: what must follow each saved change in the same order as the
+    /// changes (the audit log). Its failure is returned; the saved change stays.
+    pub fn update_then<T, E>(
+        &self,
+        change: impl FnOnce(&mut Gallery) -> Result<T, E>,
+        after: impl FnOnce(&T) -> Result<(), E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let _lock = self.lock()?;
+        self.remove_stale_temporaries();
+        let mut gallery = self.load()?;
+        let out = change(&mut gallery)?;
+        self.save(&gallery)?;
+        after(&out)?;
+        Ok(out)
+    }
+
     fn lock(&self) -> Result<File, StoreError> {
         let write = |error| StoreError::Write { path: self.path.clone(), error };
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -86,6 +86,10 @@ pub struct Vision {
     pub gallery_store: GalleryStore,
     /// The gallery as read at start; reread only when its file changes.
     pub gallery: LoadedGallery,
+    /// The site's time zone: consents are in force on its days.
+    pub tz: jiff::tz::TimeZone,
+    /// Where templates taken from sightings are recorded.
+    pub audit: dolbom_face::gallery::AuditLog,
     pub health: Arc<Health>,
     /// Fever screening, when a thermal sensor is configured and screening is on.
     pub screening: Option<ScreeningStage<Settled>>,
@@ -313,14 +317,29 @@ impl Vision {
         let rule = RefreshRule::default();
         let Some(template) = self.evidence.settle(s.track_id, person, threshold, &rule, now_secs) else { return };
         let (Some(id), true) = (person, self.config.refresh_templates) else { return };
-        // Most clear sightings come too soon after the last template: no write for them.
-        if !gallery.refresh_due(id, now_secs, &rule.policy) {
+        // Most clear sightings come too soon after the last template: no write for them. A child's
+        // templates grow only with the guardian's consent to it.
+        let now = jiff::Timestamp::now();
+        let today = now.to_zoned_datetime(self.tz.clone()).date();
+        if !gallery.refresh_due(id, now_secs, &rule.policy) || !gallery.refresh_consented(id, today) {
             return;
         }
         let (similarity, margin) = (template.similarity, template.margin);
-        let saved = self
-            .gallery_store
-            .update(|g| -> Result<bool, Box<dyn std::error::Error>> { Ok(g.refresh(id, template, &rule.policy)?) });
+        let audit = &self.audit;
+        let saved = self.gallery_store.update_then(
+            // Asked again under the lock: a withdrawal since the last reload wins.
+            |g| -> Result<bool, Box<dyn std::error::Error>> {
+                Ok(g.refresh_consented(id, today) && g.refresh(id, template, &rule.policy)?)
+            },
+            |added| {
+                if *added {
+                    let entry =
+                        dolbom_face::gallery::Entry::new(dolbom_face::gallery::Action::TemplateRefreshed, id, "kiosk");
+                    audit.append(&[entry.templates(1)], now)?;
+                }
+                Ok(())
+            },
+        );
         match saved {
             Ok(true) => info!(
                 person = %id,
