@@ -170,6 +170,11 @@ pub const DEFAULT_MATCH_THRESHOLD: f32 = 0.40;
 #[serde(deny_unknown_fields)]
 pub struct GalleryConfig {
     pub path: PathBuf,
+    /// The key the gallery is sealed with: 64 hex characters in a file only its owner can read,
+    /// or `$CREDENTIALS_DIRECTORY/NAME`. Unset: the kiosk unit's `gallery-key` credential when
+    /// systemd hands one over, else none (plain JSON, which the kiosk and `dolbom doctor` flag).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 fn default_max_input_side() -> u32 {
@@ -234,11 +239,26 @@ impl GalleryConfig {
         if self.path.as_os_str().is_empty() {
             return Err(("gallery.path", "must not be empty".into()));
         }
+        if self.key_file.as_ref().is_some_and(|k| k.as_os_str().is_empty()) {
+            return Err(("gallery.key_file", "must not be empty (leave it out for no encryption)".into()));
+        }
         Ok(())
     }
 
     pub fn resolve_paths(&mut self, base: &Path) {
         resolve(base, &mut self.path);
+        if let Some(key) = self.key_file.as_mut().filter(|k| !dolbom_secret::is_credential(k)) {
+            resolve(base, key);
+        }
+    }
+
+    /// The gallery's store, sealed with the key this config names (see `key_file`): the one
+    /// way the kiosk and the CLI open the gallery.
+    pub fn store(&self) -> crate::gallery::GalleryStore {
+        match crate::gallery::key::key_spec(self.key_file.as_deref()) {
+            Some(key) => crate::gallery::GalleryStore::sealed(&self.path, key),
+            None => crate::gallery::GalleryStore::new(&self.path),
+        }
     }
 }
 

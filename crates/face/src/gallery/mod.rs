@@ -1,7 +1,9 @@
 //! The enrolled people: who they are and what their faces embed to. No face image is kept.
 
 pub mod credentials;
+pub mod key;
 pub mod matcher;
+pub mod sealed;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
@@ -10,8 +12,9 @@ use crate::Embedding;
 pub use dolbom_contract::Role;
 
 pub use credentials::{CardId, NewPerson, Pepper, Pin, PEPPER_MIN_LEN, PIN_DIGITS};
+pub use key::{GalleryKey, KeyError, KeyId};
 pub use matcher::{Match, Matcher};
-pub use store::{GalleryStore, StoreError};
+pub use store::{GalleryStore, Rekeyed, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Person {
