@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use dolbom_face::enroll::{enroll, Enrollment};
-use dolbom_face::gallery::{GalleryStore, Matcher, Role};
+use dolbom_face::gallery::{Matcher, Role};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::FaceModels;
 use dolbom_kiosk::config::Config;
@@ -75,7 +75,7 @@ fn main() {
         FaceModels::load(&config.runtime, &config.face).expect("models"),
         Matcher::new(config.face.matcher.clone()),
     );
-    let store = GalleryStore::new(&config.gallery.path);
+    let store = config.gallery.store();
     for (id, photos) in &enrol {
         enroll(&mut pipeline, &config.face.quality, &store, &Enrollment { id, role: Role::Child, name: id, photos }, 0)
             .expect("enrol");

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use dolbom_face::enroll::{self, Enrollment};
-use dolbom_face::gallery::{printable, GalleryError, GalleryStore, Matcher, Role};
+use dolbom_face::gallery::{printable, GalleryError, Matcher, Role};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::image::load_bgr;
 use dolbom_face::FaceModels;
@@ -26,7 +26,7 @@ pub fn enroll(config: PathBuf, args: EnrollArgs) -> Result<ExitCode> {
     let config = Config::load(&config)?;
     let _span = info_span!("enroll", person = %person).entered();
     let mut pipeline = pipeline(&config)?;
-    let store = GalleryStore::new(&config.gallery.path);
+    let store = config.gallery.store();
     let report = enroll::enroll_lookalike(
         &mut pipeline,
         &config.face.quality,
@@ -80,7 +80,7 @@ pub fn enroll(config: PathBuf, args: EnrollArgs) -> Result<ExitCode> {
 
 pub fn gallery_list(config: PathBuf, json: bool) -> Result<ExitCode> {
     let config = Config::load(&config)?;
-    let gallery = GalleryStore::new(&config.gallery.path).load()?;
+    let gallery = config.gallery.store().load()?;
     for p in &gallery.people {
         if json {
             let line = serde_json::json!({
@@ -105,7 +105,7 @@ pub fn gallery_list(config: PathBuf, json: bool) -> Result<ExitCode> {
 
 pub fn gallery_revert_refresh(id: String, config: PathBuf) -> Result<ExitCode> {
     let config = Config::load(&config)?;
-    let store = GalleryStore::new(&config.gallery.path);
+    let store = config.gallery.store();
     let dropped = store.update(|g| g.revert_refresh(&id).map_err(anyhow::Error::from))?;
     outln!(
         "{}: {dropped} template(s) taken from sightings removed; the enrolled ones are kept / \
@@ -117,7 +117,7 @@ pub fn gallery_revert_refresh(id: String, config: PathBuf) -> Result<ExitCode> {
 
 pub fn gallery_remove(id: String, config: PathBuf) -> Result<ExitCode> {
     let config = Config::load(&config)?;
-    let store = GalleryStore::new(&config.gallery.path);
+    let store = config.gallery.store();
     let removed = store.update(|g| g.remove(&id).map_err(anyhow::Error::from))?;
     outln!(
         "removed {} ({}, {}) and {} embedding(s)",
@@ -131,7 +131,7 @@ pub fn gallery_remove(id: String, config: PathBuf) -> Result<ExitCode> {
 
 pub fn identify(config: PathBuf, images: Vec<PathBuf>) -> Result<ExitCode> {
     let config = Config::load(&config)?;
-    let gallery = GalleryStore::new(&config.gallery.path).load()?;
+    let gallery = config.gallery.store().load()?;
     let mut pipeline = pipeline(&config)?;
     gallery.check_embedder(pipeline.models.embedder.model_id()).map_err(|e: GalleryError| anyhow::anyhow!(e))?;
     // One unreadable image must not hide the results of the others: report it, go on,
