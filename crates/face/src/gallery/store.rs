@@ -322,7 +322,7 @@ fn open_regular(path: &Path) -> Option<File> {
 
 /// Overwrites a file's bytes with zeros in place and flushes them to the disk.
 fn scrub(file: &File) -> std::io::Result<()> {
-    const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
     let len = file.metadata()?.len();
     let mut at = 0;
     while at < len {
