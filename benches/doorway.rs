@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use dolbom_face::enroll::lookalike_level;
-use dolbom_face::gallery::{Gallery, GalleryStore, Matcher, Role};
+use dolbom_face::gallery::{Gallery, Matcher, Role};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::image::load_bgr;
 use dolbom_face::{Embedding, FaceModels};
@@ -102,7 +102,9 @@ fn main() {
             }
         }
     }
-    GalleryStore::new(&config.gallery.path)
+    config
+        .gallery
+        .store()
         .update(|g| -> Result<(), dolbom_face::gallery::StoreError> {
             *g = gallery.clone();
             Ok(())

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use dolbom_face::enroll::{enroll, Enroller, Enrollment};
-use dolbom_face::gallery::{Consent, GalleryStore, Matcher, Purpose, Role};
+use dolbom_face::gallery::{Consent, Matcher, Purpose, Role};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::FaceModels;
 use dolbom_kiosk::config::Config;
@@ -75,7 +75,7 @@ fn main() {
         FaceModels::load(&config.runtime, &config.face).expect("models"),
         Matcher::new(config.face.matcher.clone()),
     );
-    let store = GalleryStore::new(&config.gallery.path);
+    let store = config.gallery.store();
     let (now, audit) = (jiff::ZonedDateTime::now(), dolbom_face::gallery::AuditLog::new(config.gallery.audit_path()));
     let who = Enroller { now: &now, by: "bench", audit: &audit };
     for (id, photos) in &enrol {

@@ -15,6 +15,11 @@ bin=target/release/dolbom
 photos=.dolbom/testdata
 rm -rf .dolbom/demo
 mkdir -p .dolbom/demo
+# The gallery is sealed as on an installed kiosk: its key is a credential, handed over the way
+# systemd's LoadCredential= does it (docs/security.md).
+export CREDENTIALS_DIRECTORY="$PWD/.dolbom/demo/credentials"
+mkdir -m 0700 "$CREDENTIALS_DIRECTORY"
+"$bin" gallery keygen "$CREDENTIALS_DIRECTORY/gallery-key"
 
 echo "== enrol (config/sample.toml) =="
 # A child's face is enrolled only with a guardian's consent on record (docs/consent.md).
@@ -30,6 +35,8 @@ echo "== enrol (config/sample.toml) =="
 "$bin" tag add jiwoo 62E3086CED --role child --name "이지우" --config config/sample.toml
 "$bin" gallery list --config config/sample.toml
 "$bin" consent list --config config/sample.toml
+echo "the gallery on disk, sealed (ChaCha20-Poly1305); its first line:"
+head -n1 .dolbom/demo/gallery.json
 
 echo "== identify photos: Obama in two new photos; the group photo is all strangers =="
 "$bin" identify --config config/sample.toml \

@@ -74,7 +74,7 @@ enum Command {
         #[command(subcommand)]
         action: AuditAction,
     },
-    /// List or remove enrolled people.
+    /// List or remove enrolled people; the gallery's encryption key (keygen, seal, rekey).
     #[cfg(feature = "kiosk")]
     Gallery {
         #[command(subcommand)]
@@ -592,6 +592,25 @@ pub enum GalleryAction {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Write a new random key for `gallery.key_file` to FILE (mode 0600; never replaces a file).
+    Keygen {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Seal a plain gallery with the configured key now, instead of at its next change.
+    Seal {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Open the gallery with the configured key and seal it with a new one; then install the new
+    /// key where the config (or the unit's LoadCredential=) reads it and restart the kiosk.
+    Rekey {
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// The new key (from `dolbom gallery keygen`).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+    },
 }
 
 /// The daemon logs its life (starts, events, reconnects) by default; the one-shot tools stay quiet.
@@ -672,6 +691,14 @@ fn run(command: Command) -> Result<ExitCode> {
         #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::RevertRefresh { id, by, config } } => {
             cmd::face::gallery_revert_refresh(id, by, config)
+        }
+        #[cfg(feature = "kiosk")]
+        Command::Gallery { action: GalleryAction::Keygen { file } } => cmd::gallery_key::keygen(file),
+        #[cfg(feature = "kiosk")]
+        Command::Gallery { action: GalleryAction::Seal { config } } => cmd::gallery_key::seal(config),
+        #[cfg(feature = "kiosk")]
+        Command::Gallery { action: GalleryAction::Rekey { config, new_key_file } } => {
+            cmd::gallery_key::rekey(config, &new_key_file)
         }
         #[cfg(feature = "kiosk")]
         Command::Gallery { action: GalleryAction::Health { config, json } } => {

@@ -155,14 +155,14 @@ fn gallery_health_prompts_re_enrolment_after_decay() {
 /// without touching the enrolled ones.
 #[test]
 fn templates_from_sightings_are_listed_and_revertible() {
-    use dolbom_face::gallery::{GalleryStore, RefreshPolicy, Refreshed};
+    use dolbom_face::gallery::{RefreshPolicy, Refreshed};
     let dir = tempfile::tempdir().expect("tempdir");
     let config_path = common::write_config(dir.path(), "");
     let config = common::load(&config_path);
     let mut pipeline = common::pipeline(&config);
     let enrolled = embed(&mut pipeline, &common::photo("face_recognition/obama.jpg")).expect("obama");
     let seen = embed(&mut pipeline, &common::photo("face_recognition/obama3.jpg")).expect("obama3");
-    let store = GalleryStore::new(&config.gallery.path);
+    let store = config.gallery.store();
     store
         .update(|g| -> Result<(), Box<dyn std::error::Error>> {
             g.enroll("obama", Role::Guardian, "Obama", vec![enrolled], pipeline.models.embedder.model_id(), 1)?;

@@ -6,7 +6,7 @@ mod common;
 use std::path::PathBuf;
 
 use dolbom_face::enroll::{enroll, Enroller, Enrollment};
-use dolbom_face::gallery::{GalleryStore, Role};
+use dolbom_face::gallery::Role;
 use dolbom_face::image::load_bgr;
 
 #[test]
@@ -14,7 +14,7 @@ fn same_person_matches_and_strangers_stay_unknown() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = common::load(&common::write_config(dir.path(), ""));
     let mut pipeline = common::pipeline(&config);
-    let store = GalleryStore::new(&config.gallery.path);
+    let store = config.gallery.store();
     let q = &config.face.quality;
     let (now, audit) = (jiff::ZonedDateTime::now(), dolbom_face::gallery::AuditLog::new(config.gallery.audit_path()));
     let who = Enroller { now: &now, by: "test", audit: &audit };

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::broker::{signal, system_broker_port, Subscriber};
 use common::gateway::Gateway;
-use common::kiosk::{empty_clip, kiosk_config, spawn_kiosk, unique_center, KioskOptions};
+use common::kiosk::{empty_clip, gallery_key, kiosk_config, spawn_kiosk, unique_center, KioskOptions};
 use common::{dolbom, stderr, stdout, wait_until};
 use dolbom_face::gallery::CardId;
 use dolbom_kiosk::sim::tag::{bursts, TagSim};
@@ -193,8 +193,12 @@ fn a_held_tag_through_noise_and_damage_is_one_arrival_and_one_text_and_a_pin_che
     // The refusal tells whoever sets PINs that one is taken: it is in the audit log, without the PIN.
     assert!(stderr(&taken).contains("audit") && stderr(&taken).contains("jiwoo"), "{}", stderr(&taken));
     assert!(!contains_token(&stderr(&taken), MINJI_PIN), "{}", stderr(&taken));
-    let gallery = std::fs::read_to_string(dir.path().join("gallery.json")).expect("gallery");
-    assert!(!contains_token(&gallery, MINJI_PIN), "the PIN is stored hashed only");
+    // The gallery is sealed: look inside it as the kiosk does.
+    let sealed = std::fs::read(dir.path().join("gallery.json")).expect("gallery");
+    assert!(!contains_token(&String::from_utf8_lossy(&sealed), MINJI_PIN));
+    let opened = dolbom_face::gallery::GalleryStore::sealed(dir.path().join("gallery.json"), gallery_key(&config));
+    let gallery = serde_json::to_string(&opened.load().expect("gallery")).expect("json");
+    assert!(gallery.contains("이지우") && !contains_token(&gallery, MINJI_PIN), "the PIN is stored hashed only");
 
     let gateway = Gateway::start();
     let (mut relay, relay_log) = start_relay(dir.path(), &center, &gateway);

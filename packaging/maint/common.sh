@@ -19,6 +19,8 @@ PURGE_SHARED="@PURGE_SHARED@"
 # starts; the CLI needs it before).
 STATE_DIR="@STATE_DIR@"
 USER_GROUPS="@USER_GROUPS@"
+# The key the gallery is sealed with, made by postinst when absent; empty: this package has none.
+GALLERY_KEY="@GALLERY_KEY@"
 SYSUSERS=/usr/lib/sysusers.d/dolbom.conf
 EXAMPLES=/usr/share/dolbom/examples
 

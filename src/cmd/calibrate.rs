@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use dolbom_face::calibrate::{self, Calibration, PhotoCounts, Report, Subject, ThresholdPoint};
-use dolbom_face::gallery::{printable, GalleryStore};
+use dolbom_face::gallery::printable;
 use dolbom_face::image::load_bgr;
 use dolbom_kiosk::config::Config;
 
@@ -75,7 +75,7 @@ pub fn faces(config: PathBuf, photo_dirs: Vec<PathBuf>, target_far: f64, json: b
         "--target-far = {target_far}: must be between 0 and 1 (exclusive), e.g. 0.001 for 1 in 1000"
     );
     let config = Config::load(&config)?;
-    let gallery = GalleryStore::new(&config.gallery.path).load()?;
+    let gallery = config.gallery.store().load()?;
     let mut subjects: BTreeMap<String, Subject> = BTreeMap::new();
     for p in &gallery.people {
         let s = subjects.entry(p.id.clone()).or_insert_with(|| Subject { id: p.id.clone(), ..Subject::default() });

@@ -34,7 +34,7 @@ fn unix_now() -> u64 {
 
 fn store(config: &Path) -> Result<GalleryStore> {
     let config = Config::load(config)?;
-    Ok(GalleryStore::new(&config.gallery.path))
+    Ok(config.gallery.store())
 }
 
 pub fn tag_add(config: PathBuf, person: String, card: String, who: Who) -> Result<ExitCode> {
@@ -95,7 +95,9 @@ pub fn pin_set(config_path: PathBuf, person: String, pin_file: Option<PathBuf>, 
     let pepper = config.pin.pepper(base)?;
     let pin = read_pin(pin_file)?;
     let p = printable(&person);
-    let set = GalleryStore::new(&config.gallery.path)
+    let set = config
+        .gallery
+        .store()
         .update(|g| g.set_pin(&person, &pin, &pepper, new, unix_now()).map_err(anyhow::Error::from));
     if let Err(e) = &set {
         // Whoever sets PINs learns that one is taken: such refusals are audited (never the PIN).

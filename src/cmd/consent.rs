@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use dolbom_face::gallery::{printable, Action, Consent, Entry, Gallery, GalleryStore, Purpose, Role};
+use dolbom_face::gallery::{printable, Action, Consent, Entry, Gallery, Purpose, Role};
 use dolbom_kiosk::config::Config;
 use jiff::tz::TimeZone;
 use jiff::Timestamp;
@@ -42,7 +42,7 @@ pub fn consent(action: ConsentAction) -> Result<ExitCode> {
                 ..Entry::new(Action::ConsentAdded, &person, &by)
             };
             let audit = config.audit_log();
-            let store = GalleryStore::new(&config.gallery.path);
+            let store = config.gallery.store();
             let enrolled = store.update_then(
                 |g| {
                     g.add_consent(consent, today)?;
@@ -71,7 +71,7 @@ pub fn consent(action: ConsentAction) -> Result<ExitCode> {
             let now = Timestamp::now();
             let today = now.to_zoned_datetime(config.timezone()).date();
             let audit = config.audit_log();
-            let store = GalleryStore::new(&config.gallery.path);
+            let store = config.gallery.store();
             let erased = store.update_then(
                 |g| Ok::<_, anyhow::Error>(g.withdraw_consent(&person, now, &by, reason.as_deref(), today)?),
                 |e| {
@@ -108,7 +108,7 @@ fn list(config: PathBuf, json: bool) -> Result<ExitCode> {
     let config = Config::load(&config)?;
     let tz = config.timezone();
     let today = Timestamp::now().to_zoned_datetime(tz.clone()).date();
-    let gallery = GalleryStore::new(&config.gallery.path).load()?;
+    let gallery = config.gallery.store().load()?;
     for c in &gallery.consents {
         let state = match c.ended {
             Some(how) => how.to_string(),

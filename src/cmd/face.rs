@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use dolbom_face::enroll::{self, Enroller, Enrollment};
-use dolbom_face::gallery::{printable, validate_id, Action, Entry, GalleryError, GalleryStore, Matcher, Role};
+use dolbom_face::gallery::{printable, validate_id, Action, Entry, GalleryError, Matcher, Role};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::image::load_bgr;
 use dolbom_face::FaceModels;
@@ -26,7 +26,7 @@ pub fn enroll(config: PathBuf, args: EnrollArgs) -> Result<ExitCode> {
     let config = Config::load(&config)?;
     validate_id(&by).context("--by")?;
     let _span = info_span!("enroll", person = %person).entered();
-    let store = GalleryStore::new(&config.gallery.path);
+    let store = config.gallery.store();
     let now = jiff::Timestamp::now().to_zoned_datetime(config.timezone());
     // Before the models load: a refusal should come at once (a bad id or name first).
     validate_id(&person)?;
@@ -87,7 +87,7 @@ pub fn enroll(config: PathBuf, args: EnrollArgs) -> Result<ExitCode> {
 
 pub fn gallery_list(config: PathBuf, json: bool) -> Result<ExitCode> {
     let config = Config::load(&config)?;
-    let gallery = GalleryStore::new(&config.gallery.path).load()?;
+    let gallery = config.gallery.store().load()?;
     for p in &gallery.people {
         if json {
             let line = serde_json::json!({
@@ -113,7 +113,7 @@ pub fn gallery_list(config: PathBuf, json: bool) -> Result<ExitCode> {
 pub fn gallery_revert_refresh(id: String, by: String, config: PathBuf) -> Result<ExitCode> {
     let config = Config::load(&config)?;
     validate_id(&by).context("--by")?;
-    let store = GalleryStore::new(&config.gallery.path);
+    let store = config.gallery.store();
     let audit = config.audit_log();
     let dropped = store.update_then(
         |g| g.revert_refresh(&id).map_err(anyhow::Error::from),
@@ -133,7 +133,7 @@ pub fn gallery_revert_refresh(id: String, by: String, config: PathBuf) -> Result
 pub fn gallery_remove(id: String, by: String, config: PathBuf) -> Result<ExitCode> {
     let config = Config::load(&config)?;
     validate_id(&by).context("--by")?;
-    let store = GalleryStore::new(&config.gallery.path);
+    let store = config.gallery.store();
     let audit = config.audit_log();
     let removed = store.update_then(
         |g| g.remove(&id).map_err(anyhow::Error::from),
@@ -154,7 +154,7 @@ pub fn gallery_remove(id: String, by: String, config: PathBuf) -> Result<ExitCod
 
 pub fn identify(config: PathBuf, images: Vec<PathBuf>) -> Result<ExitCode> {
     let config = Config::load(&config)?;
-    let gallery = GalleryStore::new(&config.gallery.path).load()?;
+    let gallery = config.gallery.store().load()?;
     let mut pipeline = pipeline(&config)?;
     gallery.check_embedder(pipeline.models.embedder.model_id()).map_err(|e: GalleryError| anyhow::anyhow!(e))?;
     // One unreadable image must not hide the results of the others: report it, go on,

@@ -11,6 +11,8 @@ pub mod doctor;
 #[cfg(feature = "kiosk")]
 pub mod face;
 #[cfg(feature = "kiosk")]
+pub mod gallery_key;
+#[cfg(feature = "kiosk")]
 pub mod kiosk;
 #[cfg(feature = "relay")]
 pub mod relay;

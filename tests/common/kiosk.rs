@@ -115,7 +115,34 @@ dir = "{state}"
         tls = if o.mqtt.contains("[mqtt.tls]") { String::new() } else { super::broker::tls_toml() },
         extra = o.extra,
     );
-    super::write_config(dir, &extra)
+    seal_gallery(&super::write_config(dir, &extra))
+}
+
+/// The key file beside a test config (`gallery.key`, made by [`seal_gallery`]).
+pub fn gallery_key(config: &Path) -> PathBuf {
+    config.parent().expect("config dir").join("gallery.key")
+}
+
+/// Gives the config's gallery a key (`gallery.key` beside it, 64 random hex characters, mode
+/// 0600), as an installed kiosk has: the end-to-end tests run on a sealed gallery. Returns
+/// `config`.
+pub fn seal_gallery(config: &Path) -> PathBuf {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key = gallery_key(config);
+    if !key.exists() {
+        let mut bytes = [0u8; 32];
+        std::fs::File::open("/dev/urandom").and_then(|mut r| r.read_exact(&mut bytes)).expect("/dev/urandom");
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&key).expect("key");
+        std::io::Write::write_all(&mut f, format!("{hex}\n").as_bytes()).expect("write key");
+    }
+    let text = std::fs::read_to_string(config).expect("config");
+    let line = format!("key_file = \"{}\"", key.display());
+    let sealed = text.replacen("\n[gallery]\n", &format!("\n[gallery]\n{line}\n"), 1);
+    assert_ne!(sealed, text, "no [gallery] section in {}", config.display());
+    std::fs::write(config, sealed).expect("config");
+    config.to_path_buf()
 }
 
 pub fn spawn_kiosk(config: &Path, log: &Path) -> Child {

@@ -174,6 +174,11 @@ pub struct GalleryConfig {
     /// beside the gallery, `gallery.json` → `gallery.audit.jsonl`.
     #[serde(default)]
     pub audit_path: Option<PathBuf>,
+    /// The key the gallery is sealed with: 64 hex characters in a file only its owner can read,
+    /// or `$CREDENTIALS_DIRECTORY/NAME`. Unset: the kiosk unit's `gallery-key` credential when
+    /// systemd hands one over, else none (plain JSON, which the kiosk and `dolbom doctor` flag).
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
 }
 
 fn default_max_input_side() -> u32 {
@@ -241,6 +246,9 @@ impl GalleryConfig {
         if self.audit_path.as_ref().is_some_and(|p| p.as_os_str().is_empty() || *p == self.path) {
             return Err(("gallery.audit_path", "must be a file of its own, not empty nor the gallery".into()));
         }
+        if self.key_file.as_ref().is_some_and(|k| k.as_os_str().is_empty()) {
+            return Err(("gallery.key_file", "must not be empty (leave it out for no encryption)".into()));
+        }
         Ok(())
     }
 
@@ -248,6 +256,18 @@ impl GalleryConfig {
         resolve(base, &mut self.path);
         if let Some(p) = &mut self.audit_path {
             resolve(base, p);
+        }
+        if let Some(key) = self.key_file.as_mut().filter(|k| !dolbom_secret::is_credential(k)) {
+            resolve(base, key);
+        }
+    }
+
+    /// The gallery's store, sealed with the key this config names (see `key_file`): the one
+    /// way the kiosk and the CLI open the gallery.
+    pub fn store(&self) -> crate::gallery::GalleryStore {
+        match crate::gallery::key::key_spec(self.key_file.as_deref()) {
+            Some(key) => crate::gallery::GalleryStore::sealed(&self.path, key),
+            None => crate::gallery::GalleryStore::new(&self.path),
         }
     }
 

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use dolbom_face::gallery::{GalleryError, GalleryStore, Matcher, StoreError as GalleryStoreError};
+use dolbom_face::gallery::{GalleryError, Matcher, StoreError as GalleryStoreError};
 use dolbom_face::identify::FacePipeline;
 use dolbom_face::{FaceError, FaceModels};
 
@@ -94,7 +94,13 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         .map_err(|error| KioskError::StateDir { path: config.state.dir.clone(), error })?;
 
     let models = FaceModels::load(&config.runtime, &config.face)?;
-    let gallery_store = GalleryStore::new(&config.gallery.path);
+    let gallery_store = config.gallery.store();
+    if gallery_store.key_file().is_none() {
+        warn!(
+            path = %gallery_store.path().display(),
+            "the gallery is not encrypted at rest: set gallery.key_file or load the gallery-key credential (docs/security.md) / 갤러리(얼굴 템플릿)가 암호화되지 않았습니다"
+        );
+    }
     let tz = config.timezone();
     // Consents past their date end before the first frame is matched (then hourly, below).
     crate::consent_expiry::expire(&gallery_store, &config.audit_log(), &tz, jiff::Timestamp::now())?;
@@ -316,7 +322,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         let expiry = tokio::spawn({
             let guard = shutdown.guard("consent_expiry");
             let (store, audit, shutdown) =
-                (GalleryStore::new(&config.gallery.path), config.audit_log(), shutdown.clone());
+                (config.gallery.store(), config.audit_log(), shutdown.clone());
             async move {
                 let _guard = guard;
                 crate::consent_expiry::run(store, audit, tz, shutdown).await
@@ -435,7 +441,7 @@ fn start_checkins(
         health.set_sensor(crate::sources::tag::TAG, crate::health::SensorState::Starting, None);
         let (tag, tx, health, guard, stop) =
             (tag.clone(), sightings.clone(), health.clone(), shutdown.clone(), stop.clone());
-        let gallery = GalleryStore::new(&config.gallery.path);
+        let gallery = config.gallery.store();
         threads.push(
             std::thread::Builder::new()
                 .name("tag".into())
@@ -451,7 +457,7 @@ fn start_checkins(
         let path = config.pin.socket_path(&config.state.dir);
         let listener = crate::pin::listen(&path)?;
         let desk = crate::pin::PinDesk {
-            registry: crate::checkin::Registry::new(GalleryStore::new(&config.gallery.path)),
+            registry: crate::checkin::Registry::new(config.gallery.store()),
             pepper,
             limits: config.pin.limits(),
             store: store.clone(),

@@ -14,7 +14,6 @@ use opencv::core::{Mat, MatTraitConst};
 use opencv::videoio::VideoCaptureTrait;
 use serde::Serialize;
 
-use dolbom_face::gallery::GalleryStore;
 use dolbom_face::onnx::OnnxError;
 use dolbom_face::{FaceError, FaceModels};
 use dolbom_mqtt::{Protocol, Session, SessionError, SessionEvent};
@@ -94,6 +93,7 @@ pub fn run(path: &Path) -> Vec<Finding> {
     let mut findings = vec![Finding::ok("config", format!("{} loads / 설정 파일 정상", path.display()))];
     findings.extend(models(&config));
     findings.push(gallery(&config));
+    findings.push(gallery_encryption(&config));
     findings.push(camera(config.camera.as_ref()));
     if let Some(thermal) = &config.thermal {
         findings.push(thermal_sensor(thermal, SERIAL_TIMEOUT));
@@ -169,7 +169,7 @@ pub fn models(config: &Config) -> Vec<Finding> {
 /// The gallery reads; nobody enrolled is a warning (the kiosk runs, but recognises no one).
 pub fn gallery(config: &Config) -> Finding {
     let path = &config.gallery.path;
-    match GalleryStore::new(path).load() {
+    match config.gallery.store().load() {
         Ok(g) if g.people.is_empty() => Finding::warn(
             "gallery",
             format!("{}: nobody enrolled yet / 아직 등록된 사람이 없음", path.display()),
@@ -184,6 +184,51 @@ pub fn gallery(config: &Config) -> Finding {
             format!("{e} / 등록 명단(갤러리)을 읽을 수 없음"),
             "check gallery.path and its permissions, or restore the file from a backup / gallery.path 와 권한을 확인하거나 백업에서 복구하세요",
         ),
+    }
+}
+
+/// The gallery is sealed with the configured key; a plain gallery is a warning (the kiosk runs,
+/// but children's face templates lie on the disk in the clear).
+pub fn gallery_encryption(config: &Config) -> Finding {
+    const CHECK: &str = "gallery-key";
+    let store = config.gallery.store();
+    let path = store.path().display();
+    let make_key = "make a key with `sudo dolbom gallery keygen /etc/dolbom/credentials/gallery-key` and `sudo chown dolbom: \
+        /etc/dolbom/credentials/gallery-key`, load it with the kiosk unit's `LoadCredential=gallery-key:/etc/dolbom/credentials/gallery-key`, then run \
+        `dolbom gallery seal` (docs/security.md) / 키를 만들고 LoadCredential 로 넘긴 뒤 `dolbom gallery seal` 을 실행하세요";
+    let key = match store.key() {
+        Ok(Some(key)) => key,
+        Ok(None) => {
+            return Finding::warn(
+                CHECK,
+                format!("{path}: gallery not encrypted at rest: no gallery.key_file and no gallery-key credential / 얼굴 템플릿이 암호화되지 않음"),
+                make_key,
+            )
+        }
+        Err(e) => {
+            return Finding::fail(
+                CHECK,
+                format!("{e}"),
+                "check gallery.key_file and that the key file is the dolbom user's, mode 0600; outside the unit set CREDENTIALS_DIRECTORY=/etc/dolbom/credentials / gallery.key_file 과 키 파일 권한(0600)을 확인하세요",
+            )
+        }
+    };
+    match store.sealed_with() {
+        Ok(Some(id)) if id == key.id() => {
+            Finding::ok(CHECK, format!("{path}: encrypted with key {id} / 갤러리가 키 {id}로 암호화됨"))
+        }
+        Ok(Some(id)) => Finding::fail(
+            CHECK,
+            format!("{path}: sealed with key {id}, but the configured key is {} / 갤러리를 연 키가 설정된 키와 다름", key.id()),
+            "configure the key file the gallery was sealed with (after a rekey: install the new key, restart the kiosk) / 갤러리를 암호화한 키 파일을 설정하세요",
+        ),
+        Ok(None) if store.path().exists() => Finding::warn(
+            CHECK,
+            format!("{path}: not encrypted yet; key {} is configured and seals it at the next change / 아직 암호화되지 않음", key.id()),
+            "run `dolbom gallery seal` to seal it now / 지금 암호화하려면 `dolbom gallery seal` 을 실행하세요",
+        ),
+        Ok(None) => Finding::ok(CHECK, format!("key {} configured; the gallery is sealed when made / 키 {} 설정됨", key.id(), key.id())),
+        Err(e) => Finding::fail(CHECK, format!("{e}"), "restore the gallery from a backup / 백업에서 갤러리를 복구하세요"),
     }
 }
 

@@ -49,6 +49,12 @@ impl SecretError {
     }
 }
 
+/// Whether `spec` names a systemd credential (`$CREDENTIALS_DIRECTORY/NAME`) rather than a path.
+pub fn is_credential(spec: &Path) -> bool {
+    let text = spec.to_string_lossy();
+    PREFIXES.iter().any(|p| text.starts_with(p))
+}
+
 /// Where `spec` (the value of the config key `key`) points: `$CREDENTIALS_DIRECTORY/NAME` expands
 /// from the environment; a relative path is taken from `base`, the config file's directory.
 pub fn locate(key: &'static str, spec: &Path, base: &Path) -> Result<PathBuf, SecretError> {

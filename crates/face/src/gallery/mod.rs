@@ -3,7 +3,9 @@
 pub mod audit;
 pub mod consent;
 pub mod credentials;
+pub mod key;
 pub mod matcher;
+pub mod sealed;
 pub mod store;
 
 use serde::{Deserialize, Serialize};
@@ -14,8 +16,9 @@ pub use dolbom_contract::Role;
 pub use audit::{Action, AuditError, AuditLog, Entry};
 pub use consent::{Consent, ConsentError, Ended, Purpose};
 pub use credentials::{CardId, NewPerson, Pepper, Pin, PEPPER_MIN_LEN, PIN_DIGITS};
+pub use key::{GalleryKey, KeyError, KeyId};
 pub use matcher::{Match, Matcher};
-pub use store::{GalleryStore, StoreError};
+pub use store::{GalleryStore, Rekeyed, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Person {
