@@ -131,7 +131,8 @@ pub enum Judged {
 #[derive(Debug, Clone)]
 pub struct PopulationReference {
     cfg: ReferenceConfig,
-    values: VecDeque<f32>,
+    /// The readings and whose they were (None: a visitor, or a caller that does not know).
+    values: VecDeque<(f32, Option<String>)>,
     last_ms: Option<i64>,
     /// When the last few judged faces arrived and whether each was cold: a group from a cold
     /// bus shows as several cold faces in a row.
@@ -144,6 +145,10 @@ pub struct PopulationReference {
 /// what is wrong (it was built from a cold group that arrived first, or the sensor jumped): the
 /// reference starts over.
 const REFUSED_RUN_RESET: i32 = 5;
+
+/// Readings an untrusted reference needs before it can cast doubt on an alarm of the static
+/// model (the median of three is one healthy child's reading even if one of them had a fever).
+const DOUBT_MIN_COUNT: usize = 3;
 
 /// Of the last `COLD_GROUP_OF` faces within `COLD_GROUP_MS`, this many cold ones mean a cold
 /// group is arriving: a fever among them reads like a healthy warm face (1.5 degC low), so
@@ -194,7 +199,7 @@ impl PopulationReference {
         if self.values.is_empty() {
             return None;
         }
-        let mut v: Vec<f32> = self.values.iter().copied().collect();
+        let mut v: Vec<f32> = self.values.iter().map(|(c, _)| *c).collect();
         v.sort_by(f32::total_cmp);
         let m = median(&v);
         let mut dev: Vec<f32> = v.iter().map(|x| (x - m).abs()).collect();
@@ -272,7 +277,12 @@ impl PopulationReference {
             }
             None => {
                 let c = round(raw_c);
-                if c >= threshold_c {
+                if c >= threshold_c && self.like_the_children_before(raw_c, threshold_c, borderline_c) {
+                    // Elevated on the static model, yet the children before it read as much: a
+                    // warm room or a sensor reading high (no blackbody) puts healthy faces at the
+                    // threshold. Too few to correct with, enough to doubt an alarm: come back.
+                    Judged::Remeasure(c, RemeasureWhy::Borderline)
+                } else if c >= threshold_c {
                     Judged::Elevated(c)
                 } else if c >= threshold_c - borderline_c - band {
                     Judged::Remeasure(c, RemeasureWhy::Borderline)
@@ -285,8 +295,25 @@ impl PopulationReference {
         }
     }
 
-    /// Adds a decided raw reading unless it is an outlier or a cold face; returns whether it was taken.
+    /// Before trust: whether a reading is normal relative to the readings so far (at least
+    /// [`DOUBT_MIN_COUNT`] of them), i.e. corrected by their median it is below the re-measure band.
+    fn like_the_children_before(&self, raw_c: f32, threshold_c: f32, borderline_c: f32) -> bool {
+        self.stats().is_some_and(|s| {
+            s.count >= DOUBT_MIN_COUNT && raw_c - (s.median_c - self.cfg.population_c) < threshold_c - borderline_c
+        })
+    }
+
+    /// Adds a decided raw reading of nobody known (see [`Self::add_from`]).
     pub fn add(&mut self, raw_c: f32, now_ms: i64) -> bool {
+        self.add_from(raw_c, now_ms, None)
+    }
+
+    /// Adds a decided raw reading unless it is an outlier or a cold face; returns whether it was
+    /// taken. `who`: the person read, if known. A person counts once: their newer reading
+    /// replaces an older one still in the window, and a newer one refused (a fever) takes the
+    /// older one out too. Who is read again is who was re-measured, the borderline children above
+    /// the healthy centre: counted twice they pushed the median up and corrected fevers down.
+    pub fn add_from(&mut self, raw_c: f32, now_ms: i64, who: Option<&str>) -> bool {
         self.roll_session(now_ms);
         self.last_ms = Some(now_ms);
         if !self.cfg.enabled || !raw_c.is_finite() {
@@ -318,11 +345,14 @@ impl PopulationReference {
             }
             _ => self.plausible(raw_c),
         };
+        if let Some(who) = who {
+            self.values.retain(|(_, w)| w.as_deref() != Some(who));
+        }
         if accepted {
             if self.values.len() >= self.cfg.window {
                 self.values.pop_front();
             }
-            self.values.push_back(raw_c);
+            self.values.push_back((raw_c, who.map(str::to_string)));
         }
         accepted
     }
@@ -487,6 +517,26 @@ mod tests {
         }
         let s = r.stats().expect("stats");
         assert!(!s.trusted && s.lower_spread_c > 0.5, "{s:?}");
+    }
+
+    #[test]
+    fn a_child_read_again_counts_once() {
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        let t = fill(&mut r, 36.6, 8, 0);
+        // A borderline child, then re-measured five minutes later: one value, the newer one.
+        assert!(r.add_from(37.1, t, Some("child-7")));
+        assert!(r.add_from(36.9, t + 5 * MIN, Some("child-7")));
+        assert_eq!(r.stats().map(|s| s.count), Some(9));
+        assert_eq!(r.values.back().map(|(c, _)| *c), Some(36.9));
+        // Visitors (nobody known) count each time.
+        assert!(r.add_from(36.6, t + 6 * MIN, None));
+        assert!(r.add_from(36.6, t + 7 * MIN, None));
+        assert_eq!(r.stats().map(|s| s.count), Some(11));
+        // Trusted now: the same child read again with a fever is refused and takes the older
+        // reading out with it.
+        assert!(!r.add_from(38.6, t + 8 * MIN, Some("child-7")));
+        assert_eq!(r.stats().map(|s| s.count), Some(10));
+        assert!(r.values.iter().all(|(_, w)| w.as_deref() != Some("child-7")));
     }
 
     #[test]
