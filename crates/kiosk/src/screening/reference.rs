@@ -146,8 +146,8 @@ pub struct PopulationReference {
 /// reference starts over.
 const REFUSED_RUN_RESET: i32 = 5;
 
-/// Readings an untrusted reference needs before it can cast doubt on an alarm of the static
-/// model (the median of three is one healthy child's reading even if one of them had a fever).
+/// Readings an untrusted reference needs before it is heard at all (the median of three is a
+/// healthy child's reading even if one of the three had a fever).
 const DOUBT_MIN_COUNT: usize = 3;
 
 /// Of the last `COLD_GROUP_OF` faces within `COLD_GROUP_MS`, this many cold ones mean a cold
@@ -277,15 +277,25 @@ impl PopulationReference {
             }
             None => {
                 let c = round(raw_c);
-                if c >= threshold_c && self.like_the_children_before(raw_c, threshold_c, borderline_c) {
-                    // Elevated on the static model, yet the children before it read as much: a
-                    // warm room or a sensor reading high (no blackbody) puts healthy faces at the
-                    // threshold. Too few to correct with, enough to doubt an alarm: come back.
-                    Judged::Remeasure(c, RemeasureWhy::Borderline)
-                } else if c >= threshold_c {
-                    Judged::Elevated(c)
+                // Before trust the static model decides, but the children read so far are
+                // evidence too: too few to correct with, enough to doubt an alarm or to raise one
+                // inside the wide band. They may clear nobody: a miss costs more than a
+                // thermometer check.
+                let relative = self.relative_before_trust(raw_c).map(round);
+                if c >= threshold_c {
+                    match relative {
+                        // The children before it read as much: a warm room or a sensor reading
+                        // high (no blackbody) puts healthy faces at the threshold. Come back.
+                        Some(r) if r < threshold_c - borderline_c => Judged::Remeasure(c, RemeasureWhy::Borderline),
+                        _ => Judged::Elevated(c),
+                    }
                 } else if c >= threshold_c - borderline_c - band {
-                    Judged::Remeasure(c, RemeasureWhy::Borderline)
+                    match relative {
+                        // Inside the band the static model cannot tell; far above the children
+                        // before it, as a fever read low in a cold room is, it is elevated.
+                        Some(r) if r >= threshold_c => Judged::Elevated(r),
+                        _ => Judged::Remeasure(c, RemeasureWhy::Borderline),
+                    }
                 } else if raw_c < self.cfg.population_c - self.cfg.cold_margin_c - band {
                     Judged::Remeasure(c, RemeasureWhy::Cold)
                 } else {
@@ -295,12 +305,10 @@ impl PopulationReference {
         }
     }
 
-    /// Before trust: whether a reading is normal relative to the readings so far (at least
-    /// [`DOUBT_MIN_COUNT`] of them), i.e. corrected by their median it is below the re-measure band.
-    fn like_the_children_before(&self, raw_c: f32, threshold_c: f32, borderline_c: f32) -> bool {
-        self.stats().is_some_and(|s| {
-            s.count >= DOUBT_MIN_COUNT && raw_c - (s.median_c - self.cfg.population_c) < threshold_c - borderline_c
-        })
+    /// Before trust: the reading corrected by the median of the readings so far, once there are
+    /// [`DOUBT_MIN_COUNT`] of them.
+    fn relative_before_trust(&self, raw_c: f32) -> Option<f32> {
+        self.stats().filter(|s| s.count >= DOUBT_MIN_COUNT).map(|s| raw_c - (s.median_c - self.cfg.population_c))
     }
 
     /// Adds a decided raw reading of nobody known (see [`Self::add_from`]).
