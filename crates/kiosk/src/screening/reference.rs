@@ -399,9 +399,9 @@ mod tests {
         // A cold entrance: healthy children read 35.9 instead of 36.6.
         let t = fill(&mut r, 35.9, 9, 0);
         assert!(r.trusted_at(t).is_none(), "9 < min_count");
-        // Untrusted, in a room 14 degC from the static fit: a 37.1 reading (a fever, read 0.7
-        // low) is not called normal on a guess.
-        assert_eq!(r.judge(37.1, t, 37.5, 0.3, None), Judged::Remeasure(37.1, RemeasureWhy::Borderline));
+        // Untrusted, in a room 14 degC from the static fit: a 36.6 reading (a healthy child on a
+        // warm morning, or a fever read low) is not called normal on a guess.
+        assert_eq!(r.judge(36.6, t, 37.5, 0.3, None), Judged::Remeasure(36.6, RemeasureWhy::Borderline));
         let t = fill(&mut r, 35.9, 1, t);
         let s = r.trusted_at(t).expect("trusted at 10");
         assert!((s.median_c - 35.9).abs() < 0.06, "{s:?}");
@@ -610,6 +610,32 @@ mod tests {
         // 14 degC away (a 10 degC entrance): 1.04 wider, from 36.2.
         assert_eq!(r.judge(36.3, 0, 37.5, 0.3, Some(-14.0)), Judged::Remeasure(36.3, RemeasureWhy::Borderline));
         assert_eq!(r.judge(36.1, 0, 37.5, 0.3, Some(-14.0)), Judged::Normal(36.1));
+    }
+
+    #[test]
+    fn before_trust_the_children_so_far_may_raise_an_alarm_but_never_clear_one() {
+        // A warm room and a sensor reading high without a blackbody: healthy children read 37.6.
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        assert_eq!(
+            r.judge(37.6, 0, 37.5, 0.3, Some(6.0)),
+            Judged::Elevated(37.6),
+            "nobody before it: the static model"
+        );
+        let t = fill(&mut r, 37.6, 3, 0);
+        assert!(r.trusted_at(t).is_none());
+        // The children before it read as much: asked to come back, not an alarm.
+        assert_eq!(r.judge(37.7, t, 37.5, 0.3, Some(6.0)), Judged::Remeasure(37.7, RemeasureWhy::Borderline));
+        // A fever stands out from them: still elevated.
+        assert_eq!(r.judge(38.6, t, 37.5, 0.3, Some(6.0)), Judged::Elevated(38.6));
+        // A 10 degC entrance: healthy children read 35.9, a fever 37.2, inside the wide band.
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        assert_eq!(r.judge(37.2, 0, 37.5, 0.3, Some(-14.0)), Judged::Remeasure(37.2, RemeasureWhy::Borderline));
+        let t = fill(&mut r, 35.9, 5, 0);
+        assert!(r.trusted_at(t).is_none());
+        // 1.3 above the children so far: elevated, reported as corrected by them.
+        assert_eq!(r.judge(37.2, t, 37.5, 0.3, Some(-14.0)), Judged::Elevated(37.9));
+        // Relative to them 36.9 would be normal, but they may not clear it: the band holds.
+        assert_eq!(r.judge(36.2, t, 37.5, 0.3, Some(-14.0)), Judged::Remeasure(36.2, RemeasureWhy::Borderline));
     }
 
     #[test]
