@@ -19,7 +19,7 @@
 //!   widened by the static correction's own uncertainty (`untrusted_band_c` plus
 //!   `untrusted_band_per_c` per degree of room away from its fit); nobody near the
 //!   threshold is called normal on a guess. A re-measure minutes later usually meets a
-//!   trusted reference.
+//!   trusted reference. The children read so far may doubt or raise an alarm, never clear one.
 //!
 //! Only readings that look like healthy, warmed-up skin feed the reference: never a cold face,
 //! and once trusted, nothing further than `outlier_mads` robust spreads from the median (a
