@@ -4,7 +4,9 @@
 //!     cargo bench --bench fever -- --quick (3 mornings per cell, for CI)
 //!
 //! Environment: `FEVER_BENCH_SEED=N` another set of mornings (0 is docs/fever.md's table);
-//! `FEVER_BENCH_MISSES=1` each missed fever with its readings and the reference they met;
+//! `FEVER_BENCH_MISSES=1` each missed fever and each false alarm with its readings and the
+//! reference they met; `FEVER_BENCH_CELLS=cold,0.50,10` only the cells whose name, distance and
+//! ambient ("cold arrival 0.50 10") contain every comma-separated part (same mornings as a full run);
 //! `FEVER_BENCH_TRACE=1` every screening (ambient, distance, re-measure, true, morning mean,
 //! expected raw, raw, reported, screening, reference).
 //!
@@ -153,7 +155,16 @@ fn main() {
             cells.push(("drifting sensor", Scene { ambient, distance, blackbody: false, drift_per_h: 0.5, ..base }));
         }
     }
+    // FEVER_BENCH_CELLS: parts each cell's "scene dist ambient" must contain. A cell's mornings
+    // depend only on its scene and the seed, so a filtered cell reads as in the full table.
+    let only: Vec<String> = std::env::var("FEVER_BENCH_CELLS")
+        .map(|s| s.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect())
+        .unwrap_or_default();
     for (name, scene) in cells {
+        let label = format!("{name} {:.2} {:.0}", scene.distance, scene.ambient);
+        if !only.iter().all(|p| label.contains(p.as_str())) {
+            continue;
+        }
         let c = if scene.blackbody { &cfg } else { &no_bb };
         let mut tally = Tally::default();
         let mut rng = Rng::new(
@@ -186,7 +197,9 @@ fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tall
         let sensor = offset + scene.drift_per_h * now as f32 / (60.0 * MIN as f32);
         let raw = screen_one(a.true_c - cold, scene, sensor, cfg, rng, &mut blackbody, now);
         let before = reference.stats();
-        let decided = raw.map(|d| against_reference(d, &mut reference, now, Some(scene.ambient), cfg));
+        let who = i.to_string();
+        let decided =
+            raw.map(|d| against_reference(d, &mut reference, now, Some(scene.ambient), Some(who.as_str()), cfg));
         if std::env::var_os("FEVER_BENCH_TRACE").is_some() {
             let expect =
                 a.true_c - cold - (TRUE_AMBIENT_COEFF - cfg.ambient_coeff) * (cfg.reference_ambient_c - scene.ambient);
@@ -245,6 +258,18 @@ fn run_morning(scene: &Scene, cfg: &FeverConfig, rng: &mut Rng, tally: &mut Tall
                 a.true_c,
                 a.cold_c,
                 mean - (TRUE_AMBIENT_COEFF - cfg.ambient_coeff) * (cfg.reference_ambient_c - scene.ambient),
+                first[i],
+                d.flatten(),
+                seen[i].join(" / ")
+            );
+        }
+        if debug && !is_fever && matches!(d.flatten(), Some(Decision::Measured { screening: Screening::Elevated, .. }))
+        {
+            eprintln!(
+                "false alarm #{i} at {} min, true {:.2}, morning mean {mean:.2}, sensor {:+.2}: first {:?}, settled {:?}; {}",
+                a.at_ms / MIN,
+                a.true_c,
+                offset + scene.drift_per_h * a.at_ms as f32 / (60.0 * MIN as f32),
                 first[i],
                 d.flatten(),
                 seen[i].join(" / ")

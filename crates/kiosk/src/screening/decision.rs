@@ -255,12 +255,14 @@ pub fn decide(readings: &[Reading], timed_out: bool, cfg: &FeverConfig) -> Optio
 
 /// A decision judged against the door's population reference (see [`super::reference`]),
 /// which then learns from it. Not-measured decisions pass through untouched.
-/// `ambient_c`: the room as the sensor reads it (None: unknown).
+/// `ambient_c`: the room as the sensor reads it (None: unknown); `who`: the person read, so a
+/// child read again (re-measured) counts once in the reference (None: a visitor).
 pub fn against_reference(
     d: Decision,
     reference: &mut PopulationReference,
     now_ms: i64,
     ambient_c: Option<f32>,
+    who: Option<&str>,
     cfg: &FeverConfig,
 ) -> Decision {
     let Decision::Measured { celsius: raw, site, .. } = d else { return d };
@@ -273,7 +275,7 @@ pub fn against_reference(
     };
     // A face that has not warmed up would drag the reference down: it stays out.
     if !matches!(judged, Judged::Remeasure(_, super::reference::RemeasureWhy::Cold)) {
-        reference.add(raw, now_ms);
+        reference.add_from(raw, now_ms, who);
     }
     Decision::Measured { celsius, screening, site }
 }

@@ -19,7 +19,7 @@
 //!   widened by the static correction's own uncertainty (`untrusted_band_c` plus
 //!   `untrusted_band_per_c` per degree of room away from its fit); nobody near the
 //!   threshold is called normal on a guess. A re-measure minutes later usually meets a
-//!   trusted reference.
+//!   trusted reference. The children read so far may doubt or raise an alarm, never clear one.
 //!
 //! Only readings that look like healthy, warmed-up skin feed the reference: never a cold face,
 //! and once trusted, nothing further than `outlier_mads` robust spreads from the median (a
@@ -131,7 +131,8 @@ pub enum Judged {
 #[derive(Debug, Clone)]
 pub struct PopulationReference {
     cfg: ReferenceConfig,
-    values: VecDeque<f32>,
+    /// The readings and whose they were (None: a visitor, or a caller that does not know).
+    values: VecDeque<(f32, Option<String>)>,
     last_ms: Option<i64>,
     /// When the last few judged faces arrived and whether each was cold: a group from a cold
     /// bus shows as several cold faces in a row.
@@ -144,6 +145,10 @@ pub struct PopulationReference {
 /// what is wrong (it was built from a cold group that arrived first, or the sensor jumped): the
 /// reference starts over.
 const REFUSED_RUN_RESET: i32 = 5;
+
+/// Readings an untrusted reference needs before it is heard at all (the median of three is a
+/// healthy child's reading even if one of the three had a fever).
+const DOUBT_MIN_COUNT: usize = 3;
 
 /// Of the last `COLD_GROUP_OF` faces within `COLD_GROUP_MS`, this many cold ones mean a cold
 /// group is arriving: a fever among them reads like a healthy warm face (1.5 degC low), so
@@ -194,7 +199,7 @@ impl PopulationReference {
         if self.values.is_empty() {
             return None;
         }
-        let mut v: Vec<f32> = self.values.iter().copied().collect();
+        let mut v: Vec<f32> = self.values.iter().map(|(c, _)| *c).collect();
         v.sort_by(f32::total_cmp);
         let m = median(&v);
         let mut dev: Vec<f32> = v.iter().map(|x| (x - m).abs()).collect();
@@ -272,10 +277,25 @@ impl PopulationReference {
             }
             None => {
                 let c = round(raw_c);
+                // Before trust the static model decides, but the children read so far are
+                // evidence too: too few to correct with, enough to doubt an alarm or to raise one
+                // inside the wide band. They may clear nobody: a miss costs more than a
+                // thermometer check.
+                let relative = self.relative_before_trust(raw_c).map(round);
                 if c >= threshold_c {
-                    Judged::Elevated(c)
+                    match relative {
+                        // The children before it read as much: a warm room or a sensor reading
+                        // high (no blackbody) puts healthy faces at the threshold. Come back.
+                        Some(r) if r < threshold_c - borderline_c => Judged::Remeasure(c, RemeasureWhy::Borderline),
+                        _ => Judged::Elevated(c),
+                    }
                 } else if c >= threshold_c - borderline_c - band {
-                    Judged::Remeasure(c, RemeasureWhy::Borderline)
+                    match relative {
+                        // Inside the band the static model cannot tell; far above the children
+                        // before it, as a fever read low in a cold room is, it is elevated.
+                        Some(r) if r >= threshold_c => Judged::Elevated(r),
+                        _ => Judged::Remeasure(c, RemeasureWhy::Borderline),
+                    }
                 } else if raw_c < self.cfg.population_c - self.cfg.cold_margin_c - band {
                     Judged::Remeasure(c, RemeasureWhy::Cold)
                 } else {
@@ -285,8 +305,23 @@ impl PopulationReference {
         }
     }
 
-    /// Adds a decided raw reading unless it is an outlier or a cold face; returns whether it was taken.
+    /// Before trust: the reading corrected by the median of the readings so far, once there are
+    /// [`DOUBT_MIN_COUNT`] of them.
+    fn relative_before_trust(&self, raw_c: f32) -> Option<f32> {
+        self.stats().filter(|s| s.count >= DOUBT_MIN_COUNT).map(|s| raw_c - (s.median_c - self.cfg.population_c))
+    }
+
+    /// Adds a decided raw reading of nobody known (see [`Self::add_from`]).
     pub fn add(&mut self, raw_c: f32, now_ms: i64) -> bool {
+        self.add_from(raw_c, now_ms, None)
+    }
+
+    /// Adds a decided raw reading unless it is an outlier or a cold face; returns whether it was
+    /// taken. `who`: the person read, if known. A person counts once: their newer reading
+    /// replaces an older one still in the window, and a newer one refused (a fever) takes the
+    /// older one out too. Who is read again is who was re-measured, the borderline children above
+    /// the healthy centre: counted twice they pushed the median up and corrected fevers down.
+    pub fn add_from(&mut self, raw_c: f32, now_ms: i64, who: Option<&str>) -> bool {
         self.roll_session(now_ms);
         self.last_ms = Some(now_ms);
         if !self.cfg.enabled || !raw_c.is_finite() {
@@ -318,11 +353,14 @@ impl PopulationReference {
             }
             _ => self.plausible(raw_c),
         };
+        if let Some(who) = who {
+            self.values.retain(|(_, w)| w.as_deref() != Some(who));
+        }
         if accepted {
             if self.values.len() >= self.cfg.window {
                 self.values.pop_front();
             }
-            self.values.push_back(raw_c);
+            self.values.push_back((raw_c, who.map(str::to_string)));
         }
         accepted
     }
@@ -361,9 +399,9 @@ mod tests {
         // A cold entrance: healthy children read 35.9 instead of 36.6.
         let t = fill(&mut r, 35.9, 9, 0);
         assert!(r.trusted_at(t).is_none(), "9 < min_count");
-        // Untrusted, in a room 14 degC from the static fit: a 37.1 reading (a fever, read 0.7
-        // low) is not called normal on a guess.
-        assert_eq!(r.judge(37.1, t, 37.5, 0.3, None), Judged::Remeasure(37.1, RemeasureWhy::Borderline));
+        // Untrusted, in a room 14 degC from the static fit: a 36.6 reading (a healthy child on a
+        // warm morning, or a fever read low) is not called normal on a guess.
+        assert_eq!(r.judge(36.6, t, 37.5, 0.3, None), Judged::Remeasure(36.6, RemeasureWhy::Borderline));
         let t = fill(&mut r, 35.9, 1, t);
         let s = r.trusted_at(t).expect("trusted at 10");
         assert!((s.median_c - 35.9).abs() < 0.06, "{s:?}");
@@ -490,6 +528,26 @@ mod tests {
     }
 
     #[test]
+    fn a_child_read_again_counts_once() {
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        let t = fill(&mut r, 36.6, 8, 0);
+        // A borderline child, then re-measured five minutes later: one value, the newer one.
+        assert!(r.add_from(37.1, t, Some("child-7")));
+        assert!(r.add_from(36.9, t + 5 * MIN, Some("child-7")));
+        assert_eq!(r.stats().map(|s| s.count), Some(9));
+        assert_eq!(r.values.back().map(|(c, _)| *c), Some(36.9));
+        // Visitors (nobody known) count each time.
+        assert!(r.add_from(36.6, t + 6 * MIN, None));
+        assert!(r.add_from(36.6, t + 7 * MIN, None));
+        assert_eq!(r.stats().map(|s| s.count), Some(11));
+        // Trusted now: the same child read again with a fever is refused and takes the older
+        // reading out with it.
+        assert!(!r.add_from(38.6, t + 8 * MIN, Some("child-7")));
+        assert_eq!(r.stats().map(|s| s.count), Some(10));
+        assert!(r.values.iter().all(|(_, w)| w.as_deref() != Some("child-7")));
+    }
+
+    #[test]
     fn a_reference_built_from_a_cold_group_that_came_first_starts_over() {
         let mut r = PopulationReference::new(ReferenceConfig::default());
         // The bus came first: 12 faces 1.5 degC cold make a tight, trusted, wrong reference.
@@ -552,6 +610,32 @@ mod tests {
         // 14 degC away (a 10 degC entrance): 1.04 wider, from 36.2.
         assert_eq!(r.judge(36.3, 0, 37.5, 0.3, Some(-14.0)), Judged::Remeasure(36.3, RemeasureWhy::Borderline));
         assert_eq!(r.judge(36.1, 0, 37.5, 0.3, Some(-14.0)), Judged::Normal(36.1));
+    }
+
+    #[test]
+    fn before_trust_the_children_so_far_may_raise_an_alarm_but_never_clear_one() {
+        // A warm room and a sensor reading high without a blackbody: healthy children read 37.6.
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        assert_eq!(
+            r.judge(37.6, 0, 37.5, 0.3, Some(6.0)),
+            Judged::Elevated(37.6),
+            "nobody before it: the static model"
+        );
+        let t = fill(&mut r, 37.6, 3, 0);
+        assert!(r.trusted_at(t).is_none());
+        // The children before it read as much: asked to come back, not an alarm.
+        assert_eq!(r.judge(37.7, t, 37.5, 0.3, Some(6.0)), Judged::Remeasure(37.7, RemeasureWhy::Borderline));
+        // A fever stands out from them: still elevated.
+        assert_eq!(r.judge(38.6, t, 37.5, 0.3, Some(6.0)), Judged::Elevated(38.6));
+        // A 10 degC entrance: healthy children read 35.9, a fever 37.2, inside the wide band.
+        let mut r = PopulationReference::new(ReferenceConfig::default());
+        assert_eq!(r.judge(37.2, 0, 37.5, 0.3, Some(-14.0)), Judged::Remeasure(37.2, RemeasureWhy::Borderline));
+        let t = fill(&mut r, 35.9, 5, 0);
+        assert!(r.trusted_at(t).is_none());
+        // 1.3 above the children so far: elevated, reported as corrected by them.
+        assert_eq!(r.judge(37.2, t, 37.5, 0.3, Some(-14.0)), Judged::Elevated(37.9));
+        // Relative to them 36.9 would be normal, but they may not clear it: the band holds.
+        assert_eq!(r.judge(36.2, t, 37.5, 0.3, Some(-14.0)), Judged::Remeasure(36.2, RemeasureWhy::Borderline));
     }
 
     #[test]

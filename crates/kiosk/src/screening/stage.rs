@@ -22,9 +22,9 @@ pub struct ScreeningStage<T> {
     pub health: Option<Arc<Health>>,
     /// Per track: when it was last read, the thermal frame it was read from, and the readings.
     readings: HashMap<u64, (i64, i64, Vec<Reading>)>,
-    /// What waits for a decision: the track, its deadline, and the caller's item (a settled
-    /// track, for the vision stage; screening needs nothing else of it).
-    pending: Vec<(u64, i64, T)>,
+    /// What waits for a decision: the track, its deadline, who it is (if known) and the caller's
+    /// item (a settled track, for the vision stage; screening needs nothing else of it).
+    pending: Vec<(u64, i64, Option<String>, T)>,
     /// The readings of this morning at this door; every measured decision is judged against it.
     pub reference: PopulationReference,
     /// Whether the blackbody is in view, decided over thermal frames.
@@ -90,7 +90,7 @@ impl<T> ScreeningStage<T> {
             entry.2.push(reading);
         }
         // Forget tracks long gone.
-        let pending: Vec<u64> = self.pending.iter().map(|(id, _, _)| *id).collect();
+        let pending: Vec<u64> = self.pending.iter().map(|(id, ..)| *id).collect();
         self.readings.retain(|id, (last, _, _)| now_ms - *last < 30_000 || pending.contains(id));
     }
 
@@ -99,10 +99,11 @@ impl<T> ScreeningStage<T> {
         !self.pending.is_empty()
     }
 
-    /// Holds a track settled at `settled_ms` until its screening is decided.
-    pub fn hold(&mut self, track_id: u64, settled_ms: i64, item: T) {
+    /// Holds a track settled at `settled_ms` until its screening is decided. `who`: the person
+    /// it was recognised as (None: a visitor), so a re-measured child counts once in the reference.
+    pub fn hold(&mut self, track_id: u64, settled_ms: i64, who: Option<String>, item: T) {
         let deadline = settled_ms + self.fever.decision_timeout_ms;
-        self.pending.push((track_id, deadline, item));
+        self.pending.push((track_id, deadline, who, item));
     }
 
     /// Held items whose screening is decided (all of them when `flush`).
@@ -111,12 +112,12 @@ impl<T> ScreeningStage<T> {
         let mut i = 0;
         let ambient_c = self.latest.lock().ok().and_then(|l| l.as_ref().and_then(|f| f.ambient_c));
         while i < self.pending.len() {
-            let (track_id, deadline, _) = &self.pending[i];
+            let (track_id, deadline, ..) = &self.pending[i];
             let readings = self.readings.get(track_id).map(|(_, _, r)| r.as_slice()).unwrap_or(&[]);
             match decide(readings, flush || now_ms >= *deadline, &self.fever) {
                 Some(d) => {
-                    let (track, _, item) = self.pending.remove(i);
-                    let d = against_reference(d, &mut self.reference, now_ms, ambient_c, &self.fever);
+                    let (track, _, who, item) = self.pending.remove(i);
+                    let d = against_reference(d, &mut self.reference, now_ms, ambient_c, who.as_deref(), &self.fever);
                     tracing::debug!(track, reference = ?self.reference.stats(), decision = ?d, "screened");
                     out.push((item, d));
                 }

@@ -270,7 +270,11 @@ impl Vision {
         let ready: Vec<(Settled, Option<Decision>)> = match &mut self.screening {
             Some(screening) => {
                 for s in settled {
-                    screening.hold(s.track_id, s.at_ms, s);
+                    let who = match &s.verdict {
+                        Verdict::Person { id, .. } => Some(id.clone()),
+                        Verdict::Unknown => None,
+                    };
+                    screening.hold(s.track_id, s.at_ms, who, s);
                 }
                 screening.ready(now_ms, flush).into_iter().map(|(s, d)| (s, Some(d))).collect()
             }
