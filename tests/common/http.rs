@@ -40,9 +40,33 @@ pub fn request(port: u16, method: &str, path: &str, body: Option<&serde_json::Va
     );
     stream.write_all(head.as_bytes())?;
     stream.write_all(body.as_bytes())?;
+    // Some servers (chromedriver) keep the connection open whatever the request says: read the
+    // head, then exactly the body it announces.
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = stream.read(&mut buf)?;
+        raw.extend_from_slice(&buf[..n]);
+        if n == 0 || complete(&raw) {
+            break;
+        }
+    }
     Ok(parse(&raw))
+}
+
+/// Whether `raw` holds a whole response: its head and the body its Content-Length (or the last
+/// chunk) says.
+fn complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    if let Some(len) = head.lines().find_map(|l| l.strip_prefix("content-length:")) {
+        return len.trim().parse::<usize>().is_ok_and(|len| body.len() >= len);
+    }
+    if head.contains("transfer-encoding: chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    false
 }
 
 /// GET, panicking with the path when it fails.
