@@ -129,7 +129,7 @@ fn the_door_screen_greets_by_name_returns_to_idle_and_asks_a_visitor_to_wait() {
     let mut kiosk = door.start();
     browser.goto(&door.url());
     browser.wait_text("#center", "the center's name", Duration::from_secs(10), |t| t == "햇살어린이집");
-    browser.wait_text("#clock", "the clock", Duration::from_secs(10), |t| t.contains(':'));
+    browser.wait_text("#big-clock", "the clock", Duration::from_secs(10), |t| t.contains(':'));
     // Self-contained, and no image of anyone: no <img>, <video> or <canvas>, nothing fetched.
     let page = http::get(door.port, "/").text();
     for banned in ["<img", "<video", "<canvas", "http://", "https://", "getUserMedia"] {
