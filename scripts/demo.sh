@@ -80,6 +80,7 @@ trap 'kill $sub $sim $air $outdoor $tag $relay 2>/dev/null || true' EXIT
 sleep 0.5
 "$bin" kiosk --config config/sample-fever.toml &
 kiosk=$!
+echo "== door screen / 문 화면: open http://127.0.0.1:8480/ in a browser on this machine while the demo runs =="
 # A teacher's app: on the first fever event, silence its alert over MQTT.
 fever=$(timeout 60 mosquitto_sub -h 127.0.0.1 -C 1 -t "$root/event/fever" || true)
 alert=$(printf '%s' "$fever" | sed -n 's/.*"alert_id":"\([^"]*\)".*/\1/p')

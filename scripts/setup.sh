@@ -4,7 +4,8 @@
 # Idempotent: a second run installs nothing and only re-checks hashes.
 #
 #   scripts/setup.sh           what the demo needs
-#   scripts/setup.sh --tests   and PostgreSQL with a `dolbom_test` role for the relay's scale-out tests
+#   scripts/setup.sh --tests   and PostgreSQL with a `dolbom_test` role for the relay's scale-out tests,
+#                              Chromium and its WebDriver for the door screen's browser tests
 #                              (skipped when DOLBOM_TEST_POSTGRES names a server of your own)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -114,6 +115,14 @@ if [ "$with_tests" = 1 ]; then
     command -v systemd-analyze >/dev/null || tools+=(systemd)
     command -v strace >/dev/null || tools+=(strace)
     if [ "${#tools[@]}" -gt 0 ]; then apt_install "${tools[@]}"; fi
+    # The door screen's browser tests (tests/door_screen.rs) drive Debian's Chromium through
+    # its WebDriver; a missing browser fails those tests rather than skipping them.
+    browser=()
+    command -v chromium >/dev/null || browser+=(chromium)
+    command -v chromedriver >/dev/null || browser+=(chromium-driver)
+    # Korean type for the page and its screenshots (the kiosk needs the same: docs/door-screen.md).
+    dpkg-query -W -f='${Status}' fonts-noto-cjk 2>/dev/null | grep -q "install ok installed" || browser+=(fonts-noto-cjk)
+    if [ "${#browser[@]}" -gt 0 ]; then apt_install "${browser[@]}"; fi
 fi
 
 python3 scripts/fetch_assets.py

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use common::broker::{publish, signal, system_broker_port, Subscriber};
 use common::gateway::Gateway;
-use common::kiosk::{kiosk_config, spawn_kiosk, unique_center, wait_exit, KioskOptions, OBAMA_ENROL};
+use common::kiosk::{
+    fever_toml, kiosk_config, spawn_kiosk, thermal_sensor, unique_center, wait_exit, KioskOptions, OBAMA_ENROL,
+};
 use common::{assert_valid, schema, wait_until};
-use dolbom_kiosk::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
 use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 
 const SCENE: WalkUp = WalkUp { width: 640, height: 480, fps: 10.0, approach_secs: 2.0, stay_secs: 1.5, gap_secs: 1.0 };
@@ -46,10 +47,7 @@ fn rig(tag: &str, clip_people: &[Walker]) -> Rig {
     write_walk_up(&clip, clip_people, SCENE).expect("clip");
     let port = system_broker_port();
     let center = unique_center(tag);
-    let extra = format!(
-        "\n[thermal]\ndevice = \"gy-mcu90640\"\nport = \"{}\"\n\n[fever]\nenabled = true\nstaff = [\"kim\"]\n\n[commands]\nallow_unsigned = true\n",
-        dir.path().join("thermal0").display()
-    );
+    let extra = format!("{}\n[commands]\nallow_unsigned = true\n", fever_toml(dir.path()));
     let config = kiosk_config(
         dir.path(),
         &KioskOptions { center: &center, port, clip: &clip, pace: "realtime", at_end: "exit", mqtt: "", extra: &extra },
@@ -107,22 +105,7 @@ fn rig(tag: &str, clip_people: &[Walker]) -> Rig {
 impl Rig {
     /// Runs the kiosk over the clip with the thermal simulator; `during` runs while it does.
     fn run_kiosk(&self, people: Vec<Walker>, during: impl FnOnce(&Subscriber)) -> Vec<common::broker::Received> {
-        let cfg = common::load(&self.config);
-        let mut models = dolbom_face::FaceModels::load(&cfg.runtime, &cfg.face).expect("models");
-        let faces = photo_faces(&people, models.detector.as_mut()).expect("faces");
-        let mut pty = open_pty().expect("pty");
-        link(&self.dir.path().join("thermal0"), &pty.slave_path).expect("link");
-        let sim = ThermalSim {
-            fps: 8.0,
-            ambient_c: 24.0,
-            noise_c: 0.1,
-            dropout: 0.0,
-            corrupt: 0.0,
-            csv: false,
-            calibration: cfg.fever.calibration,
-            seed: 7,
-        };
-        let sensor = std::thread::spawn(move || stream(&mut pty, &people, &faces, &SCENE, &sim, None));
+        let sensor = thermal_sensor(self.dir.path(), &self.config, people, SCENE);
         let sub = Subscriber::start(self.port, &format!("dolbom/v1/{}/#", self.center));
         let log = self.dir.path().join("kiosk.log");
         let mut kiosk = spawn_kiosk(&self.config, &log);

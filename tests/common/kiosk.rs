@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
+use dolbom_kiosk::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
 use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 
 use super::{dolbom, photo, stderr};
@@ -202,4 +203,37 @@ pub fn summary(events: &[serde_json::Value]) -> Vec<String> {
             other => format!("unexpected:{other:?}"),
         })
         .collect()
+}
+
+/// A `[thermal]` and `[fever]` section for a kiosk in `dir`, its sensor at `dir/thermal0` (see
+/// [`thermal_sensor`]).
+pub fn fever_toml(dir: &Path) -> String {
+    format!(
+        "\n[thermal]\ndevice = \"gy-mcu90640\"\nport = \"{}\"\n\n[fever]\nenabled = true\nstaff = [\"kim\"]\n",
+        dir.join("thermal0").display()
+    )
+}
+
+/// The simulated thermal array on a real pty behind `dir/thermal0`, playing `people` on the
+/// timeline of a clip made with `scene` (it starts when the daemon opens the port). Ends with
+/// the scene.
+pub fn thermal_sensor(dir: &Path, config: &Path, people: Vec<Walker>, scene: WalkUp) -> std::thread::JoinHandle<()> {
+    let cfg = super::load(config);
+    let mut models = dolbom_face::FaceModels::load(&cfg.runtime, &cfg.face).expect("models");
+    let faces = photo_faces(&people, models.detector.as_mut()).expect("faces");
+    let mut pty = open_pty().expect("pty");
+    link(&dir.join("thermal0"), &pty.slave_path).expect("link");
+    let sim = ThermalSim {
+        fps: 8.0,
+        ambient_c: 24.0,
+        noise_c: 0.1,
+        dropout: 0.0,
+        corrupt: 0.0,
+        csv: false,
+        calibration: cfg.fever.calibration,
+        seed: 7,
+    };
+    std::thread::spawn(move || {
+        let _ = stream(&mut pty, &people, &faces, &scene, &sim, None);
+    })
 }

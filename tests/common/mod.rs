@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod browser;
 pub mod gateway;
+pub mod http;
 // The kiosk's helpers need the kiosk wing; the relay's tests build without it.
 #[cfg(feature = "kiosk")]
 pub mod kiosk;

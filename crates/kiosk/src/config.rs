@@ -11,6 +11,7 @@ use dolbom_face::config::{FaceConfig, GalleryConfig, RuntimeConfig};
 
 use crate::attendance::{AttendanceConfig, AttendancePolicy};
 use crate::command_gate::CommandsConfig;
+use crate::door::DoorScreenConfig;
 use crate::outbox::publisher::MqttSection;
 use crate::pin::PinConfig;
 use crate::retention::RetentionConfig;
@@ -82,6 +83,9 @@ pub struct Config {
     /// Home Assistant MQTT discovery (off unless enabled).
     #[serde(default)]
     pub homeassistant: crate::air::HomeAssistantConfig,
+    /// The page for the child at the door, served on loopback (off unless enabled).
+    #[serde(default)]
+    pub door_screen: DoorScreenConfig,
 }
 
 impl Config {
@@ -157,6 +161,7 @@ impl Config {
             tag.validate()?;
         }
         self.pin.validate()?;
+        self.door_screen.validate()?;
         Ok(())
     }
 

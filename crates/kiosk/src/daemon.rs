@@ -6,6 +6,7 @@
 //! tag reader, PIN socket ──────────────────┘ (same sightings, method tag/pin)
 //! air sensor threads ──mpsc──► air stage ──────────────────────────┘
 //! outdoor poller ──────watch──┘
+//! vision, event and air stages ──DoorHandle──► door hub ──watch──► web (door screen, loopback)
 //! ```
 //!
 //! Shutdown is one [`Shutdown`] token, triggered by SIGTERM or SIGINT (or, once everything has
@@ -29,6 +30,7 @@ use crate::alerts::AlertContext;
 use crate::commands::CommandStage;
 use crate::config::{Config, ConfigError};
 use crate::disk::DiskWatch;
+use crate::door::{DoorHandle, DoorHub};
 use crate::events::EventStage;
 use crate::health::Health;
 use crate::notify::Notifier;
@@ -65,6 +67,8 @@ pub enum KioskError {
     Pin(#[from] crate::pin::PinError),
     #[error("consents past their retention could not be ended: {0}")]
     ConsentExpiry(#[from] crate::consent_expiry::ExpiryError),
+    #[error(transparent)]
+    Web(#[from] crate::web::WebError),
     #[error("the {0} stage crashed; see the log above (queued events were kept)")]
     StageCrashed(String),
 }
@@ -120,6 +124,8 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     }
 
     let shutdown = Shutdown::new();
+    let door = door_screen(config, &site)?;
+    let door_handle = door.as_ref().map(|d| d.handle.clone());
     let notifier = Arc::new(Notifier::from_env());
     // Every watched stage that runs starts on the clock: one that never beats is stalled too.
     let air_runs = config.air.is_some() || config.outdoor.is_some();
@@ -186,6 +192,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             stage.interval = std::time::Duration::from_secs(air.telemetry_secs);
             stage.stale_after = air.stale_after();
         }
+        stage.door = door_handle.clone();
         stage
     });
     announce_to_home_assistant(&config.homeassistant, &site, &outbox);
@@ -224,6 +231,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             health: health.clone(),
             screening,
             evidence: Default::default(),
+            door: door_handle.clone(),
         };
         let (slot, shutdown, checkin_stop) = (slot.clone(), shutdown.clone(), checkin_stop.clone());
         std::thread::Builder::new()
@@ -244,6 +252,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         screening_on,
         disk,
         waiting_capacity: config.state.waiting_capacity,
+        door: door_handle,
     };
     let (commands_tx, commands_rx) = mpsc::channel(64);
     let gate = config
@@ -360,6 +369,25 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             });
             (poller, stage)
         });
+        // The door screen: its hub and its page, until shutdown.
+        let door_tasks = door.map(|DoorScreen { hub, state, bound, .. }| {
+            let hub = tokio::spawn({
+                let (guard, shutdown) = (shutdown.guard("door"), shutdown.clone());
+                async move {
+                    let _guard = guard;
+                    hub.run(shutdown).await
+                }
+            });
+            let web = tokio::spawn({
+                let (guard, shutdown) = (shutdown.guard("web"), shutdown.clone());
+                async move {
+                    let _guard = guard;
+                    let router = crate::web::door::router(state, shutdown.clone());
+                    crate::web::serve(bound, router, shutdown).await
+                }
+            });
+            (hub, web)
+        });
         let events_task = tokio::spawn({
             let guard = shutdown.guard("event");
             async move {
@@ -385,6 +413,9 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         if let Some((poller, _)) = air_task {
             let _ = poller.await;
         }
+        if let Some((hub, web)) = door_tasks {
+            let _ = tokio::join!(hub, web);
+        }
         watchdog.abort();
     });
     if camera.is_finished() {
@@ -400,6 +431,29 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The door screen's parts before the runtime starts: its socket bound (a port in use stops
+/// the start), its hub, the handle the stages tell, and the state the page serves.
+struct DoorScreen {
+    hub: DoorHub,
+    handle: DoorHandle,
+    state: watch::Receiver<crate::door::DoorState>,
+    bound: crate::web::Bound,
+}
+
+fn door_screen(config: &Config, site: &Site) -> Result<Option<DoorScreen>, KioskError> {
+    let c = &config.door_screen;
+    if !c.enabled {
+        return Ok(None);
+    }
+    let bound = crate::web::bind(c.listen)?;
+    let center_name = c.center_name.clone().unwrap_or_else(|| site.center.clone());
+    let timezone = config.site.as_ref().map_or_else(|| "Asia/Seoul".to_string(), |s| s.timezone.clone());
+    let names = crate::checkin::Registry::new(GalleryStore::new(&config.gallery.path));
+    let idle_after = std::time::Duration::from_secs(c.idle_after_secs);
+    let (hub, handle, state) = DoorHub::new(center_name, timezone, idle_after, c.chime, names);
+    Ok(Some(DoorScreen { hub, handle, state, bound }))
 }
 
 /// The tag reader's and the PIN input's threads, when configured: each sends the check-ins of

@@ -37,6 +37,8 @@ pub struct EventStage {
     pub disk: Arc<DiskWatch>,
     /// Sightings held in memory at most while they cannot be written.
     pub waiting_capacity: usize,
+    /// The door screen, told each event once it is recorded.
+    pub door: Option<crate::door::DoorHandle>,
 }
 
 /// How often sightings waiting for the disk are tried again when no new one comes.
@@ -159,6 +161,8 @@ impl EventStage {
         let mut queued = Vec::new();
         let mut tally = Tally::default();
         let mut raised = false;
+        // What the door screen says once the transaction is in.
+        let mut door_news = None;
         let person = match &s.who {
             Who::Person { id, role, .. } => Some(PersonRef { id: id.clone(), role: *role }),
             Who::Visitor => None,
@@ -192,6 +196,7 @@ impl EventStage {
                         method: s.method,
                     };
                     info!(event_id = %event.event_id, person = %id, kind = ?kind, method = ?s.method, ts = %event.ts, temperature = ?temperature_c, "attendance event");
+                    door_news = Some((Some((id.as_str(), *role, kind)), temperature_status, temperature_c));
                     if kind == AttendanceKind::Arrival && temperature_status == TemperatureStatus::Remeasure {
                         // The parent's text waits for the settled value (or the deadline).
                         crate::remeasure::open(&tx, event.event_id, &who, &day, s.captured_ms)?;
@@ -218,6 +223,7 @@ impl EventStage {
                     temperature_site,
                 };
                 info!(event_id = %event.event_id, ts = %event.ts, temperature = ?temperature_c, "visitor event");
+                door_news = Some((None, temperature_status, temperature_c));
                 queued.push(self.message(
                     self.site.topics.visitor(),
                     "visitor",
@@ -253,6 +259,13 @@ impl EventStage {
         }
         drop(conn);
         self.outbox.after_enqueue(tally);
+        match (&self.door, door_news) {
+            (Some(door), Some((Some((id, role, kind)), status, celsius))) => {
+                door.attendance(id, role, kind, status, celsius)
+            }
+            (Some(door), Some((None, status, _))) => door.tell(crate::door::DoorNews::Visitor { status }),
+            _ => {}
+        }
         Ok(queued)
     }
 
@@ -397,6 +410,7 @@ mod tests {
             screening_on,
             disk: disk.clone(),
             waiting_capacity,
+            door: None,
         };
         let (tx, rx) = mpsc::channel(16);
         let stage = tokio::spawn(stage.run(rx));

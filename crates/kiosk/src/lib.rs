@@ -10,7 +10,8 @@
 //!
 //! Each stage owns its config section (its type and `validate()` sit beside it); [`config`]
 //! only gathers them. The face pipeline is the `dolbom-face` crate, the message shapes the
-//! `dolbom-contract` crate, the connection the `dolbom-mqtt` crate.
+//! `dolbom-contract` crate, the connection the `dolbom-mqtt` crate. The door screen ([`door`],
+//! served by [`web`]) shows what the stages tell it, on loopback.
 
 pub mod air;
 pub mod alerts;
@@ -23,6 +24,7 @@ pub mod consent_expiry;
 pub mod daemon;
 pub mod disk;
 pub mod doctor;
+pub mod door;
 pub mod events;
 pub mod health;
 pub mod notify;
@@ -39,3 +41,4 @@ pub mod site;
 pub mod sources;
 pub mod store;
 pub mod vision;
+pub mod web;

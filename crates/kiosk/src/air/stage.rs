@@ -51,6 +51,8 @@ pub struct AirStage {
     pub outdoor_stale_after: Duration,
     /// How long an air event stays worth delivering (MQTT v5 message expiry).
     pub expiry_ms: i64,
+    /// The door screen, told the indoor grade with each telemetry.
+    pub door: Option<crate::door::DoorHandle>,
 }
 
 impl AirStage {
@@ -65,6 +67,7 @@ impl AirStage {
             stale_after: Duration::from_secs(180),
             outdoor_stale_after: Duration::from_secs(3 * 3600),
             expiry_ms,
+            door: None,
         }
     }
 
@@ -314,9 +317,16 @@ impl AirStage {
     }
 
     fn telemetry_message(&self, air: &AirState, now_ms: i64) -> NewMessage {
+        let telemetry = self.telemetry(air, now_ms);
+        if let Some(door) = &self.door {
+            // The worse of the two dust grades, as the idle screen shows it.
+            let grade =
+                [&telemetry.indoor.pm25, &telemetry.indoor.pm10].into_iter().flatten().map(|d| d.grade.code).max();
+            door.tell(crate::door::DoorNews::Air(grade));
+        }
         NewMessage {
             topic: self.site.topics.air_telemetry(),
-            payload: serde_json::to_vec(&self.telemetry(air, now_ms)).unwrap_or_default(),
+            payload: serde_json::to_vec(&telemetry).unwrap_or_default(),
             kind: TELEMETRY_KIND.into(),
             // The first to go when the outbox is full: the next one replaces it anyway.
             priority: Priority::Visitor,

@@ -95,6 +95,8 @@ pub struct Vision {
     pub screening: Option<ScreeningStage<Settled>>,
     /// What each open track's votes have shown, for template refresh.
     pub evidence: TrackEvidence,
+    /// The door screen, told when a face needs a better view or waits for its temperature.
+    pub door: Option<crate::door::DoorHandle>,
 }
 
 /// A gallery and the modification time of the file it was read from.
@@ -231,6 +233,13 @@ impl Vision {
         let ids = self.tracker.observe(now_ms, &detections);
         if let Some(screening) = &mut self.screening {
             screening.observe(now_ms, &detections, &ids);
+        }
+        if let Some(door) = &self.door {
+            if awaiting {
+                door.tell(crate::door::DoorNews::Measuring);
+            } else if detections.iter().zip(&ids).any(|(d, id)| self.tracker.needs_better_view(*id, d)) {
+                door.tell(crate::door::DoorNews::Approach);
+            }
         }
         let mut settled = Vec::new();
         for (det, id) in detections.iter().zip(ids) {

@@ -268,6 +268,16 @@ impl Tracker {
         Some((size_w * frontal_w * face.score).clamp(0.05, 1.0))
     }
 
+    /// Whether this unsettled track's face is too small or turned too far to be recognised: the
+    /// door screen then asks the person to come closer and look at the camera.
+    pub fn needs_better_view(&self, track_id: u64, face: &Detection) -> bool {
+        let Some(t) = self.tracks.iter().find(|t| t.id == track_id) else { return false };
+        !t.settled()
+            && t.attempts < self.config.max_attempts
+            && (face.width().min(face.height()) < self.config.min_face_px
+                || face.yaw_ratio() > self.config.max_yaw_ratio)
+    }
+
     /// Records one embedding's verdict for a track. `matched` is the gallery person it matched,
     /// with its similarity, or None when it matched nobody. Returns the settled identity when
     /// this vote settles the track on a person.
