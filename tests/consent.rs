@@ -10,7 +10,6 @@ use std::time::Duration;
 use common::broker::{system_broker_port, Subscriber};
 use common::kiosk::{clip, events, kiosk_config, spawn_kiosk, summary, unique_center, wait_exit, KioskOptions};
 use common::{dolbom, photo, stderr, stdout, write_config};
-use dolbom_face::gallery::GalleryStore;
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -35,10 +34,10 @@ fn enrol_obama(cfg: &Path, role: &str) -> std::process::Output {
     ])
 }
 
-/// The text one of `person`'s templates takes in the gallery file: its first values, as serde
-/// writes them.
-fn template_text(gallery: &Path, person: &str) -> String {
-    let g = GalleryStore::new(gallery).load().expect("gallery");
+/// The text one of `person`'s templates takes in a plain gallery file (and, decrypted, in a sealed
+/// one): its first values, as serde writes them.
+fn template_text(config: &Path, person: &str) -> String {
+    let g = common::load(config).gallery.store().load().expect("gallery");
     let values = g.get(person).expect("enrolled").embeddings[0].values()[..6].to_vec();
     let text = serde_json::to_string(&values).expect("json");
     text.trim_matches(|c| c == '[' || c == ']').to_string()
@@ -149,7 +148,7 @@ fn a_childs_face_is_enrolled_only_with_a_consent_in_force() {
     // The audit log holds ids and counts: no guardian's name, no template.
     let log = std::fs::read_to_string(dir.path().join("gallery.audit.jsonl")).expect("audit log");
     assert!(!log.contains("김영희"), "{log}");
-    assert!(!log.contains(&template_text(&dir.path().join("gallery.json"), "obama")), "{log}");
+    assert!(!log.contains(&template_text(&cfg, "obama")), "{log}");
 }
 
 #[test]
@@ -161,7 +160,7 @@ fn withdrawal_destroys_every_template_byte_for_byte_and_keeps_the_tag() {
     let out = dolbom(&["tag", "add", "obama", "62E3086CED", "--config", s(&cfg)]);
     assert!(out.status.success(), "{}", stderr(&out));
     let gallery = dir.path().join("gallery.json");
-    let needle = template_text(&gallery, "obama");
+    let needle = template_text(&cfg, "obama");
     assert_eq!(
         files_containing(dir.path(), &needle),
         [gallery.display().to_string()],
@@ -247,14 +246,17 @@ fn the_kiosk_ends_a_consent_past_its_date_and_destroys_the_templates() {
         s(&photo("face_recognition/biden.jpg")),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let gallery = dir.path().join("gallery.json");
-    let needle = template_text(&gallery, "obama");
+    let needle = template_text(&config, "obama");
+    // Sealed: even before the expiry no file holds the template in the clear.
+    assert_eq!(files_containing(dir.path(), &needle), Vec::<String>::new(), "a template in the clear");
     let yesterday = jiff::Timestamp::now()
         .to_zoned_datetime(jiff::tz::TimeZone::get("Asia/Seoul").expect("tz"))
         .date()
         .yesterday()
         .expect("date");
-    GalleryStore::new(&gallery)
+    common::load(&config)
+        .gallery
+        .store()
         .update(|g| -> Result<(), dolbom_face::gallery::StoreError> {
             g.consents[0].retention_until = yesterday;
             Ok(())
@@ -274,7 +276,7 @@ fn the_kiosk_ends_a_consent_past_its_date_and_destroys_the_templates() {
     assert!(logged.contains("consent past its retention date ended"), "{logged}");
     assert_eq!(files_containing(dir.path(), &needle), Vec::<String>::new(), "a copy of the template is left");
     assert!(dir.path().join("state/kiosk.db").exists(), "the database was written");
-    let g = GalleryStore::new(&gallery).load().expect("gallery");
+    let g = common::load(&config).gallery.store().load().expect("gallery");
     let p = g.get("obama").expect("the person stays");
     assert_eq!((p.embeddings.len(), p.refreshed.len()), (0, 0));
     let actions = audit_actions(&config);

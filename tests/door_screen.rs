@@ -56,6 +56,9 @@ impl Door {
         for (id, role, name, photos) in
             [("obama", "child", "오바마", &OBAMA_ENROL[..]), ("biden", biden_role, "바이든", &BIDEN_ENROL[..])]
         {
+            if role == "child" {
+                common::consent(&config, id);
+            }
             let paths: Vec<String> = photos.iter().map(|p| photo(p).display().to_string()).collect();
             let mut args = vec!["enroll", "--config", c, "--person", id, "--role", role, "--name", name];
             args.extend(paths.iter().map(String::as_str));

@@ -330,8 +330,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         });
         let expiry = tokio::spawn({
             let guard = shutdown.guard("consent_expiry");
-            let (store, audit, shutdown) =
-                (config.gallery.store(), config.audit_log(), shutdown.clone());
+            let (store, audit, shutdown) = (config.gallery.store(), config.audit_log(), shutdown.clone());
             async move {
                 let _guard = guard;
                 crate::consent_expiry::run(store, audit, tz, shutdown).await
@@ -450,7 +449,7 @@ fn door_screen(config: &Config, site: &Site) -> Result<Option<DoorScreen>, Kiosk
     let bound = crate::web::bind(c.listen)?;
     let center_name = c.center_name.clone().unwrap_or_else(|| site.center.clone());
     let timezone = config.site.as_ref().map_or_else(|| "Asia/Seoul".to_string(), |s| s.timezone.clone());
-    let names = crate::checkin::Registry::new(GalleryStore::new(&config.gallery.path));
+    let names = crate::checkin::Registry::new(config.gallery.store());
     let idle_after = std::time::Duration::from_secs(c.idle_after_secs);
     let (hub, handle, state) = DoorHub::new(center_name, timezone, idle_after, c.chime, names);
     Ok(Some(DoorScreen { hub, handle, state, bound }))
