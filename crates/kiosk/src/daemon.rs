@@ -111,6 +111,14 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     // Read once here and handed to the vision stage, which rereads it only when it changes.
     let gallery = LoadedGallery::load(&gallery_store)?;
     gallery.gallery.check_embedder(models.embedder.model_id())?;
+    let unconsented = gallery.gallery.faces_without_consent(jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date());
+    if !unconsented.is_empty() {
+        warn!(
+            children = ?unconsented,
+            "face templates of children without a guardian's consent in force: record it (`dolbom consent add`) or \
+             erase them (`dolbom consent withdraw`) / 보호자 동의 없이 얼굴 템플릿이 있는 아동이 있습니다"
+        );
+    }
     info!(people = gallery.gallery.people.len(), center = %site.center, kiosk = %site.kiosk, "starting");
 
     let health = Arc::new(Health::default());

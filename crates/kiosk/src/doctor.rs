@@ -175,10 +175,28 @@ pub fn gallery(config: &Config) -> Finding {
             format!("{}: nobody enrolled yet / 아직 등록된 사람이 없음", path.display()),
             "enrol people with `dolbom enroll` / `dolbom enroll` 로 등록하세요",
         ),
-        Ok(g) => Finding::ok(
-            "gallery",
-            format!("{}: {} people enrolled / {}명 등록됨", path.display(), g.people.len(), g.people.len()),
-        ),
+        Ok(g) => {
+            let today = jiff::Timestamp::now().to_zoned_datetime(config.timezone()).date();
+            let unconsented = g.faces_without_consent(today);
+            if unconsented.is_empty() {
+                Finding::ok(
+                    "gallery",
+                    format!("{}: {} people enrolled / {}명 등록됨", path.display(), g.people.len(), g.people.len()),
+                )
+            } else {
+                let who = unconsented.iter().map(|id| dolbom_face::gallery::printable(id)).collect::<Vec<_>>().join(", ");
+                Finding::warn(
+                    "gallery",
+                    format!(
+                        "{}: face templates of children without a guardian's consent in force: {who} / 보호자 동의 없이 \
+                         얼굴 템플릿이 있는 아동: {who}",
+                        path.display()
+                    ),
+                    "record each consent (`dolbom consent add`) or erase the faces (`dolbom consent withdraw`) \
+                     (docs/consent.md) / 동의를 기록하거나(`dolbom consent add`) 얼굴을 지우세요(`dolbom consent withdraw`)",
+                )
+            }
+        }
         Err(e) => Finding::fail(
             "gallery",
             format!("{e} / 등록 명단(갤러리)을 읽을 수 없음"),

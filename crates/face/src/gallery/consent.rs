@@ -186,6 +186,18 @@ impl Gallery {
         self.consents_of(person).any(|c| c.allows(purpose, today))
     }
 
+    /// Children holding face templates without a consent to face-attendance in force: enrolled
+    /// before consents were recorded (expiry and withdrawal erase the others). Staff record the
+    /// consent or withdraw; the kiosk and `dolbom doctor` name them until then.
+    pub fn faces_without_consent(&self, today: Date) -> Vec<&str> {
+        self.people
+            .iter()
+            .filter(|p| p.role == Role::Child && p.templates().next().is_some())
+            .filter(|p| !self.consented(&p.id, Purpose::FaceAttendance, today))
+            .map(|p| p.id.as_str())
+            .collect()
+    }
+
     /// Records a consent after checking it (`today` in the site's time zone).
     pub fn add_consent(&mut self, consent: Consent, today: Date) -> Result<(), GalleryError> {
         consent.validate(today)?;
@@ -400,6 +412,18 @@ pub(crate) mod tests {
         c.end(Ended::Expired, "2027-03-01T00:00:00Z".parse().expect("ts"), "kiosk", None);
         assert_eq!((c.ended, c.ended_by.as_deref()), (Some(Ended::Withdrawn), Some("kim")), "the first end stays");
         assert!(!c.in_force(date("2026-06-02")));
+    }
+
+    #[test]
+    fn children_with_faces_and_no_consent_in_force_are_named() {
+        let mut g = Gallery::empty();
+        let e = crate::Embedding::normalized(vec![0.6, 0.8]).expect("non-zero");
+        for (id, role) in [("minji", Role::Child), ("jiwoo", Role::Child), ("dad", Role::Guardian)] {
+            g.enroll(id, role, id, vec![e.clone()], "sface", 1).expect("enrol");
+        }
+        g.add_consent(consent("minji", "2027-02-28", &[Purpose::FaceAttendance]), date("2026-06-01")).expect("add");
+        assert_eq!(g.faces_without_consent(date("2026-06-01")), ["jiwoo"]);
+        assert_eq!(g.faces_without_consent(date("2027-03-01")), ["minji", "jiwoo"], "past its retention");
     }
 
     #[test]
