@@ -55,7 +55,7 @@ pub fn consent(action: ConsentAction) -> Result<ExitCode> {
             match enrolled {
                 Some(Role::Child) => {}
                 Some(role) => outln!(
-                    "note: {id} is enrolled as {role}; adults need no consent record / 참고: {id}는 성인({role})으로 \
+                    "note: {id} is enrolled as {role}; adults need no consent record / 참고: {id}: 성인({role})으로 \
                      등록되어 있어 동의 기록이 필요하지 않습니다"
                 )?,
                 None => outln!(
@@ -92,7 +92,7 @@ pub fn consent(action: ConsentAction) -> Result<ExitCode> {
                  {n}개 파기"
             )?;
             outln!(
-                "{id} stays enrolled without a face: a tag or PIN still checks them in / {id}는 얼굴 없이 등록된 채로 \
+                "{id} stays enrolled without a face: a tag or PIN still checks them in / {id}: 얼굴 없이 등록된 채로 \
                  남습니다: 태그나 PIN으로 출석할 수 있습니다"
             )?;
             Ok(ExitCode::SUCCESS)

@@ -12,7 +12,7 @@ pub fn keygen(file: PathBuf) -> Result<ExitCode> {
     let key = GalleryKey::generate()?;
     key.write_new(&file)?;
     outln!(
-        "wrote key {} to {} (mode 0600) / 키 {}를 {}에 만들었습니다",
+        "wrote key {} to {} (mode 0600) / 키({})를 {}에 만들었습니다",
         key.id(),
         file.display(),
         key.id(),
@@ -35,7 +35,7 @@ pub fn seal(config: PathBuf) -> Result<ExitCode> {
     )?;
     let done = store.rekey(&key)?;
     outln!(
-        "{}: {} people, sealed with key {} / {}명, 키 {}로 암호화했습니다",
+        "{}: {} people, sealed with key {} / {}명, 키({})로 암호화했습니다",
         store.path().display(),
         done.people,
         done.to,
@@ -53,7 +53,7 @@ pub fn rekey(config: PathBuf, new_key_file: &Path) -> Result<ExitCode> {
     let done = store.rekey(&new)?;
     let from = done.from.map_or_else(|| "plain / 암호화 안 됨".to_string(), |k| format!("key {k}"));
     outln!(
-        "{}: {} people, was {from}, now sealed with key {} / {}명, 새 키 {}로 다시 암호화했습니다",
+        "{}: {} people, was {from}, now sealed with key {} / {}명, 새 키({})로 다시 암호화했습니다",
         store.path().display(),
         done.people,
         done.to,

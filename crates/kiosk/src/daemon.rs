@@ -111,7 +111,8 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     // Read once here and handed to the vision stage, which rereads it only when it changes.
     let gallery = LoadedGallery::load(&gallery_store)?;
     gallery.gallery.check_embedder(models.embedder.model_id())?;
-    let unconsented = gallery.gallery.faces_without_consent(jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date());
+    let unconsented =
+        gallery.gallery.faces_without_consent(jiff::Timestamp::now().to_zoned_datetime(tz.clone()).date());
     if !unconsented.is_empty() {
         warn!(
             children = ?unconsented,

@@ -233,7 +233,7 @@ pub fn gallery_encryption(config: &Config) -> Finding {
     };
     match store.sealed_with() {
         Ok(Some(id)) if id == key.id() => {
-            Finding::ok(CHECK, format!("{path}: encrypted with key {id} / 갤러리가 키 {id}로 암호화됨"))
+            Finding::ok(CHECK, format!("{path}: encrypted with key {id} / 갤러리가 키({id})로 암호화됨"))
         }
         Ok(Some(id)) => Finding::fail(
             CHECK,

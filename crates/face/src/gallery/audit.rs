@@ -138,6 +138,7 @@ impl AuditLog {
         if entries.is_empty() {
             return Ok(());
         }
+        self.cut_torn_tail()?;
         let checked = self.verify()?;
         let (mut seq, mut prev) = (checked.lines, checked.head);
         let mut bytes = Vec::new();
@@ -156,6 +157,32 @@ impl AuditLog {
             OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path).map_err(|e| self.write_err(e))?;
         f.write_all(&bytes).map_err(|e| self.write_err(e))?;
         f.sync_data().map_err(|e| self.write_err(e))
+    }
+
+    /// An append is one write of whole lines, so a last line without its newline is an append a
+    /// power cut or a full disk stopped: its change was saved but its line never completed. It is
+    /// cut off (and said so), or every later change would go unrecorded; a broken line before it
+    /// still stops the append.
+    fn cut_torn_tail(&self) -> Result<(), AuditError> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(AuditError::Read { path: self.path.clone(), error }),
+        };
+        if bytes.is_empty() || bytes.ends_with(b"\n") {
+            return Ok(());
+        }
+        let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        let f = OpenOptions::new().write(true).open(&self.path).map_err(|e| self.write_err(e))?;
+        f.set_len(keep as u64).map_err(|e| self.write_err(e))?;
+        f.sync_data().map_err(|e| self.write_err(e))?;
+        tracing::warn!(
+            path = %self.path.display(),
+            bytes = bytes.len() - keep,
+            "the audit log's last line was incomplete (a write cut short) and was removed; the change it recorded \
+             was saved / 감사 기록의 마지막 줄이 불완전하여 지웠습니다"
+        );
+        Ok(())
     }
 
     /// Every line, checked (see [`verify`](Self::verify)).
@@ -258,5 +285,10 @@ mod tests {
 
         fs::write(log.path(), &text[..text.len() - 5]).expect("cut");
         assert!(log.verify().expect_err("cut").to_string().contains("incomplete"));
+        // The next append cuts the torn line and chains after the last whole one.
+        log.append(&[Entry::new(Action::Removed, "minji", "kim")], at()).expect("append after a torn line");
+        let lines = log.read().expect("whole again");
+        assert_eq!(lines.len(), text.lines().count());
+        assert_eq!(lines.last().map(|l| l.entry.action), Some(Action::Removed));
     }
 }

@@ -275,12 +275,20 @@ impl Gallery {
             }
         }
         for e in &mut out {
-            // A renewed consent (next school year) keeps the templates.
+            // A renewed consent (next school year) keeps the templates; templates the kiosk took
+            // from sightings go with the last consent to template-refresh.
             if !self.consented(&e.person, Purpose::FaceAttendance, today) {
                 e.templates = self.erase_templates(&e.person);
+            } else if !self.refresh_consented(&e.person, today) {
+                e.templates = self.erase_refreshed(&e.person);
             }
         }
         out
+    }
+
+    /// Destroys the templates the kiosk took from a person's sightings; how many there were.
+    fn erase_refreshed(&mut self, person: &str) -> usize {
+        self.people.iter_mut().find(|p| p.id == person).map_or(0, |p| std::mem::take(&mut p.refreshed).len())
     }
 
     /// Destroys a person's face templates, enrolled and refreshed; how many there were.
@@ -412,6 +420,25 @@ pub(crate) mod tests {
         c.end(Ended::Expired, "2027-03-01T00:00:00Z".parse().expect("ts"), "kiosk", None);
         assert_eq!((c.ended, c.ended_by.as_deref()), (Some(Ended::Withdrawn), Some("kim")), "the first end stays");
         assert!(!c.in_force(date("2026-06-02")));
+    }
+
+    #[test]
+    fn a_renewal_without_template_refresh_keeps_the_enrolled_templates_and_drops_the_refreshed() {
+        let mut g = Gallery::empty();
+        let e = crate::Embedding::normalized(vec![0.6, 0.8]).expect("non-zero");
+        g.enroll("minji", Role::Child, "minji", vec![e.clone()], "sface", 1).expect("enrol");
+        g.people[0].refreshed.push(crate::gallery::Refreshed {
+            embedding: e,
+            added_at: 2,
+            similarity: 0.9,
+            margin: 0.3,
+        });
+        let both = [Purpose::FaceAttendance, Purpose::TemplateRefresh];
+        g.add_consent(consent("minji", "2027-02-28", &both), date("2026-06-01")).expect("first year");
+        g.add_consent(consent("minji", "2028-02-29", &[Purpose::FaceAttendance]), date("2027-02-01")).expect("renewal");
+        let erased = g.expire_consents(date("2027-03-01"), "2027-03-01T00:00:00Z".parse().expect("ts"));
+        assert_eq!((erased[0].consents_ended, erased[0].templates), (1, 1));
+        assert_eq!((g.people[0].embeddings.len(), g.people[0].refreshed.len()), (1, 0));
     }
 
     #[test]

@@ -84,12 +84,15 @@ impl GalleryKey {
         Some(Self { bytes })
     }
 
-    /// Reads the key `spec` names (`$CREDENTIALS_DIRECTORY/NAME` or a path). A path must be
-    /// readable by its owner alone. A systemd credential is taken as systemd made it: where the
+    /// Reads the key `spec` names (`$CREDENTIALS_DIRECTORY/NAME` or a path). It must be readable
+    /// by its owner alone, except a credential systemd made (under `/run/credentials/`): where the
     /// file system has ACLs systemd grants the service user read access by an ACL entry, which
-    /// shows as group bits (0440), yet nobody else can reach the unit's credential directory.
+    /// shows as group bits (0440), yet nobody else can reach the unit's credential directory. A
+    /// `CREDENTIALS_DIRECTORY` set by hand (e.g. `/etc/dolbom/credentials`) gets the owner check.
     pub fn read(spec: &Path) -> Result<Self, KeyError> {
-        let text = if dolbom_secret::is_credential(spec) {
+        let made_by_systemd = dolbom_secret::is_credential(spec)
+            && dolbom_secret::locate(KEY_FILE, spec, Path::new(".")).is_ok_and(|p| p.starts_with("/run/credentials/"));
+        let text = if made_by_systemd {
             dolbom_secret::read(KEY_FILE, spec, Path::new("."))?
         } else {
             dolbom_secret::read_owner_only(KEY_FILE, spec, Path::new("."))?

@@ -112,9 +112,9 @@ pub enum GalleryError {
     BadName(String, &'static str),
     #[error("card id `{0}` is not valid: use the 10 hex characters the reader sends, e.g. 62E3086CED / 카드 번호가 올바르지 않음: 리더가 보내는 16진수 10자리")]
     BadCardId(String),
-    #[error("card {card} is already enrolled for `{owner}`; remove it first with `dolbom tag remove {card}` / 카드 {card}는 이미 `{owner}`에게 등록되어 있습니다")]
+    #[error("card {card} is already enrolled for `{owner}`; remove it first with `dolbom tag remove {card}` / 카드 {card}: 이미 `{owner}`에게 등록되어 있습니다")]
     TagInUse { card: String, owner: String },
-    #[error("card {0} is not enrolled for anyone / 카드 {0}는 등록되어 있지 않습니다")]
+    #[error("card {0} is not enrolled for anyone / 카드 {0}: 등록되어 있지 않습니다")]
     UnknownTag(String),
     #[error("a PIN is 6 to 8 digits (shorter ones are guessed too easily) / PIN은 숫자 6~8자리입니다 (더 짧으면 쉽게 추측됩니다)")]
     BadPin,
@@ -131,7 +131,7 @@ pub enum GalleryError {
          {why}. Record the consent first:\n  dolbom consent add {id} --guardian NAME --relation RELATION \
          --given-on YYYY-MM-DD --verified-how \"signed paper form, ID checked\" --purpose face-attendance \
          --until YYYY-MM-DD --by STAFF_ID --config FILE\n\
-         `{id}`는 아동입니다: 보호자의 얼굴 출결 동의(face-attendance)가 유효해야 얼굴을 등록할 수 있습니다. 먼저 \
+         아동 `{id}`: 보호자의 얼굴 출결 동의(face-attendance)가 유효해야 얼굴을 등록할 수 있습니다. 먼저 \
          `dolbom consent add`로 동의를 기록하세요. (A family that says no can use a tag or a PIN: docs/tag.md / \
          동의하지 않는 가정은 태그나 PIN을 쓸 수 있습니다)"
     )]

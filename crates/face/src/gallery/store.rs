@@ -329,7 +329,20 @@ fn encode(gallery: &Gallery) -> Result<Vec<u8>, serde_json::Error> {
 /// Opens `path` for zeroing when it is a regular file under that very name (not a symlink to
 /// something else, which is not ours to overwrite).
 fn open_regular(path: &Path) -> Option<File> {
-    let file = OpenOptions::new().write(true).open(path).ok()?;
+    let file = match OpenOptions::new().write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            // E.g. left owned by root by a `sudo dolbom …`: the save goes on, the old bytes stay.
+            tracing::error!(
+                file = %path.display(),
+                error = %e,
+                "cannot open the gallery being replaced to zero it; its old bytes stay on the disk until reused / \
+                 교체되는 갤러리 파일을 지울 수 없습니다"
+            );
+            return None;
+        }
+    };
     let opened = file.metadata().ok()?;
     let named = fs::symlink_metadata(path).ok()?;
     (named.file_type().is_file() && opened.ino() == named.ino() && opened.dev() == named.dev()).then_some(file)

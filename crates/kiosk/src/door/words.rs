@@ -59,7 +59,7 @@ pub fn temperature(status: TemperatureStatus, celsius: Option<f32>) -> Option<Li
             None => Line::new("체온 정상이에요", "Temperature normal"),
         },
         T::Remeasure => Line::new(
-            format!("{}. 잠시 쉬었다가 다시 와 주세요", dolbom_contract::REMEASURE_MESSAGE_KO),
+            format!("{}. 잠깐 쉬면서 기다려 주세요", dolbom_contract::REMEASURE_MESSAGE_KO),
             "Please measure again in 5 minutes; rest a little first",
         ),
         // No number and no word about illness: a teacher measures again and decides.

@@ -14,7 +14,7 @@ use opencv::core::{Mat, MatTraitConst, Size};
 use opencv::imgproc;
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tracing::{debug, info, info_span, warn};
+use tracing::{debug, error, info, info_span, warn};
 
 use dolbom_contract::{CheckInMethod, Role};
 use dolbom_face::gallery::{Gallery, GalleryStore};
@@ -137,7 +137,19 @@ impl GalleryWatch {
                 self.gallery = g;
                 self.modified = modified;
             }
-            Err(e) => warn!(error = %e, "gallery could not be reloaded; keeping the previous one"),
+            // The change may be a withdrawal or an erasure this kiosk cannot read (a rekey not yet
+            // restarted into, a damaged file): matching the old templates could recognise a child
+            // whose consent has ended. Faces go unmatched until the file reads again.
+            Err(e) => {
+                if !self.gallery.people.is_empty() {
+                    error!(
+                        error = %e,
+                        "the gallery changed and cannot be read: face matching stops until it can / 갤러리를 읽을 수 \
+                         없어 얼굴 인식을 멈춥니다"
+                    );
+                }
+                self.gallery = Gallery::empty();
+            }
         }
     }
 }

@@ -30,6 +30,28 @@ pub fn router(state: watch::Receiver<DoorState>, shutdown: Shutdown) -> Router {
         .route("/events", get(events))
         .route("/state", get(now))
         .with_state(Door { state, shutdown })
+        .layer(axum::middleware::from_fn(loopback_host))
+}
+
+/// Answers only requests addressed to this machine by name: a web page elsewhere that points its
+/// own DNS name at 127.0.0.1 (DNS rebinding) could otherwise read the children's names shown at
+/// the door through the kiosk's browser.
+async fn loopback_host(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if is_loopback_host(host) {
+        next.run(request).await
+    } else {
+        (StatusCode::MISDIRECTED_REQUEST, "the door screen answers 127.0.0.1, [::1] and localhost only\n")
+            .into_response()
+    }
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(addr, _)| addr),
+        None => host.split_once(':').map_or(host, |(name, _)| name),
+    };
+    matches!(name.to_ascii_lowercase().as_str(), "127.0.0.1" | "localhost" | "::1")
 }
 
 async fn page() -> Response {
@@ -78,4 +100,17 @@ async fn events(
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_names_of_this_machine_are_answered() {
+        for ok in ["127.0.0.1:8480", "127.0.0.1", "localhost:8480", "LOCALHOST", "[::1]:8480"] {
+            assert!(super::is_loopback_host(ok), "{ok}");
+        }
+        for no in ["", "evil.example:8480", "127.0.0.1.evil.example", "[::2]:8480", "10.0.0.5:8480", "localhost.evil"] {
+            assert!(!super::is_loopback_host(no), "{no}");
+        }
+    }
 }
