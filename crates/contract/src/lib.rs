@@ -10,6 +10,7 @@ pub mod health;
 pub mod ids;
 pub mod payload;
 pub mod signed;
+pub mod staff;
 pub mod text;
 pub mod time;
 pub mod topics;
@@ -21,5 +22,8 @@ pub use air::{
 pub use health::{CameraState, HealthSummary, SensorState, SensorStatus};
 pub use ids::{validate_id, BadId, PersonRef, Role};
 pub use payload::*;
+pub use staff::{
+    CheckinCommand, ConsentCommand, ConsentState, EnrollCommand, EraseCommand, Roster, RosterEntry, ROSTER_SCHEMA,
+};
 pub use time::{new_event_id, rfc3339};
 pub use topics::{Command, Kind, Topic, Topics};

@@ -202,6 +202,13 @@ pub struct CommandResult {
     pub state: Option<AlertStateKind>,
     pub error: Option<String>,
     pub ts: String,
+    /// The person a staff action (`checkin`, `consent`, `enroll`, `erase`) was about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// What a successful staff action did, in words for staff: English, " / ", Korean
+    /// (e.g. "3 face templates enrolled / 얼굴 템플릿 3개를 등록했습니다").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// `event/visitor`: an unknown face was at the door.

@@ -39,6 +39,10 @@ impl Topics {
     pub fn air_event(&self) -> String {
         format!("{}event/air", self.root)
     }
+    /// Retained, latest wins: the people this kiosk knows (names and what is enrolled).
+    pub fn roster(&self) -> String {
+        format!("{}roster", self.root)
+    }
     pub fn alert(&self, alert_id: &str) -> String {
         format!("{}alert/{alert_id}", self.root)
     }
@@ -46,7 +50,7 @@ impl Topics {
         format!("{}cmd/{}", self.root, command.name())
     }
     /// Commands the kiosk accepts (never retained).
-    pub fn commands(&self) -> [String; 3] {
+    pub fn commands(&self) -> [String; 7] {
         Command::ALL.map(|c| self.command(c))
     }
     pub fn command_result(&self) -> String {
@@ -66,16 +70,40 @@ pub enum Command {
     Resolve,
     /// A staff thermometer value that settles an open re-measure.
     Thermometer,
+    /// Staff record an arrival or departure by hand (method `staff`).
+    Checkin,
+    /// Record a guardian's consent for a child.
+    Consent,
+    /// Capture at the door: the kiosk enrols the face in front of it.
+    Enroll,
+    /// Erase a person's face templates (and withdraw a child's consent).
+    Erase,
 }
 
 impl Command {
-    pub const ALL: [Command; 3] = [Command::Silence, Command::Resolve, Command::Thermometer];
+    pub const ALL: [Command; 7] = [
+        Command::Silence,
+        Command::Resolve,
+        Command::Thermometer,
+        Command::Checkin,
+        Command::Consent,
+        Command::Enroll,
+        Command::Erase,
+    ];
     pub fn name(self) -> &'static str {
         match self {
             Command::Silence => "silence",
             Command::Resolve => "resolve",
             Command::Thermometer => "thermometer",
+            Command::Checkin => "checkin",
+            Command::Consent => "consent",
+            Command::Enroll => "enroll",
+            Command::Erase => "erase",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Command> {
+        Command::ALL.into_iter().find(|c| c.name() == name)
     }
 }
 
@@ -89,6 +117,7 @@ pub enum Kind {
     Temperature,
     AirTelemetry,
     AirEvent,
+    Roster,
     Alert(String),
     Command(Command),
     CommandResult,
@@ -104,6 +133,7 @@ impl Kind {
             Kind::Temperature => "event/temperature".into(),
             Kind::AirTelemetry => "telemetry/air".into(),
             Kind::AirEvent => "event/air".into(),
+            Kind::Roster => "roster".into(),
             Kind::Alert(id) => format!("alert/{id}"),
             Kind::Command(c) => format!("cmd/{}", c.name()),
             Kind::CommandResult => "cmd/result".into(),
@@ -137,12 +167,11 @@ impl Topic {
             "event/temperature" => Kind::Temperature,
             "telemetry/air" => Kind::AirTelemetry,
             "event/air" => Kind::AirEvent,
+            "roster" => Kind::Roster,
             "cmd/result" => Kind::CommandResult,
-            "cmd/silence" => Kind::Command(Command::Silence),
-            "cmd/resolve" => Kind::Command(Command::Resolve),
-            "cmd/thermometer" => Kind::Command(Command::Thermometer),
-            t => match t.strip_prefix("alert/") {
-                Some(id) if !id.is_empty() && !id.contains('/') => Kind::Alert(id.to_string()),
+            t => match (t.strip_prefix("alert/"), t.strip_prefix("cmd/").and_then(Command::from_name)) {
+                (Some(id), _) if !id.is_empty() && !id.contains('/') => Kind::Alert(id.to_string()),
+                (_, Some(c)) => Kind::Command(c),
                 _ => return None,
             },
         };
@@ -182,6 +211,9 @@ mod tests {
             (t.air_event(), Kind::AirEvent),
             (t.alert("a1"), Kind::Alert("a1".into())),
             (t.command(Command::Resolve), Kind::Command(Command::Resolve)),
+            (t.command(Command::Checkin), Kind::Command(Command::Checkin)),
+            (t.command(Command::Enroll), Kind::Command(Command::Enroll)),
+            (t.roster(), Kind::Roster),
             (t.command_result(), Kind::CommandResult),
         ];
         for (topic, kind) in cases {

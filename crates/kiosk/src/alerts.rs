@@ -198,6 +198,8 @@ impl AlertContext {
             state: None,
             error: None,
             ts: self.site.ts(now_ms),
+            person: None,
+            message: None,
         };
         let current: Option<String> = tx
             .query_row("SELECT payload FROM alerts WHERE alert_id = ?1", params![cmd.alert_id], |r| r.get(0))
@@ -297,6 +299,8 @@ impl AlertContext {
                  이미 다른 명령에 쓰인 request_id입니다: 아무것도 하지 않았으니 새 request_id로 보내세요"
             )),
             ts: self.site.ts(now_ms),
+            person: None,
+            message: None,
         }
     }
 
@@ -349,6 +353,8 @@ impl AlertContext {
             state: None,
             error: Some(error),
             ts: self.site.ts(now_ms),
+            person: None,
+            message: None,
         };
         tally.enqueue(conn, &self.result_message(&result, now_ms), self.capacity, now_ms)?;
         Ok(result)

@@ -265,6 +265,8 @@ pub fn apply_thermometer(
         state: None,
         error: None,
         ts: ctx.site.ts(now_ms),
+        person: None,
+        message: None,
     };
     if let Some(id) = &cmd.request_id {
         let seen: Option<(String, Option<String>)> = tx
