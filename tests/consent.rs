@@ -59,6 +59,12 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<String> {
     hits
 }
 
+/// An adult consents for themselves: staff need no consent record.
+fn enrol_biden_as_staff(cfg: &Path) -> std::process::Output {
+    let biden = photo("face_recognition/biden.jpg");
+    dolbom(&["enroll", "--config", s(cfg), "--person", "biden", "--role", "staff", "--name", "B", s(&biden)])
+}
+
 fn audit_actions(cfg: &Path) -> Vec<(String, String, String)> {
     let out = dolbom(&["audit", "list", "--json", "--config", s(cfg)]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -84,18 +90,7 @@ fn a_childs_face_is_enrolled_only_with_a_consent_in_force() {
     assert!(!dir.path().join("gallery.json").exists(), "nothing written");
 
     // Adults consent for themselves.
-    let out = dolbom(&[
-        "enroll",
-        "--config",
-        s(&cfg),
-        "--person",
-        "biden",
-        "--role",
-        "staff",
-        "--name",
-        "B",
-        s(&photo("face_recognition/biden.jpg")),
-    ]);
+    let out = enrol_biden_as_staff(&cfg);
     assert!(out.status.success(), "{}", stderr(&out));
 
     // A consent's rules: a retention end in the past, and no face-attendance, are refused.
@@ -233,18 +228,7 @@ fn the_kiosk_ends_a_consent_past_its_date_and_destroys_the_templates() {
     );
     common::consent_with(&config, "obama", &["face-attendance", "template-refresh"]);
     assert!(enrol_obama(&config, "child").status.success());
-    let out = dolbom(&[
-        "enroll",
-        "--config",
-        s(&config),
-        "--person",
-        "biden",
-        "--role",
-        "staff",
-        "--name",
-        "B",
-        s(&photo("face_recognition/biden.jpg")),
-    ]);
+    let out = enrol_biden_as_staff(&config);
     assert!(out.status.success(), "{}", stderr(&out));
     let needle = template_text(&config, "obama");
     // Sealed: even before the expiry no file holds the template in the clear.

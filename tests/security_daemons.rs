@@ -19,7 +19,6 @@ use common::kiosk::{clip, kiosk_config, spawn_kiosk, wait_exit, KioskOptions};
 use common::tls::TlsBroker;
 use common::{photo, wait_until};
 use dolbom_contract::signed;
-use dolbom_kiosk::sim::thermal::{link, open_pty, photo_faces, stream, ThermalSim};
 use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 use dolbom_mqtt::{BrokerConfig, Outgoing5, Protocol, Session, SessionEvent};
 
@@ -358,25 +357,8 @@ fn signed_commands_against_a_running_kiosk_over_tls() {
         },
     );
     common::kiosk::enrol(&config);
-    let cfg = common::load(&config);
-    let faces = {
-        let mut models = dolbom_face::FaceModels::load(&cfg.runtime, &cfg.face).expect("models");
-        photo_faces(&people, models.detector.as_mut()).expect("faces")
-    };
-    let mut pty = open_pty().expect("pty");
-    link(&thermal_link, &pty.slave_path).expect("link");
-    let sim = ThermalSim {
-        fps: 8.0,
-        ambient_c: 24.0,
-        noise_c: 0.1,
-        dropout: 0.0,
-        corrupt: 0.0,
-        csv: false,
-        calibration: cfg.fever.calibration,
-        seed: 11,
-    };
     // The sensor keeps streaming (the doorway, once the walker has gone) across the restart.
-    std::thread::spawn(move || stream(&mut pty, &people, &faces, &scene, &sim, Some(Duration::from_secs(900))));
+    common::kiosk::thermal_sensor_with(dir.path(), &config, people, scene, 11, Some(Duration::from_secs(900)));
 
     let root = format!("dolbom/v1/{CENTER}/door-1");
     let office = Client::start(

@@ -218,6 +218,19 @@ pub fn fever_toml(dir: &Path) -> String {
 /// timeline of a clip made with `scene` (it starts when the daemon opens the port). Ends with
 /// the scene.
 pub fn thermal_sensor(dir: &Path, config: &Path, people: Vec<Walker>, scene: WalkUp) -> std::thread::JoinHandle<()> {
+    thermal_sensor_with(dir, config, people, scene, 7, None)
+}
+
+/// [`thermal_sensor`] with its noise seed, streaming for at most `limit` (None: until the
+/// kiosk closes the port).
+pub fn thermal_sensor_with(
+    dir: &Path,
+    config: &Path,
+    people: Vec<Walker>,
+    scene: WalkUp,
+    seed: u64,
+    limit: Option<std::time::Duration>,
+) -> std::thread::JoinHandle<()> {
     let cfg = super::load(config);
     let mut models = dolbom_face::FaceModels::load(&cfg.runtime, &cfg.face).expect("models");
     let faces = photo_faces(&people, models.detector.as_mut()).expect("faces");
@@ -231,9 +244,9 @@ pub fn thermal_sensor(dir: &Path, config: &Path, people: Vec<Walker>, scene: Wal
         corrupt: 0.0,
         csv: false,
         calibration: cfg.fever.calibration,
-        seed: 7,
+        seed,
     };
     std::thread::spawn(move || {
-        let _ = stream(&mut pty, &people, &faces, &scene, &sim, None);
+        let _ = stream(&mut pty, &people, &faces, &scene, &sim, limit);
     })
 }
