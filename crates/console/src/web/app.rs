@@ -25,3 +25,13 @@ pub struct Staff {
     pub csrf: String,
     pub lang: Lang,
 }
+
+/// A handler that takes [`Staff`] runs only behind the session layer, which puts the member it
+/// found in the request's extensions; without one the request is sent to the login page.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Staff {
+    type Rejection = axum::response::Redirect;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Staff>().cloned().ok_or_else(|| axum::response::Redirect::to("/login"))
+    }
+}

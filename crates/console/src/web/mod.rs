@@ -3,6 +3,7 @@
 //! page layout.
 
 pub mod app;
+pub mod layout;
 pub mod pages;
 
 pub use app::{App, Staff};
