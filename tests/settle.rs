@@ -7,14 +7,14 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::broker::{publish, signal, system_broker_port, Subscriber};
+use common::broker::{publish, system_broker_port, Subscriber};
 use common::gateway::Gateway;
 use common::kiosk::{
     fever_toml, kiosk_config, spawn_kiosk, thermal_sensor, unique_center, wait_exit, KioskOptions, OBAMA_ENROL,
 };
+use common::relay::Relay;
 use common::{assert_valid, schema, wait_until};
 use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
 
@@ -36,8 +36,7 @@ struct Rig {
     center: String,
     config: PathBuf,
     gateway: Gateway,
-    relay: Child,
-    relay_log: PathBuf,
+    relay: Relay,
 }
 
 /// The kiosk config, its gallery, the relay (started and subscribed) for the same center.
@@ -61,45 +60,8 @@ fn rig(tag: &str, clip_people: &[Walker]) -> Rig {
     assert!(out.status.success(), "enrol: {}", common::stderr(&out));
 
     let gateway = Gateway::start();
-    let relay_dir = dir.path().join("relay");
-    std::fs::create_dir_all(&relay_dir).expect("relay dir");
-    std::fs::write(
-        relay_dir.join("directory.toml"),
-        format!(
-            "[[center]]\nid = \"{center}\"\nname = \"햇살어린이집\"\nsender = \"02-123-4567\"\ntimezone = \"Asia/Seoul\"\n\n\
-             [[child]]\nid = \"obama\"\ncenter = \"{center}\"\nname = \"오바마\"\n\n\
-             [[child.guardian]]\nname = \"mom\"\nphone = \"010-1234-5678\"\nlang = \"ko\"\n\n\
-             [[child.guardian]]\nname = \"dad\"\nphone = \"010-8765-4321\"\nlang = \"en\"\n"
-        ),
-    )
-    .expect("directory");
-    let relay_config = relay_dir.join("relay.toml");
-    std::fs::write(
-        &relay_config,
-        format!(
-            "[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\nclient_id = \"relay-{center}\"\nreconnect_initial_ms = 100\nreconnect_max_ms = 500\n{tls}\n\
-             [relay]\ntopics = [\"dolbom/v1/{center}/+/event/attendance\", \"dolbom/v1/{center}/+/event/temperature\"]\n\
-             database = \"relay.db\"\ndirectory = \"directory.toml\"\ndirectory_poll_seconds = 1\n\n\
-             [provider]\nkind = \"webhook\"\nurl = \"{}/send\"\n",
-            gateway.url(),
-            tls = common::broker::tls_toml(),
-        ),
-    )
-    .expect("relay config");
-    let relay_log = relay_dir.join("relay.log");
-    let relay = Command::new(env!("CARGO_BIN_EXE_dolbom"))
-        .args(["relay", "--config"])
-        .arg(&relay_config)
-        // The watcher's debug line marks each round of replan and release_overdue.
-        .env("DOLBOM_LOG", "info,dolbom_relay::reload=debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&relay_log).expect("log"))
-        .spawn()
-        .expect("spawn relay");
-    wait_until("the relay to subscribe", Duration::from_secs(20), || {
-        std::fs::read_to_string(&relay_log).unwrap_or_default().contains("subscribed")
-    });
-    Rig { dir, port, center, config, gateway, relay, relay_log }
+    let relay = Relay::start(dir.path(), &center, port, &gateway.url());
+    Rig { dir, port, center, config, gateway, relay }
 }
 
 impl Rig {
@@ -136,10 +98,8 @@ impl Rig {
         String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json line")).collect()
     }
 
-    fn stop_relay(mut self) -> String {
-        signal(self.relay.id(), "TERM");
-        let _ = self.relay.wait();
-        std::fs::read_to_string(&self.relay_log).unwrap_or_default()
+    fn stop_relay(self) -> String {
+        self.relay.stop()
     }
 }
 
@@ -180,7 +140,7 @@ fn one_text_each_with(rig: &Rig, celsius: f64, thermometer: bool, not: Option<f6
     };
     wait_until("nothing held at the relay", Duration::from_secs(30), || count("SELECT COUNT(*) FROM events_held") == 0);
     let rounds = || {
-        std::fs::read_to_string(&rig.relay_log).unwrap_or_default().matches("parked and held events checked").count()
+        std::fs::read_to_string(&rig.relay.log).unwrap_or_default().matches("parked and held events checked").count()
     };
     let seen = rounds();
     wait_until("two more rounds of the relay's poll", Duration::from_secs(30), || rounds() >= seen + 2);

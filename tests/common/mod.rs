@@ -10,6 +10,7 @@ pub mod http;
 #[cfg(feature = "kiosk")]
 pub mod kiosk;
 pub mod postgres;
+pub mod relay;
 pub mod tcp_proxy;
 pub mod tls;
 pub mod units;
