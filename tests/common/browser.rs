@@ -94,6 +94,12 @@ impl Browser {
         self.session_call("POST", "/execute/sync", Some(&json!({"script": script, "args": args})))
     }
 
+    /// Runs `script` asynchronously: it ends by calling its last argument with the result
+    /// (e.g. after a `fetch`), which is returned.
+    pub fn run_async(&self, script: &str, args: Value) -> Value {
+        self.session_call("POST", "/execute/async", Some(&json!({"script": script, "args": args})))
+    }
+
     /// The visible text of the element `css`, or None when there is none.
     pub fn text(&self, css: &str) -> Option<String> {
         let v =
