@@ -98,3 +98,8 @@ impl State {
 pub fn hhmm(ms: i64, tz: &TimeZone) -> String {
     Timestamp::from_millisecond(ms).map(|t| tz.to_datetime(t).strftime("%H:%M").to_string()).unwrap_or_default()
 }
+
+/// "12/03 08:42" in the center's time zone.
+pub fn stamp(ms: i64, tz: &TimeZone) -> String {
+    Timestamp::from_millisecond(ms).map(|t| tz.to_datetime(t).strftime("%m/%d %H:%M").to_string()).unwrap_or_default()
+}
