@@ -72,3 +72,59 @@ pub fn month(center: &Center, month: &str) -> Result<Option<String>, StoreError>
         .collect();
     Ok(Some(render(&rows)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::center::testing::{attendance, config, offline, roster};
+    use dolbom_contract::AttendanceKind::{Arrival, Departure};
+    use dolbom_contract::ConsentState;
+
+    #[test]
+    fn cells_are_quoted_and_formulas_defused() {
+        assert_eq!(cell("plain"), "plain");
+        assert_eq!(cell("a,b"), "\"a,b\"");
+        assert_eq!(cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(cell("two\nlines"), "\"two\nlines\"");
+        for f in ["=1+1", "+1", "-1", "@SUM(A1)"] {
+            assert_eq!(cell(f), format!("'{f}"), "{f}");
+        }
+        assert_eq!(cell("=HYPERLINK(\"x\",\"y\")"), "\"'=HYPERLINK(\"\"x\"\",\"\"y\"\")\"");
+    }
+
+    #[test]
+    fn months_are_yyyy_mm() {
+        assert_eq!(month_range("2026-02").map(|(a, b)| (a.to_string(), b.to_string())), Some(("2026-02-01".into(), "2026-02-28".into())));
+        for bad in ["2026-13", "2026-2", "26-02", "", "2026-02-01", "x"] {
+            assert!(month_range(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn one_row_per_child_per_day_with_a_bom() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let center = offline(config(dir.path(), "csvc", 1, 1));
+        let s = &center.store;
+        s.roster(&roster("csvc", "door-1", &[("minji", "김민지", true, ConsentState::InForce), ("evil", "=cmd|' /C calc'!A0", false, ConsentState::None)]))
+            .expect("roster");
+        for (p, ts, k, t) in [
+            ("minji", "2026-11-03T08:40:00+09:00", Arrival, Some(36.6)),
+            ("minji", "2026-11-03T08:41:00+09:00", Arrival, Some(36.9)),
+            ("minji", "2026-11-03T17:10:00+09:00", Departure, None),
+            ("minji", "2026-11-04T08:50:00+09:00", Arrival, Some(36.5)),
+            ("evil", "2026-11-04T09:00:00+09:00", Arrival, None),
+            ("minji", "2026-12-01T09:00:00+09:00", Arrival, None),
+        ] {
+            s.attendance(&attendance("csvc", "door-1", p, ts, k, t)).expect("event");
+        }
+        let file = month(&center, "2026-11").expect("db").expect("a month");
+        assert!(file.starts_with('\u{feff}'), "BOM");
+        let lines: Vec<&str> = file.trim_start_matches('\u{feff}').split("\r\n").filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 4, "header + 3 child-days: {lines:?}");
+        assert!(lines[0].starts_with("날짜 date,"));
+        assert_eq!(lines[1], "2026-11-03,minji,김민지,해님반,08:40,17:10,face staff,36.6");
+        assert_eq!(lines[2], "2026-11-04,evil,'=cmd|' /C calc'!A0,,09:00,,staff,");
+        assert!(lines[3].starts_with("2026-11-04,minji,"));
+        assert!(month(&center, "2026-13").expect("db").is_none());
+    }
+}

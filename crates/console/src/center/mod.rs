@@ -158,3 +158,5 @@ async fn prune_daily(center: Arc<Center>) {
 
 #[cfg(test)]
 mod broker_tests;
+#[cfg(test)]
+pub(crate) mod testing;

@@ -430,3 +430,88 @@ impl Store {
             .optional()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::center::testing::attendance;
+    use dolbom_contract::AttendanceKind::{Arrival, Departure};
+
+    fn store(dir: &Path) -> Store {
+        Store::open(&dir.join("console.db"), TimeZone::get("Asia/Seoul").expect("tz")).expect("open")
+    }
+
+    #[test]
+    fn a_redelivered_event_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = store(dir.path());
+        let e = attendance("c", "door-1", "minji", "2026-12-03T08:40:00+09:00", Arrival, Some(36.4));
+        assert!(s.attendance(&e).expect("first"));
+        assert!(!s.attendance(&e).expect("again"), "the same event id is no new event");
+        let later = attendance("c", "door-1", "minji", "2026-12-03T08:45:00+09:00", Arrival, Some(37.0));
+        assert!(s.attendance(&later).expect("second arrival"));
+        let days = s.records("2026-12-03", "2026-12-03").expect("records");
+        assert_eq!(days.len(), 1, "one row per child per day: {days:?}");
+        assert_eq!(days[0].temperature_c, Some(36.4), "the first arrival's temperature");
+        assert!(days[0].present);
+    }
+
+    #[test]
+    fn days_are_the_centers_days() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = store(dir.path());
+        // 23:30 UTC on the 2nd is 08:30 on the 3rd in Seoul; 14:59 UTC on the 3rd is 23:59 there.
+        s.attendance(&attendance("c", "k", "minji", "2026-12-02T23:30:00Z", Arrival, Some(36.5))).expect("a");
+        s.attendance(&attendance("c", "k", "minji", "2026-12-03T14:59:00Z", Departure, None)).expect("d");
+        // 15:00 UTC on the 3rd is midnight: the 4th.
+        s.attendance(&attendance("c", "k", "minji", "2026-12-03T15:00:00Z", Arrival, None)).expect("next");
+        let third = s.records("2026-12-03", "2026-12-03").expect("records");
+        assert_eq!(third.len(), 1);
+        assert!(third[0].arrival_ms.is_some() && third[0].departure_ms.is_some());
+        assert!(!third[0].present, "left");
+        assert_eq!(third[0].methods, vec!["face", "staff"]);
+        let fourth = s.records("2026-12-04", "2026-12-04").expect("records");
+        assert_eq!((fourth.len(), fourth[0].present), (1, true));
+        assert!(s.records("2026-12-02", "2026-12-02").expect("records").is_empty(), "nothing on the UTC day");
+    }
+
+    #[test]
+    fn pruning_forgets_days_past_keep_days_only() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = store(dir.path());
+        s.attendance(&attendance("c", "k", "old", "2026-10-01T09:00:00+09:00", Arrival, None)).expect("old");
+        s.attendance(&attendance("c", "k", "kept", "2026-11-20T09:00:00+09:00", Arrival, None)).expect("kept");
+        let today = Date::new(2026, 12, 3).expect("date");
+        assert_eq!(s.prune(today, 30).expect("prune"), 1);
+        let left = s.records("2026-01-01", "2026-12-31").expect("records");
+        assert_eq!(left.iter().map(|r| r.person.as_str()).collect::<Vec<_>>(), vec!["kept"]);
+        assert_eq!(s.prune(today, 30).expect("again"), 0);
+    }
+
+    #[test]
+    fn an_older_alert_state_does_not_undo_a_newer_one() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = store(dir.path());
+        let mut a = AlertState {
+            schema: dolbom_contract::ALERT_SCHEMA.into(),
+            alert_id: "a1".into(),
+            center: "c".into(),
+            kiosk: "door-1".into(),
+            state: dolbom_contract::AlertStateKind::Silenced,
+            person: None,
+            temperature_c: 38.1,
+            message: String::new(),
+            raised_at: "2026-12-03T09:00:00+09:00".into(),
+            silenced_by: Some("kim".into()),
+            silenced_at: None,
+            resolved_by: None,
+            resolved_at: None,
+            updated_at: "2026-12-03T09:05:00+09:00".into(),
+        };
+        s.alert(&a).expect("silenced");
+        a.state = dolbom_contract::AlertStateKind::Active;
+        a.updated_at = "2026-12-03T09:00:00+09:00".into();
+        s.alert(&a).expect("stale active");
+        assert_eq!(s.alerts().expect("alerts")[0].state, "silenced");
+    }
+}
