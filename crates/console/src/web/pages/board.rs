@@ -78,7 +78,7 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
             rows.join("")
         ));
     }
-    let empty = if kids.is_empty() {
+    let empty = if rosters.is_empty() {
         format!(
             "<p id=\"no-roster\">{}</p>",
             l.t("아직 키오스크의 명단이 없습니다.", "No kiosk has sent its roster yet.")

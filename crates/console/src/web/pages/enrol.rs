@@ -118,7 +118,8 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
             kiosk_picker(&app, &staff, "erase-kiosk"),
             l.t("지우기", "Erase"),
         ));
-    } else if kids.is_empty() {
+    }
+    if rosters.is_empty() {
         body.push_str(&format!(
             "<p id=\"no-roster\">{}</p>",
             l.t("아직 키오스크의 명단이 없습니다.", "No kiosk has sent its roster yet.")

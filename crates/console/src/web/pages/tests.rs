@@ -1,0 +1,125 @@
+//! The pages over real HTTP on loopback, with the center's store filled as the intake fills it.
+
+use dolbom_contract::AttendanceKind::{Arrival, Departure};
+use dolbom_contract::ConsentState;
+
+use crate::center::testing::{attendance, config, http, now_ts, offline, roster, serve};
+
+#[tokio::test]
+async fn the_board_groups_children_and_counts_them() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let center = offline(config(dir.path(), "board", 1, 1));
+    let s = &center.store;
+    s.roster(&roster(
+        "board",
+        "door-1",
+        &[
+            ("minji", "김민지", true, ConsentState::InForce),
+            ("jun", "<b>준</b>", true, ConsentState::InForce),
+            ("seoyun", "이서윤", false, ConsentState::None),
+        ],
+    ))
+    .expect("roster");
+    s.attendance(&attendance("board", "door-1", "minji", &now_ts(), Arrival, Some(36.7))).expect("arrival");
+    s.attendance(&attendance("board", "door-1", "jun", &now_ts(), Arrival, Some(36.2))).expect("arrival");
+    s.attendance(&attendance("board", "door-1", "jun", &now_ts(), Departure, None)).expect("departure");
+    let addr = serve(center.clone()).await;
+    let page = http(addr, "GET", "/", "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let b = &page.body;
+    assert!(b.contains("<tr class=\"child\" data-person=\"minji\" data-state=\"present\">"), "{b}");
+    assert!(b.contains("data-person=\"jun\" data-state=\"left\""), "{b}");
+    assert!(b.contains("data-person=\"seoyun\" data-state=\"absent\""), "{b}");
+    for (id, n) in [("present", 1), ("left", 1), ("absent", 1)] {
+        assert!(b.contains(&format!("id=\"count-{id}\">{n}<")), "{id} {b}");
+    }
+    assert!(b.contains("36.7 °C") && b.contains("해님반"));
+    assert!(b.contains("&lt;b&gt;준&lt;/b&gt;") && !b.contains("<b>준"), "names are escaped");
+    assert!(b.contains("class=\"checkin-arrival\"") && b.contains("name=\"csrf\" value=\"token\""));
+    // The class comes first: minji (해님반) before anyone in no class within a group.
+    assert!(b.contains("action=\"/checkin\""));
+}
+
+#[tokio::test]
+async fn an_action_with_no_kiosk_to_answer_says_so() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let center = offline(config(dir.path(), "quiet", 1, 1));
+    center.store.roster(&roster("quiet", "door-1", &[("minji", "김민지", true, ConsentState::InForce)])).expect("roster");
+    let addr = serve(center).await;
+    let sent = http(addr, "POST", "/checkin", "csrf=token&person=minji&kind=arrival").await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let to = sent.header("location").expect("location");
+    assert!(to.starts_with("/?done="), "{to}");
+    let page = http(addr, "GET", &to, "").await;
+    assert!(page.body.contains("<p id=\"result\" data-ok=\"false\""), "{}", page.body);
+    assert!(page.body.contains("키오스크가 응답하지 않았습니다"), "{}", page.body);
+    // Another request id (or none) shows nothing.
+    let other = http(addr, "GET", "/?done=nothing", "").await;
+    assert!(!other.body.contains("id=\"result\""));
+    // A form without its kind sends nothing and says why.
+    let bad = http(addr, "POST", "/checkin", "csrf=token&person=minji").await;
+    let page = http(addr, "GET", &bad.header("location").expect("location"), "").await;
+    assert!(page.body.contains("등원인지 하원인지"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn the_csv_downloads_with_its_name_and_a_bad_month_is_refused() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let center = offline(config(dir.path(), "csvh", 1, 1));
+    center
+        .store
+        .attendance(&attendance("csvh", "door-1", "minji", "2026-11-03T08:40:00+09:00", Arrival, Some(36.6)))
+        .expect("arrival");
+    let addr = serve(center).await;
+    let page = http(addr, "GET", "/attendance?month=2026-11", "").await;
+    assert!(page.body.contains("id=\"month\"") && page.body.contains("id=\"download\" href=\"/attendance.csv?month=2026-11\""));
+    assert!(page.body.contains("2026-11-03"), "{}", page.body);
+    let csv = http(addr, "GET", "/attendance.csv?month=2026-11", "").await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.header("content-type").is_some_and(|c| c.starts_with("text/csv")));
+    assert!(csv.header("content-disposition").is_some_and(|c| c.contains("attendance-2026-11.csv")));
+    assert!(csv.bytes.starts_with(&[0xEF, 0xBB, 0xBF]), "UTF-8 BOM");
+    assert!(csv.body.contains("2026-11-03,minji,"));
+    assert_eq!(http(addr, "GET", "/attendance.csv?month=2026-1", "").await.status, 400);
+}
+
+#[tokio::test]
+async fn pages_without_data_say_so_and_the_assets_are_served() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let center = offline(config(dir.path(), "empty", 1, 1));
+    let addr = serve(center).await;
+    for (path, id) in [
+        ("/air", "no-air"),
+        ("/health", "no-kiosks"),
+        ("/visitors", "no-visitors"),
+        ("/alerts", "no-alerts"),
+        ("/enrol", "no-roster"),
+        ("/", "no-roster"),
+    ] {
+        let page = http(addr, "GET", path, "").await;
+        assert_eq!(page.status, 200, "{path}");
+        assert!(page.body.contains(&format!("id=\"{id}\"")), "{path}: {}", page.body);
+    }
+    let js = http(addr, "GET", "/static/console.js", "").await;
+    assert!(js.header("content-type").is_some_and(|c| c.contains("javascript")) && js.body.contains("EventSource"));
+    let css = http(addr, "GET", "/static/pages.css", "").await;
+    assert!(css.header("content-type").is_some_and(|c| c.contains("text/css")));
+}
+
+#[tokio::test]
+async fn erase_needs_its_confirmation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let center = offline(config(dir.path(), "erase", 1, 1));
+    center.store.roster(&roster("erase", "door-1", &[("minji", "김민지", true, ConsentState::InForce)])).expect("roster");
+    let addr = serve(center).await;
+    let page = http(addr, "GET", "/enrol?person=minji", "").await;
+    for id in ["consent-form", "capture-form", "erase-form", "erase-confirm", "roster-state"] {
+        assert!(page.body.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    assert!(page.body.contains("data-face=\"true\" data-consent=\"in_force\""), "{}", page.body);
+    let sent = http(addr, "POST", "/enrol/erase", "csrf=token&person=minji&reason=x").await;
+    let to = sent.header("location").expect("location");
+    assert!(to.starts_with("/enrol?person=minji&done="), "{to}");
+    let page = http(addr, "GET", &to, "").await;
+    assert!(page.body.contains("data-ok=\"false\"") && page.body.contains("확인 칸"), "{}", page.body);
+}
