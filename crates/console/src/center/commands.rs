@@ -90,20 +90,36 @@ impl Center {
         let topic = Topics::new(&self.config.site.center_id, kiosk).command(command);
         let body = match serde_json::to_string(body) {
             Ok(b) => b,
-            Err(e) => return Answer::NotSent { ko: format!("명령을 만들 수 없습니다: {e}"), en: format!("cannot build the command: {e}") },
+            Err(e) => {
+                return Answer::NotSent {
+                    ko: format!("명령을 만들 수 없습니다: {e}"),
+                    en: format!("cannot build the command: {e}"),
+                }
+            }
         };
         let now = jiff::Timestamp::now().as_millisecond();
         let nonce = uuid::Uuid::now_v7().simple().to_string();
         let envelope = signed::sign(&self.key, &self.config.commands.key_id, &topic, &body, now, &nonce);
         let payload = match serde_json::to_vec(&envelope) {
             Ok(p) => p,
-            Err(e) => return Answer::NotSent { ko: format!("명령을 만들 수 없습니다: {e}"), en: format!("cannot build the command: {e}") },
+            Err(e) => {
+                return Answer::NotSent {
+                    ko: format!("명령을 만들 수 없습니다: {e}"),
+                    en: format!("cannot build the command: {e}"),
+                }
+            }
         };
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.pending.lock() {
             p.insert(request_id.to_string(), tx);
         }
-        let message = Outgoing5 { topic: topic.clone(), payload, retain: false, expiry_secs: Some(60), user_properties: Vec::new() };
+        let message = Outgoing5 {
+            topic: topic.clone(),
+            payload,
+            retain: false,
+            expiry_secs: Some(60),
+            user_properties: Vec::new(),
+        };
         info!(target: "audit", topic, request_id, command = command.name(), "staff command sent");
         if self.outgoing.send(message).is_err() {
             warn!(topic, "the broker connection has ended: command not sent");

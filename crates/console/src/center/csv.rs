@@ -8,8 +8,16 @@ use super::attendance::{class_of, hhmm};
 use super::Center;
 use crate::center::store::StoreError;
 
-pub const HEADER: [&str; 8] =
-    ["날짜 date", "아이 ID child id", "이름 name", "반 class", "등원 arrival", "하원 departure", "방법 method", "체온 temperature (°C)"];
+pub const HEADER: [&str; 8] = [
+    "날짜 date",
+    "아이 ID child id",
+    "이름 name",
+    "반 class",
+    "등원 arrival",
+    "하원 departure",
+    "방법 method",
+    "체온 temperature (°C)",
+];
 
 /// The first and last day of `YYYY-MM`, or None for anything else.
 pub fn month_range(month: &str) -> Option<(Date, Date)> {
@@ -48,12 +56,8 @@ pub fn render(rows: &[[String; 8]]) -> String {
 pub fn month(center: &Center, month: &str) -> Result<Option<String>, StoreError> {
     let Some((first, last)) = month_range(month) else { return Ok(None) };
     let records = center.store.records(&first.to_string(), &last.to_string())?;
-    let names: std::collections::HashMap<String, String> = center
-        .store
-        .rosters()?
-        .into_iter()
-        .flat_map(|r| r.people.into_iter().map(|p| (p.id, p.name)))
-        .collect();
+    let names: std::collections::HashMap<String, String> =
+        center.store.rosters()?.into_iter().flat_map(|r| r.people.into_iter().map(|p| (p.id, p.name))).collect();
     let tz = center.store.tz();
     let rows: Vec<[String; 8]> = records
         .iter()
@@ -94,7 +98,10 @@ mod tests {
 
     #[test]
     fn months_are_yyyy_mm() {
-        assert_eq!(month_range("2026-02").map(|(a, b)| (a.to_string(), b.to_string())), Some(("2026-02-01".into(), "2026-02-28".into())));
+        assert_eq!(
+            month_range("2026-02").map(|(a, b)| (a.to_string(), b.to_string())),
+            Some(("2026-02-01".into(), "2026-02-28".into()))
+        );
         for bad in ["2026-13", "2026-2", "26-02", "", "2026-02-01", "x"] {
             assert!(month_range(bad).is_none(), "{bad}");
         }
@@ -105,8 +112,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let center = offline(config(dir.path(), "csvc", 1, 1));
         let s = &center.store;
-        s.roster(&roster("csvc", "door-1", &[("minji", "김민지", true, ConsentState::InForce), ("evil", "=cmd|' /C calc'!A0", false, ConsentState::None)]))
-            .expect("roster");
+        s.roster(&roster(
+            "csvc",
+            "door-1",
+            &[
+                ("minji", "김민지", true, ConsentState::InForce),
+                ("evil", "=cmd|' /C calc'!A0", false, ConsentState::None),
+            ],
+        ))
+        .expect("roster");
         for (p, ts, k, t) in [
             ("minji", "2026-11-03T08:40:00+09:00", Arrival, Some(36.6)),
             ("minji", "2026-11-03T08:41:00+09:00", Arrival, Some(36.9)),

@@ -114,7 +114,9 @@ fn read(center: &Center, topic: &str, payload: &[u8]) -> Result<Option<Change>, 
     let err = |e: super::store::StoreError| e.to_string();
     let changed = |new: bool, c: Change| new.then_some(c);
     Ok(match t.kind {
-        Kind::Attendance => changed(s.attendance(&parse::<AttendanceEvent>(payload)?).map_err(err)?, Change::Attendance),
+        Kind::Attendance => {
+            changed(s.attendance(&parse::<AttendanceEvent>(payload)?).map_err(err)?, Change::Attendance)
+        }
         Kind::Temperature => {
             changed(s.temperature(&parse::<TemperatureEvent>(payload)?).map_err(err)?, Change::Attendance)
         }

@@ -11,7 +11,13 @@ const PAD: f64 = 24.0;
 pub fn day_svg(id: &str, label: &str, unit: &str, start_ms: i64, points: &[(i64, f32)]) -> String {
     let day = 24.0 * 3600.0 * 1000.0;
     let (lo, hi) = points.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &(_, v)| (lo.min(v), hi.max(v)));
-    let (lo, hi) = if points.is_empty() { (0.0, 1.0) } else if hi - lo < 1.0 { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
+    let (lo, hi) = if points.is_empty() {
+        (0.0, 1.0)
+    } else if hi - lo < 1.0 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        (lo, hi)
+    };
     let x = |ms: i64| PAD + ((ms - start_ms) as f64 / day).clamp(0.0, 1.0) * (W - 2.0 * PAD);
     let y = |v: f32| H - PAD - f64::from((v - lo) / (hi - lo)) * (H - 2.0 * PAD);
     let line: Vec<String> = points.iter().map(|&(t, v)| format!("{:.1},{:.1}", x(t), y(v))).collect();

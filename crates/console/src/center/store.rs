@@ -176,7 +176,14 @@ impl Store {
         let ms = parse_ms(&e.ts)?;
         let n = self.lock()?.execute(
             "INSERT OR IGNORE INTO visitors VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![e.event_id.to_string(), self.day_of(ms), ms, e.kiosk, e.temperature_c, snake(&e.temperature_status)],
+            params![
+                e.event_id.to_string(),
+                self.day_of(ms),
+                ms,
+                e.kiosk,
+                e.temperature_c,
+                snake(&e.temperature_status)
+            ],
         )?;
         Ok(n > 0)
     }
@@ -351,8 +358,8 @@ impl Store {
 
     pub fn visitors(&self, day: &str) -> Result<Vec<VisitorRow>, StoreError> {
         let conn = self.lock()?;
-        let mut stmt =
-            conn.prepare("SELECT ts_ms, kiosk, temperature_c, status FROM visitors WHERE day = ?1 ORDER BY ts_ms DESC")?;
+        let mut stmt = conn
+            .prepare("SELECT ts_ms, kiosk, temperature_c, status FROM visitors WHERE day = ?1 ORDER BY ts_ms DESC")?;
         let rows = stmt.query_map(params![day], |r| {
             Ok(VisitorRow {
                 ts_ms: r.get(0)?,

@@ -125,7 +125,14 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
-pub fn attendance(center: &str, kiosk: &str, person: &str, ts: &str, kind: AttendanceKind, t: Option<f32>) -> AttendanceEvent {
+pub fn attendance(
+    center: &str,
+    kiosk: &str,
+    person: &str,
+    ts: &str,
+    kind: AttendanceKind,
+    t: Option<f32>,
+) -> AttendanceEvent {
     AttendanceEvent {
         schema: dolbom_contract::ATTENDANCE_SCHEMA.into(),
         event_id: dolbom_contract::new_event_id(),

@@ -35,7 +35,10 @@ pub async fn page(staff: Staff, State(app): State<App>) -> Response {
     let Some(now) = latest else {
         let body = format!(
             "<p id=\"no-air\">{}</p>",
-            l.t("공기 센서가 없습니다 (키오스크가 공기 정보를 보내지 않았습니다).", "No air sensor (no kiosk has sent air readings).")
+            l.t(
+                "공기 센서가 없습니다 (키오스크가 공기 정보를 보내지 않았습니다).",
+                "No air sensor (no kiosk has sent air readings)."
+            )
         );
         return layout(&staff, title, "air", &body).into_response();
     };
@@ -63,14 +66,23 @@ pub async fn page(staff: Staff, State(app): State<App>) -> Response {
         .map(|t| t.as_millisecond())
         .unwrap_or(0);
     let series = |f: &dyn Fn(&AirTelemetry) -> Option<f32>| -> Vec<(i64, f32)> {
-        samples
-            .iter()
-            .filter_map(|s| Some((s.ts.parse::<Timestamp>().ok()?.as_millisecond(), f(s)?)))
-            .collect()
+        samples.iter().filter_map(|s| Some((s.ts.parse::<Timestamp>().ok()?.as_millisecond(), f(s)?))).collect()
     };
     let plots = [
-        day_svg("plot-pm25", l.t("초미세먼지", "PM2.5"), "µg/m³", start, &series(&|s| s.indoor.pm25.as_ref().map(|r| r.value))),
-        day_svg("plot-co2", l.t("이산화탄소", "CO2"), "ppm", start, &series(&|s| s.indoor.co2_ppm.as_ref().map(|r| r.value))),
+        day_svg(
+            "plot-pm25",
+            l.t("초미세먼지", "PM2.5"),
+            "µg/m³",
+            start,
+            &series(&|s| s.indoor.pm25.as_ref().map(|r| r.value)),
+        ),
+        day_svg(
+            "plot-co2",
+            l.t("이산화탄소", "CO2"),
+            "ppm",
+            start,
+            &series(&|s| s.indoor.co2_ppm.as_ref().map(|r| r.value)),
+        ),
         day_svg(
             "plot-temperature",
             l.t("실내 온도", "Indoor temperature"),

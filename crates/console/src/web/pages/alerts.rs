@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use dolbom_contract::Command;
 
 use super::form::Form;
-use super::{act, names, refuse, result_block, trouble, wait};
+use super::{act, names, refuse, result_block, trouble};
 use crate::center::attendance::stamp;
 use crate::center::commands::{request_id, AlertCommand};
 use crate::lang::esc;
@@ -107,5 +107,5 @@ async fn alert_action(staff: Staff, app: App, body: String, command: Command) ->
     };
     let id = request_id();
     let cmd = AlertCommand { alert_id, by: &staff.id, request_id: &id };
-    act(&app, &staff, "/alerts", Some(kiosk), command, &cmd, &id, wait(&app)).await
+    act(&app, &staff, "/alerts", Some(kiosk), command, &cmd, &id).await
 }

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use dolbom_contract::{AttendanceKind, CheckinCommand, Command};
 
 use super::form::Form;
-use super::{act, refuse, result_block, temperature, trouble, wait};
+use super::{act, refuse, result_block, temperature, trouble};
 use crate::center::attendance::{children, hhmm, State as Presence};
 use crate::center::commands::request_id;
 use crate::lang::esc;
@@ -61,11 +61,7 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
                 )
             })
             .collect();
-        counts.push_str(&format!(
-            "<li>{title} <strong id=\"count-{}\">{}</strong></li>",
-            state.code(),
-            rows.len()
-        ));
+        counts.push_str(&format!("<li>{title} <strong id=\"count-{}\">{}</strong></li>", state.code(), rows.len()));
         sections.push_str(&format!(
             "<section class=\"group\" id=\"group-{}\"><h2>{title}</h2><table><thead><tr><th>{}</th><th>{}</th>\
              <th>{}</th><th>{}</th><th>{}</th><th></th></tr></thead><tbody>{}</tbody></table></section>",
@@ -86,10 +82,8 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
     } else {
         String::new()
     };
-    let body = format!(
-        "{}{empty}<ul class=\"counts\">{counts}</ul>{sections}",
-        result_block(&app, &staff, q.get("done"))
-    );
+    let body =
+        format!("{}{empty}<ul class=\"counts\">{counts}</ul>{sections}", result_block(&app, &staff, q.get("done")));
     layout(&staff, l.t("오늘 출석", "Today"), "board", &body).into_response()
 }
 
@@ -105,7 +99,8 @@ pub async fn checkin(staff: Staff, State(app): State<App>, body: String) -> Resp
         return refuse(&app, &staff, "/", "아이를 고르세요.", "Choose a child.");
     };
     let id = request_id();
-    let command = CheckinCommand { person: person.to_string(), kind, by: staff.id.clone(), request_id: Some(id.clone()) };
+    let command =
+        CheckinCommand { person: person.to_string(), kind, by: staff.id.clone(), request_id: Some(id.clone()) };
     let kiosk = app.center.kiosk_for(person, f.get("kiosk"));
-    act(&app, &staff, "/", kiosk, Command::Checkin, &command, &id, wait(&app)).await
+    act(&app, &staff, "/", kiosk, Command::Checkin, &command, &id).await
 }

@@ -1,15 +1,13 @@
 //! `GET /enrol`: pick a child, record the guardian's consent, capture the face at the door,
 //! or erase it; with what the roster says of the child and the kiosk's answer.
 
-use std::time::Duration;
-
 use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use dolbom_contract::{validate_id, Command, ConsentCommand, ConsentState, EnrollCommand, EraseCommand, Role};
 
 use super::form::Form;
-use super::{act, kiosk_picker, refuse, result_block, trouble, wait};
+use super::{act, kiosk_picker, refuse, result_block, trouble};
 use crate::center::attendance::children;
 use crate::center::commands::request_id;
 use crate::lang::{esc, Lang};
@@ -17,7 +15,7 @@ use crate::web::layout::{csrf_field, page as layout};
 use crate::web::{App, Staff};
 
 /// How long the kiosk looks for the face; the action waits this long on top of the answer time.
-const CAPTURE_SECS: u32 = 20;
+pub(super) const CAPTURE_SECS: u32 = 20;
 
 fn consent_words(c: ConsentState, l: Lang) -> &'static str {
     match c {
@@ -165,7 +163,7 @@ pub async fn consent(staff: Staff, State(app): State<App>, body: String) -> Resp
         request_id: Some(id.clone()),
     };
     let kiosk = app.center.kiosk_for(&person, f.get("kiosk"));
-    act(&app, &staff, &back, kiosk, Command::Consent, &command, &id, wait(&app)).await
+    act(&app, &staff, &back, kiosk, Command::Consent, &command, &id).await
 }
 
 pub async fn capture(staff: Staff, State(app): State<App>, body: String) -> Response {
@@ -183,9 +181,7 @@ pub async fn capture(staff: Staff, State(app): State<App>, body: String) -> Resp
         request_id: Some(id.clone()),
     };
     let kiosk = app.center.kiosk_for(&person, f.get("kiosk"));
-    // The kiosk answers after it has looked for the face.
-    let patience = wait(&app) + Duration::from_secs(u64::from(CAPTURE_SECS));
-    act(&app, &staff, &back, kiosk, Command::Enroll, &command, &id, patience).await
+    act(&app, &staff, &back, kiosk, Command::Enroll, &command, &id).await
 }
 
 pub async fn erase(staff: Staff, State(app): State<App>, body: String) -> Response {
@@ -204,5 +200,5 @@ pub async fn erase(staff: Staff, State(app): State<App>, body: String) -> Respon
         request_id: Some(id.clone()),
     };
     let kiosk = app.center.kiosk_for(&person, f.get("kiosk"));
-    act(&app, &staff, &back, kiosk, Command::Erase, &command, &id, wait(&app)).await
+    act(&app, &staff, &back, kiosk, Command::Erase, &command, &id).await
 }

@@ -39,7 +39,12 @@ pub async fn page(staff: Staff, State(app): State<App>) -> Response {
         let online = s.state == "online";
         let mut rows = vec![(
             l.t("연결", "Connection"),
-            if online { l.t("켜져 있음", "online") } else { l.t("꺼져 있음 (연결 끊김)", "offline (gone)") }.to_string(),
+            if online {
+                l.t("켜져 있음", "online")
+            } else {
+                l.t("꺼져 있음 (연결 끊김)", "offline (gone)")
+            }
+            .to_string(),
         )];
         if let Some(h) = &s.health {
             let camera = match h.camera {

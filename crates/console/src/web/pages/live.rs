@@ -14,13 +14,11 @@ use crate::web::{App, Staff};
 pub async fn events(_staff: Staff, State(app): State<App>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let rx = app.center.subscribe();
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        loop {
-            match rx.recv().await {
-                Ok(change) => return Some((Ok(Event::default().event("change").data(change.name())), rx)),
-                // Missed some: one reload covers them all.
-                Err(RecvError::Lagged(_)) => return Some((Ok(Event::default().event("change").data("many")), rx)),
-                Err(RecvError::Closed) => return None,
-            }
+        match rx.recv().await {
+            Ok(change) => Some((Ok(Event::default().event("change").data(change.name())), rx)),
+            // Missed some: one reload covers them all.
+            Err(RecvError::Lagged(_)) => Some((Ok(Event::default().event("change").data("many")), rx)),
+            Err(RecvError::Closed) => None,
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))

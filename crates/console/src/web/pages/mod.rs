@@ -73,8 +73,10 @@ async fn act<T: Serialize>(
     command: Command,
     body: &T,
     request_id: &str,
-    wait: Duration,
 ) -> Response {
+    // A capture at the door answers once the kiosk has looked for the face.
+    let extra = if command == Command::Enroll { u64::from(enrol::CAPTURE_SECS) } else { 0 };
+    let wait = wait(app) + Duration::from_secs(extra);
     let answer = match kiosk {
         Some(kiosk) => app.center.command(&kiosk, command, body, request_id, wait).await,
         None => Answer::NotSent {
@@ -100,7 +102,10 @@ fn refuse(app: &App, staff: &Staff, page: &str, ko: &str, en: &str) -> Response 
 /// The database failed: a plain page saying so (the error is logged).
 fn trouble(staff: &Staff, error: impl std::fmt::Display) -> Response {
     tracing::error!(error = %error, "console page failed");
-    let text = staff.lang.t("콘솔 데이터베이스를 읽지 못했습니다. 잠시 후 다시 시도하세요.", "The console database could not be read. Try again shortly.");
+    let text = staff.lang.t(
+        "콘솔 데이터베이스를 읽지 못했습니다. 잠시 후 다시 시도하세요.",
+        "The console database could not be read. Try again shortly.",
+    );
     (StatusCode::INTERNAL_SERVER_ERROR, super::layout::page(staff, text, "", &format!("<p>{}</p>", esc(text))))
         .into_response()
 }

@@ -44,7 +44,10 @@ async fn the_board_groups_children_and_counts_them() {
 async fn an_action_with_no_kiosk_to_answer_says_so() {
     let dir = tempfile::tempdir().expect("tmp");
     let center = offline(config(dir.path(), "quiet", 1, 1));
-    center.store.roster(&roster("quiet", "door-1", &[("minji", "김민지", true, ConsentState::InForce)])).expect("roster");
+    center
+        .store
+        .roster(&roster("quiet", "door-1", &[("minji", "김민지", true, ConsentState::InForce)]))
+        .expect("roster");
     let addr = serve(center).await;
     let sent = http(addr, "POST", "/checkin", "csrf=token&person=minji&kind=arrival").await;
     assert_eq!(sent.status, 303, "{}", sent.body);
@@ -72,7 +75,10 @@ async fn the_csv_downloads_with_its_name_and_a_bad_month_is_refused() {
         .expect("arrival");
     let addr = serve(center).await;
     let page = http(addr, "GET", "/attendance?month=2026-11", "").await;
-    assert!(page.body.contains("id=\"month\"") && page.body.contains("id=\"download\" href=\"/attendance.csv?month=2026-11\""));
+    assert!(
+        page.body.contains("id=\"month\"")
+            && page.body.contains("id=\"download\" href=\"/attendance.csv?month=2026-11\"")
+    );
     assert!(page.body.contains("2026-11-03"), "{}", page.body);
     let csv = http(addr, "GET", "/attendance.csv?month=2026-11", "").await;
     assert_eq!(csv.status, 200);
@@ -110,7 +116,10 @@ async fn pages_without_data_say_so_and_the_assets_are_served() {
 async fn erase_needs_its_confirmation() {
     let dir = tempfile::tempdir().expect("tmp");
     let center = offline(config(dir.path(), "erase", 1, 1));
-    center.store.roster(&roster("erase", "door-1", &[("minji", "김민지", true, ConsentState::InForce)])).expect("roster");
+    center
+        .store
+        .roster(&roster("erase", "door-1", &[("minji", "김민지", true, ConsentState::InForce)]))
+        .expect("roster");
     let addr = serve(center).await;
     let page = http(addr, "GET", "/enrol?person=minji", "").await;
     for id in ["consent-form", "capture-form", "erase-form", "erase-confirm", "roster-state"] {
