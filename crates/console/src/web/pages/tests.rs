@@ -132,3 +132,96 @@ async fn erase_needs_its_confirmation() {
     let page = http(addr, "GET", &to, "").await;
     assert!(page.body.contains("data-ok=\"false\"") && page.body.contains("확인 칸"), "{}", page.body);
 }
+
+#[tokio::test]
+async fn live_events_follow_what_the_doors_report() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().expect("tmp");
+    let center = offline(config(dir.path(), "live", 1, 1));
+    let addr = serve(center.clone()).await;
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+        s.write_all(format!("GET /live HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n").as_bytes())
+            .expect("write");
+        let mut seen = String::new();
+        let mut buf = [0u8; 1024];
+        while !seen.contains("data: attendance") {
+            let n = s.read(&mut buf).expect("an event within 10 s");
+            assert!(n > 0, "stream ended: {seen}");
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        seen
+    });
+    // Keep announcing until the reader is connected and has heard one.
+    let topic = dolbom_contract::Topics::new("live", "door-1").attendance();
+    for _ in 0..100 {
+        if reader.is_finished() {
+            break;
+        }
+        let e = attendance("live", "door-1", "minji", &now_ts(), Arrival, Some(36.5));
+        crate::center::intake::take_in(&center, &topic, &serde_json::to_vec(&e).expect("json"));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let seen = reader.await.expect("reader");
+    assert!(seen.contains("text/event-stream") && seen.contains("event: change"), "{seen}");
+}
+
+#[tokio::test]
+async fn health_air_and_visitors_show_what_the_doors_report() {
+    use dolbom_contract::{AirTelemetry, DustGrade, DustReading, IndoorAir, OutdoorAirReport, Reading, Topics};
+    let dir = tempfile::tempdir().expect("tmp");
+    let center = offline(config(dir.path(), "doors", 1, 1));
+    let (t1, t2) = (Topics::new("doors", "door-1"), Topics::new("doors", "door-2"));
+    let health = serde_json::json!({
+        "degraded": true, "reasons": ["camera not delivering frames"], "camera": "retrying", "camera_error": "gone",
+        "models": "ok", "broker_connected": true, "mqtt_protocol": "5", "outbox_depth": 7, "outbox_dropped": 0,
+        "frames_read": 1, "frames_processed": 1, "frames_dropped": 0, "active_tracks": 0, "events_queued": 0,
+        "events_published": 0, "thermal": "ok", "thermal_error": null, "thermal_frames": 5,
+        "thermal_checksum_errors": 0, "thermal_malformed": 0
+    });
+    let status = |kiosk: &str, state: &str, health: Option<&serde_json::Value>| {
+        let mut s = serde_json::json!({"schema": "dolbom.status/1", "state": state, "center": "doors", "kiosk": kiosk,
+            "ts": now_ts(), "version": "0.1.0"});
+        if let Some(h) = health {
+            s["health"] = h.clone();
+        }
+        serde_json::to_vec(&s).expect("json")
+    };
+    let take = |topic: &str, payload: &[u8]| crate::center::intake::take_in(&center, topic, payload);
+    take(&t1.status(), &status("door-1", "online", Some(&health)));
+    take(&t2.status(), &status("door-2", "offline", None));
+    let reading = |v: f32| Reading { value: v, at: now_ts(), age_secs: 0 };
+    let dust = |v: f32| DustReading {
+        value: v,
+        at: now_ts(),
+        age_secs: 0,
+        grade: DustGrade::pm25(v).expect("a grade").label(),
+    };
+    let air = AirTelemetry {
+        schema: dolbom_contract::AIR_TELEMETRY_SCHEMA.into(),
+        center: "doors".into(),
+        kiosk: "door-1".into(),
+        ts: now_ts(),
+        indoor: IndoorAir { pm25: Some(dust(12.0)), co2_ppm: Some(reading(850.0)), ..Default::default() },
+        outdoor: OutdoorAirReport { pm25: Some(dust(40.0)), ..Default::default() },
+    };
+    take(&t1.air_telemetry(), &serde_json::to_vec(&air).expect("json"));
+    let visitor = serde_json::json!({"schema": "dolbom.visitor/1", "event_id": dolbom_contract::new_event_id(),
+        "center": "doors", "kiosk": "door-2", "ts": now_ts(), "track_id": 3, "temperature_c": 36.8,
+        "temperature_status": "normal"});
+    take(&t2.visitor(), &serde_json::to_vec(&visitor).expect("json"));
+    take(&t2.visitor(), b"not json");
+    assert_eq!(center.malformed.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    let addr = serve(center.clone()).await;
+    let page = http(addr, "GET", "/health", "").await.body;
+    assert!(page.contains("data-kiosk=\"door-1\" data-online=\"true\" data-degraded=\"true\""), "{page}");
+    assert!(page.contains("data-kiosk=\"door-2\" data-online=\"false\""), "{page}");
+    assert!(page.contains("영상이 안 들어옴") && page.contains("<dd>7</dd>"), "{page}");
+    let page = http(addr, "GET", "/air", "").await.body;
+    assert!(page.contains("850 ppm") && page.contains("12 µg/m³") && page.contains("40 µg/m³"), "{page}");
+    assert!(page.contains("<svg id=\"plot-co2\"") && !page.contains("no-air"), "{page}");
+    let page = http(addr, "GET", "/visitors", "").await.body;
+    assert!(page.contains("id=\"count-visitors\">1<") && page.contains("36.8 °C") && !page.contains("<img"), "{page}");
+}
