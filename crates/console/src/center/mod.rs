@@ -121,6 +121,11 @@ impl Center {
         self.changes.subscribe()
     }
 
+    /// How many live pages are listening.
+    pub fn subscribe_count(&self) -> usize {
+        self.changes.receiver_count()
+    }
+
     fn notify(&self, change: Change) {
         // No page listening is no error.
         let _ = self.changes.send(change);

@@ -135,4 +135,6 @@ fn temperature(t: Option<f32>) -> String {
 }
 
 #[cfg(test)]
+mod browser_tests;
+#[cfg(test)]
 mod tests;
