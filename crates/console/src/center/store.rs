@@ -7,7 +7,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use dolbom_contract::{
     AirEvent, AirTelemetry, AlertState, AttendanceEvent, AttendanceKind, FeverEvent, Roster, StatusPayload,
-    TemperatureEvent, TemperatureKind, VisitorEvent,
+    TemperatureEvent, TemperatureKind, TemperatureStatus, VisitorEvent,
 };
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
@@ -29,7 +29,8 @@ pub enum StoreError {
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS attendance (
     event_id TEXT PRIMARY KEY, day TEXT NOT NULL, person TEXT NOT NULL, kind TEXT NOT NULL,
-    ts_ms INTEGER NOT NULL, method TEXT NOT NULL, temperature_c REAL, kiosk TEXT NOT NULL);
+    ts_ms INTEGER NOT NULL, method TEXT NOT NULL, temperature_c REAL, kiosk TEXT NOT NULL,
+    remeasure INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS attendance_day ON attendance (day, person, ts_ms);
 CREATE TABLE IF NOT EXISTS settled (
     event_id TEXT PRIMARY KEY, day TEXT NOT NULL, arrival_event_id TEXT NOT NULL, temperature_c REAL);
@@ -62,6 +63,9 @@ pub struct DayRecord {
     pub methods: Vec<String>,
     /// The first arrival's value, or the value that settled its re-measure.
     pub temperature_c: Option<f32>,
+    /// The first arrival's reading asked for a re-measure that has not settled (yet): no value
+    /// to show, a teacher checks.
+    pub remeasure: bool,
     /// The kiosk of the latest event.
     pub kiosk: String,
     /// Whether the latest event was an arrival: the child is in.
@@ -142,8 +146,11 @@ impl Store {
             AttendanceKind::Arrival => "arrival",
             AttendanceKind::Departure => "departure",
         };
+        // Only a settled reading is a temperature; a re-measure's is a question still open.
+        let settled = matches!(e.temperature_status, TemperatureStatus::Normal | TemperatureStatus::Elevated);
+        let remeasure = e.temperature_status == TemperatureStatus::Remeasure;
         let n = self.lock()?.execute(
-            "INSERT OR IGNORE INTO attendance VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT OR IGNORE INTO attendance VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![
                 e.event_id.to_string(),
                 self.day_of(ms),
@@ -151,8 +158,9 @@ impl Store {
                 kind,
                 ms,
                 snake(&e.method),
-                e.temperature_c,
-                e.kiosk
+                e.temperature_c.filter(|_| settled),
+                e.kiosk,
+                remeasure
             ],
         )?;
         Ok(n > 0)
@@ -278,7 +286,8 @@ impl Store {
     pub fn records(&self, from: &str, to: &str) -> Result<Vec<DayRecord>, StoreError> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare(
-            "SELECT a.day, a.person, a.kind, a.ts_ms, a.method, COALESCE(s.temperature_c, a.temperature_c), a.kiosk
+            "SELECT a.day, a.person, a.kind, a.ts_ms, a.method, COALESCE(s.temperature_c, a.temperature_c), a.kiosk,
+               a.remeasure AND s.temperature_c IS NULL
              FROM attendance a LEFT JOIN settled s ON s.arrival_event_id = a.event_id AND s.temperature_c IS NOT NULL
              WHERE a.day BETWEEN ?1 AND ?2 ORDER BY a.day, a.person, a.ts_ms",
         )?;
@@ -291,11 +300,12 @@ impl Store {
                 r.get::<_, String>(4)?,
                 r.get::<_, Option<f64>>(5)?,
                 r.get::<_, String>(6)?,
+                r.get::<_, bool>(7)?,
             ))
         })?;
         let mut out: Vec<DayRecord> = Vec::new();
         for row in rows {
-            let (day, person, kind, ts, method, temp, kiosk) = row?;
+            let (day, person, kind, ts, method, temp, kiosk, remeasure) = row?;
             let same = out.last().is_some_and(|r| r.day == day && r.person == person);
             if !same {
                 out.push(DayRecord {
@@ -305,6 +315,7 @@ impl Store {
                     departure_ms: None,
                     methods: Vec::new(),
                     temperature_c: None,
+                    remeasure: false,
                     kiosk: String::new(),
                     present: false,
                 });
@@ -314,6 +325,7 @@ impl Store {
                 if r.arrival_ms.is_none() {
                     r.arrival_ms = Some(ts);
                     r.temperature_c = temp.map(|t| t as f32);
+                    r.remeasure = remeasure;
                 }
                 r.present = true;
             } else {
@@ -461,6 +473,36 @@ mod tests {
         assert_eq!(days.len(), 1, "one row per child per day: {days:?}");
         assert_eq!(days[0].temperature_c, Some(36.4), "the first arrival's temperature");
         assert!(days[0].present);
+    }
+
+    #[test]
+    fn a_remeasure_shows_no_value_until_it_settles() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = store(dir.path());
+        let mut e = attendance("c", "door-1", "minji", "2026-12-03T08:40:00+09:00", Arrival, Some(37.4));
+        e.temperature_status = TemperatureStatus::Remeasure;
+        s.attendance(&e).expect("arrival");
+        let day = s.records("2026-12-03", "2026-12-03").expect("records");
+        assert_eq!((day[0].temperature_c, day[0].remeasure), (None, true));
+        let settled = TemperatureEvent {
+            schema: dolbom_contract::TEMPERATURE_SCHEMA.into(),
+            event_id: dolbom_contract::new_event_id(),
+            center: "c".into(),
+            kiosk: "door-1".into(),
+            ts: "2026-12-03T08:46:00+09:00".into(),
+            kind: TemperatureKind::Settled,
+            person: e.person.clone(),
+            arrival_event_id: e.event_id,
+            temperature_c: Some(36.8),
+            temperature_status: TemperatureStatus::Normal,
+            temperature_site: None,
+            method: None,
+            by: None,
+        };
+        assert!(s.temperature(&settled).expect("settled"));
+        assert!(!s.temperature(&settled).expect("again"));
+        let day = s.records("2026-12-03", "2026-12-03").expect("records");
+        assert_eq!((day[0].temperature_c, day[0].remeasure), (Some(36.8), false));
     }
 
     #[test]

@@ -54,7 +54,10 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
                     class = esc(c.class.as_deref().unwrap_or("")),
                     arr = esc(&time(r.and_then(|r| r.arrival_ms))),
                     dep = esc(&time(r.and_then(|r| r.departure_ms))),
-                    temp = esc(&temperature(r.and_then(|r| r.temperature_c))),
+                    temp = match r {
+                        Some(r) if r.remeasure => esc(l.t("재측정 필요", "re-measure")),
+                        _ => esc(&temperature(r.and_then(|r| r.temperature_c))),
+                    },
                     csrf = csrf_field(&staff),
                     a = l.t("등원 처리", "Arrived"),
                     d = l.t("하원 처리", "Left"),
