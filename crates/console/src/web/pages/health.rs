@@ -6,9 +6,13 @@ use dolbom_contract::{CameraState, SensorState};
 
 use super::trouble;
 use crate::center::attendance::stamp;
+use crate::center::store::parse_ms;
 use crate::lang::{esc, Lang};
 use crate::web::layout::page as layout;
 use crate::web::{App, Staff};
+
+/// A status older than this makes the kiosk count as offline.
+const SILENT_MS: i64 = 5 * 60 * 1000;
 
 fn sensor(state: SensorState, l: Lang) -> &'static str {
     match state {
@@ -34,18 +38,20 @@ pub async fn page(staff: Staff, State(app): State<App>) -> Response {
             l.t("아직 소식을 보낸 키오스크가 없습니다.", "No kiosk has reported yet.")
         ));
     }
+    let now = jiff::Timestamp::now().as_millisecond();
     for k in &kiosks {
         let s = &k.status;
-        let online = s.state == "online";
-        let mut rows = vec![(
-            l.t("연결", "Connection"),
-            if online {
-                l.t("켜져 있음", "online")
-            } else {
-                l.t("꺼져 있음 (연결 끊김)", "offline (gone)")
-            }
-            .to_string(),
-        )];
+        // A kiosk repeats its status every 30 s by default; a retained "online" long unrepeated
+        // is a kiosk that went quiet (or a console that lost the broker).
+        let sent = parse_ms(&s.ts).unwrap_or(k.seen_ms);
+        let quiet = now - sent > SILENT_MS;
+        let online = s.state == "online" && !quiet;
+        let connection = match (s.state == "online", quiet) {
+            (true, false) => l.t("켜져 있음", "online"),
+            (true, true) => l.t("5분 넘게 소식 없음", "silent for over 5 minutes"),
+            _ => l.t("꺼져 있음 (연결 끊김)", "offline (gone)"),
+        };
+        let mut rows = vec![(l.t("연결", "Connection"), connection.to_string())];
         if let Some(h) = &s.health {
             let camera = match h.camera {
                 CameraState::Ok => l.t("정상", "working"),
@@ -69,7 +75,7 @@ pub async fn page(staff: Staff, State(app): State<App>) -> Response {
                 rows.push((l.t("확인 필요", "Needs attention"), h.reasons.join("; ")));
             }
         }
-        rows.push((l.t("마지막 소식", "Last seen"), stamp(k.seen_ms, tz)));
+        rows.push((l.t("마지막 소식", "Last seen"), stamp(sent, tz)));
         let dl: String = rows.iter().map(|(k, v)| format!("<dt>{}</dt><dd>{}</dd>", esc(k), esc(v))).collect();
         let degraded = s.health.as_ref().is_some_and(|h| h.degraded);
         body.push_str(&format!(

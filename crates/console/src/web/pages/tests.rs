@@ -180,17 +180,22 @@ async fn health_air_and_visitors_show_what_the_doors_report() {
         "events_published": 0, "thermal": "ok", "thermal_error": null, "thermal_frames": 5,
         "thermal_checksum_errors": 0, "thermal_malformed": 0
     });
-    let status = |kiosk: &str, state: &str, health: Option<&serde_json::Value>| {
+    let status_at = |kiosk: &str, state: &str, health: Option<&serde_json::Value>, ts: &str| {
         let mut s = serde_json::json!({"schema": "dolbom.status/1", "state": state, "center": "doors", "kiosk": kiosk,
-            "ts": now_ts(), "version": "0.1.0"});
+            "ts": ts, "version": "0.1.0"});
         if let Some(h) = health {
             s["health"] = h.clone();
         }
         serde_json::to_vec(&s).expect("json")
     };
     let take = |topic: &str, payload: &[u8]| crate::center::intake::take_in(&center, topic, payload);
+    let status =
+        |kiosk: &str, state: &str, health: Option<&serde_json::Value>| status_at(kiosk, state, health, &now_ts());
     take(&t1.status(), &status("door-1", "online", Some(&health)));
     take(&t2.status(), &status("door-2", "offline", None));
+    // Retained "online", but from an hour ago: the kiosk went quiet.
+    let t3 = Topics::new("doors", "door-3");
+    take(&t3.status(), &status_at("door-3", "online", Some(&health), "2026-01-01T09:00:00+09:00"));
     let reading = |v: f32| Reading { value: v, at: now_ts(), age_secs: 0 };
     let dust = |v: f32| DustReading {
         value: v,
@@ -219,6 +224,7 @@ async fn health_air_and_visitors_show_what_the_doors_report() {
     assert!(page.contains("data-kiosk=\"door-1\" data-online=\"true\" data-degraded=\"true\""), "{page}");
     assert!(page.contains("data-kiosk=\"door-2\" data-online=\"false\""), "{page}");
     assert!(page.contains("영상이 안 들어옴") && page.contains("<dd>7</dd>"), "{page}");
+    assert!(page.contains("data-kiosk=\"door-3\" data-online=\"false\"") && page.contains("5분 넘게"), "{page}");
     let page = http(addr, "GET", "/air", "").await.body;
     assert!(page.contains("850 ppm") && page.contains("12 µg/m³") && page.contains("40 µg/m³"), "{page}");
     assert!(page.contains("<svg id=\"plot-co2\"") && !page.contains("no-air"), "{page}");
