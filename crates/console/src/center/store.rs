@@ -30,7 +30,7 @@ const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS attendance (
     event_id TEXT PRIMARY KEY, day TEXT NOT NULL, person TEXT NOT NULL, kind TEXT NOT NULL,
     ts_ms INTEGER NOT NULL, method TEXT NOT NULL, temperature_c REAL, kiosk TEXT NOT NULL,
-    remeasure INTEGER NOT NULL DEFAULT 0);
+    remeasure INTEGER NOT NULL DEFAULT 0, role TEXT NOT NULL DEFAULT 'child');
 CREATE INDEX IF NOT EXISTS attendance_day ON attendance (day, person, ts_ms);
 CREATE TABLE IF NOT EXISTS settled (
     event_id TEXT PRIMARY KEY, day TEXT NOT NULL, arrival_event_id TEXT NOT NULL, temperature_c REAL);
@@ -150,7 +150,7 @@ impl Store {
         let settled = matches!(e.temperature_status, TemperatureStatus::Normal | TemperatureStatus::Elevated);
         let remeasure = e.temperature_status == TemperatureStatus::Remeasure;
         let n = self.lock()?.execute(
-            "INSERT OR IGNORE INTO attendance VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT OR IGNORE INTO attendance VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 e.event_id.to_string(),
                 self.day_of(ms),
@@ -160,7 +160,8 @@ impl Store {
                 snake(&e.method),
                 e.temperature_c.filter(|_| settled),
                 e.kiosk,
-                remeasure
+                remeasure,
+                e.person.role.to_string()
             ],
         )?;
         Ok(n > 0)
@@ -282,14 +283,14 @@ impl Store {
         Ok(n)
     }
 
-    /// Each child's record for the days `from..=to` (YYYY-MM-DD), by day then person.
+    /// Each child's record (staff and guardians at the door are not attendance) for the days `from..=to` (YYYY-MM-DD), by day then person.
     pub fn records(&self, from: &str, to: &str) -> Result<Vec<DayRecord>, StoreError> {
         let conn = self.lock()?;
         let mut stmt = conn.prepare(
             "SELECT a.day, a.person, a.kind, a.ts_ms, a.method, COALESCE(s.temperature_c, a.temperature_c), a.kiosk,
                a.remeasure AND s.temperature_c IS NULL
              FROM attendance a LEFT JOIN settled s ON s.arrival_event_id = a.event_id AND s.temperature_c IS NOT NULL
-             WHERE a.day BETWEEN ?1 AND ?2 ORDER BY a.day, a.person, a.ts_ms",
+             WHERE a.day BETWEEN ?1 AND ?2 AND a.role = 'child' ORDER BY a.day, a.person, a.ts_ms",
         )?;
         let rows = stmt.query_map(params![from, to], |r| {
             Ok((
@@ -467,6 +468,9 @@ mod tests {
         let e = attendance("c", "door-1", "minji", "2026-12-03T08:40:00+09:00", Arrival, Some(36.4));
         assert!(s.attendance(&e).expect("first"));
         assert!(!s.attendance(&e).expect("again"), "the same event id is no new event");
+        let mut teacher = attendance("c", "door-1", "kim", "2026-12-03T08:30:00+09:00", Arrival, None);
+        teacher.person.role = dolbom_contract::Role::Staff;
+        assert!(s.attendance(&teacher).expect("a teacher"));
         let later = attendance("c", "door-1", "minji", "2026-12-03T08:45:00+09:00", Arrival, Some(37.0));
         assert!(s.attendance(&later).expect("second arrival"));
         let days = s.records("2026-12-03", "2026-12-03").expect("records");
