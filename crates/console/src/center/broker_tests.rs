@@ -128,17 +128,26 @@ async fn answer_one(
                 signed::verify(&cmd, &topic, key, now, Window { max_age_secs: 120, max_skew_secs: 30 })
                     .expect("signed with the console's key for this topic");
                 let body: serde_json::Value = serde_json::from_str(&cmd.body).expect("json body");
+                let name = topic.rsplit('/').next().unwrap_or_default();
+                let alert = name == "silence";
                 let result = CommandResult {
                     schema: dolbom_contract::COMMAND_RESULT_SCHEMA.into(),
                     request_id: body["request_id"].as_str().map(str::to_string),
-                    command: "silence".into(),
+                    command: name.into(),
                     ok: true,
                     alert_id: body["alert_id"].as_str().map(str::to_string),
-                    state: Some(AlertStateKind::Silenced),
+                    state: alert.then_some(AlertStateKind::Silenced),
                     error: None,
                     ts: now_ts(),
-                    person: None,
-                    message: Some("alert silenced / 알림을 껐습니다".into()),
+                    person: body["person"].as_str().map(str::to_string),
+                    message: Some(
+                        if alert {
+                            "alert silenced / 알림을 껐습니다"
+                        } else {
+                            "consent recorded / 동의를 기록했습니다"
+                        }
+                        .into(),
+                    ),
                 };
                 door.publish(&message(result_topic.clone(), serde_json::to_vec(&result).expect("json"), false))
                     .expect("answer");
@@ -232,5 +241,40 @@ async fn a_door_that_does_not_answer_is_reported_after_the_timeout() {
     assert_eq!((body.person.as_str(), body.kind, body.by.as_str()), ("minji", AttendanceKind::Departure, "kim"));
     let page = http(addr, "GET", &sent.header("location").expect("location"), "").await.body;
     assert!(page.contains("data-ok=\"false\"") && page.contains("키오스크가 응답하지 않았습니다"), "{page}");
+    clear(&mut door, &[t.roster()]).await;
+}
+
+#[tokio::test]
+async fn consent_from_the_enrol_page_reaches_the_childs_door_and_its_answer_shows() {
+    let id = center_id();
+    let (_dir, center) = start(&id, 5).await;
+    let mut door = kiosk(&format!("{id}-door-4")).await;
+    let t = Topics::new(&id, "door-4");
+    let r = roster(&id, "door-4", &[("minji", "김민지", false, ConsentState::None)]);
+    door.publish(&message(t.roster(), serde_json::to_vec(&r).expect("json"), true)).expect("roster");
+    until("the roster", || center.store.rosters().is_ok_and(|r| r.len() == 1)).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let responder = kiosk(&format!("{id}-door-4-cmd")).await;
+    tokio::spawn(answer_one(responder, t.command(dolbom_contract::Command::Consent), t.command_result(), tx));
+    assert_eq!(rx.recv().await, Some(serde_json::Value::Null), "the door listens");
+    let addr = serve(center.clone()).await;
+    let form = "csrf=token&person=minji&guardian=%EA%B9%80%EC%97%84%EB%A7%88&relation=%EC%96%B4%EB%A8%B8%EB%8B%88\
+                &verified=signed+form&given_on=2026-12-01&until=2027-02-28&purposes=face-attendance\
+                &purposes=template-refresh&kiosk=";
+    let sent = http(addr, "POST", "/enrol/consent", form).await;
+    assert_eq!(sent.status, 303, "{}", sent.body);
+    let body = rx.recv().await.expect("the door got the command");
+    let consent: dolbom_contract::ConsentCommand = serde_json::from_value(body).expect("a consent command");
+    assert_eq!(
+        (consent.person.as_str(), consent.guardian.as_str(), consent.relation.as_str(), consent.by.as_str()),
+        ("minji", "김엄마", "어머니", "kim")
+    );
+    assert_eq!(consent.purposes, vec!["face-attendance", "template-refresh"]);
+    assert_eq!((consent.until.as_str(), consent.given_on.as_deref()), ("2027-02-28", Some("2026-12-01")));
+    let to = sent.header("location").expect("location");
+    assert!(to.starts_with("/enrol?person=minji&done="), "{to}");
+    let page = http(addr, "GET", &to, "").await.body;
+    assert!(page.contains("data-ok=\"true\"") && page.contains("동의를 기록했습니다"), "{page}");
+    assert!(page.contains("data-face=\"false\" data-consent=\"none\""), "{page}");
     clear(&mut door, &[t.roster()]).await;
 }
