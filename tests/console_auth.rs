@@ -71,7 +71,10 @@ fn a_wrong_password_and_an_unknown_id_get_the_same_clear_refusal() {
     for (what, res) in [("wrong password", &wrong), ("unknown id", &unknown)] {
         assert_eq!(res.status, 401, "{what}");
         let text = res.text();
-        assert!(text.contains("아이디 또는 비밀번호가 맞지 않습니다") && text.contains("The ID or password is wrong"), "{what}: {text}");
+        assert!(
+            text.contains("아이디 또는 비밀번호가 맞지 않습니다") && text.contains("The ID or password is wrong"),
+            "{what}: {text}"
+        );
         assert!(console::session_cookie(res).is_none(), "{what} set a session");
         assert!(text.contains("id=\"login-password\""), "{what}: the form is shown again");
     }
@@ -186,10 +189,14 @@ fn https_serves_the_login_and_marks_the_cookie_secure() {
     let body = console::form(&[("id", "kim"), ("password", KIM.2)]);
     let res = curl(c.dir.path(), &["-H", &origin, "--data", &body, &format!("{base}/login")]);
     assert!(res.starts_with("HTTP/1.1 303"), "{res}");
-    let cookie = res.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie: dolbom_session=")).expect("cookie");
+    let cookie =
+        res.lines().find(|l| l.to_ascii_lowercase().starts_with("set-cookie: dolbom_session=")).expect("cookie");
     assert!(cookie.contains("Secure") && cookie.contains("HttpOnly"), "{cookie}");
     // The Origin check knows the scheme: the same host over plain http is another site.
-    let res = curl(c.dir.path(), &["-H", &format!("Origin: http://127.0.0.1:{}", c.port), "--data", &body, &format!("{base}/login")]);
+    let res = curl(
+        c.dir.path(),
+        &["-H", &format!("Origin: http://127.0.0.1:{}", c.port), "--data", &body, &format!("{base}/login")],
+    );
     assert!(res.starts_with("HTTP/1.1 403"), "{res}");
     // Plain HTTP to the HTTPS port gets no page.
     assert!(c.send_plain_fails());

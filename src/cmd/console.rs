@@ -18,12 +18,7 @@ pub fn console(config: Option<PathBuf>, action: Option<ConsoleAction>) -> Result
     match action {
         None => {
             let dir = path.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("."));
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            runtime.block_on(dolbom_console::daemon::run(file, &dir))?;
+            dolbom_console::daemon::run_blocking(file, &dir)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(ConsoleAction::Passwd { id, name, lang }) => {

@@ -54,6 +54,7 @@ pub fn write_config(dir: &Path, port: u16, setup: &ConsoleSetup) -> (PathBuf, St
     let tls = if setup.tls {
         super::tls::make_ca(dir, "ca");
         super::tls::make_leaf_for(dir, "ca", "web", "localhost", "DNS:localhost,IP:127.0.0.1");
+        std::fs::set_permissions(dir.join("web.key"), std::fs::Permissions::from_mode(0o600)).expect("chmod web.key");
         "[web.tls]\ncert = \"web.crt\"\nkey = \"web.key\"\n"
     } else {
         ""
@@ -161,7 +162,13 @@ impl Console {
         self.post_from(path, cookie, fields, Some(&origin))
     }
 
-    pub fn post_from(&self, path: &str, cookie: Option<&str>, fields: &[(&str, &str)], origin: Option<&str>) -> Response {
+    pub fn post_from(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        fields: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> Response {
         let body = form(fields);
         let mut headers = vec![("Content-Type", "application/x-www-form-urlencoded")];
         if let Some(c) = cookie {
@@ -204,7 +211,13 @@ impl Drop for Console {
 pub fn form(fields: &[(&str, &str)]) -> String {
     let enc = |s: &str| {
         s.bytes()
-            .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
             .collect::<String>()
     };
     fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect::<Vec<_>>().join("&")

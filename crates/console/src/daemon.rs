@@ -23,6 +23,19 @@ pub enum DaemonError {
     Bind { addr: std::net::SocketAddr, error: std::io::Error },
     #[error("web server: {0}")]
     Serve(std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// [`run`] on a runtime of its own (two worker threads, like the relay): what `dolbom console`
+/// calls.
+pub fn run_blocking(config: ConsoleConfig, config_dir: &Path) -> Result<(), DaemonError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    runtime.block_on(run(config, config_dir))
 }
 
 /// Runs the console until SIGTERM/SIGINT. `config_dir` is the config file's directory (the MQTT
@@ -30,7 +43,7 @@ pub enum DaemonError {
 pub async fn run(mut config: ConsoleConfig, config_dir: &Path) -> Result<(), DaemonError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     config.mqtt.load_secrets(config_dir).map_err(|e| DaemonError::Secrets(e.to_string()))?;
-    let tls = config.web.tls.as_ref().map(web::tls::load).transpose()?;
+    let tls = config.web.tls.as_ref().map(|t| web::tls::load(t, config_dir)).transpose()?;
     let auth = Arc::new(Auth::open(&config)?);
     let config = Arc::new(config);
     let center = Center::start(config.clone()).await?;

@@ -105,7 +105,9 @@ impl Auth {
                 }
                 loaded.users = Arc::new(users);
             }
-            Err(e) => tracing::error!(error = %e, "staff accounts file changed but cannot be read: keeping the last one"),
+            Err(e) => {
+                tracing::error!(error = %e, "staff accounts file changed but cannot be read: keeping the last one")
+            }
         }
         loaded.stamp = now;
         loaded.users.clone()

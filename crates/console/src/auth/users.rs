@@ -64,16 +64,23 @@ impl Users {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(error) => return Err(UsersError::Io { path: path.to_path_buf(), error }),
         };
-        let users: Users = toml::from_str(&text).map_err(|error| UsersError::Parse { path: path.to_path_buf(), error })?;
+        let users: Users =
+            toml::from_str(&text).map_err(|error| UsersError::Parse { path: path.to_path_buf(), error })?;
         let mut seen = std::collections::HashSet::new();
         for u in &users.users {
             if !seen.insert(u.id.as_str()) {
-                return Err(UsersError::Invalid { path: path.to_path_buf(), message: format!("`{}` is listed twice", u.id) });
+                return Err(UsersError::Invalid {
+                    path: path.to_path_buf(),
+                    message: format!("`{}` is listed twice", u.id),
+                });
             }
             if PasswordHash::new(&u.hash).is_err() {
                 return Err(UsersError::Invalid {
                     path: path.to_path_buf(),
-                    message: format!("the hash of `{}` is no PHC string (set it again with `dolbom console passwd`)", u.id),
+                    message: format!(
+                        "the hash of `{}` is no PHC string (set it again with `dolbom console passwd`)",
+                        u.id
+                    ),
                 });
             }
         }
@@ -91,8 +98,12 @@ impl Users {
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let mut file =
             std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
-        let header = "# dolbom staff console accounts: written by `dolbom console passwd`; do not edit hashes by hand.\n";
-        file.write_all(header.as_bytes()).and_then(|_| file.write_all(text.as_bytes())).and_then(|_| file.sync_all()).map_err(io)?;
+        let header =
+            "# dolbom staff console accounts: written by `dolbom console passwd`; do not edit hashes by hand.\n";
+        file.write_all(header.as_bytes())
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .and_then(|_| file.sync_all())
+            .map_err(io)?;
         drop(file);
         std::fs::rename(&tmp, path).map_err(io)?;
         Ok(())
@@ -152,7 +163,10 @@ fn hash_any(password: &str) -> Result<String, UsersError> {
     let mut salt = [0u8; 16];
     rand::fill(&mut salt);
     let salt = SaltString::encode_b64(&salt).map_err(|e| UsersError::Hash(e.to_string()))?;
-    hasher().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| UsersError::Hash(e.to_string()))
+    hasher()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| UsersError::Hash(e.to_string()))
 }
 
 /// Whether `password` matches `phc` (the comparison inside is constant-time).

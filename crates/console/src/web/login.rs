@@ -61,7 +61,9 @@ fn render(app: &App, lang: Lang, next: &str, id: &str, refusal: Option<&str>) ->
         code = lang.code(),
         title = t("직원 로그인", "Staff login"),
         center = esc(&center_name(app)),
-        refusal = refusal.map(|r| format!("<p id=\"login-error\" class=\"refusal\" role=\"alert\">{r}</p>")).unwrap_or_default(),
+        refusal = refusal
+            .map(|r| format!("<p id=\"login-error\" class=\"refusal\" role=\"alert\">{r}</p>"))
+            .unwrap_or_default(),
         next = esc(next),
         id = esc(id),
         id_label = t("아이디", "ID"),

@@ -28,21 +28,27 @@ pub enum TlsError {
 /// How long a client may take to finish its handshake.
 const HANDSHAKE: Duration = Duration::from_secs(10);
 
-/// The server's TLS settings from `[web.tls]` (HTTP/1.1, ring).
-pub fn load(https: &HttpsConfig) -> Result<Arc<ServerConfig>, TlsError> {
+/// The server's TLS settings from `[web.tls]` (HTTP/1.1, ring). Either path may be a systemd
+/// credential (`$CREDENTIALS_DIRECTORY/NAME`); the key, like every secret, must not be readable
+/// by every user. `base` is the config file's directory.
+pub fn load(https: &HttpsConfig, base: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let read = |key: &'static str, path: &Path, what: &'static str, message: String| TlsError::Read {
         key,
         path: path.to_path_buf(),
         what,
         message,
     };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&https.cert)
+    let cert_path = dolbom_secret::locate("web.tls.cert", &https.cert, base)
+        .map_err(|e| read("web.tls.cert", &https.cert, "certificate chain", e.to_string()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| read("web.tls.cert", &https.cert, "certificate chain", e.to_string()))?;
     if certs.is_empty() {
         return Err(read("web.tls.cert", &https.cert, "certificate chain", "no CERTIFICATE in it".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(&https.key)
+    let key_text = dolbom_secret::read("web.tls.key", &https.key, base)
+        .map_err(|e| read("web.tls.key", &https.key, "private key", e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_slice(key_text.as_bytes())
         .map_err(|e| read("web.tls.key", &https.key, "private key", e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -114,5 +120,21 @@ impl axum::serve::Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_files_are_named_by_their_key() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let https = HttpsConfig { cert: dir.path().join("none.crt"), key: dir.path().join("none.key") };
+        let e = load(&https, dir.path()).expect_err("missing").to_string();
+        assert!(e.contains("web.tls.cert") && e.contains("none.crt"), "{e}");
+        std::fs::write(dir.path().join("none.crt"), "not pem").expect("write");
+        let e = load(&https, dir.path()).expect_err("no cert").to_string();
+        assert!(e.contains("web.tls.cert") && e.contains("no CERTIFICATE"), "{e}");
     }
 }
