@@ -75,3 +75,14 @@ async fn shutdown_signal() {
         std::future::pending::<()>().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_sample_config_for_integrators_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/console.toml");
+        let c = crate::ConsoleConfig::load(&path).expect("config/console.toml loads");
+        assert!(c.web.tls.is_some());
+        assert_eq!(c.classes.len(), 2);
+    }
+}
