@@ -48,7 +48,7 @@ fn the_right_password_opens_a_session_with_a_strict_http_only_cookie() {
     for (h, want) in [
         ("content-security-policy", "default-src 'self'"),
         ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("cache-control", "no-store"),
     ] {
         assert!(page.header(h).is_some_and(|v| v.contains(want)), "{h}: {:?}", page.header(h));

@@ -46,7 +46,7 @@ pub struct LoggedIn {
 
 /// Writes `console.toml` (and its signing key) into `dir`; returns its path and center id.
 pub fn write_config(dir: &Path, port: u16, setup: &ConsoleSetup) -> (PathBuf, String) {
-    let center = format!("console-{}", uuid::Uuid::new_v4().simple());
+    let center = format!("console-{}", uuid::Uuid::now_v7().simple());
     let key = dir.join("console.key");
     std::fs::write(&key, "4f1c2a9e8d7b6a5f4e3d2c1b0a99887766554433221100ffeeddccbbaa998877\n").expect("key");
     use std::os::unix::fs::PermissionsExt;

@@ -102,7 +102,7 @@ pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response
     next.run(req).await
 }
 
-/// Security headers on every response: no framing, no referrer, no inline script or style, and
+/// Security headers on every response: no framing, no referrer to other sites, no inline script or style, and
 /// pages never cached (they show children's names).
 pub async fn headers(req: Request, next: Next) -> Response {
     let is_static = req.uri().path().starts_with("/static/");
@@ -113,7 +113,10 @@ pub async fn headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: under it browsers send `Origin: null` with every form POST, and the
+    // Origin check above could no longer tell this site from another. `same-origin` still sends
+    // no address to any other site.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     let cache = if is_static { "no-cache" } else { "no-store" };
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
