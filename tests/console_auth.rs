@@ -283,6 +283,7 @@ fn a_teacher_logs_in_and_out_in_chromium() {
     browser.wait_text("#staff-name", "the staff member's name", Duration::from_secs(20), |t| t == "김선생");
     assert_eq!(browser.run("return location.pathname;", json!([])), json!("/"));
     assert_eq!(browser.text("#center-name").as_deref(), Some("햇살어린이집"));
+    screenshot(&browser, "console-frame.png");
     // The session cookie is not for scripts.
     assert_eq!(browser.run("return document.cookie.includes('dolbom_session');", json!([])), json!(false));
 
@@ -294,4 +295,20 @@ fn a_teacher_logs_in_and_out_in_chromium() {
     );
     browser.goto(&format!("http://127.0.0.1:{}/whoami", c.port));
     browser.wait_js("return location.pathname === '/login';", "the session to be gone", Duration::from_secs(20));
+}
+
+#[test]
+fn without_an_accounts_file_no_one_logs_in_and_sigterm_stops_it_cleanly() {
+    let mut c = Console::start(ConsoleSetup::default(), &[]);
+    let res = c.post("/login", None, &[("id", "admin"), ("password", "admin-admin-admin")]);
+    assert_eq!(res.status, 401, "no default account");
+    assert!(c.log().contains("no staff accounts file"), "said loudly:\n{}", c.log());
+    // An account added while it runs works at once.
+    let out = console::passwd(&c.config, "kim", "김선생", KIM.2);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let s = c.login("kim", KIM.2);
+    assert_eq!(whoami(&c, &s.cookie).0, 200);
+    let status = c.stop();
+    assert!(status.is_some_and(|s| s.success()), "exit {status:?}:\n{}", c.log());
+    assert!(c.log().contains("staff console stopped"), "{}", c.log());
 }

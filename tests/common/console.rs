@@ -190,11 +190,11 @@ impl Console {
         LoggedIn { cookie, csrf }
     }
 
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            super::broker::signal(c.id(), "TERM");
-            let _ = c.wait();
-        }
+    /// SIGTERM, then its exit status (None when it had been stopped already).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        super::broker::signal(c.id(), "TERM");
+        c.wait().ok()
     }
 }
 

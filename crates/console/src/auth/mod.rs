@@ -34,7 +34,7 @@ pub enum LoginRefused {
 /// The file as last read, and how it looked then (to notice `dolbom console passwd` changing it
 /// while the console runs).
 struct Loaded {
-    stamp: Option<(SystemTime, u64)>,
+    stamp: Option<(SystemTime, u64, u64)>,
     users: Arc<Users>,
 }
 
@@ -47,9 +47,12 @@ pub struct Auth {
     decoy: String,
 }
 
-fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64)> {
+/// When, how long and which file: every save is a new file renamed into place (a new inode),
+/// so a password changed within one mtime tick (PHC strings have one length) is still seen.
+fn stamp(path: &std::path::Path) -> Option<(SystemTime, u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
 impl Auth {
