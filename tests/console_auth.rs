@@ -312,3 +312,43 @@ fn without_an_accounts_file_no_one_logs_in_and_sigterm_stops_it_cleanly() {
     assert!(status.is_some_and(|s| s.success()), "exit {status:?}:\n{}", c.log());
     assert!(c.log().contains("staff console stopped"), "{}", c.log());
 }
+
+/// `dolbom console passwd` at a terminal (a pty from util-linux `script`): typed twice, not echoed.
+fn passwd_at_terminal(config: &Path, first: &str, second: &str) -> (bool, String) {
+    use std::io::Write;
+    let cmd =
+        format!("{} console passwd --config {} lee --name 이선생", env!("CARGO_BIN_EXE_dolbom"), config.display());
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // Each line once its prompt can have been shown: the terminal drops nothing typed early, but
+    // the echo setting must be in place before the typing for the check to mean anything.
+    std::thread::sleep(Duration::from_millis(700));
+    stdin.write_all(format!("{first}\n").as_bytes()).expect("type");
+    std::thread::sleep(Duration::from_millis(700));
+    stdin.write_all(format!("{second}\n").as_bytes()).expect("type");
+    std::thread::sleep(Duration::from_millis(700));
+    drop(stdin);
+    let out = child.wait_with_output().expect("script ends");
+    (out.status.success(), format!("{}{}", common::stdout(&out), common::stderr(&out)))
+}
+
+#[test]
+fn at_a_terminal_the_password_is_asked_twice_and_never_echoed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (config, _) = console::write_config(dir.path(), common::broker::free_port(), &ConsoleSetup::default());
+    let (ok, screen) = passwd_at_terminal(&config, "tulip-tulip-42", "tulip-tulip-43");
+    assert!(!ok && screen.contains("두 비밀번호가 다릅니다"), "{screen}");
+    assert!(!screen.contains("tulip"), "echoed: {screen}");
+    assert!(!dir.path().join("users.toml").exists());
+    let (ok, screen) = passwd_at_terminal(&config, "tulip-tulip-42", "tulip-tulip-42");
+    assert!(ok && screen.contains("new password") && screen.contains("again"), "{screen}");
+    assert!(!screen.contains("tulip"), "echoed: {screen}");
+    let listed = common::stdout(&common::dolbom(&["console", "users", "--config", config.to_str().expect("utf-8")]));
+    assert!(listed.contains("lee\t이선생"), "{listed}");
+}
