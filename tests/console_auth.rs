@@ -283,7 +283,6 @@ fn a_teacher_logs_in_and_out_in_chromium() {
     browser.wait_text("#staff-name", "the staff member's name", Duration::from_secs(20), |t| t == "김선생");
     assert_eq!(browser.run("return location.pathname;", json!([])), json!("/"));
     assert_eq!(browser.text("#center-name").as_deref(), Some("햇살어린이집"));
-    screenshot(&browser, "console-frame.png");
     // The session cookie is not for scripts.
     assert_eq!(browser.run("return document.cookie.includes('dolbom_session');", json!([])), json!(false));
 
