@@ -151,6 +151,15 @@ fn forged_posts_change_nothing() {
     let s = c.login("kim", KIM.2);
     let res = c.post_from("/logout", Some(&s.cookie), &[("csrf", &s.csrf)], None);
     assert_eq!(res.status, 303);
+    // A script's token in the X-CSRF-Token header; a wrong one there is refused too.
+    let s = c.login("kim", KIM.2);
+    let bad = "f".repeat(64);
+    let res = c.send("POST", "/logout", &[("Cookie", &s.cookie), ("X-CSRF-Token", &bad)], b"");
+    assert_eq!(res.status, 403);
+    assert_eq!(whoami(&c, &s.cookie).0, 200);
+    let res = c.send("POST", "/logout", &[("Cookie", &s.cookie), ("X-CSRF-Token", &s.csrf)], b"");
+    assert_eq!(res.status, 303);
+    assert_eq!(whoami(&c, &s.cookie).0, 303);
 }
 
 #[test]

@@ -17,6 +17,8 @@ use crate::lang::Lang;
 pub const SESSION_COOKIE: &str = "dolbom_session";
 /// The language cookie's name.
 pub const LANG_COOKIE: &str = "lang";
+/// The header a script may carry the CSRF token in, instead of the form field `csrf`.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 /// The largest request body read for the CSRF check (an enrolment photo fits).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -67,16 +69,26 @@ pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response
         return Redirect::to(&format!("/login?next={}", form::encode(here))).into_response();
     };
     let req = if changes {
+        // A script's fetch may send the token as a header instead; a form sends it as a field
+        // (read from the body, which is then handed on unchanged).
+        let header_token = req.headers().get(CSRF_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
         let (parts, body) = req.into_parts();
-        let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
-            return (StatusCode::PAYLOAD_TOO_LARGE, "요청이 너무 큽니다.\nThe request is too large.\n").into_response();
+        let (token, body) = match header_token {
+            Some(t) => (Some(t), body),
+            None => {
+                let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+                    return (StatusCode::PAYLOAD_TOO_LARGE, "요청이 너무 큽니다.\nThe request is too large.\n")
+                        .into_response();
+                };
+                let multipart = parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|c| c.to_str().ok())
+                    .is_some_and(|c| c.starts_with("multipart/form-data"));
+                let token = if multipart { form::multipart_field(&bytes, "csrf") } else { form::field(&bytes, "csrf") };
+                (token, Body::from(bytes))
+            }
         };
-        let multipart = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|c| c.to_str().ok())
-            .is_some_and(|c| c.starts_with("multipart/form-data"));
-        let token = if multipart { form::multipart_field(&bytes, "csrf") } else { form::field(&bytes, "csrf") };
         if !token.is_some_and(|t| form::same(t.as_bytes(), session.csrf.as_bytes())) {
             tracing::warn!(account = %user.id, path = parts.uri.path(), "POST without the session's CSRF token refused");
             return forbidden(
@@ -84,7 +96,7 @@ pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response
                 "This form has expired. Reload the page and try again.",
             );
         }
-        Request::from_parts(parts, Body::from(bytes))
+        Request::from_parts(parts, body)
     } else {
         req
     };
