@@ -94,6 +94,9 @@ fn past_the_attempts_even_the_right_password_waits_for_the_window() {
     assert!(text.contains("틀린 비밀번호가 너무 많습니다") && text.contains("Too many wrong passwords"), "{text}");
     assert!(console::session_cookie(&res).is_none());
     assert!(res.header("retry-after").is_some());
+    // Counted per client address too: this phone cannot go on guessing another account.
+    let res = c.post("/login", None, &[("id", "lee"), ("password", "guess-guess-guess")]);
+    assert_eq!(res.status, 429, "the address is held back as well");
     std::thread::sleep(Duration::from_millis(3300));
     let res = c.post("/login", None, &[("id", "kim"), ("password", KIM.2)]);
     assert_eq!(res.status, 303, "after the window: {}", res.text());
