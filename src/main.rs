@@ -130,6 +130,15 @@ enum Command {
         #[command(subcommand)]
         action: Option<RelayAction>,
     },
+    /// Run the staff console (web pages for teachers' phones on the center's LAN); `console passwd`
+    /// adds staff accounts.
+    #[cfg(feature = "console")]
+    Console {
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<ConsoleAction>,
+    },
     /// Fever alerts: list, silence, resolve (works while the daemon runs).
     #[cfg(feature = "kiosk")]
     Alerts {
@@ -391,6 +400,31 @@ pub enum RelayAction {
         /// Guardians' numbers in full (masked as 010-****-5678 otherwise, as in the relay's log).
         #[arg(long)]
         show_numbers: bool,
+    },
+}
+
+#[cfg(feature = "console")]
+#[derive(Subcommand)]
+pub enum ConsoleAction {
+    /// Add a staff account or set its password (asked twice on the terminal; one line on stdin
+    /// from a script). At least 10 characters.
+    Passwd {
+        /// The account id staff log in with, e.g. `kim-teacher`.
+        #[arg(value_name = "ID")]
+        id: String,
+        /// The name pages show, e.g. `김선생` (the id when not given).
+        #[arg(long)]
+        name: Option<String>,
+        /// The language pages open in for this account.
+        #[arg(long, value_parser = ["ko", "en"])]
+        lang: Option<String>,
+    },
+    /// The staff accounts: id, name, language (never the password hashes).
+    Users,
+    /// Remove a staff account; its sessions end.
+    Remove {
+        #[arg(value_name = "ID")]
+        id: String,
     },
 }
 
@@ -758,5 +792,7 @@ fn run(command: Command) -> Result<ExitCode> {
         }
         #[cfg(feature = "relay")]
         Command::Relay { config, action } => cmd::relay::relay(config, action),
+        #[cfg(feature = "console")]
+        Command::Console { config, action } => cmd::console::console(config, action),
     }
 }

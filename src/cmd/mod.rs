@@ -6,6 +6,8 @@ pub mod calibrate;
 pub mod checkin;
 #[cfg(feature = "kiosk")]
 pub mod consent;
+#[cfg(feature = "console")]
+pub mod console;
 #[cfg(feature = "kiosk")]
 pub mod doctor;
 #[cfg(feature = "kiosk")]

@@ -74,7 +74,7 @@ pub fn get(port: u16, path: &str) -> Response {
     request(port, "GET", path, None).unwrap_or_else(|e| panic!("GET {path} on port {port}: {e}"))
 }
 
-fn parse(raw: &[u8]) -> Response {
+pub fn parse(raw: &[u8]) -> Response {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("an HTTP response head");
     let head = String::from_utf8_lossy(&raw[..split]);
     let mut lines = head.split("\r\n");

@@ -4,6 +4,8 @@
 
 pub mod broker;
 pub mod browser;
+#[cfg(feature = "console")]
+pub mod console;
 pub mod gateway;
 pub mod http;
 // The kiosk's helpers need the kiosk wing; the relay's tests build without it.

@@ -24,6 +24,10 @@ pub struct Staff {
     /// The session's CSRF token; every form carries it as the hidden field `csrf`.
     pub csrf: String,
     pub lang: Lang,
+    /// The center's name for the page header (`site.name`, else `site.center_id`).
+    pub center: String,
+    /// The path and query this request asked for: where the language switch comes back to.
+    pub here: String,
 }
 
 /// A handler that takes [`Staff`] runs only behind the session layer, which puts the member it
