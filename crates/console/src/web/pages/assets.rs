@@ -4,8 +4,8 @@
 use axum::http::header;
 use axum::response::IntoResponse;
 
-const SCRIPT: &str = include_str!("static/console.js");
-const STYLE: &str = include_str!("static/pages.css");
+const SCRIPT: &str = include_str!("../../../static/console.js");
+const STYLE: &str = include_str!("../../../static/pages.css");
 
 pub async fn script() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], SCRIPT)

@@ -1,5 +1,5 @@
-//! `application/x-www-form-urlencoded` bodies and query strings, read into a map (the forms are
-//! small and flat; a repeated name keeps every value).
+//! The pages' forms and query strings as a map (the forms are small and flat; a repeated name
+//! keeps every value), decoded by the web layer's [`crate::web::form::parse`].
 
 use std::collections::HashMap;
 
@@ -9,9 +9,8 @@ pub struct Form(HashMap<String, Vec<String>>);
 impl Form {
     pub fn parse(text: &str) -> Form {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
-        for pair in text.split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            map.entry(decode(k)).or_default().push(decode(v));
+        for (k, v) in crate::web::form::parse(text.as_bytes()) {
+            map.entry(k).or_default().push(v);
         }
         Form(map)
     }
@@ -28,31 +27,6 @@ impl Form {
     pub fn all(&self, key: &str) -> Vec<String> {
         self.0.get(key).cloned().unwrap_or_default()
     }
-}
-
-fn decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
 }
 
 #[cfg(test)]
