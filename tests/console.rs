@@ -1,0 +1,166 @@
+//! The staff console end to end, in a real browser: the real kiosk daemon on the walk-up clip
+//! (a feverish visitor, then Obama enrolled as a child) with the simulated thermal array on a
+//! pty, real Mosquitto, the real relay texting through the gateway double, and `dolbom
+//! console` driven by Debian's Chromium over WebDriver. A teacher logs in, sees the child
+//! arrive on the board without reloading, silences the visitor's fever alert (the kiosk's
+//! retained alert state changes), checks the child out by hand (the guardians get the
+//! departure text, method "staff"), and downloads the month's attendance.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use common::broker::{system_broker_port, Subscriber};
+use common::browser::Browser;
+use common::console::{Console, ConsoleSetup};
+use common::gateway::Gateway;
+use common::kiosk::{fever_toml, kiosk_config, spawn_kiosk, thermal_sensor, KioskOptions, OBAMA_ENROL};
+use common::relay::Relay;
+use common::wait_until;
+use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
+
+const SCENE: WalkUp = WalkUp { width: 640, height: 480, fps: 10.0, approach_secs: 2.0, stay_secs: 1.5, gap_secs: 1.5 };
+const KIM: (&str, &str, &str) = ("kim", "김선생", "correct horse battery staple");
+const WAIT: Duration = Duration::from_secs(60);
+
+fn screenshot(browser: &Browser, name: &str) {
+    if let Ok(dir) = std::env::var("DOLBOM_SCREENSHOTS") {
+        browser.screenshot(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir).join(name));
+    }
+}
+
+fn click(browser: &Browser, css: &str) {
+    let found = browser.run(
+        "const e = document.querySelector(arguments[0]); if (!e) return false; e.click(); return true;",
+        json!([css]),
+    );
+    assert_eq!(found, json!(true), "no `{css}` to click");
+}
+
+#[test]
+fn a_teacher_follows_the_door_silences_an_alert_checks_a_child_out_and_exports_the_month() {
+    let port = system_broker_port();
+    let console = Console::start(ConsoleSetup { broker_port: port, ..ConsoleSetup::default() }, &[KIM]);
+    let center = console.center.clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    // The door: a visitor at 38.4 °C, then Obama (a child here) at 36.6 °C; the clip loops so
+    // the kiosk stays up to answer the console's commands.
+    let people = vec![
+        Walker { photo: common::photo("unknowns/Female_42_7.jpg"), skin_c: 38.4, far: false },
+        Walker { photo: common::photo("face_recognition/obama.jpg"), skin_c: 36.6, far: false },
+    ];
+    let clip = dir.path().join("clip.avi");
+    write_walk_up(&clip, &people, SCENE).expect("clip");
+    let extra = format!(
+        "{}\n[commands]\n[[commands.keys]]\nid = \"console\"\nfile = \"{}\"\n",
+        fever_toml(dir.path()),
+        console.dir.path().join("console.key").display()
+    );
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port, clip: &clip, pace: "realtime", at_end: "loop", mqtt: "", extra: &extra },
+    );
+    common::consent(&config, "obama");
+    let c = config.to_str().expect("utf-8");
+    let photos: Vec<String> = OBAMA_ENROL.iter().map(|p| common::photo(p).display().to_string()).collect();
+    let mut args = vec!["enroll", "--config", c, "--person", "obama", "--role", "child", "--name", "오바마"];
+    args.extend(photos.iter().map(String::as_str));
+    let out = common::dolbom(&args);
+    assert!(out.status.success(), "enrol: {}", common::stderr(&out));
+
+    let gateway = Gateway::start();
+    let relay = Relay::start(dir.path(), &center, port, &gateway.url());
+    let alerts = Subscriber::start(port, &format!("dolbom/v1/{center}/+/alert/#"));
+
+    // Log in before anything happens at the door.
+    let browser = Browser::start();
+    let base = format!("http://127.0.0.1:{}", console.port);
+    browser.goto(&format!("{base}/login"));
+    browser.run(
+        "document.getElementById('login-id').value = arguments[0];\
+         document.getElementById('login-password').value = arguments[1];\
+         document.getElementById('login-submit').click(); return true;",
+        json!([KIM.0, KIM.2]),
+    );
+    browser.wait_text("#staff-name", "the board after login", WAIT, |t| t == KIM.1);
+
+    let sensor = thermal_sensor(dir.path(), &config, people, SCENE);
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+    let kiosk_log = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    // The roster arrives, then the child: the page changes without being reloaded.
+    browser.wait_js(
+        "return !!document.querySelector('tr.child[data-person=\"obama\"]');",
+        "Obama on the board (the kiosk's roster)",
+        WAIT,
+    );
+    browser.run("window.__notReloaded = true; return true;", json!([]));
+    browser.wait_js(
+        "return !!document.querySelector('tr.child[data-person=\"obama\"][data-state=\"present\"]');",
+        "Obama present on the board",
+        WAIT,
+    );
+    assert_eq!(browser.run("return window.__notReloaded === true;", json!([])), json!(true), "live, not reloaded");
+    assert_eq!(browser.text("#count-present").as_deref(), Some("1"));
+    screenshot(&browser, "console-board.png");
+
+    // The visitor's fever alert: silence it from the alerts page.
+    browser.goto(&format!("{base}/alerts"));
+    browser.wait_js("return !!document.querySelector('tr.alert[data-state=\"active\"]');", "an active alert", WAIT);
+    let alert_id = browser
+        .run("return document.querySelector('tr.alert[data-state=\"active\"]').dataset.alert;", json!([]))
+        .as_str()
+        .expect("alert id")
+        .to_string();
+    click(&browser, &format!("tr.alert[data-alert=\"{alert_id}\"] .silence"));
+    browser.wait_js("return document.querySelector('#result')?.dataset.ok === 'true';", "the kiosk's answer", WAIT);
+    browser.wait_js(
+        &format!("return !!document.querySelector('tr.alert[data-alert=\"{alert_id}\"][data-state=\"silenced\"]');"),
+        "the alert silenced on the page",
+        WAIT,
+    );
+    alerts.wait_for(WAIT, "the retained alert state silenced by kim", |m| {
+        m.iter().any(|r| {
+            r.topic.ends_with(&format!("alert/{alert_id}")) && r.payload["state"] == "silenced" && r.payload["by"] == "kim"
+        })
+    });
+    screenshot(&browser, "console-alerts.png");
+
+    // Check Obama out by hand: the same departure event, the guardians' text.
+    browser.goto(&format!("{base}/"));
+    click(&browser, "tr.child[data-person=\"obama\"] .checkin-departure");
+    browser.wait_js("return document.querySelector('#result')?.dataset.ok === 'true';", "the kiosk's answer", WAIT);
+    browser.wait_js(
+        "return !!document.querySelector('tr.child[data-person=\"obama\"][data-state=\"left\"]');",
+        "Obama gone home on the board",
+        WAIT,
+    );
+    wait_until("an arrival and a departure text to each guardian", WAIT, || gateway.received().len() >= 4);
+    let texts: Vec<String> =
+        gateway.received().iter().map(|r| r.body["text"].as_str().unwrap_or("").to_string()).collect();
+    assert_eq!(texts.len(), 4, "exactly once each: {texts:#?}");
+
+    // The month's attendance, downloaded with the session.
+    let month = jiff::Timestamp::now().in_tz("Asia/Seoul").expect("tz").strftime("%Y-%m").to_string();
+    let csv = browser.run_async(
+        "const done = arguments[arguments.length - 1];\
+         fetch('/attendance.csv?month=' + arguments[0]).then(r => r.text()).then(done);",
+        json!([month]),
+    );
+    let csv = csv.as_str().expect("csv text").to_string();
+    let row = csv.lines().find(|l| l.contains("obama")).unwrap_or_else(|| panic!("obama in the CSV:\n{csv}"));
+    assert!(row.contains("staff"), "the departure's method: {row}");
+
+    drop(browser);
+    let _ = kiosk.kill();
+    let _ = kiosk.wait();
+    let _ = sensor.join();
+    let relay_log = relay.stop();
+    assert!(!kiosk_log().contains("panicked"), "{}", kiosk_log());
+    assert!(relay_log.contains("sent"), "{relay_log}");
+}
