@@ -64,8 +64,8 @@ pub enum Outcome {
 }
 
 impl StaffDesk {
-    /// Handles one admitted command body for `action` (a staff action); None only when a
-    /// malformed one is past the command stage's budget (the caller checks that).
+    /// Handles one admitted command body for `action` (a staff action): parsed, checked,
+    /// applied and answered on `cmd/result` (queued in `tally`'s count).
     pub fn handle(
         &self,
         ctx: &AlertContext,
