@@ -11,38 +11,36 @@ use dolbom_face::gallery::{printable, Action, Consent, Entry, GalleryError, Purp
 use super::{today, Apply, Outcome, Refusal, StaffDesk};
 use crate::alerts::AlertContext;
 
-impl ConsentCommand {
-    /// The consent this command describes, or the field that is wrong (by its name here).
-    fn consent(&self, now: Timestamp, today: Date) -> Result<Consent, String> {
-        let date = |field: &str, text: &str| {
-            text.parse::<Date>().map_err(|_| format!("{field}: `{text}` is not a date YYYY-MM-DD / 날짜 형식이 아닙니다"))
-        };
-        let mut purposes = self
-            .purposes
-            .iter()
-            .map(|p| p.parse::<Purpose>().map_err(|e| format!("purposes: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        purposes.sort();
-        purposes.dedup();
-        Ok(Consent {
-            person: self.person.clone(),
-            guardian: self.guardian.clone(),
-            relation: self.relation.clone(),
-            given_on: match &self.given_on {
-                Some(d) => date("given_on", d)?,
-                None => today,
-            },
-            verified_how: self.verified.clone(),
-            purposes,
-            retention_until: date("until", &self.until)?,
-            recorded_at: now,
-            recorded_by: self.by.clone(),
-            ended: None,
-            ended_at: None,
-            ended_by: None,
-            reason: None,
-        })
-    }
+/// The consent a command describes, or the field that is wrong (by its name there).
+fn consent_of(cmd: &ConsentCommand, now: Timestamp, today: Date) -> Result<Consent, String> {
+    let date = |field: &str, text: &str| {
+        text.parse::<Date>().map_err(|_| format!("{field}: `{text}` is not a date YYYY-MM-DD / 날짜 형식이 아닙니다"))
+    };
+    let mut purposes = cmd
+        .purposes
+        .iter()
+        .map(|p| p.parse::<Purpose>().map_err(|e| format!("purposes: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    purposes.sort();
+    purposes.dedup();
+    Ok(Consent {
+        person: cmd.person.clone(),
+        guardian: cmd.guardian.clone(),
+        relation: cmd.relation.clone(),
+        given_on: match &cmd.given_on {
+            Some(d) => date("given_on", d)?,
+            None => today,
+        },
+        verified_how: cmd.verified.clone(),
+        purposes,
+        retention_until: date("until", &cmd.until)?,
+        recorded_at: now,
+        recorded_by: cmd.by.clone(),
+        ended: None,
+        ended_at: None,
+        ended_by: None,
+        reason: None,
+    })
 }
 
 /// A gallery error as staff read it: the CLI's flag names become the command's field names.
@@ -62,7 +60,7 @@ impl Apply for ConsentCommand {
         if let Err(e) = dolbom_face::gallery::validate_id(&self.person) {
             return Some(Outcome::Refused(format!("person: {e}")));
         }
-        let consent = match self.consent(now, today) {
+        let consent = match consent_of(self, now, today) {
             Ok(c) => c,
             Err(e) => return Some(Outcome::Refused(e)),
         };

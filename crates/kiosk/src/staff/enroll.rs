@@ -119,24 +119,22 @@ impl Capture {
     }
 }
 
-impl EnrollCommand {
-    /// The person's role and name: the command's, else the gallery's; refused for a child
-    /// without a consent in force.
-    fn who(&self, gallery: &Gallery, today: jiff::civil::Date) -> Result<(Role, String), String> {
-        let known = gallery.get(&self.person);
-        let role = self.role.or(known.map(|p| p.role));
-        let name = self.name.clone().or(known.map(|p| p.name.clone()));
-        let (Some(role), Some(name)) = (role, name) else {
-            return Err(format!(
-                "`{}` is not enrolled yet: give role and name / 아직 등록되지 않았습니다: role과 name을 주세요",
-                self.person
-            ));
-        };
-        dolbom_face::gallery::validate_id(&self.person).map_err(|e| format!("person: {e}"))?;
-        dolbom_face::gallery::validate_name(&name).map_err(|e| format!("name: {e}"))?;
-        gallery.check_face_consent(&self.person, role, today).map_err(|e| field_error(&e))?;
-        Ok((role, name))
-    }
+/// The person's role and name: the command's, else the gallery's; refused for a child without
+/// a consent in force.
+fn who(cmd: &EnrollCommand, gallery: &Gallery, today: jiff::civil::Date) -> Result<(Role, String), String> {
+    let known = gallery.get(&cmd.person);
+    let role = cmd.role.or(known.map(|p| p.role));
+    let name = cmd.name.clone().or(known.map(|p| p.name.clone()));
+    let (Some(role), Some(name)) = (role, name) else {
+        return Err(format!(
+            "`{}` is not enrolled yet: give role and name / 아직 등록되지 않았습니다: role과 name을 주세요",
+            cmd.person
+        ));
+    };
+    dolbom_face::gallery::validate_id(&cmd.person).map_err(|e| format!("person: {e}"))?;
+    dolbom_face::gallery::validate_name(&name).map_err(|e| format!("name: {e}"))?;
+    gallery.check_face_consent(&cmd.person, role, today).map_err(|e| field_error(&e))?;
+    Ok((role, name))
 }
 
 impl Apply for EnrollCommand {
@@ -153,7 +151,7 @@ impl Apply for EnrollCommand {
             Ok(g) => g,
             Err(e) => return Some(Outcome::Refused(Refusal::from(e).0)),
         };
-        if let Err(e) = self.who(&gallery, today) {
+        if let Err(e) = who(self, &gallery, today) {
             return Some(Outcome::Refused(e));
         }
         drop(gallery);
@@ -182,39 +180,37 @@ impl Apply for EnrollCommand {
             CaptureOutcome::Taken(e) if !e.is_empty() => e,
             other => return Some(Outcome::Refused(other.why_none())),
         };
-        Some(self.save(desk, embeddings, now_ms))
+        Some(save(self, desk, embeddings, now_ms))
     }
 }
 
-impl EnrollCommand {
-    /// Enrols the captured embeddings in one gallery update (consent asked again under its
-    /// lock), with the audit line.
-    fn save(&self, desk: &StaffDesk, embeddings: Vec<Embedding>, now_ms: i64) -> Outcome {
-        let now = Timestamp::from_millisecond(now_ms).unwrap_or_else(|_| Timestamp::now());
-        let today = today(&desk.tz, now_ms);
-        let n = embeddings.len();
-        let secs = u64::try_from(now.as_second()).unwrap_or(0);
-        let saved = desk.gallery.update_then(
-            |g| -> Result<usize, Refusal> {
-                let (role, name) = self.who(g, today).map_err(Refusal)?;
-                g.enroll(&self.person, role, &name, embeddings, &desk.embedder, secs)
-                    .map_err(|e| Refusal(field_error(&e)))?;
-                Ok(g.get(&self.person).map_or(n, |p| p.embeddings.len()))
-            },
-            |total| {
-                let entry = Entry { total: Some(*total), ..Entry::new(Action::Enrolled, &self.person, &self.by).templates(n) };
-                Ok(desk.audit.append(&[entry], now)?)
-            },
-        );
-        match saved {
-            Ok(total) => {
-                info!(target: "audit", person = %self.person, by = %self.by, templates = n, total, "face enrolled at the door by staff");
-                let id = printable(&self.person);
-                Outcome::Done(format!(
-                    "{n} face templates enrolled for {id} ({total} in all) / {id}의 얼굴 템플릿 {n}개를 등록했습니다 (모두 {total}개)"
-                ))
-            }
-            Err(Refusal(e)) => Outcome::Refused(e),
+/// Enrols the captured embeddings in one gallery update (consent asked again under its lock),
+/// with the audit line.
+fn save(cmd: &EnrollCommand, desk: &StaffDesk, embeddings: Vec<Embedding>, now_ms: i64) -> Outcome {
+    let now = Timestamp::from_millisecond(now_ms).unwrap_or_else(|_| Timestamp::now());
+    let today = today(&desk.tz, now_ms);
+    let n = embeddings.len();
+    let secs = u64::try_from(now.as_second()).unwrap_or(0);
+    let saved = desk.gallery.update_then(
+        |g| -> Result<usize, Refusal> {
+            let (role, name) = who(cmd, g, today).map_err(Refusal)?;
+            g.enroll(&cmd.person, role, &name, embeddings, &desk.embedder, secs)
+                .map_err(|e| Refusal(field_error(&e)))?;
+            Ok(g.get(&cmd.person).map_or(n, |p| p.embeddings.len()))
+        },
+        |total| {
+            let entry = Entry { total: Some(*total), ..Entry::new(Action::Enrolled, &cmd.person, &cmd.by).templates(n) };
+            Ok(desk.audit.append(&[entry], now)?)
+        },
+    );
+    match saved {
+        Ok(total) => {
+            info!(target: "audit", person = %cmd.person, by = %cmd.by, templates = n, total, "face enrolled at the door by staff");
+            let id = printable(&cmd.person);
+            Outcome::Done(format!(
+                "{n} face templates enrolled for {id} ({total} in all) / {id}의 얼굴 템플릿 {n}개를 등록했습니다 (모두 {total}개)"
+            ))
         }
+        Err(Refusal(e)) => Outcome::Refused(e),
     }
 }

@@ -80,7 +80,7 @@ impl StaffDesk {
             Action::Consent => self.run::<contract::ConsentCommand>(ctx, store, action, payload, now_ms, tally),
             Action::Enroll => self.run::<contract::EnrollCommand>(ctx, store, action, payload, now_ms, tally),
             Action::Erase => self.run::<contract::EraseCommand>(ctx, store, action, payload, now_ms, tally),
-            _ => ctx.malformed(&store.lock()?, action, format!("`{}` is not a staff action", action.name()), now_ms, tally),
+            _ => ctx.malformed(&*store.lock()?, action, format!("`{}` is not a staff action", action.name()), now_ms, tally),
         }
     }
 
@@ -95,7 +95,7 @@ impl StaffDesk {
     ) -> Result<CommandResult, StoreError> {
         let cmd = match parse::<C>(payload) {
             Ok(c) => c,
-            Err(e) => return ctx.malformed(&store.lock()?, action, e, now_ms, tally),
+            Err(e) => return ctx.malformed(&*store.lock()?, action, e, now_ms, tally),
         };
         let content = serde_json::json!([action.name(), content_of(&cmd)]).to_string();
         let result = CommandResult {
