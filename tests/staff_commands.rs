@@ -199,7 +199,7 @@ fn staff_desk_commands_against_a_running_kiosk() {
     };
     let bad = console.send("consent", &console.signed("consent", &consent("2001-01-01", "k1")), wait);
     assert!(error(&bad).starts_with("until"), "{bad}");
-    let next_year = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date().year() + 1;
+    let next_year = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date().year() + 1;
     let ok = console.send("consent", &console.signed("consent", &consent(&format!("{next_year}-02-28"), "k2")), wait);
     assert_eq!((ok["ok"].as_bool(), ok["person"].as_str()), (Some(true), Some("minji")), "{ok}");
     // Enrolled through the CLI while the kiosk runs: the roster follows the gallery.

@@ -292,3 +292,6 @@ impl From<dolbom_face::gallery::AuditError> for Refusal {
         Refusal(format!("saved, but the audit log could not be written: {e} / 저장했지만 감사 기록을 쓰지 못했습니다"))
     }
 }
+
+#[cfg(test)]
+mod tests;
