@@ -204,7 +204,7 @@ fn staff_desk_commands_against_a_running_kiosk() {
     assert_eq!((ok["ok"].as_bool(), ok["person"].as_str()), (Some(true), Some("minji")), "{ok}");
     // Enrolled through the CLI while the kiosk runs: the roster follows the gallery.
     let c = config.to_str().expect("utf-8");
-    let p = photo("face_recognition/obama2.jpg").display().to_string();
+    let p = photo("unknowns/Female_42_7.jpg").display().to_string();
     let out = dolbom(&["enroll", "--config", c, "--person", "minji", "--role", "child", "--name", "민지", &p]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     console.wait_roster("minji enrolled with consent", "minji", |p| p["face"] == true && p["consent"] == "in_force");
