@@ -2,7 +2,8 @@
 # Writes Mosquitto's acl_file for a dolbom fleet (config/mosquitto/fleet.example shows the list).
 #   scripts/mosquitto-acl.sh [--discovery-prefix PREFIX] fleet.txt > /etc/mosquitto/dolbom/acl
 # A kiosk publishes only under its own dolbom/v1/{center}/{kiosk}/ and reads only its own cmd/;
-# the relay reads events and nothing else; a staff client writes commands for its center only.
+# the relay reads events and nothing else; a staff client (the staff console) writes commands for
+# its center only and reads what that center's kiosks publish.
 # Mosquitto denies whatever no line allows.
 #
 # Ids are dolbom's (crates/contract/src/ids.rs): 1 to 64 letters, digits, '-', '_' or '.', not
@@ -56,8 +57,8 @@ while read -r kind a b extra || [[ -n "${kind:-}" ]]; do
       nodes[$node]=$line_no
       root="dolbom/v1/$a/$b"
       user "kiosk@$a@$b"
-      # Status, events, telemetry, alerts, command results: all under its own root.
-      for t in status 'event/#' 'telemetry/#' 'alert/#' cmd/result; do printf 'topic write %s/%s\n' "$root" "$t"; done
+      # Status, events, telemetry, alerts, the roster, command results: all under its own root.
+      for t in status 'event/#' 'telemetry/#' 'alert/#' roster cmd/result; do printf 'topic write %s/%s\n' "$root" "$t"; done
       # The staff commands addressed to it (and its own results coming back).
       printf 'topic read %s/cmd/#\n' "$root"
       # Home Assistant discovery (only used when [homeassistant] is enabled).
@@ -72,8 +73,13 @@ while read -r kind a b extra || [[ -n "${kind:-}" ]]; do
     staff)
       id_ok "${a:-}"; id_ok "${b:-}"
       user "staff@$b@$a"
-      for c in silence resolve thermometer; do printf 'topic write dolbom/v1/%s/+/cmd/%s\n' "$b" "$c"; done
-      for t in cmd/result 'alert/#' status; do printf 'topic read dolbom/v1/%s/+/%s\n' "$b" "$t"; done
+      # Every command a kiosk takes (the staff console's too), never cmd/result: a staff client
+      # must not be able to forge a kiosk's answer.
+      for c in silence resolve thermometer checkin consent enroll erase; do
+        printf 'topic write dolbom/v1/%s/+/cmd/%s\n' "$b" "$c"
+      done
+      # What the center's kiosks publish: the console shows events, alerts, status and roster.
+      printf 'topic read dolbom/v1/%s/#\n' "$b"
       ;;
     *) echo "$fleet:$line_no: unknown kind \`$kind\` (kiosk, relay or staff)" >&2; exit 1 ;;
   esac

@@ -48,8 +48,12 @@ fn walk_up_clip_gives_exactly_the_expected_events_matching_the_schemas() {
 
     let (attendance, visitor, status_schema) =
         (schema("attendance.schema.json"), schema("visitor.schema.json"), schema("status.schema.json"));
+    let roster = schema("roster.schema.json");
     for m in &received {
-        let v = if m.topic.ends_with("/event/attendance") {
+        let v = if m.topic.ends_with("/roster") {
+            assert!(m.payload.to_string().len() < 4096 && !m.payload.to_string().contains("embedding"), "{}", m.payload);
+            &roster
+        } else if m.topic.ends_with("/event/attendance") {
             &attendance
         } else if m.topic.ends_with("/event/visitor") {
             &visitor
@@ -62,7 +66,8 @@ fn walk_up_clip_gives_exactly_the_expected_events_matching_the_schemas() {
     }
     let last_status = received.iter().rev().find(|m| m.topic.ends_with("/status")).expect("status");
     assert_eq!(last_status.payload["state"], "offline");
-    assert_eq!(last_status.payload["health"]["events_published"], 3);
+    // Three events and the roster.
+    assert_eq!(last_status.payload["health"]["events_published"], 4);
     assert_eq!(last_status.payload["health"]["outbox_depth"], 0);
 
     // The kiosk went offline cleanly: `dolbom status` shows it and says so in its exit code.

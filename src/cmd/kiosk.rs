@@ -100,6 +100,11 @@ pub fn alerts(action: AlertsAction) -> Result<ExitCode> {
         Action::Silence => dolbom_contract::Command::Silence,
         Action::Resolve => dolbom_contract::Command::Resolve,
         Action::Thermometer => dolbom_contract::Command::Thermometer,
+        // The staff desk's commands come from the console, never through this path.
+        Action::Checkin => dolbom_contract::Command::Checkin,
+        Action::Consent => dolbom_contract::Command::Consent,
+        Action::Enroll => dolbom_contract::Command::Enroll,
+        Action::Erase => dolbom_contract::Command::Erase,
     };
     let topic = context.site.topics.command(command);
     let request_id = dolbom_contract::new_event_id().to_string();

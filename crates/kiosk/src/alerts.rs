@@ -28,6 +28,11 @@ pub enum Action {
     Resolve,
     /// A staff thermometer value (crate::remeasure), not an alert action.
     Thermometer,
+    /// The staff desk's commands (crate::staff), not alert actions either.
+    Checkin,
+    Consent,
+    Enroll,
+    Erase,
 }
 
 impl Action {
@@ -36,6 +41,10 @@ impl Action {
             Action::Silence => "silence",
             Action::Resolve => "resolve",
             Action::Thermometer => "thermometer",
+            Action::Checkin => "checkin",
+            Action::Consent => "consent",
+            Action::Enroll => "enroll",
+            Action::Erase => "erase",
         }
     }
 }
@@ -236,8 +245,8 @@ impl AlertContext {
                             state.resolved_by = Some(cmd.by.clone());
                             state.resolved_at = when;
                         }
-                        // Not an alert action: `allowed` is false for it.
-                        Action::Thermometer => {}
+                        // Not alert actions: `allowed` is false for them.
+                        Action::Thermometer | Action::Checkin | Action::Consent | Action::Enroll | Action::Erase => {}
                     }
                     state.updated_at = self.site.ts(now_ms);
                     let state_name =

@@ -26,6 +26,9 @@ pub struct CommandStage {
     pub malformed: MalformedBudget,
     /// Signature, age and nonce of every command, before it is handled.
     pub gate: CommandGate,
+    /// The staff desk (`cmd/checkin`, `cmd/consent`, `cmd/enroll`, `cmd/erase`); None answers
+    /// them as not served here.
+    pub staff: Option<Arc<crate::staff::StaffDesk>>,
 }
 
 /// Answers to messages that are no command at all, per minute. Each answer is a write and a
@@ -67,6 +70,10 @@ impl CommandStage {
                     Kind::Command(CommandTopic::Silence) => Action::Silence,
                     Kind::Command(CommandTopic::Resolve) => Action::Resolve,
                     Kind::Command(CommandTopic::Thermometer) => Action::Thermometer,
+                    Kind::Command(CommandTopic::Checkin) => Action::Checkin,
+                    Kind::Command(CommandTopic::Consent) => Action::Consent,
+                    Kind::Command(CommandTopic::Enroll) => Action::Enroll,
+                    Kind::Command(CommandTopic::Erase) => Action::Erase,
                     _ => continue,
                 },
                 _ => continue,
@@ -141,6 +148,9 @@ impl CommandStage {
         if action == Action::Thermometer {
             return self.handle_thermometer(payload, now_ms);
         }
+        if crate::staff::is_staff(action) {
+            return self.handle_staff(action, payload, now_ms);
+        }
         let command = match serde_json::from_slice::<Command>(payload) {
             Ok(cmd)
                 if cmd.alert_id.len() <= 64
@@ -156,6 +166,32 @@ impl CommandStage {
             )),
         };
         self.answer(action, command, now_ms, |ctx, conn, cmd, tally| ctx.apply(conn, action, cmd, now_ms, tally))
+    }
+
+    /// A staff desk command, answered like the alert commands (the desk's gallery work is done
+    /// before it locks the database).
+    fn handle_staff(&self, action: Action, payload: &[u8], now_ms: i64) -> Result<Option<CommandResult>, StoreError> {
+        if !crate::staff::well_formed(action, payload) && !self.malformed.take(now_ms) {
+            self.outbox.health().mqtt_ignored.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Ok(None);
+        }
+        let mut tally = Tally::default();
+        let result = match &self.staff {
+            Some(desk) => desk.handle(&self.context, self.outbox.store(), action, payload, now_ms, &mut tally)?,
+            None => {
+                let conn = self.outbox.store().lock()?;
+                self.context.malformed(
+                    &conn,
+                    action,
+                    "staff commands are not served by this kiosk / 이 키오스크는 이 명령을 받지 않습니다".into(),
+                    now_ms,
+                    &mut tally,
+                )?
+            }
+        };
+        info!(target: "audit", action = action.name(), ok = result.ok, error = ?result.error, person = ?result.person, message = ?result.message, "staff desk command handled");
+        self.outbox.after_enqueue(tally);
+        Ok(Some(result))
     }
 
     /// A staff thermometer value (`cmd/thermometer`), answered like the alert commands.
@@ -218,7 +254,7 @@ mod tests {
         assert_eq!(health.summary().fever_alerts_active, 2);
         let gate: crate::command_gate::CommandsConfig = toml::from_str("allow_unsigned = true").expect("parses");
         let gate = gate.load(std::path::Path::new(".")).expect("no keys to read");
-        let stage = CommandStage { context: ctx, outbox, malformed: MalformedBudget::default(), gate };
+        let stage = CommandStage { context: ctx, outbox, malformed: MalformedBudget::default(), gate, staff: None };
         let cmd = serde_json::json!({"alert_id": minji.alert_id, "by": "kim", "request_id": "r1"}).to_string();
         let result = stage.handle(Action::Silence, cmd.as_bytes()).expect("handle").expect("answered");
         assert!(result.ok, "{result:?}");
@@ -248,7 +284,7 @@ mod tests {
             (a.expect("raised"), b.expect("raised"))
         };
         let topic = ctx.site.topics.command(dolbom_contract::Command::Silence);
-        let stage = CommandStage { context: ctx, outbox, malformed: MalformedBudget::default(), gate: gate.clone() };
+        let stage = CommandStage { context: ctx, outbox, malformed: MalformedBudget::default(), gate: gate.clone(), staff: None };
         let now = Timestamp::now().as_millisecond();
         let body =
             |alert: &str, r: &str| serde_json::json!({"alert_id": alert, "by": "kim", "request_id": r}).to_string();

@@ -228,6 +228,9 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
     let checkin_stop = Shutdown::new();
     let base = config_path.parent().unwrap_or_else(|| Path::new("."));
     let checkins = spawn_checkins(config, base, outbox.store(), &sightings_tx, &health, &shutdown, &checkin_stop)?;
+    // Captures for enrolment at the door: one at a time, asked by the staff desk.
+    let (capture_tx, capture_rx) = std::sync::mpsc::sync_channel(1);
+    let embedder = models.embedder.model_id().to_string();
     let vision = {
         let stage = Vision {
             pipeline: FacePipeline::new(models, Matcher::new(config.face.matcher.clone())),
@@ -241,6 +244,8 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             screening,
             evidence: Default::default(),
             door: door_handle.clone(),
+            captures: Some(capture_rx),
+            capture: None,
         };
         let (slot, shutdown, checkin_stop) = (slot.clone(), shutdown.clone(), checkin_stop.clone());
         std::thread::Builder::new()
@@ -269,7 +274,23 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         .load(base)
         .map_err(|error| KioskError::CommandKeys { path: config_path.to_path_buf(), error })?;
     gate.announce();
-    let commands = CommandStage { context: alerts, outbox: outbox.clone(), malformed: Default::default(), gate };
+    let staff = crate::staff::StaffDesk {
+        gallery: config.gallery.store(),
+        audit: config.audit_log(),
+        tz: tz.clone(),
+        policy: events.policy.clone(),
+        screening_on,
+        capture: Some(capture_tx),
+        embedder,
+    };
+    let commands = CommandStage {
+        context: alerts,
+        outbox: outbox.clone(),
+        malformed: Default::default(),
+        gate,
+        staff: Some(Arc::new(staff)),
+    };
+    let roster = (Arc::new(config.gallery.store()), site.clone(), tz.clone(), outbox.clone());
     let (retention_outbox, retention_topics) = (outbox.clone(), site.topics.clone());
     let publisher = Publisher {
         broker: config.mqtt.broker.clone(),
@@ -326,6 +347,16 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
             async move {
                 let _guard = guard;
                 commands.run(commands_rx).await
+            }
+        });
+        // The roster at start and after each gallery change; ends at shutdown.
+        let roster_task = tokio::spawn({
+            let guard = shutdown.guard("roster");
+            let (store, site, tz, outbox) = roster;
+            let shutdown = shutdown.clone();
+            async move {
+                let _guard = guard;
+                crate::staff::roster::run(store, site, tz, outbox, shutdown).await
             }
         });
         // Old rows go at start and daily; ends at shutdown.
@@ -417,7 +448,7 @@ pub fn run(config: &Config, config_path: &Path) -> Result<(), KioskError> {
         let _ = command_task.await;
         // Whatever ended the run (a signal, the end of a file), every stage stops now.
         shutdown.trigger();
-        let _ = tokio::join!(signals, hand_over, retention, expiry);
+        let _ = tokio::join!(signals, hand_over, retention, expiry, roster_task);
         if let Some((poller, _)) = air_task {
             let _ = poller.await;
         }

@@ -38,6 +38,7 @@ pub mod screening;
 pub mod shutdown;
 pub mod sim;
 pub mod site;
+pub mod staff;
 pub mod sources;
 pub mod store;
 pub mod vision;

@@ -97,6 +97,9 @@ pub struct Vision {
     pub evidence: TrackEvidence,
     /// The door screen, told when a face needs a better view or waits for its temperature.
     pub door: Option<crate::door::DoorHandle>,
+    /// Captures for enrolment at the door (`cmd/enroll`, crate::staff::enroll), and the one running.
+    pub captures: Option<std::sync::mpsc::Receiver<crate::staff::CaptureRequest>>,
+    pub capture: Option<crate::staff::enroll::Capture>,
 }
 
 /// A gallery and the modification time of the file it was read from.
@@ -172,6 +175,7 @@ impl Vision {
         let mut clock = FrameClock::default();
         loop {
             self.health.beat("vision");
+            self.poll_captures();
             let frame = match slot.take(Duration::from_millis(200)) {
                 Take::Frame(f) => f,
                 Take::Idle => {
@@ -218,7 +222,8 @@ impl Vision {
     ) -> Result<(), dolbom_face::FaceError> {
         let now_ms = clock.mono_ms;
         // The motion gate must not park screened sightings waiting for their decision.
-        let awaiting = self.screening.as_ref().is_some_and(|s| s.awaiting());
+        // A capture for enrolment looks at every frame, like screening.
+        let awaiting = self.screening.as_ref().is_some_and(|s| s.awaiting()) || self.capture.is_some();
         if self.tracker.active() == 0 && !awaiting && self.config.motion_threshold > 0.0 {
             let thumb = thumbnail(image)?;
             let still = match previous_thumb.as_ref() {
@@ -242,6 +247,7 @@ impl Vision {
         }
         *since_detect = 0;
         let detections = self.pipeline.models.detector.detect(image)?;
+        self.capture_from(image, &detections)?;
         let ids = self.tracker.observe(now_ms, &detections);
         if let Some(screening) = &mut self.screening {
             screening.observe(now_ms, &detections, &ids);
@@ -330,6 +336,54 @@ impl Vision {
 }
 
 impl Vision {
+    /// Starts a capture asked for, when none runs (a second one is answered busy), and ends one
+    /// whose time is up.
+    fn poll_captures(&mut self) {
+        use crate::staff::enroll::{Capture, CaptureOutcome};
+        if self.capture.as_ref().is_some_and(|c| c.done()) {
+            if let Some(c) = self.capture.take() {
+                info!(taken = c.taken.len(), "capture at the door finished");
+                c.finish();
+            }
+        }
+        let Some(requests) = &self.captures else { return };
+        while let Ok(r) = requests.try_recv() {
+            if self.capture.is_some() {
+                let _ = r.reply.try_send(CaptureOutcome::Busy);
+            } else {
+                info!(seconds = r.seconds, "capture at the door started");
+                self.capture = Some(Capture::new(r));
+            }
+        }
+    }
+
+    /// Takes this frame's face for the running capture when it is the only one and passes the
+    /// quality gate the tracker uses (big enough, frontal) and the sharpness the embedding does.
+    /// The aligned crop is embedded here and dropped: only the embedding is kept.
+    fn capture_from(
+        &mut self,
+        image: &Mat,
+        detections: &[dolbom_face::Detection],
+    ) -> Result<(), dolbom_face::FaceError> {
+        let Some(capture) = &mut self.capture else { return Ok(()) };
+        if detections.is_empty() {
+            return Ok(());
+        }
+        capture.saw_face = true;
+        let [face] = detections else { return Ok(()) };
+        capture.saw_one = true;
+        if !capture.wants_one() || !self.tracker.good_view(face) {
+            return Ok(());
+        }
+        let aligned = self.pipeline.models.aligner.align(image, face)?;
+        if quality::sharpness(&aligned)? < self.config.min_sharpness {
+            return Ok(());
+        }
+        let embedding = self.pipeline.models.embedder.embed(&aligned)?;
+        capture.take(embedding);
+        Ok(())
+    }
+
     /// A track settled beyond doubt adds its best embedding to the person's templates (within
     /// the gallery's bounds); the gallery watch picks the change up like an enrolment.
     fn refresh_template(&mut self, s: &Settled, gallery: &Gallery) {

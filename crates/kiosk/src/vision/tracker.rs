@@ -268,6 +268,12 @@ impl Tracker {
         Some((size_w * frontal_w * face.score).clamp(0.05, 1.0))
     }
 
+    /// Whether a face is big enough and frontal enough to be recognised (the gate of
+    /// [`Tracker::wants_embedding`], without a track).
+    pub fn good_view(&self, face: &Detection) -> bool {
+        face.width().min(face.height()) >= self.config.min_face_px && face.yaw_ratio() <= self.config.max_yaw_ratio
+    }
+
     /// Whether this unsettled track's face is too small or turned too far to be recognised: the
     /// door screen then asks the person to come closer and look at the camera.
     pub fn needs_better_view(&self, track_id: u64, face: &Detection) -> bool {
