@@ -124,11 +124,17 @@ fn a_teacher_follows_the_door_silences_an_alert_checks_a_child_out_and_exports_t
         "the alert silenced on the page",
         WAIT,
     );
-    alerts.wait_for(WAIT, "the retained alert state silenced by kim", |m| {
+    let silenced = |m: &[common::broker::Received]| {
         m.iter().any(|r| {
-            r.topic.ends_with(&format!("alert/{alert_id}")) && r.payload["state"] == "silenced" && r.payload["by"] == "kim"
+            r.topic.ends_with(&format!("alert/{alert_id}"))
+                && r.payload["state"] == "silenced"
+                && r.payload["silenced_by"] == "kim"
         })
-    });
+    };
+    alerts.wait_for(WAIT, "the alert state silenced by kim", |m| silenced(m));
+    // What a phone connecting later finds: the retained state.
+    let later = Subscriber::start(port, &format!("dolbom/v1/{center}/+/alert/{alert_id}"));
+    later.wait_for(WAIT, "the retained alert state", |m| m.iter().any(|r| r.retained) && silenced(m));
     screenshot(&browser, "console-alerts.png");
 
     // Check Obama out by hand: the same departure event, the guardians' text.
