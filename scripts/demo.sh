@@ -20,6 +20,11 @@ mkdir -p .dolbom/demo
 export CREDENTIALS_DIRECTORY="$PWD/.dolbom/demo/credentials"
 mkdir -m 0700 "$CREDENTIALS_DIRECTORY"
 "$bin" gallery keygen "$CREDENTIALS_DIRECTORY/gallery-key"
+# The staff console signs teachers' actions with its own key, which the kiosk lists
+# (config/sample-console.toml, config/sample-fever.toml); a teacher's account with a fresh password.
+(umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > .dolbom/demo/console.key)
+console_pw=$(head -c 18 /dev/urandom | base64 | tr -d '/+=' | cut -c1-16)
+printf '%s\n' "$console_pw" | "$bin" console passwd --config config/sample-console.toml kim-teacher --name "김선생"
 
 echo "== enrol (config/sample.toml) =="
 # A child's face is enrolled only with a guardian's consent on record (docs/consent.md).
@@ -76,11 +81,15 @@ tag=$!
 echo "== relay (config/sample-relay.toml, console SMS gateway): texts to parents are printed as they go out =="
 "$bin" relay --config config/sample-relay.toml &
 relay=$!
-trap 'kill $sub $sim $air $outdoor $tag $relay 2>/dev/null || true' EXIT
+echo "== staff console (config/sample-console.toml) =="
+"$bin" console --config config/sample-console.toml &
+console=$!
+trap 'kill $sub $sim $air $outdoor $tag $relay $console 2>/dev/null || true' EXIT
 sleep 0.5
 "$bin" kiosk --config config/sample-fever.toml &
 kiosk=$!
 echo "== door screen / 문 화면: open http://127.0.0.1:8480/ in a browser on this machine while the demo runs =="
+echo "== staff console / 교사 콘솔: http://127.0.0.1:8490/  id: kim-teacher  password / 비밀번호: $console_pw =="
 # A teacher's app: on the first fever event, silence its alert over MQTT.
 fever=$(timeout 60 mosquitto_sub -h 127.0.0.1 -C 1 -t "$root/event/fever" || true)
 alert=$(printf '%s' "$fever" | sed -n 's/.*"alert_id":"\([^"]*\)".*/\1/p')
