@@ -52,7 +52,14 @@ pub fn offline(config: ConsoleConfig) -> Arc<Center> {
 }
 
 pub fn staff() -> Staff {
-    Staff { id: "kim".into(), name: "김선생".into(), csrf: "token".into(), lang: Lang::Ko, center: "햇살어린이집".into(), here: "/".into() }
+    Staff {
+        id: "kim".into(),
+        name: "김선생".into(),
+        csrf: "token".into(),
+        lang: Lang::Ko,
+        center: "햇살어린이집".into(),
+        here: "/".into(),
+    }
 }
 
 /// The pages on a loopback port, every request coming from [`staff`] (as the session layer
