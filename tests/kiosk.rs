@@ -51,7 +51,11 @@ fn walk_up_clip_gives_exactly_the_expected_events_matching_the_schemas() {
     let roster = schema("roster.schema.json");
     for m in &received {
         let v = if m.topic.ends_with("/roster") {
-            assert!(m.payload.to_string().len() < 4096 && !m.payload.to_string().contains("embedding"), "{}", m.payload);
+            assert!(
+                m.payload.to_string().len() < 4096 && !m.payload.to_string().contains("embedding"),
+                "{}",
+                m.payload
+            );
             &roster
         } else if m.topic.ends_with("/event/attendance") {
             &attendance

@@ -87,7 +87,7 @@ impl Console {
     /// Waits for a roster in which `pred` holds for `person`'s entry.
     fn wait_roster(&self, what: &str, person: &str, pred: impl Fn(&serde_json::Value) -> bool) {
         self.sub.wait_for(Duration::from_secs(20), what, |m| {
-            m.iter().filter(|r| r.topic.ends_with("/roster")).next_back().is_some_and(|r| {
+            m.iter().rfind(|r| r.topic.ends_with("/roster")).is_some_and(|r| {
                 r.payload["people"].as_array().into_iter().flatten().any(|p| p["id"] == person && pred(p))
             })
         });
@@ -130,7 +130,8 @@ fn staff_desk_commands_against_a_running_kiosk() {
     console.sub.wait_for(Duration::from_secs(60), "the roster", |m| m.iter().any(|r| r.topic.ends_with("/roster")));
     let roster = console.last_roster().expect("roster");
     assert_valid(&schema("roster.schema.json"), &roster.payload);
-    let ids: Vec<&str> = roster.payload["people"].as_array().expect("people").iter().filter_map(|p| p["id"].as_str()).collect();
+    let ids: Vec<&str> =
+        roster.payload["people"].as_array().expect("people").iter().filter_map(|p| p["id"].as_str()).collect();
     assert_eq!(ids, ["biden", "obama"]);
     assert_eq!(roster.payload["people"][1]["face"], true);
     assert_eq!(roster.payload["people"][1]["consent"], "not_needed");
@@ -139,11 +140,13 @@ fn staff_desk_commands_against_a_running_kiosk() {
 
     // A signed check-in: the same attendance event a face gives, method staff, no temperature.
     let wait = Duration::from_secs(20);
-    let checkin = |person: &str, by: &str, request: &str| {
-        serde_json::json!({"person": person, "kind": "arrival", "by": by, "request_id": request})
-    };
+    let checkin = |person: &str, by: &str, request: &str| serde_json::json!({"person": person, "kind": "arrival", "by": by, "request_id": request});
     let r = console.send("checkin", &console.signed("checkin", &checkin("obama", "kim", "c1")), wait);
-    assert_eq!((r["ok"].as_bool(), r["command"].as_str(), r["person"].as_str()), (Some(true), Some("checkin"), Some("obama")), "{r}");
+    assert_eq!(
+        (r["ok"].as_bool(), r["command"].as_str(), r["person"].as_str()),
+        (Some(true), Some("checkin"), Some("obama")),
+        "{r}"
+    );
     assert!(korean(r["message"].as_str().unwrap_or_default()), "{r}");
     console.sub.wait_for(wait, "the arrival", |m| m.iter().any(|r| r.topic.ends_with("/event/attendance")));
     let event = &console.attendance()[0];
@@ -183,7 +186,9 @@ fn staff_desk_commands_against_a_running_kiosk() {
     let departure = serde_json::json!({"person": "biden", "kind": "departure", "by": "kim", "request_id": "c6"});
     let r = console.send("checkin", &console.signed("checkin", &departure), wait);
     assert_eq!(r["ok"], true, "{r}");
-    console.sub.wait_for(wait, "the departure", |m| m.iter().filter(|r| r.topic.ends_with("/event/attendance")).count() >= 2);
+    console
+        .sub
+        .wait_for(wait, "the departure", |m| m.iter().filter(|r| r.topic.ends_with("/event/attendance")).count() >= 2);
     let people: Vec<String> = console
         .attendance()
         .iter()
@@ -224,7 +229,8 @@ fn staff_desk_commands_against_a_running_kiosk() {
     let enroll = serde_json::json!({"person": "biden", "seconds": 2, "by": "kim", "request_id": "n1"});
     let r = console.send("enroll", &console.signed("enroll", &enroll), Duration::from_secs(30));
     assert!(error(&r).starts_with("no face"), "{r}");
-    let child = serde_json::json!({"person": "jiwoo", "name": "지우", "role": "child", "by": "kim", "request_id": "n2"});
+    let child =
+        serde_json::json!({"person": "jiwoo", "name": "지우", "role": "child", "by": "kim", "request_id": "n2"});
     let r = console.send("enroll", &console.signed("enroll", &child), Duration::from_secs(5));
     assert!(error(&r).contains("consent"), "{r}");
 
@@ -267,7 +273,9 @@ fn capture_at_the_door_enrols_the_one_face_in_front_of_the_camera() {
     console.wait_roster("joe on the roster with a face", "joe", |p| p["face"] == true);
     console.sub.wait_for(Duration::from_secs(60), "joe recognised at the door", |m| {
         m.iter().any(|r| {
-            r.topic.ends_with("/event/attendance") && r.payload["person"]["id"] == "joe" && r.payload["method"] == "face"
+            r.topic.ends_with("/event/attendance")
+                && r.payload["person"]["id"] == "joe"
+                && r.payload["method"] == "face"
         })
     });
     let audit = stdout(&dolbom(&["audit", "list", "--config", c]));

@@ -284,7 +284,13 @@ mod tests {
             (a.expect("raised"), b.expect("raised"))
         };
         let topic = ctx.site.topics.command(dolbom_contract::Command::Silence);
-        let stage = CommandStage { context: ctx, outbox, malformed: MalformedBudget::default(), gate: gate.clone(), staff: None };
+        let stage = CommandStage {
+            context: ctx,
+            outbox,
+            malformed: MalformedBudget::default(),
+            gate: gate.clone(),
+            staff: None,
+        };
         let now = Timestamp::now().as_millisecond();
         let body =
             |alert: &str, r: &str| serde_json::json!({"alert_id": alert, "by": "kim", "request_id": r}).to_string();

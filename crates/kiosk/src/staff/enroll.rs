@@ -80,7 +80,14 @@ pub struct Capture {
 
 impl Capture {
     pub fn new(request: CaptureRequest) -> Self {
-        Self { request, started: std::time::Instant::now(), taken: Vec::new(), last_taken: None, saw_face: false, saw_one: false }
+        Self {
+            request,
+            started: std::time::Instant::now(),
+            taken: Vec::new(),
+            last_taken: None,
+            saw_face: false,
+            saw_one: false,
+        }
     }
 
     fn window(&self) -> Duration {
@@ -166,16 +173,15 @@ impl Apply for EnrollCommand {
         }
         info!(person = %self.person, seconds, by = %self.by, "capture at the door started");
         // A little past the window: the vision stage answers at its end.
-        let outcome = match answer.recv_timeout(Duration::from_secs(u64::from(seconds) + 10)) {
-            Ok(o) => o,
-            Err(_) => {
-                return Some(Outcome::Refused(
+        let outcome =
+            match answer.recv_timeout(Duration::from_secs(u64::from(seconds) + 10)) {
+                Ok(o) => o,
+                Err(_) => return Some(Outcome::Refused(
                     "the camera stage did not answer in time; nothing enrolled / 카메라 단계가 응답하지 않아 등록하지 \
                      않았습니다"
                         .into(),
-                ))
-            }
-        };
+                )),
+            };
         let embeddings = match outcome {
             CaptureOutcome::Taken(e) if !e.is_empty() => e,
             other => return Some(Outcome::Refused(other.why_none())),
@@ -199,7 +205,8 @@ fn save(cmd: &EnrollCommand, desk: &StaffDesk, embeddings: Vec<Embedding>, now_m
             Ok(g.get(&cmd.person).map_or(n, |p| p.embeddings.len()))
         },
         |total| {
-            let entry = Entry { total: Some(*total), ..Entry::new(Action::Enrolled, &cmd.person, &cmd.by).templates(n) };
+            let entry =
+                Entry { total: Some(*total), ..Entry::new(Action::Enrolled, &cmd.person, &cmd.by).templates(n) };
             Ok(desk.audit.append(&[entry], now)?)
         },
     );

@@ -80,7 +80,13 @@ impl StaffDesk {
             Action::Consent => self.run::<contract::ConsentCommand>(ctx, store, action, payload, now_ms, tally),
             Action::Enroll => self.run::<contract::EnrollCommand>(ctx, store, action, payload, now_ms, tally),
             Action::Erase => self.run::<contract::EraseCommand>(ctx, store, action, payload, now_ms, tally),
-            _ => ctx.malformed(&*store.lock()?, action, format!("`{}` is not a staff action", action.name()), now_ms, tally),
+            _ => ctx.malformed(
+                &*store.lock()?,
+                action,
+                format!("`{}` is not a staff action", action.name()),
+                now_ms,
+                tally,
+            ),
         }
     }
 
@@ -201,7 +207,7 @@ fn record(
             params![id, serde_json::to_string(&result).unwrap_or_default(), now_ms, content],
         )?;
     }
-    tally.enqueue(tx, &ctx.result_message(&result, now_ms), ctx.capacity, now_ms)?;
+    tally.enqueue(tx, &ctx.result_message(result, now_ms), ctx.capacity, now_ms)?;
     Ok(())
 }
 

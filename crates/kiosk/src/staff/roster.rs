@@ -121,9 +121,10 @@ mod tests {
         g.enroll("minji", Role::Child, "김민지", vec![e.clone()], "m", 1).expect("enrol");
         g.enroll("kim", Role::Staff, "김선생", vec![e], "m", 1).expect("enrol");
         let today: Date = "2026-11-25".parse().expect("date");
-        let site = crate::site::SiteConfig { center_id: "c".into(), kiosk_id: "k".into(), timezone: "Asia/Seoul".into() }
-            .build()
-            .expect("site");
+        let site =
+            crate::site::SiteConfig { center_id: "c".into(), kiosk_id: "k".into(), timezone: "Asia/Seoul".into() }
+                .build()
+                .expect("site");
         let r = roster(&g, &site, today, "t".into());
         let json = serde_json::to_string(&r).expect("json");
         assert!(!json.contains("embedding") && !json.contains("0.0"), "{json}");

@@ -150,7 +150,9 @@ fn consent_then_erase_of_a_child_is_audited_with_the_staff_id() {
     let lines = d.desk.audit.read().expect("audit");
     let seen: Vec<(String, String)> = lines
         .iter()
-        .map(|l| (serde_json::to_value(l.entry.action).expect("json").as_str().unwrap_or("").to_string(), l.entry.by.clone()))
+        .map(|l| {
+            (serde_json::to_value(l.entry.action).expect("json").as_str().unwrap_or("").to_string(), l.entry.by.clone())
+        })
         .collect();
     for action in ["consent-added", "consent-withdrawn", "templates-erased"] {
         assert!(seen.contains(&(action.to_string(), "kim".to_string())), "{action}: {seen:?}");
