@@ -79,14 +79,7 @@ fn a_teacher_follows_the_door_silences_an_alert_checks_a_child_out_and_exports_t
     // Log in before anything happens at the door.
     let browser = Browser::start();
     let base = format!("http://127.0.0.1:{}", console.port);
-    browser.goto(&format!("{base}/login"));
-    browser.run(
-        "document.getElementById('login-id').value = arguments[0];\
-         document.getElementById('login-password').value = arguments[1];\
-         document.getElementById('login-submit').click(); return true;",
-        json!([KIM.0, KIM.2]),
-    );
-    browser.wait_text("#staff-name", "the board after login", WAIT, |t| t == KIM.1);
+    log_in(&browser, &console);
 
     let sensor = thermal_sensor(dir.path(), &config, people, SCENE);
     let log = dir.path().join("kiosk.log");
@@ -169,4 +162,103 @@ fn a_teacher_follows_the_door_silences_an_alert_checks_a_child_out_and_exports_t
     let relay_log = relay.stop();
     assert!(!kiosk_log().contains("panicked"), "{}", kiosk_log());
     assert!(relay_log.contains("sent"), "{relay_log}");
+}
+
+/// The console's login in Chromium, shared by the tests.
+fn log_in(browser: &Browser, console: &Console) {
+    browser.goto(&format!("http://127.0.0.1:{}/login", console.port));
+    browser.run(
+        "document.getElementById('login-id').value = arguments[0];\
+         document.getElementById('login-password').value = arguments[1];\
+         document.getElementById('login-submit').click(); return true;",
+        json!([KIM.0, KIM.2]),
+    );
+    browser.wait_text("#staff-name", "the board after login", WAIT, |t| t == KIM.1);
+}
+
+/// Waits until the enrolment page's roster facts about the child read `face` and `consent`.
+fn wait_roster_state(browser: &Browser, face: bool, consent: &str) {
+    browser.wait_js(
+        &format!("return !!document.querySelector('#roster-state[data-face=\"{face}\"][data-consent=\"{consent}\"]');"),
+        &format!("the roster saying face {face}, consent {consent}"),
+        WAIT,
+    );
+}
+
+/// Enrolment from a teacher's phone: a child known only by her tag gets her guardian's consent
+/// recorded, her face captured by the kiosk itself (the clip: her face walking up, again and
+/// again), and then erased; each step is answered by the kiosk and seen on the roster.
+#[test]
+fn a_teacher_records_consent_captures_a_face_at_the_door_and_erases_it() {
+    let port = system_broker_port();
+    let console = Console::start(ConsoleSetup { broker_port: port, ..ConsoleSetup::default() }, &[KIM]);
+    let center = console.center.clone();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let people = vec![Walker { photo: common::photo("face_recognition/biden.jpg"), skin_c: 36.5, far: false }];
+    let clip = dir.path().join("clip.avi");
+    let scene = WalkUp { approach_secs: 2.0, stay_secs: 2.0, gap_secs: 1.0, ..SCENE };
+    write_walk_up(&clip, &people, scene).expect("clip");
+    let extra = format!(
+        "\n[fever]\nstaff = [\"kim\"]\n\n[commands]\n[[commands.keys]]\nid = \"console\"\nfile = \"{}\"\n",
+        console.dir.path().join("console.key").display()
+    );
+    let config = kiosk_config(
+        dir.path(),
+        &KioskOptions { center: &center, port, clip: &clip, pace: "realtime", at_end: "loop", mqtt: "", extra: &extra },
+    );
+    let c = config.to_str().expect("utf-8");
+    let out =
+        common::dolbom(&["tag", "add", "minji", "62E3086CED", "--role", "child", "--name", "김민지", "--config", c]);
+    assert!(out.status.success(), "tag: {}", common::stderr(&out));
+    let log = dir.path().join("kiosk.log");
+    let mut kiosk = spawn_kiosk(&config, &log);
+
+    let browser = Browser::start();
+    log_in(&browser, &console);
+    let enrol = format!("http://127.0.0.1:{}/enrol?person=minji", console.port);
+    browser.goto(&enrol);
+    // The roster comes from the kiosk: reload until it has.
+    wait_until("김민지 on the enrolment page", WAIT, || {
+        browser.goto(&enrol);
+        browser.run("return !!document.getElementById('roster-state');", json!([])) == json!(true)
+    });
+    wait_roster_state(&browser, false, "none");
+
+    // 1. The guardian's consent, as the paper form says.
+    let until =
+        jiff::Timestamp::now().in_tz("Asia/Seoul").expect("tz").date().saturating_add(jiff::Span::new().years(1));
+    browser.run(
+        "const f = document.getElementById('consent-form');\
+         f.guardian.value = '김엄마'; f.relation.value = '어머니'; f.verified.value = '서명한 동의서, 신분증 확인';\
+         f.until.value = arguments[0]; f.querySelector('button').click(); return true;",
+        json!([until.to_string()]),
+    );
+    browser.wait_js("return document.querySelector('#result')?.dataset.ok === 'true';", "consent recorded", WAIT);
+    wait_roster_state(&browser, false, "in_force");
+
+    // 2. Capture at the door: the kiosk films, enrols, and says how many templates.
+    click(&browser, "#capture-form button");
+    browser.wait_js("return document.querySelector('#result')?.dataset.ok === 'true';", "the face captured", WAIT);
+    let answer = browser.text("#result").unwrap_or_default();
+    assert!(answer.chars().any(|c| c.is_ascii_digit()), "how many templates: {answer}");
+    wait_roster_state(&browser, true, "in_force");
+    screenshot(&browser, "console-enrol.png");
+
+    // 3. Erase: only with the box ticked; the templates go and the consent is withdrawn.
+    browser.run(
+        "document.getElementById('erase-confirm').checked = true;\
+         document.querySelector('#erase-form button').click(); return true;",
+        json!([]),
+    );
+    browser.wait_js("return document.querySelector('#result')?.dataset.ok === 'true';", "the face erased", WAIT);
+    wait_roster_state(&browser, false, "withdrawn");
+
+    let audit = common::dolbom(&["audit", "list", "--config", c]);
+    let audit = String::from_utf8_lossy(&audit.stdout).to_string();
+    for what in ["consent", "enrol", "withdraw"] {
+        assert!(audit.lines().any(|l| l.contains(what) && l.contains("by kim")), "{what} by kim in:\n{audit}");
+    }
+    drop(browser);
+    common::broker::signal(kiosk.id(), "TERM");
+    assert!(common::kiosk::wait_exit(&mut kiosk, 30, &log).success());
 }
