@@ -62,11 +62,12 @@ pub fn write_config(dir: &Path, port: u16, setup: &ConsoleSetup) -> (PathBuf, St
     let text = format!(
         "[site]\ncenter_id = \"{center}\"\nname = \"햇살어린이집\"\ntimezone = \"Asia/Seoul\"\n\
          [web]\nlisten = \"127.0.0.1:{port}\"\nusers_file = \"users.toml\"\n{web}\n{tls}\
-         [mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n\
+         [mqtt]\nhost = \"127.0.0.1\"\nport = {broker}\n{mqtt_tls}\n\
          [commands]\nkey_id = \"console\"\nkey_file = \"console.key\"\n\
          [state]\ndir = \"state\"\n",
         web = setup.web,
         broker = setup.broker_port,
+        mqtt_tls = super::broker::tls_toml(),
     );
     let path = dir.join("console.toml");
     std::fs::write(&path, text).expect("write console.toml");
