@@ -228,6 +228,11 @@ staged_binary() { # STAGE WANT-KIOSK(yes|no)
     else
         [ "$2" = no ] || die "$bin does not link OpenCV: it is not a kiosk build (a relay-only binary goes in --package dolbom-relay)"
     fi
+    # The console (a default feature) ships its unit and config in dolbom: its binary must have it.
+    # (A string of its accounts file, not running the binary: an arm64 one does not run here.)
+    if [ "$2" = yes ] && ! grep -qaF 'dolbom staff console accounts' "$bin"; then
+        die "$bin has no staff console: build it with the default features (cargo build --release)"
+    fi
     install -d "$1/usr/bin"
     strip_into "$bin" "$1/usr/bin/dolbom"
     chmod 0755 "$1/usr/bin/dolbom"
@@ -252,11 +257,13 @@ build_dolbom() {
     install -d "$stage/usr/lib/dolbom"
     install -m 0644 "$ort" "$stage/usr/lib/dolbom/"
     install -d "$stage/lib/systemd/system"
-    install -m 0644 "$ROOT/systemd/dolbom-kiosk.service" "$ROOT/systemd/dolbom-relay.service" "$stage/lib/systemd/system/"
+    # The staff console is in the default features, so in this binary (not in dolbom-relay's).
+    install -m 0644 "$ROOT/systemd/dolbom-kiosk.service" "$ROOT/systemd/dolbom-console.service" \
+        "$ROOT/systemd/dolbom-relay.service" "$stage/lib/systemd/system/"
     install -d "$stage/lib/udev/rules.d" "$stage/usr/lib/sysusers.d"
     install -m 0644 "$PKGDIR/udev/70-dolbom.rules" "$stage/lib/udev/rules.d/"
     install -m 0644 "$PKGDIR/sysusers/dolbom.conf" "$stage/usr/lib/sysusers.d/dolbom.conf"
-    config_files "$stage" kiosk.toml relay.toml directory.toml
+    config_files "$stage" kiosk.toml console.toml relay.toml directory.toml
     # The installer copies this one to /etc/udev/rules.d and names the sensors' ports in it.
     install -m 0644 "$PKGDIR/udev/71-dolbom-site.rules" "$stage/usr/share/dolbom/examples/"
     lintian_overrides "$stage" dolbom

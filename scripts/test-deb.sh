@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Tests the dolbom Debian packages for real on this machine, as root: builds dolbom + dolbom-models
-# (amd64) at version V, installs them with dpkg, checks files, modes, the user, the units, udev
-# rules and the installed binary; edits the config, upgrades to V+1 and checks that the edit, the
-# state and the admin's `systemctl enable` survive; purges and checks that nothing is left; does
+# (amd64) at version V, installs them with dpkg, checks files, modes, the user, the units (kiosk,
+# staff console, relay), udev rules and the installed binary; adds a console staff account as the
+# dolbom user; edits the config, upgrades to V+1 and checks that the edit, the state, the account
+# and the admin's `systemctl enable` survive; purges and checks that nothing is left; does
 # it again without systemd-sysusers; swaps a kiosk for dolbom-relay (Conflicts/Replaces). Then,
 # when an arm64 binary exists, builds the arm64 packages and checks their contents.
 #
@@ -143,7 +144,7 @@ check "control: dolbom depends on the OpenCV runtime it links" \
     bash -c "dpkg-deb -f '$deb1' Depends | grep -q 'libopencv-core406' && dpkg-deb -f '$deb1' Depends | grep -q 'libopencv-videoio406'"
 check "control: dolbom depends on dolbom-models (>= $v1)" bash -c "dpkg-deb -f '$deb1' Depends | grep -qF 'dolbom-models (>= $v1)'"
 check "control: dolbom-models is Architecture: all" bash -c "[ \"\$(dpkg-deb -f '$models1' Architecture)\" = all ]"
-check "conffiles: the three configs" bash -c "dpkg-deb --ctrl-tarfile '$deb1' | tar -xOf - ./conffiles | sort | tr '\n' ' ' | grep -qx '/etc/dolbom/directory.toml /etc/dolbom/kiosk.toml /etc/dolbom/relay.toml '"
+check "conffiles: the four configs" bash -c "dpkg-deb --ctrl-tarfile '$deb1' | tar -xOf - ./conffiles | sort | tr '\n' ' ' | grep -qx '/etc/dolbom/console.toml /etc/dolbom/directory.toml /etc/dolbom/kiosk.toml /etc/dolbom/relay.toml '"
 
 # ---- install ---------------------------------------------------------------------------------
 
@@ -157,11 +158,12 @@ check "ONNX Runtime 0644 in /usr/lib/dolbom" mode_is /usr/lib/dolbom/libonnxrunt
 for m in yunet_2023mar_dynamic.onnx sface_2021dec.onnx; do
     check "model $m 0644" mode_is "/usr/lib/dolbom/models/$m" "644 root:root"
 done
-for c in kiosk.toml relay.toml directory.toml; do
+for c in kiosk.toml console.toml relay.toml directory.toml; do
     check "/etc/dolbom/$c 0640 root:dolbom" mode_is "/etc/dolbom/$c" "640 root:dolbom"
 done
 check "/var/lib/dolbom 0700 dolbom" mode_is /var/lib/dolbom "700 dolbom:dolbom"
-for u in dolbom-kiosk.service dolbom-relay.service; do
+check "/var/lib/dolbom-console 0700 dolbom" mode_is /var/lib/dolbom-console "700 dolbom:dolbom"
+for u in dolbom-kiosk.service dolbom-console.service dolbom-relay.service; do
     check "$u installed, as in systemd/" cmp "/lib/systemd/system/$u" "systemd/$u"
 done
 check "udev rules in /lib/udev/rules.d" test -f /lib/udev/rules.d/70-dolbom.rules
@@ -172,6 +174,9 @@ for g in video dialout dolbom; do
     check "user dolbom is in group $g" bash -c "id -nG dolbom | tr ' ' '\n' | grep -qx $g"
 done
 check "kiosk not enabled while its config is the example" test ! -e /etc/systemd/system/multi-user.target.wants/dolbom-kiosk.service
+check "console not enabled while its config is the example" test ! -e /etc/systemd/system/multi-user.target.wants/dolbom-console.service
+check "postinst says how to start the console (accounts first)" bash -c \
+    "grep -q 'systemctl enable --now dolbom-console.service' '$work/install.log' && grep -q 'dolbom console passwd --config /etc/dolbom/console.toml' '$work/install.log'"
 check "relay not enabled" test ! -e /etc/systemd/system/multi-user.target.wants/dolbom-relay.service
 check "postinst says how to start the kiosk" grep -q 'systemctl enable --now dolbom-kiosk.service' "$work/install.log"
 check "dolbom --version from /usr/bin" bash -c "/usr/bin/dolbom --version | grep -qx 'dolbom $v1'"
@@ -180,10 +185,10 @@ check "dolbom doctor --help from /usr/bin" /usr/bin/dolbom doctor --help
 # The units, checked offline by systemd itself: only messages about these files count (on a
 # machine without systemd as PID 1 it also complains about the host, which is not ours to judge).
 if systemd-analyze --version >/dev/null 2>&1; then
-    for u in dolbom-kiosk.service dolbom-relay.service; do
+    for u in dolbom-kiosk.service dolbom-console.service dolbom-relay.service; do
         systemd-analyze verify --man=no "/lib/systemd/system/$u" >"$work/verify-$u.txt" 2>&1 || true
-        grep -E "dolbom-(kiosk|relay)\.service" "$work/verify-$u.txt" | sed 's/^/test-deb: systemd-analyze: /' >&2 || true
-        check "systemd-analyze verify $u: no findings" bash -c "! grep -qE 'dolbom-(kiosk|relay)\.service' '$work/verify-$u.txt'"
+        grep -E "dolbom-(kiosk|console|relay)\.service" "$work/verify-$u.txt" | sed 's/^/test-deb: systemd-analyze: /' >&2 || true
+        check "systemd-analyze verify $u: no findings" bash -c "! grep -qE 'dolbom-(kiosk|console|relay)\.service' '$work/verify-$u.txt'"
     done
 else
     skip "systemd-analyze (not installed)"
@@ -221,6 +226,15 @@ timeout 120 "${as_kiosk[@]}" /usr/bin/dolbom doctor --config /etc/dolbom/kiosk.t
 for c in config runtime models state_dir; do
     check "doctor as the kiosk user: $c ok (installed paths)" grep -q "\"check\":\"$c\",\"status\":\"ok\"" "$work/doctor.json"
 done
+# A staff account as docs/console.md has the director make it (sudo -u dolbom): the console
+# runs as dolbom and must read what the command wrote, so the file must be dolbom's.
+as_dolbom=(setpriv --reuid=dolbom --regid=dolbom --init-groups --)
+echo 'deb-test-password' | "${as_dolbom[@]}" /usr/bin/dolbom console passwd --config /etc/dolbom/console.toml \
+    deb-test --name 'Deb Test' >"$work/passwd.txt" 2>&1 || sed 's/^/test-deb: console passwd: /' "$work/passwd.txt" >&2
+check "console passwd as the dolbom user: accounts file 0600 dolbom in /var/lib/dolbom-console" \
+    mode_is /var/lib/dolbom-console/console-users.toml "600 dolbom:dolbom"
+check "console users as the dolbom user lists the account, no hash" bash -c \
+    "${as_dolbom[*]} /usr/bin/dolbom console users --config /etc/dolbom/console.toml >'$work/users.txt' && grep -q '^deb-test' '$work/users.txt' && ! grep -q argon2 '$work/users.txt'"
 echo '{"version":1,"people":[]}' > "$work/gallery-marker.json"
 install -o dolbom -g dolbom -m 0600 "$work/gallery-marker.json" /var/lib/dolbom/test-deb-marker.json
 # The admin enables the kiosk (offline: systemctl only makes the links).
@@ -246,6 +260,7 @@ check "the edited kiosk.toml survived" grep -q 'kiosk_id = "deb-test"' /etc/dolb
 check "no config prompt, no .dpkg-dist/.dpkg-old" bash -c "! ls /etc/dolbom | grep -q dpkg-"
 check "kiosk.toml still 0640 root:dolbom" mode_is /etc/dolbom/kiosk.toml "640 root:dolbom"
 check "state in /var/lib/dolbom survived" test -f /var/lib/dolbom/test-deb-marker.json
+check "the console's staff accounts survived" grep -q 'deb-test' /var/lib/dolbom-console/console-users.toml
 check "the admin's enable survived" test -L /etc/systemd/system/multi-user.target.wants/dolbom-kiosk.service
 
 # ---- purge -----------------------------------------------------------------------------------
@@ -256,6 +271,10 @@ sed 's/^/test-deb: dpkg: /' "$work/purge.log" >&2
 check "dpkg -l knows neither package" bash -c "! dpkg -l dolbom dolbom-models 2>/dev/null | grep -q '^[a-z][a-z] '"
 for path in /usr/bin/dolbom /usr/lib/dolbom /etc/dolbom /var/lib/dolbom /usr/share/dolbom /usr/share/doc/dolbom \
     /lib/systemd/system/dolbom-kiosk.service /lib/systemd/system/dolbom-relay.service \
+    /lib/systemd/system/dolbom-console.service /var/lib/dolbom-console \
+    /etc/systemd/system/multi-user.target.wants/dolbom-console.service /etc/systemd/system/dolbom-console.service \
+    /var/lib/systemd/deb-systemd-helper-enabled/dolbom-console.service.dsh-also \
+    /var/lib/systemd/deb-systemd-helper-masked/dolbom-console.service \
     /lib/udev/rules.d/70-dolbom.rules /usr/lib/sysusers.d/dolbom.conf \
     /etc/systemd/system/multi-user.target.wants/dolbom-kiosk.service /etc/systemd/system/dolbom-kiosk.service \
     /var/lib/systemd/deb-systemd-helper-enabled/dolbom-kiosk.service.dsh-also \
@@ -285,7 +304,7 @@ if [ "$user_existed" = no ]; then
     done
     check "without systemd-sysusers: /var/lib/dolbom 0700 dolbom" mode_is /var/lib/dolbom "700 dolbom:dolbom"
     dpkg_run --purge dolbom dolbom-models >/dev/null || die "dpkg --purge failed"
-    check "purged again" bash -c "! dpkg -l dolbom dolbom-models 2>/dev/null | grep -q '^[a-z][a-z] ' && [ ! -e /var/lib/dolbom ] && [ ! -e /etc/dolbom ]"
+    check "purged again" bash -c "! dpkg -l dolbom dolbom-models 2>/dev/null | grep -q '^[a-z][a-z] ' && [ ! -e /var/lib/dolbom ] && [ ! -e /var/lib/dolbom-console ] && [ ! -e /etc/dolbom ]"
 else
     skip "the useradd fallback (a dolbom user existed before this test; it is left alone)"
 fi
@@ -316,7 +335,8 @@ if [ -f "$relay_bin" ]; then
         test -L /etc/systemd/system/multi-user.target.wants/dolbom-relay.service
     check "the kiosk's state stays until dolbom is purged" test -f /var/lib/dolbom/test-deb-marker.json
     dpkg_run --purge dolbom >/dev/null || die "dpkg --purge dolbom (config-files) failed"
-    check "purging dolbom erased the kiosk's state and config" bash -c "[ ! -e /var/lib/dolbom ] && [ ! -e /etc/dolbom/kiosk.toml ]"
+    check "purging dolbom erased the kiosk's and the console's state and config" bash -c \
+        "[ ! -e /var/lib/dolbom ] && [ ! -e /etc/dolbom/kiosk.toml ] && [ ! -e /var/lib/dolbom-console ] && [ ! -e /etc/dolbom/console.toml ] && [ ! -e /var/lib/systemd/deb-systemd-helper-masked/dolbom-console.service ]"
     check "purging dolbom left dolbom-relay's config and its mode" bash -c \
         "grep -q 'edited by test-deb' /etc/dolbom/relay.toml && [ \"\$(stat -c '%a %U:%G' /etc/dolbom/relay.toml)\" = '640 root:dolbom' ]"
     check "purging dolbom left the relay unit alone (file, enable link, no mask)" bash -c \

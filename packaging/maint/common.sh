@@ -18,6 +18,8 @@ PURGE_SHARED="@PURGE_SHARED@"
 # The state directory postinst creates (systemd's StateDirectory= would, but only when the unit
 # starts; the CLI needs it before).
 STATE_DIR="@STATE_DIR@"
+# Other state directories made the same way (the first one is the user's home).
+MORE_STATE_DIRS="@MORE_STATE_DIRS@"
 USER_GROUPS="@USER_GROUPS@"
 # The key the gallery is sealed with, made by postinst when absent; empty: this package has none.
 GALLERY_KEY="@GALLERY_KEY@"
