@@ -17,7 +17,7 @@ use common::broker::{system_broker_port, Subscriber};
 use common::browser::Browser;
 use common::console::{Console, ConsoleSetup};
 use common::gateway::Gateway;
-use common::kiosk::{fever_toml, kiosk_config, spawn_kiosk, thermal_sensor, KioskOptions, OBAMA_ENROL};
+use common::kiosk::{enrol_child_obama, fever_toml, kiosk_config, spawn_kiosk, thermal_sensor, KioskOptions};
 use common::relay::Relay;
 use common::wait_until;
 use dolbom_kiosk::sim::{write_walk_up, WalkUp, Walker};
@@ -64,13 +64,7 @@ fn a_teacher_follows_the_door_silences_an_alert_checks_a_child_out_and_exports_t
         dir.path(),
         &KioskOptions { center: &center, port, clip: &clip, pace: "realtime", at_end: "loop", mqtt: "", extra: &extra },
     );
-    common::consent(&config, "obama");
-    let c = config.to_str().expect("utf-8");
-    let photos: Vec<String> = OBAMA_ENROL.iter().map(|p| common::photo(p).display().to_string()).collect();
-    let mut args = vec!["enroll", "--config", c, "--person", "obama", "--role", "child", "--name", "오바마"];
-    args.extend(photos.iter().map(String::as_str));
-    let out = common::dolbom(&args);
-    assert!(out.status.success(), "enrol: {}", common::stderr(&out));
+    enrol_child_obama(&config);
 
     let gateway = Gateway::start();
     let relay = Relay::start(dir.path(), &center, port, &gateway.url());

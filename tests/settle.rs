@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::broker::{publish, system_broker_port, Subscriber};
 use common::gateway::Gateway;
 use common::kiosk::{
-    fever_toml, kiosk_config, spawn_kiosk, thermal_sensor, unique_center, wait_exit, KioskOptions, OBAMA_ENROL,
+    enrol_child_obama, fever_toml, kiosk_config, spawn_kiosk, thermal_sensor, unique_center, wait_exit, KioskOptions,
 };
 use common::relay::Relay;
 use common::{assert_valid, schema, wait_until};
@@ -51,13 +51,7 @@ fn rig(tag: &str, clip_people: &[Walker]) -> Rig {
         dir.path(),
         &KioskOptions { center: &center, port, clip: &clip, pace: "realtime", at_end: "exit", mqtt: "", extra: &extra },
     );
-    let c = config.to_str().expect("utf-8");
-    let photos: Vec<String> = OBAMA_ENROL.iter().map(|p| common::photo(p).display().to_string()).collect();
-    common::consent(&config, "obama");
-    let mut args = vec!["enroll", "--config", c, "--person", "obama", "--role", "child", "--name", "오바마"];
-    args.extend(photos.iter().map(String::as_str));
-    let out = common::dolbom(&args);
-    assert!(out.status.success(), "enrol: {}", common::stderr(&out));
+    enrol_child_obama(&config);
 
     let gateway = Gateway::start();
     let relay = Relay::start(dir.path(), &center, port, &gateway.url());

@@ -63,6 +63,18 @@ pub fn enrol(config: &Path) {
     }
 }
 
+/// Enrols Obama as a child named 오바마 (the relay's directory in [`super::relay`] texts his
+/// guardians), with a guardian's consent recorded first, as staff must.
+pub fn enrol_child_obama(config: &Path) {
+    super::consent(config, "obama");
+    let c = config.to_str().expect("utf-8");
+    let photos: Vec<String> = OBAMA_ENROL.iter().map(|p| photo(p).display().to_string()).collect();
+    let mut args = vec!["enroll", "--config", c, "--person", "obama", "--role", "child", "--name", "오바마"];
+    args.extend(photos.iter().map(String::as_str));
+    let out = dolbom(&args);
+    assert!(out.status.success(), "enrol: {}", stderr(&out));
+}
+
 pub struct KioskOptions<'a> {
     pub center: &'a str,
     pub port: u16,
