@@ -107,3 +107,8 @@ echo "== fever alerts on this kiosk (dolbom alerts list) =="
 "$bin" alerts list --config config/sample-fever.toml
 echo "== what the relay sent, to whom, and why not (dolbom relay log) =="
 "$bin" relay log --config config/sample-relay.toml
+# The console keeps the day's board, alerts and attendance after the kiosk has stopped: at a
+# terminal, leave it up for a look until Enter.
+if [ -t 0 ]; then
+    read -r -p "== staff console still at http://127.0.0.1:8490/ (kim-teacher / $console_pw); Enter stops it == " _ || true
+fi
