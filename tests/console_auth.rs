@@ -115,6 +115,14 @@ fn an_idle_session_expires_and_is_sent_to_the_login_page() {
     assert_eq!(whoami(&c, &s.cookie), (303, "/login?next=/whoami".to_string()));
     // No session at all: the same.
     assert_eq!(c.get("/alerts?day=1", None).header("location"), Some("/login?next=/alerts%3Fday%3D1"));
+    // A live page refreshing itself (console.js sends the header) does not keep the session alive.
+    let s = c.login("kim", KIM.2);
+    let refresh =
+        |c: &Console| c.send("GET", "/whoami", &[("cookie", &s.cookie), ("x-dolbom-refresh", "1")], b"").status;
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(refresh(&c), 200, "within 2 s of the login");
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(refresh(&c), 303, "the refresh 1.2 s ago did not count as use");
 }
 
 #[test]
@@ -262,9 +270,15 @@ fn the_accounts_cli_refuses_short_passwords_and_never_prints_hashes() {
 }
 
 #[test]
-fn a_removed_account_loses_its_session_at_once() {
+fn a_changed_password_or_a_removed_account_ends_its_sessions_at_once() {
     let c = start("");
     let s = c.login("kim", KIM.2);
+    assert_eq!(whoami(&c, &s.cookie).0, 200);
+    let out = console::passwd(&c.config, "kim", "김선생", "a-brand-new-password");
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    assert_eq!(whoami(&c, &s.cookie).0, 303, "the session with the old password went on");
+    let s = c.login("kim", "a-brand-new-password");
+    assert_eq!(whoami(&c, &s.cookie).0, 200);
     let out = common::dolbom(&["console", "remove", "--config", c.config.to_str().expect("utf-8"), "kim"]);
     assert!(out.status.success(), "{}", common::stderr(&out));
     assert_eq!(whoami(&c, &s.cookie).0, 303);

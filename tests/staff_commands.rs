@@ -224,11 +224,24 @@ fn staff_desk_commands_against_a_running_kiosk() {
     assert!(audit.lines().any(|l| l.contains("consent-added") && l.contains("by kim")), "{audit}");
     assert!(audit.lines().any(|l| l.contains("templates-erased") && l.contains("by kim")), "{audit}");
 
-    // Capture at the door with nobody there: no face, nothing enrolled; a child without consent
-    // is refused before any capture.
-    let enroll = serde_json::json!({"person": "biden", "seconds": 2, "by": "kim", "request_id": "n1"});
-    let r = console.send("enroll", &console.signed("enroll", &enroll), Duration::from_secs(30));
+    // Capture at the door with nobody there: no face, nothing enrolled. While the camera looks,
+    // other commands are answered (a fever silence must not wait behind a capture).
+    let before = console.results().len();
+    let enroll = serde_json::json!({"person": "biden", "seconds": 6, "by": "kim", "request_id": "n1"});
+    publish(broker.port, &console.topic("enroll"), &console.signed("enroll", &enroll));
+    common::wait_until("the capture to start", Duration::from_secs(20), || {
+        std::fs::read_to_string(&log).unwrap_or_default().contains("capture at the door started")
+    });
+    let r = console.send("checkin", &console.signed("checkin", &checkin("nobody", "kim", "c9")), wait);
+    assert_eq!(r["request_id"], "c9", "the check-in waited for the capture: {r}");
+    assert!(error(&r).starts_with("no person"), "{r}");
+    console.sub.wait_for(Duration::from_secs(30), "the capture's answer", |m| {
+        m.iter().filter(|r| r.topic.ends_with("/cmd/result")).count() > before + 1
+    });
+    let r = console.results()[before + 1].clone();
+    assert_eq!(r["request_id"], "n1", "{r}");
     assert!(error(&r).starts_with("no face"), "{r}");
+    // A child without consent is refused before any capture.
     let child =
         serde_json::json!({"person": "jiwoo", "name": "지우", "role": "child", "by": "kim", "request_id": "n2"});
     let r = console.send("enroll", &console.signed("enroll", &child), Duration::from_secs(5));

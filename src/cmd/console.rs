@@ -23,9 +23,10 @@ pub fn console(config: Option<PathBuf>, action: Option<ConsoleAction>) -> Result
         }
         Some(ConsoleAction::Passwd { id, name, lang }) => {
             let users_file = &file.web.users_file;
+            let password = read_password()?;
+            let _lock = Users::lock(users_file)?;
             let mut users = Users::load(users_file)?.unwrap_or_default();
             let new = users.get(&id).is_none();
-            let password = read_password()?;
             users.set(&id, name.as_deref(), lang.as_deref().map(Lang::from_code), &password).map_err(|e| match e {
                 dolbom_console::auth::UsersError::ShortPassword => anyhow::anyhow!(
                     "비밀번호가 너무 짧습니다: {MIN_PASSWORD_CHARS}자 이상으로 하세요 / \
@@ -56,6 +57,7 @@ pub fn console(config: Option<PathBuf>, action: Option<ConsoleAction>) -> Result
         }
         Some(ConsoleAction::Remove { id }) => {
             let users_file = &file.web.users_file;
+            let _lock = Users::lock(users_file)?;
             let mut users = Users::load(users_file)?.unwrap_or_default();
             if !users.remove(&id) {
                 bail!("no account {id} / 계정 {id}이(가) 없습니다");

@@ -1,6 +1,7 @@
 // Live pages: on a change in the center, fetch this same page again and swap its <main>, so
 // the board (and every other page) stays current without a reload. Not while staff are
-// typing into a form, and not more than once a second.
+// typing into a form, and not more than once a second. The refreshes say so in a header: they
+// do not keep an idle session alive.
 "use strict";
 (function () {
   if (!window.EventSource || !window.fetch || !window.DOMParser) return;
@@ -17,7 +18,7 @@
       return;
     }
     busy = true; again = false; last = Date.now();
-    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+    fetch(location.href, { credentials: "same-origin", headers: { "Accept": "text/html", "X-Dolbom-Refresh": "1" } })
       .then(function (r) {
         // Sent elsewhere (the session ended: the login page): go there rather than stay stale.
         if (r.redirected) { location.href = r.url; return null; }

@@ -1,5 +1,6 @@
 //! The command stage: staff commands from MQTT (`cmd/silence`, `cmd/resolve`,
-//! `cmd/thermometer`) through the signature gate to the alerts or the re-measures, each
+//! `cmd/thermometer`, and the staff desk's `cmd/checkin`, `cmd/consent`, `cmd/enroll`,
+//! `cmd/erase`) through the signature gate to the alerts, the re-measures or the desk, each
 //! answered on `cmd/result` through the outbox.
 
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
-use tracing::{info, info_span, warn};
+use tracing::{info, info_span, warn, Span};
 
 use dolbom_contract::topics::{Command as CommandTopic, Kind};
 use dolbom_contract::CommandResult;
@@ -30,6 +31,9 @@ pub struct CommandStage {
     /// them as not served here.
     pub staff: Option<Arc<crate::staff::StaffDesk>>,
 }
+
+/// Captures waiting behind the one at the camera, at most.
+const CAPTURES_QUEUED: usize = 4;
 
 /// Answers to messages that are no command at all, per minute. Each answer is a write and a
 /// message, so a flood of garbage must not turn into a flood of fsyncs and results crowding
@@ -61,7 +65,35 @@ impl MalformedBudget {
 impl CommandStage {
     pub async fn run(self, mut messages: mpsc::Receiver<(String, Vec<u8>)>) {
         let stage = Arc::new(self);
-        while let Some((topic, payload)) = messages.recv().await {
+        // A capture at the door takes seconds: captures have their own queue, taken one at a
+        // time (a resent one waits for the first and gets its answer), so that a fever silence
+        // is never kept waiting behind one.
+        let (captures, mut queued) = mpsc::channel::<(String, Action, Vec<u8>, Span)>(CAPTURES_QUEUED);
+        let capturing = {
+            let stage = stage.clone();
+            tokio::spawn(async move {
+                while let Some((topic, action, payload, span)) = queued.recv().await {
+                    stage.clone().handle_blocking(topic, action, payload, span).await;
+                }
+            })
+        };
+        tokio::pin!(capturing);
+        loop {
+            let (topic, payload) = tokio::select! {
+                m = messages.recv() => match m {
+                    Some(m) => m,
+                    None => break,
+                },
+                // Only a panic ends it early: the daemon ends with it, as with any stage's.
+                ended = &mut capturing => {
+                    if let Err(e) = ended {
+                        if e.is_panic() {
+                            std::panic::resume_unwind(e.into_panic());
+                        }
+                    }
+                    return;
+                }
+            };
             let span = info_span!("command", topic = %topic);
             // Only this kiosk's own command topics: the contract parses what it built.
             let site = &stage.context.site;
@@ -78,19 +110,33 @@ impl CommandStage {
                 },
                 _ => continue,
             };
-            // A transaction with fsync: on the blocking pool, as the event stage's.
-            let handler = stage.clone();
-            match tokio::task::spawn_blocking(move || {
-                span.in_scope(|| handler.handle_message(&topic, action, &payload))
-            })
-            .await
-            {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) => warn!(error = %e, "command could not be recorded"),
-                // As in the event stage: a panic ends the stage, and the daemon with it.
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => warn!(error = %e, "handling a command was cancelled"),
+            if action == Action::Enroll {
+                if captures.try_send((topic, action, payload, span)).is_err() {
+                    // Unanswered: the console tells staff the kiosk did not answer.
+                    warn!(queued = CAPTURES_QUEUED, "too many captures waiting: this one is dropped");
+                }
+                continue;
             }
+            stage.clone().handle_blocking(topic, action, payload, span).await;
+        }
+        drop(captures);
+        if let Err(e) = capturing.await {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+
+    /// One message, handled on the blocking pool: its transaction ends with an fsync (as the
+    /// event stage's), and a capture waits for the camera.
+    async fn handle_blocking(self: Arc<Self>, topic: String, action: Action, payload: Vec<u8>, span: Span) {
+        match tokio::task::spawn_blocking(move || span.in_scope(|| self.handle_message(&topic, action, &payload))).await
+        {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => warn!(error = %e, "command could not be recorded"),
+            // As in the event stage: a panic ends the stage, and the daemon with it.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => warn!(error = %e, "handling a command was cancelled"),
         }
     }
 

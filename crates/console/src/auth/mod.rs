@@ -45,6 +45,22 @@ pub struct Auth {
     pub limiter: LoginLimiter,
     /// Verified against for an unknown id: the same Argon2 cost as a real account.
     decoy: String,
+    /// Password checks running at once, at most.
+    verifying: tokio::sync::Semaphore,
+}
+
+/// Password checks run at once, at most: a burst of logins waits rather than taking every core
+/// and 19 MiB each.
+const PARALLEL_VERIFIES: usize = 2;
+
+/// A login id as it goes to the log: what was typed in the id box may be a password typed in
+/// the wrong box, so only an existing account's id is written out.
+fn logged(users: &Users, id: &str) -> String {
+    if users.get(id).is_some() {
+        id.to_string()
+    } else {
+        format!("(no such account, {} chars)", id.chars().count())
+    }
 }
 
 /// When, how long and which file: every save is a new file renamed into place (a new inode),
@@ -85,6 +101,7 @@ impl Auth {
             sessions: Sessions::new(w.session_idle, w.session_max),
             limiter: LoginLimiter::new(w.login_attempts, w.login_window),
             decoy: users::decoy_hash(),
+            verifying: tokio::sync::Semaphore::new(PARALLEL_VERIFIES),
         })
     }
 
@@ -103,8 +120,12 @@ impl Auth {
             Ok(users) => {
                 let users = users.unwrap_or_default();
                 tracing::info!(accounts = users.users.len(), "staff accounts file changed: read again");
-                for gone in loaded.users.users.iter().filter(|u| users.get(&u.id).is_none()) {
-                    self.sessions.remove_user(&gone.id);
+                // A removed account or a changed password ends the account's sessions: a
+                // password is changed because someone else may know it.
+                for old in &loaded.users.users {
+                    if users.get(&old.id).is_none_or(|new| new.hash != old.hash) {
+                        self.sessions.remove_user(&old.id);
+                    }
                 }
                 loaded.users = Arc::new(users);
             }
@@ -124,33 +145,46 @@ impl Auth {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<(String, Session, User), LoginRefused> {
-        if let Some(wait) = self.limiter.refused(id, client) {
-            tracing::warn!(account = id, client = ?client, "login refused: too many wrong passwords");
-            return Err(LoginRefused::TooMany(wait));
-        }
+        let attempt = match self.limiter.begin(id, client) {
+            Ok(a) => a,
+            Err(wait) => {
+                tracing::warn!(account = %logged(&self.users(), id), client = ?client, "login refused: too many wrong passwords");
+                return Err(LoginRefused::TooMany(wait));
+            }
+        };
         let user = self.users().get(id).cloned();
         let hash = user.as_ref().map(|u| u.hash.clone()).unwrap_or_else(|| self.decoy.clone());
         let password = password.to_string();
-        let right = tokio::task::spawn_blocking(move || users::verify(&hash, &password)).await.unwrap_or(false);
+        // A few hashes at a time: each takes 19 MiB and most of a core for a while.
+        let right = match self.verifying.acquire().await {
+            Ok(_slot) => tokio::task::spawn_blocking(move || users::verify(&hash, &password)).await.unwrap_or(false),
+            Err(_) => false,
+        };
         match user {
             Some(user) if right => {
-                self.limiter.succeeded(id);
+                self.limiter.succeeded(id, attempt);
                 let (sid, session) = self.sessions.create(id);
                 tracing::info!(account = id, client = ?client, "staff logged in");
                 Ok((sid, session, user))
             }
-            _ => {
-                self.limiter.failed(id, client);
-                tracing::warn!(account = id, client = ?client, "login refused: wrong id or password");
+            Some(_) => {
+                tracing::warn!(account = id, client = ?client, "login refused: wrong password");
+                Err(LoginRefused::Wrong)
+            }
+            None => {
+                tracing::warn!(account = %logged(&self.users(), id), client = ?client, "login refused: no such account");
                 Err(LoginRefused::Wrong)
             }
         }
     }
 
-    /// The session with this cookie value and its account, when both are still there.
-    pub fn session(&self, sid: &str) -> Option<(Session, User)> {
-        let session = self.sessions.touch(sid)?;
-        let user = self.users().get(&session.user).cloned();
+    /// The session with this cookie value and its account, when both are still there. `used`:
+    /// staff did something (the idle time starts again), not a page refreshing itself.
+    pub fn session(&self, sid: &str, used: bool) -> Option<(Session, User)> {
+        // The accounts first: a file changed since may end this very session.
+        let users = self.users();
+        let session = if used { self.sessions.touch(sid)? } else { self.sessions.peek(sid)? };
+        let user = users.get(&session.user).cloned();
         match user {
             Some(u) => Some((session, u)),
             None => {

@@ -56,17 +56,25 @@ impl Sessions {
 
     /// The live session with this id, its idle time refreshed; an expired one is removed.
     pub fn touch(&self, id: &str) -> Option<Session> {
-        self.touch_at(id, Instant::now())
+        self.touch_at(id, Instant::now(), true)
     }
 
-    fn touch_at(&self, id: &str, now: Instant) -> Option<Session> {
+    /// The live session with this id, its idle time left as it is: a page refreshing itself is
+    /// not staff using it.
+    pub fn peek(&self, id: &str) -> Option<Session> {
+        self.touch_at(id, Instant::now(), false)
+    }
+
+    fn touch_at(&self, id: &str, now: Instant, used: bool) -> Option<Session> {
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         let entry = live.get_mut(id)?;
         if now.duration_since(entry.last_seen) >= self.idle || now.duration_since(entry.started) >= self.max {
             live.remove(id);
             return None;
         }
-        entry.last_seen = now;
+        if used {
+            entry.last_seen = now;
+        }
         Some(entry.session.clone())
     }
 
@@ -101,13 +109,24 @@ mod tests {
         let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(150));
         let t0 = Instant::now();
         let (id, _) = s.create_at("kim", t0);
-        assert!(s.touch_at(&id, t0 + Duration::from_secs(50)).is_some());
-        assert!(s.touch_at(&id, t0 + Duration::from_secs(100)).is_some(), "idle counted from the last use");
-        assert!(s.touch_at(&id, t0 + Duration::from_secs(149)).is_some());
-        assert!(s.touch_at(&id, t0 + Duration::from_secs(151)).is_none(), "max lifetime");
+        assert!(s.touch_at(&id, t0 + Duration::from_secs(50), true).is_some());
+        assert!(s.touch_at(&id, t0 + Duration::from_secs(100), true).is_some(), "idle counted from the last use");
+        assert!(s.touch_at(&id, t0 + Duration::from_secs(149), true).is_some());
+        assert!(s.touch_at(&id, t0 + Duration::from_secs(151), true).is_none(), "max lifetime");
         let (id, _) = s.create_at("kim", t0);
-        assert!(s.touch_at(&id, t0 + Duration::from_secs(61)).is_none(), "idle");
-        assert!(s.touch_at(&id, t0 + Duration::from_secs(62)).is_none(), "and gone");
+        assert!(s.touch_at(&id, t0 + Duration::from_secs(61), true).is_none(), "idle");
+        assert!(s.touch_at(&id, t0 + Duration::from_secs(62), true).is_none(), "and gone");
+    }
+
+    #[test]
+    fn a_page_refreshing_itself_does_not_keep_the_session_alive() {
+        let s = Sessions::new(Duration::from_secs(60), Duration::from_secs(600));
+        let t0 = Instant::now();
+        let (id, _) = s.create_at("kim", t0);
+        for t in [20, 40, 59] {
+            assert!(s.touch_at(&id, t0 + Duration::from_secs(t), false).is_some(), "{t}");
+        }
+        assert!(s.touch_at(&id, t0 + Duration::from_secs(61), false).is_none(), "idle since the login");
     }
 
     #[test]

@@ -96,8 +96,10 @@ impl Users {
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| Path::new("."));
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "users".into());
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let mut file =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+        // A leftover of a crashed save with this pid goes; the new one must be a file of ours
+        // (create_new does not follow a link planted there).
+        let _ = std::fs::remove_file(&tmp);
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp).map_err(io)?;
         let header =
             "# dolbom staff console accounts: written by `dolbom console passwd`; do not edit hashes by hand.\n";
         file.write_all(header.as_bytes())
@@ -106,7 +108,29 @@ impl Users {
             .map_err(io)?;
         drop(file);
         std::fs::rename(&tmp, path).map_err(io)?;
+        // The rename itself survives a power cut only once the directory is on disk.
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
         Ok(())
+    }
+
+    /// Takes the accounts file's lock (`{file}.lock` beside it) for one load–change–save, so
+    /// that two `dolbom console passwd` at once do not lose one's change. Held until the
+    /// returned file is dropped.
+    pub fn lock(path: &Path) -> Result<std::fs::File, UsersError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut name = path.as_os_str().to_owned();
+        name.push(".lock");
+        let lock_path = std::path::PathBuf::from(name);
+        let io = |error| UsersError::Io { path: lock_path.clone(), error };
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(file)
     }
 
     pub fn get(&self, id: &str) -> Option<&User> {

@@ -2,7 +2,7 @@
 //! with the console's key (`dolbom_contract::signed`, as `dolbom alerts` signs), published QoS 1
 //! on the kiosk's `cmd/{name}`, and the `cmd/result` that answers it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dolbom_contract::{signed, Command, CommandResult, Topics};
 use dolbom_mqtt::Outgoing5;
@@ -55,9 +55,10 @@ impl Answer {
     }
 }
 
-/// Kiosk texts come as "English / Korean": the half in the page's language.
+/// Kiosk texts come as "English / Korean": the half in the page's language. The Korean half is
+/// split off at the last " / ": the English half may quote an error that holds one.
 fn pick(text: &str, lang: Lang) -> &str {
-    match text.split_once(" / ") {
+    match text.rsplit_once(" / ") {
         Some((en, ko)) => lang.t(ko.trim(), en.trim()),
         None => text,
     }
@@ -76,9 +77,34 @@ pub fn request_id() -> String {
     dolbom_contract::new_event_id().simple().to_string()
 }
 
+/// A command on its way to the broker: sent only while connected and before its deadline (the
+/// staff member was told "no answer" after it, and a late command would surprise them).
+#[derive(Debug)]
+pub struct Queued {
+    pub message: Outgoing5,
+    pub deadline: Instant,
+}
+
+/// A command sent and not yet answered: the kiosk it went to, and everyone waiting for its
+/// answer (the same form sent twice waits for the one command).
+pub struct Pending {
+    kiosk: String,
+    waiters: Vec<oneshot::Sender<CommandResult>>,
+}
+
+/// A request id a form carries (rendered with it, so a double click or a resend is the same
+/// action and the kiosk answers it once), else a fresh one.
+pub fn request_id_of(posted: Option<&str>) -> String {
+    match posted {
+        Some(id) if (16..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric()) => id.to_string(),
+        _ => request_id(),
+    }
+}
+
 impl Center {
     /// Sends `body` as `command` to `kiosk` and waits up to `wait` for its answer. `body` must
-    /// carry `request_id`.
+    /// carry `request_id`. While the same request id is still waiting for its answer, it is not
+    /// sent again: this call waits for that answer too.
     pub async fn command<T: Serialize>(
         &self,
         kiosk: &str,
@@ -87,69 +113,105 @@ impl Center {
         request_id: &str,
         wait: Duration,
     ) -> Answer {
+        let not_built = |e: serde_json::Error| Answer::NotSent {
+            ko: format!("명령을 만들 수 없습니다: {e}"),
+            en: format!("cannot build the command: {e}"),
+        };
         let topic = Topics::new(&self.config.site.center_id, kiosk).command(command);
         let body = match serde_json::to_string(body) {
             Ok(b) => b,
-            Err(e) => {
-                return Answer::NotSent {
-                    ko: format!("명령을 만들 수 없습니다: {e}"),
-                    en: format!("cannot build the command: {e}"),
-                }
-            }
+            Err(e) => return not_built(e),
         };
         let now = jiff::Timestamp::now().as_millisecond();
         let nonce = uuid::Uuid::now_v7().simple().to_string();
         let envelope = signed::sign(&self.key, &self.config.commands.key_id, &topic, &body, now, &nonce);
         let payload = match serde_json::to_vec(&envelope) {
             Ok(p) => p,
-            Err(e) => {
-                return Answer::NotSent {
-                    ko: format!("명령을 만들 수 없습니다: {e}"),
-                    en: format!("cannot build the command: {e}"),
+            Err(e) => return not_built(e),
+        };
+        let (tx, rx) = oneshot::channel();
+        let first = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            match pending.get_mut(request_id) {
+                Some(p) if p.kiosk == kiosk => {
+                    p.waiters.push(tx);
+                    false
+                }
+                Some(_) => {
+                    return Answer::NotSent {
+                        ko: "같은 요청이 다른 키오스크로 가는 중입니다. 페이지를 새로 고치세요.".into(),
+                        en: "The same request is on its way to another kiosk. Reload the page.".into(),
+                    }
+                }
+                None => {
+                    pending.insert(request_id.to_string(), Pending { kiosk: kiosk.to_string(), waiters: vec![tx] });
+                    true
                 }
             }
         };
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.pending.lock() {
-            p.insert(request_id.to_string(), tx);
-        }
-        let message = Outgoing5 {
-            topic: topic.clone(),
-            payload,
-            retain: false,
-            expiry_secs: Some(60),
-            user_properties: Vec::new(),
-        };
-        info!(target: "audit", topic, request_id, command = command.name(), "staff command sent");
-        if self.outgoing.send(message).is_err() {
-            warn!(topic, "the broker connection has ended: command not sent");
+        if first {
+            let message = Outgoing5 {
+                topic: topic.clone(),
+                payload,
+                retain: false,
+                expiry_secs: None,
+                user_properties: Vec::new(),
+            };
+            info!(target: "audit", topic, request_id, command = command.name(), "staff command sent");
+            if self.outgoing.send(Queued { message, deadline: Instant::now() + wait }).is_err() {
+                warn!(topic, "the broker connection has ended: command not sent");
+            }
+        } else {
+            info!(request_id, "the same action again: waiting for the answer to the one already sent");
         }
         let answer = match tokio::time::timeout(wait, rx).await {
             Ok(Ok(result)) => Answer::Done(result),
             _ => Answer::NoAnswer,
         };
-        if let Ok(mut p) = self.pending.lock() {
-            p.remove(request_id);
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = pending.get_mut(request_id) {
+            p.waiters.retain(|w| !w.is_closed());
+            if p.waiters.is_empty() {
+                pending.remove(request_id);
+            }
         }
         answer
     }
 
-    /// A `cmd/result` came: wakes the action waiting for it (if any still is).
-    pub(super) fn answered(&self, result: CommandResult) {
-        let Some(id) = result.request_id.clone() else { return };
-        let waiter = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
-        if let Some(tx) = waiter {
-            let _ = tx.send(result);
+    /// Whether a command with this request id still waits for its answer.
+    pub fn is_pending(&self, request_id: &str) -> bool {
+        self.pending.lock().map(|p| p.contains_key(request_id)).unwrap_or(false)
+    }
+
+    /// A `cmd/result` came from `kiosk`: wakes the actions waiting for it (if any still are).
+    /// Only the kiosk the command went to can answer it.
+    pub(super) fn answered(&self, kiosk: &str, result: CommandResult) {
+        let Some(id) = result.request_id.as_deref() else { return };
+        let waiters = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            match pending.get(id) {
+                Some(p) if p.kiosk == kiosk => pending.remove(id).map(|p| p.waiters).unwrap_or_default(),
+                Some(p) => {
+                    warn!(request_id = id, from = kiosk, to = %p.kiosk, "an answer from another kiosk than the command's: ignored");
+                    return;
+                }
+                None => return,
+            }
+        };
+        for w in waiters {
+            let _ = w.send(result.clone());
         }
     }
 
     /// The kiosk a person's action goes to: the one staff picked, else the only kiosk, else the
     /// one the person was last seen at, else the first whose roster knows them.
     pub fn kiosk_for(&self, person: &str, picked: Option<&str>) -> Option<String> {
-        if let Some(k) = picked.filter(|k| !k.is_empty()) {
-            return Some(k.to_string());
-        }
         let rosters = self.store.rosters().unwrap_or_default();
+        if let Some(k) = picked.filter(|k| !k.is_empty()) {
+            // Only a door that has reported: the id goes into a topic.
+            let known = dolbom_contract::validate_id(k).is_ok() && rosters.iter().any(|r| r.kiosk == k);
+            return known.then(|| k.to_string());
+        }
         if rosters.len() == 1 {
             return rosters.first().map(|r| r.kiosk.clone());
         }
@@ -157,5 +219,18 @@ impl Center {
             return Some(k);
         }
         rosters.iter().find(|r| r.people.iter().any(|p| p.id == person)).map(|r| r.kiosk.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_korean_half_is_after_the_last_separator() {
+        let text = "the gallery cannot be read (sealed / wrong key); nothing was recorded / 갤러리를 읽을 수 없어 기록하지 않았습니다";
+        assert_eq!(pick(text, Lang::Ko), "갤러리를 읽을 수 없어 기록하지 않았습니다");
+        assert_eq!(pick(text, Lang::En), "the gallery cannot be read (sealed / wrong key); nothing was recorded");
+        assert_eq!(pick("only one language", Lang::Ko), "only one language");
     }
 }

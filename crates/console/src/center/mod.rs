@@ -15,9 +15,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use dolbom_contract::CommandResult;
-use dolbom_mqtt::Outgoing5;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc};
 use tracing::{info, warn};
 
 pub use commands::Answer;
@@ -66,9 +64,9 @@ pub struct Center {
     pub config: Arc<ConsoleConfig>,
     pub store: Store,
     changes: broadcast::Sender<Change>,
-    outgoing: mpsc::UnboundedSender<Outgoing5>,
+    outgoing: mpsc::UnboundedSender<commands::Queued>,
     /// Commands sent and not yet answered, by request id.
-    pending: Mutex<HashMap<String, oneshot::Sender<CommandResult>>>,
+    pending: Mutex<HashMap<String, commands::Pending>>,
     /// (request id, staff id, answer), newest last.
     answers: Mutex<VecDeque<(String, String, Answer)>>,
     key: Vec<u8>,
@@ -87,7 +85,9 @@ impl Center {
     }
 
     /// The center without its broker connection: what the intake needs to run.
-    fn open(config: Arc<ConsoleConfig>) -> Result<(Arc<Center>, mpsc::UnboundedReceiver<Outgoing5>), CenterError> {
+    fn open(
+        config: Arc<ConsoleConfig>,
+    ) -> Result<(Arc<Center>, mpsc::UnboundedReceiver<commands::Queued>), CenterError> {
         std::fs::create_dir_all(&config.state.dir)
             .map_err(|e| CenterError::Db(format!("`state.dir` {}: {e}", config.state.dir.display())))?;
         let store = Store::open(&config.db_file(), config.timezone())

@@ -64,6 +64,16 @@ pub fn csrf_field(staff: &Staff) -> String {
     format!("<input type=\"hidden\" name=\"csrf\" value=\"{}\">", esc(&staff.csrf))
 }
 
+/// The hidden fields of a form that sends a command to a kiosk: the CSRF token and the action's
+/// request id, made when the form is shown, so pressing twice or sending again is one action.
+pub fn action_fields(staff: &Staff) -> String {
+    format!(
+        "{}<input type=\"hidden\" name=\"request_id\" value=\"{}\">",
+        csrf_field(staff),
+        crate::center::commands::request_id()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,8 @@ pub const SESSION_COOKIE: &str = "dolbom_session";
 pub const LANG_COOKIE: &str = "lang";
 /// The header a script may carry the CSRF token in, instead of the form field `csrf`.
 pub const CSRF_HEADER: &str = "x-csrf-token";
+/// The header console.js sends with a live page's refresh.
+pub const REFRESH_HEADER: &str = "x-dolbom-refresh";
 /// The largest request body read for the CSRF check (an enrolment photo fits).
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
@@ -57,7 +59,9 @@ pub async fn guard(State(app): State<App>, req: Request, next: Next) -> Response
     if public(req.uri().path()) {
         return next.run(req).await;
     }
-    let found = form::cookie(req.headers(), SESSION_COOKIE).and_then(|sid| app.auth.session(&sid));
+    // The live pages' own refreshes (console.js) say so: they do not count as staff using it.
+    let used = changes || !req.headers().contains_key(REFRESH_HEADER);
+    let found = form::cookie(req.headers(), SESSION_COOKIE).and_then(|sid| app.auth.session(&sid, used));
     let Some((session, user)) = found else {
         if changes {
             return forbidden(

@@ -19,7 +19,7 @@ fn consent_of(cmd: &ConsentCommand, now: Timestamp, today: Date) -> Result<Conse
     let mut purposes = cmd
         .purposes
         .iter()
-        .map(|p| p.parse::<Purpose>().map_err(|e| format!("purposes: {e}")))
+        .map(|p| p.parse::<Purpose>().map_err(|e| bad_field("purposes", e, "동의 목적이 올바르지 않습니다")))
         .collect::<Result<Vec<_>, _>>()?;
     purposes.sort();
     purposes.dedup();
@@ -43,14 +43,22 @@ fn consent_of(cmd: &ConsentCommand, now: Timestamp, today: Date) -> Result<Conse
     })
 }
 
-/// A gallery error as staff read it: the CLI's flag names become the command's field names.
-pub(crate) fn field_error(e: &GalleryError) -> String {
-    e.to_string()
+/// A gallery error as staff read it, "English / Korean" as every answer: the CLI's flag names
+/// become the command's field names, and `ko` says in Korean what did not happen.
+pub(crate) fn field_error(e: &GalleryError, ko: &str) -> String {
+    let en = e
+        .to_string()
         .replace("--given-on", "given_on")
         .replace("--verified-how", "verified")
         .replace("--purpose", "purposes")
         .replace("--until", "until")
-        .replace("--", "")
+        .replace("--", "");
+    format!("{en} / {ko}")
+}
+
+/// A field's own error, with its name, and a Korean half.
+pub(crate) fn bad_field(field: &str, e: impl std::fmt::Display, ko: &str) -> String {
+    format!("{field}: {e} / {ko}")
 }
 
 impl Apply for ConsentCommand {
@@ -58,7 +66,7 @@ impl Apply for ConsentCommand {
         let now = Timestamp::from_millisecond(now_ms).unwrap_or_else(|_| Timestamp::now());
         let today = today(&desk.tz, now_ms);
         if let Err(e) = dolbom_face::gallery::validate_id(&self.person) {
-            return Some(Outcome::Refused(format!("person: {e}")));
+            return Some(Outcome::Refused(bad_field("person", e, "아이 id가 올바르지 않습니다")));
         }
         let consent = match consent_of(self, now, today) {
             Ok(c) => c,
@@ -72,7 +80,7 @@ impl Apply for ConsentCommand {
         let list = consent.purposes.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",");
         let until = consent.retention_until;
         let saved = desk.gallery.update_then(
-            |g| g.add_consent(consent, today).map_err(|e| Refusal(field_error(&e))),
+            |g| g.add_consent(consent, today).map_err(|e| Refusal(field_error(&e, "동의를 기록하지 않았습니다"))),
             |_| Ok(desk.audit.append(std::slice::from_ref(&entry), now)?),
         );
         Some(match saved {

@@ -16,7 +16,7 @@ use dolbom_contract::{EnrollCommand, Role};
 use dolbom_face::gallery::{printable, Action, Entry, Gallery};
 use dolbom_face::Embedding;
 
-use super::consent::field_error;
+use super::consent::{bad_field, field_error};
 use super::{today, Apply, Outcome, Refusal, StaffDesk};
 use crate::alerts::AlertContext;
 
@@ -138,9 +138,12 @@ fn who(cmd: &EnrollCommand, gallery: &Gallery, today: jiff::civil::Date) -> Resu
             cmd.person
         ));
     };
-    dolbom_face::gallery::validate_id(&cmd.person).map_err(|e| format!("person: {e}"))?;
-    dolbom_face::gallery::validate_name(&name).map_err(|e| format!("name: {e}"))?;
-    gallery.check_face_consent(&cmd.person, role, today).map_err(|e| field_error(&e))?;
+    dolbom_face::gallery::validate_id(&cmd.person)
+        .map_err(|e| bad_field("person", e, "아이 id가 올바르지 않습니다"))?;
+    dolbom_face::gallery::validate_name(&name).map_err(|e| bad_field("name", e, "이름이 올바르지 않습니다"))?;
+    gallery
+        .check_face_consent(&cmd.person, role, today)
+        .map_err(|e| field_error(&e, "보호자 동의가 없어 얼굴을 등록하지 않았습니다"))?;
     Ok((role, name))
 }
 
@@ -201,7 +204,7 @@ fn save(cmd: &EnrollCommand, desk: &StaffDesk, embeddings: Vec<Embedding>, now_m
         |g| -> Result<usize, Refusal> {
             let (role, name) = who(cmd, g, today).map_err(Refusal)?;
             g.enroll(&cmd.person, role, &name, embeddings, &desk.embedder, secs)
-                .map_err(|e| Refusal(field_error(&e)))?;
+                .map_err(|e| Refusal(field_error(&e, "얼굴을 등록하지 않았습니다")))?;
             Ok(g.get(&cmd.person).map_or(n, |p| p.embeddings.len()))
         },
         |total| {

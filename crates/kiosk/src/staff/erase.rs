@@ -32,7 +32,7 @@ impl Apply for EraseCommand {
                 };
                 if child {
                     g.withdraw_consent(&self.person, now, by, self.reason.as_deref(), today)
-                        .map_err(|e| Refusal(field_error(&e)))
+                        .map_err(|e| Refusal(field_error(&e, "동의를 철회하지 못했습니다")))
                 } else {
                     Ok(Erasure {
                         person: self.person.clone(),

@@ -8,9 +8,9 @@ use dolbom_contract::Command;
 use super::form::Form;
 use super::{act, names, refuse, result_block, trouble};
 use crate::center::attendance::stamp;
-use crate::center::commands::{request_id, AlertCommand};
+use crate::center::commands::{request_id_of, AlertCommand};
 use crate::lang::esc;
-use crate::web::layout::{csrf_field, page as layout};
+use crate::web::layout::{action_fields, page as layout};
 use crate::web::{App, Staff};
 
 pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
@@ -38,7 +38,7 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
                 format!(
                     "<form method=\"post\" action=\"/alerts/{action}\">{}<input type=\"hidden\" name=\"alert_id\" \
                      value=\"{}\"><button type=\"submit\" class=\"{class}\">{text}</button></form>",
-                    csrf_field(&staff),
+                    action_fields(&staff),
                     esc(&a.alert_id)
                 )
             };
@@ -105,7 +105,7 @@ async fn alert_action(staff: Staff, app: App, body: String, command: Command) ->
         Ok(None) => return refuse(&app, &staff, "/alerts", "그런 알림이 없습니다.", "There is no such alert."),
         Err(e) => return trouble(&staff, e),
     };
-    let id = request_id();
+    let id = request_id_of(f.get("request_id"));
     let cmd = AlertCommand { alert_id, by: &staff.id, request_id: &id };
     act(&app, &staff, "/alerts", Some(kiosk), command, &cmd, &id).await
 }

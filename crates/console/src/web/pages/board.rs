@@ -11,9 +11,9 @@ use dolbom_contract::{AttendanceKind, CheckinCommand, Command};
 use super::form::Form;
 use super::{act, refuse, result_block, temperature, trouble};
 use crate::center::attendance::{children, hhmm, State as Presence};
-use crate::center::commands::request_id;
+use crate::center::commands::request_id_of;
 use crate::lang::esc;
-use crate::web::layout::{csrf_field, page as layout};
+use crate::web::layout::{action_fields, page as layout};
 use crate::web::{App, Staff};
 
 pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
@@ -58,7 +58,7 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
                         Some(r) if r.remeasure => esc(l.t("재측정 필요", "re-measure")),
                         _ => esc(&temperature(r.and_then(|r| r.temperature_c))),
                     },
-                    csrf = csrf_field(&staff),
+                    csrf = action_fields(&staff),
                     a = l.t("등원 처리", "Arrived"),
                     d = l.t("하원 처리", "Left"),
                 )
@@ -101,7 +101,9 @@ pub async fn checkin(staff: Staff, State(app): State<App>, body: String) -> Resp
     let Some(person) = f.get("person") else {
         return refuse(&app, &staff, "/", "아이를 고르세요.", "Choose a child.");
     };
-    let id = request_id();
+    // One form holds both buttons: each kind its own request id.
+    let posted = f.get("request_id").map(|r| format!("{r}{}", if kind == AttendanceKind::Arrival { "a" } else { "d" }));
+    let id = request_id_of(posted.as_deref());
     let command =
         CheckinCommand { person: person.to_string(), kind, by: staff.id.clone(), request_id: Some(id.clone()) };
     let kiosk = app.center.kiosk_for(person, f.get("kiosk"));

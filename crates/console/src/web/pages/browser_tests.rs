@@ -48,7 +48,7 @@ async fn the_board_refreshes_itself_and_a_checkin_shows_its_answer() {
         wait_until("the live stream to open", Duration::from_secs(10), || center.subscribe_count() > 0);
         let e = attendance("browser", "door-1", "minji", &now_ts(), Arrival, Some(36.6));
         let topic = Topics::new("browser", "door-1").attendance();
-        crate::center::intake::take_in(&center, &topic, &serde_json::to_vec(&e).expect("json"));
+        crate::center::intake::take_in(&center, &topic, &serde_json::to_vec(&e).expect("json")).expect("stored");
         b.wait_text("#count-present", "the arrival on the board", Duration::from_secs(10), |t| t == "1");
         let row = b.text("tr.child[data-person=\"minji\"]").expect("minji's row");
         assert!(row.contains("36.6"), "{row}");

@@ -7,11 +7,11 @@ use axum::response::{IntoResponse, Response};
 use dolbom_contract::{validate_id, Command, ConsentCommand, ConsentState, EnrollCommand, EraseCommand, Role};
 
 use super::form::Form;
-use super::{act, kiosk_picker, refuse, result_block, trouble};
+use super::{act, kiosk_picker, names, refuse, result_block, trouble};
 use crate::center::attendance::children;
-use crate::center::commands::request_id;
+use crate::center::commands::request_id_of;
 use crate::lang::{esc, Lang};
-use crate::web::layout::{csrf_field, page as layout};
+use crate::web::layout::{action_fields, page as layout};
 use crate::web::{App, Staff};
 
 /// How long the kiosk looks for the face; the action waits this long on top of the answer time.
@@ -55,7 +55,9 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
         l.t("고르기", "Choose"),
     );
     if let Some(c) = chosen {
-        let hidden = format!("{}<input type=\"hidden\" name=\"person\" value=\"{}\">", csrf_field(&staff), esc(&c.id));
+        // Each form its own request id.
+        let hidden =
+            || format!("{}<input type=\"hidden\" name=\"person\" value=\"{}\">", action_fields(&staff), esc(&c.id));
         body.push_str(&format!(
             "<h2>{name}</h2><dl id=\"roster-state\" data-face=\"{face}\" data-consent=\"{cc}\"><dt>{fl}</dt><dd>{fw}</dd>\
              <dt>{cl}</dt><dd>{cw}</dd><dt>{kl}</dt><dd>{kiosks}</dd></dl>",
@@ -90,6 +92,7 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
             l.t("얼굴 템플릿 갱신에도 동의", "Also consents to template refresh"),
             kiosk_picker(&app, &staff, "consent-kiosk"),
             l.t("동의 기록", "Record consent"),
+            hidden = hidden(),
         ));
         body.push_str(&format!(
             "<section><h3>{}</h3><p>{}</p><form method=\"post\" action=\"/enrol/capture\" id=\"capture-form\">{hidden}\
@@ -101,6 +104,7 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
             ),
             kiosk_picker(&app, &staff, "capture-kiosk"),
             l.t("얼굴 등록", "Capture"),
+            hidden = hidden(),
         ));
         body.push_str(&format!(
             "<section><h3>{}</h3><form method=\"post\" action=\"/enrol/erase\" id=\"erase-form\">{hidden}\
@@ -115,6 +119,7 @@ pub async fn page(staff: Staff, State(app): State<App>, uri: Uri) -> Response {
             ),
             kiosk_picker(&app, &staff, "erase-kiosk"),
             l.t("지우기", "Erase"),
+            hidden = hidden(),
         ));
     }
     if rosters.is_empty() {
@@ -148,7 +153,7 @@ pub async fn consent(staff: Staff, State(app): State<App>, body: String) -> Resp
             "Fill in the guardian's name, relation, how it was checked, and keep-until.",
         );
     };
-    let id = request_id();
+    let id = request_id_of(f.get("request_id"));
     let mut purposes = f.all("purposes");
     purposes.dedup();
     let command = ConsentCommand {
@@ -171,10 +176,11 @@ pub async fn capture(staff: Staff, State(app): State<App>, body: String) -> Resp
     let Some((person, back)) = person(&f) else {
         return refuse(&app, &staff, "/enrol", "아이를 고르세요.", "Choose a child.");
     };
-    let id = request_id();
+    let id = request_id_of(f.get("request_id"));
     let command = EnrollCommand {
         person: person.clone(),
-        name: None,
+        // The name the doors know the child by: a door that has not met the child yet needs it.
+        name: names(&app).remove(&person),
         role: Some(Role::Child),
         seconds: Some(CAPTURE_SECS),
         by: staff.id.clone(),
@@ -192,7 +198,7 @@ pub async fn erase(staff: Staff, State(app): State<App>, body: String) -> Respon
     if f.get("confirm") != Some("yes") {
         return refuse(&app, &staff, &back, "지우려면 확인 칸에 표시하세요.", "Tick the confirmation box to erase.");
     }
-    let id = request_id();
+    let id = request_id_of(f.get("request_id"));
     let command = EraseCommand {
         person: person.clone(),
         reason: f.get("reason").map(str::to_string),

@@ -160,7 +160,7 @@ async fn live_events_follow_what_the_doors_report() {
             break;
         }
         let e = attendance("live", "door-1", "minji", &now_ts(), Arrival, Some(36.5));
-        crate::center::intake::take_in(&center, &topic, &serde_json::to_vec(&e).expect("json"));
+        crate::center::intake::take_in(&center, &topic, &serde_json::to_vec(&e).expect("json")).expect("stored");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     let seen = reader.await.expect("reader");
@@ -188,7 +188,7 @@ async fn health_air_and_visitors_show_what_the_doors_report() {
         }
         serde_json::to_vec(&s).expect("json")
     };
-    let take = |topic: &str, payload: &[u8]| crate::center::intake::take_in(&center, topic, payload);
+    let take = |topic: &str, payload: &[u8]| crate::center::intake::take_in(&center, topic, payload).expect("stored");
     let status =
         |kiosk: &str, state: &str, health: Option<&serde_json::Value>| status_at(kiosk, state, health, &now_ts());
     take(&t1.status(), &status("door-1", "online", Some(&health)));
@@ -218,6 +218,13 @@ async fn health_air_and_visitors_show_what_the_doors_report() {
     take(&t2.visitor(), &serde_json::to_vec(&visitor).expect("json"));
     take(&t2.visitor(), b"not json");
     assert_eq!(center.malformed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // A door writing under its own topic cannot speak for another door or center.
+    let foreign = roster("doors", "door-1", &[("minji", "김민지", true, ConsentState::InForce)]);
+    take(&t2.roster(), &serde_json::to_vec(&foreign).expect("json"));
+    let elsewhere = attendance("other-center", "door-2", "minji", &now_ts(), Arrival, Some(36.5));
+    take(&t2.attendance(), &serde_json::to_vec(&elsewhere).expect("json"));
+    assert_eq!(center.malformed.load(std::sync::atomic::Ordering::Relaxed), 3);
+    assert!(center.store.rosters().expect("rosters").is_empty(), "a roster from the wrong topic was stored");
 
     let addr = serve(center.clone()).await;
     let page = http(addr, "GET", "/health", "").await.body;
@@ -230,4 +237,49 @@ async fn health_air_and_visitors_show_what_the_doors_report() {
     assert!(page.contains("<svg id=\"plot-co2\"") && !page.contains("no-air"), "{page}");
     let page = http(addr, "GET", "/visitors", "").await.body;
     assert!(page.contains("id=\"count-visitors\">1<") && page.contains("36.8 °C") && !page.contains("<img"), "{page}");
+}
+
+#[tokio::test]
+async fn only_the_kiosk_a_command_went_to_can_answer_it() {
+    use dolbom_contract::{Command, CommandResult, Topics};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("tmp");
+    let center = offline(config(dir.path(), "answers", 1, 1));
+    let waiter = {
+        let center = center.clone();
+        tokio::spawn(async move {
+            let body = serde_json::json!({"person": "minji", "request_id": "req-1"});
+            center.command("door-1", Command::Checkin, &body, "req-1", Duration::from_secs(5)).await
+        })
+    };
+    let answer = |kiosk: &str| {
+        let r = CommandResult {
+            schema: dolbom_contract::COMMAND_RESULT_SCHEMA.into(),
+            request_id: Some("req-1".into()),
+            command: "checkin".into(),
+            ok: true,
+            alert_id: None,
+            state: None,
+            error: None,
+            ts: now_ts(),
+            person: Some("minji".into()),
+            message: Some(format!("checked in at {kiosk} / {kiosk}에서 등원 처리")),
+        };
+        serde_json::to_vec(&r).expect("json")
+    };
+    // Wait until the command is pending, then answer from the wrong door first.
+    while !center.is_pending("req-1") {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let take = |kiosk: &str| {
+        crate::center::intake::take_in(&center, &Topics::new("answers", kiosk).command_result(), &answer(kiosk))
+            .expect("stored")
+    };
+    take("door-2");
+    assert!(center.is_pending("req-1"), "an answer from door-2 settled door-1's command");
+    take("door-1");
+    match waiter.await.expect("waiter") {
+        crate::center::commands::Answer::Done(r) => assert!(r.message.as_deref().is_some_and(|m| m.contains("door-1"))),
+        other => panic!("{other:?}"),
+    }
 }
