@@ -159,9 +159,35 @@ pub fn open(config: &CameraConfig) -> Result<(VideoCapture, f64), String> {
     if config.kind == CameraKind::File && !std::path::Path::new(&config.source).exists() {
         return Err(format!("{}: no such file", config.source));
     }
-    let mut cap = VideoCapture::from_file(&config.source, api).map_err(|e| e.to_string())?;
+    let mut cap = if config.kind == CameraKind::File && !has_ffmpeg() {
+        // An OpenCV without FFmpeg (scripts/opencv-lean.sh) reads MJPEG AVI files with its own
+        // reader. CAP_ANY gets there too, but only after the image-sequence backend has logged an
+        // error for every file name without a number in it; so try that reader first.
+        match VideoCapture::from_file(&config.source, videoio::CAP_OPENCV_MJPEG) {
+            Ok(cap) if cap.is_opened().unwrap_or(false) => cap,
+            _ => VideoCapture::from_file(&config.source, api).map_err(|e| e.to_string())?,
+        }
+    } else {
+        VideoCapture::from_file(&config.source, api).map_err(|e| e.to_string())?
+    };
     if !cap.is_opened().map_err(|e| e.to_string())? {
-        return Err(format!("cannot open {:?} source {}", config.kind, config.source));
+        use videoio::VideoCaptureAPIs as Api;
+        let missing = match config.kind {
+            CameraKind::Url => Some((Api::CAP_FFMPEG, "FFmpeg")),
+            CameraKind::Gstreamer => Some((Api::CAP_GSTREAMER, "GStreamer")),
+            CameraKind::File => Some((Api::CAP_FFMPEG, "FFmpeg")),
+            CameraKind::V4l2 | CameraKind::Images => None,
+        }
+        .filter(|(api, _)| !videoio::has_backend(*api).unwrap_or(true));
+        return Err(match missing {
+            Some((_, name)) => format!(
+                "cannot open {:?} source {}: this OpenCV was built without {name}{}",
+                config.kind,
+                config.source,
+                if config.kind == CameraKind::File { ", so it reads MJPEG AVI files only" } else { "" }
+            ),
+            None => format!("cannot open {:?} source {}", config.kind, config.source),
+        });
     }
     let set = |cap: &mut VideoCapture, prop, v: f64| cap.set(prop, v).map(|_| ()).map_err(|e| e.to_string());
     if let Some(w) = config.width {
@@ -180,6 +206,12 @@ pub fn open(config: &CameraConfig) -> Result<(VideoCapture, f64), String> {
     let reported = cap.get(videoio::CAP_PROP_FPS).unwrap_or(0.0);
     let fps = if reported > 0.0 && reported < 1000.0 { reported } else { config.fps.unwrap_or(10.0) };
     Ok((cap, fps))
+}
+
+/// Whether this OpenCV has its FFmpeg backend (Debian's does; the lean one from
+/// scripts/opencv-lean.sh does not, and then reads only MJPEG AVI files and V4L2 cameras).
+pub fn has_ffmpeg() -> bool {
+    videoio::has_backend(videoio::VideoCaptureAPIs::CAP_FFMPEG).unwrap_or(false)
 }
 
 /// Runs until shutdown or a finite source ends with `at_end = "exit"`; then ends the slot.
