@@ -214,6 +214,9 @@ finish() { # STAGE PACKAGE ARCH DEPENDS
 
 # ---- the packages ----------------------------------------------------------------------------
 
+# In every build with the kiosk wing (crates/kiosk/src/doctor.rs), whichever OpenCV it links.
+KIOSK_MARK='no [camera] section / [camera]'
+
 # The binary, checked for the architecture and for which build it is.
 staged_binary() { # STAGE WANT-KIOSK(yes|no)
     local bin="${binary:-}"
@@ -223,7 +226,10 @@ staged_binary() { # STAGE WANT-KIOSK(yes|no)
     fi
     [ -f "$bin" ] || die "no binary at $bin (build it first: $( [ "$arch" = amd64 ] && echo 'cargo build --release' || echo 'scripts/build-arm64.sh'), or pass --binary)"
     check_elf "$bin" "binary"
-    if needed "$bin" | grep -q '^libopencv_core'; then
+    # The kiosk wing, told by a string only it embeds (its doctor's camera check), not by
+    # libopencv_core: a kiosk built against the lean static OpenCV (scripts/opencv-lean.sh) links
+    # no OpenCV library at all. The messages still say OpenCV: the kiosk wing is what needs it.
+    if grep -qaF "$KIOSK_MARK" "$bin"; then
         [ "$2" = yes ] || die "$bin links OpenCV: it is the kiosk build, not a relay-only one"
     else
         [ "$2" = no ] || die "$bin does not link OpenCV: it is not a kiosk build (a relay-only binary goes in --package dolbom-relay)"

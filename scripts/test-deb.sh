@@ -8,6 +8,10 @@
 # when an arm64 binary exists, builds the arm64 packages and checks their contents.
 #
 #   scripts/test-deb.sh              (root; cheapest after scripts/check_wings.sh, whose builds it reuses)
+#   DOLBOM_BINARY=PATH               the amd64 kiosk build (kiosk + relay + console) to package
+#                                    (default: cargo build --release here, Debian's shared OpenCV);
+#                                    e.g. a build against the lean static OpenCV of
+#                                    scripts/opencv-lean.sh, which links no libopencv_*
 #   DOLBOM_RELAY_BINARY=PATH         the relay-only amd64 build to package (default: built here)
 #   DOLBOM_ARM64_BINARY=PATH         the arm64 kiosk build (default: target/aarch64-unknown-linux-gnu/release/dolbom)
 #   DOLBOM_RELAY_ARM64_BINARY=PATH   also build and check an arm64 dolbom-relay around that binary
@@ -115,8 +119,18 @@ if [ -z "$relay_bin" ]; then
     relay_bin="$work/dolbom-relay-only"
     cp target/release/dolbom "$relay_bin"
 fi
-log "building the default binary (kiosk + relay) and fetching the assets"
-cargo build --release --locked --quiet
+kiosk_bin="${DOLBOM_BINARY:-}"
+if [ -z "$kiosk_bin" ]; then
+    log "building the default binary (kiosk + relay) and fetching the assets"
+    cargo build --release --locked --quiet
+    kiosk_bin=target/release/dolbom
+else
+    [ -f "$kiosk_bin" ] || die "DOLBOM_BINARY=$kiosk_bin: no such file"
+    # A copy: the relay-only build above may be writing target/release/dolbom.
+    cp "$kiosk_bin" "$work/dolbom-kiosk"
+    kiosk_bin="$work/dolbom-kiosk"
+    log "packaging the given kiosk binary $DOLBOM_BINARY; fetching the assets"
+fi
 python3 scripts/fetch_assets.py >/dev/null
 
 version="$(python3 -c 'import tomllib; print(tomllib.load(open("Cargo.toml", "rb"))["workspace"]["package"]["version"])')"
@@ -124,7 +138,7 @@ v1="$version"
 v2="$version+debtest1"
 
 b0=$(date +%s)
-scripts/build-deb.sh --arch amd64 --version "$v1" --out "$work/v1" >/dev/null
+scripts/build-deb.sh --arch amd64 --binary "$kiosk_bin" --version "$v1" --out "$work/v1" >/dev/null
 build_s=$(( $(date +%s) - b0 ))
 deb1="$work/v1/dolbom_${v1}-1_amd64.deb"
 models1="$work/v1/dolbom-models_${v1}-1_all.deb"
@@ -140,8 +154,35 @@ if command -v lintian >/dev/null; then
 else
     skip "lintian (not installable)"
 fi
-check "control: dolbom depends on the OpenCV runtime it links" \
-    bash -c "dpkg-deb -f '$deb1' Depends | grep -q 'libopencv-core406' && dpkg-deb -f '$deb1' Depends | grep -q 'libopencv-videoio406'"
+# Depends covers what the packaged binary links: every NEEDED library's package (as this machine
+# names it), Debian's OpenCV runtime when it links OpenCV, and no libopencv at all when it does
+# not (a build against the lean static OpenCV links only libjpeg, libpng, libwebp and the C/C++
+# runtime).
+depends_cover_links() { # DEB
+    local x="$work/links-x" depends lib owner ok=0
+    rm -rf "$x"
+    dpkg-deb -x "$1" "$x"
+    depends="$(dpkg-deb -f "$1" Depends | sed 's/ ([^)]*)//g; s/, */\n/g')"
+    while read -r lib; do
+        case "$lib" in ld-linux*) owner=libc6 ;;
+            *) owner="$( (dpkg -S "/lib/x86_64-linux-gnu/$lib" || dpkg -S "/usr/lib/x86_64-linux-gnu/$lib") 2>/dev/null |
+                head -n1 | cut -d: -f1)" ;; esac
+        if [ -z "$owner" ] || ! grep -qx "$owner" <<<"$depends"; then
+            log "  $lib (package ${owner:-unknown}) is not in Depends"; ok=1
+        fi
+    done < <(readelf -d "$x/usr/bin/dolbom" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p')
+    if readelf -d "$x/usr/bin/dolbom" | grep -q 'NEEDED.*\[libopencv_core'; then
+        grep -qx libopencv-core406 <<<"$depends" && grep -qx libopencv-videoio406 <<<"$depends" || ok=1
+    else
+        ! grep -q opencv <<<"$depends" || { log "  links no OpenCV, yet Depends names it"; ok=1; }
+    fi
+    rm -rf "$x"
+    return $ok
+}
+if readelf -d "$kiosk_bin" | grep -q 'NEEDED.*\[libopencv_core'; then opencv_kind="Debian's shared OpenCV"; else opencv_kind="no OpenCV library (static)"; fi
+log "the kiosk binary links $opencv_kind"
+check "control: dolbom depends on the OpenCV runtime it links (here: $opencv_kind), and on all it links" \
+    depends_cover_links "$deb1"
 check "control: dolbom depends on dolbom-models (>= $v1)" bash -c "dpkg-deb -f '$deb1' Depends | grep -qF 'dolbom-models (>= $v1)'"
 check "control: dolbom-models is Architecture: all" bash -c "[ \"\$(dpkg-deb -f '$models1' Architecture)\" = all ]"
 check "conffiles: the four configs" bash -c "dpkg-deb --ctrl-tarfile '$deb1' | tar -xOf - ./conffiles | sort | tr '\n' ' ' | grep -qx '/etc/dolbom/console.toml /etc/dolbom/directory.toml /etc/dolbom/kiosk.toml /etc/dolbom/relay.toml '"
@@ -245,7 +286,7 @@ inode_before="$(stat -c %i /usr/bin/dolbom)"
 # ---- upgrade ---------------------------------------------------------------------------------
 
 b0=$(date +%s)
-scripts/build-deb.sh --arch amd64 --version "$v2" --out "$work/v2" >/dev/null
+scripts/build-deb.sh --arch amd64 --binary "$kiosk_bin" --version "$v2" --out "$work/v2" >/dev/null
 log "built version $v2 in $(( $(date +%s) - b0 )) s"
 log "upgrading to $v2"
 dpkg_run -i "$work/v2/dolbom-models_${v2}-1_all.deb" "$work/v2/dolbom_${v2}-1_amd64.deb" >"$work/upgrade.log" ||
