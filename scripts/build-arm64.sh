@@ -12,6 +12,12 @@
 #
 # Copy that binary and .dolbom/arm64/{lib,models} to the board; it needs Debian 12's arm64
 # libopencv-core406, -imgproc406, -imgcodecs406 and -videoio406 installed there (see docs/arm64.md).
+#
+#   DOLBOM_OPENCV=lean scripts/build-arm64.sh
+#
+# opts in to the lean static OpenCV instead (scripts/opencv-lean.sh --arch arm64 cross-builds it
+# into the cache on first use, about as long as on x86): the binary then needs no libopencv_*,
+# only libjpeg62-turbo, libpng16-16 and libwebp7 on the board. See docs/memory.md.
 # Idempotent: a second run downloads nothing and cargo rebuilds nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,7 +44,7 @@ arm64_log "aarch64 ONNX Runtime, models and test photos into $ARM64_ASSETS"
 python3 scripts/fetch_assets.py --arch aarch64 --dest "$ARM64_ASSETS" >&2
 
 arm64_cargo_env
-arm64_log "cargo build --release --locked --target $ARM64_TRIPLE $*"
+arm64_log "cargo build --release --locked --target $ARM64_TRIPLE $* ($(arm64_opencv) OpenCV)"
 cargo build --release --locked --target "$ARM64_TRIPLE" --bin dolbom "$@"
 
 [ -x "$ARM64_BIN" ] || arm64_die "the build finished but $ARM64_BIN is missing"

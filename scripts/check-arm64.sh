@@ -30,10 +30,28 @@ photos="$ARM64_ROOT/.dolbom/testdata"
 [ -f "$photos/face_recognition/obama.jpg" ] || fail "no test photos in $photos: run scripts/setup.sh"
 scripts/arm64/sysroot.sh
 
-# The x86 reference, before the aarch64 environment is set (its OpenCV paths are the target's).
+# Which OpenCV the arm64 build links must be the one asked for (DOLBOM_OPENCV, lib.sh).
+opencv=$(arm64_opencv)
+arm_needed=$(aarch64-linux-gnu-readelf -d "$ARM64_BIN" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | paste -sd' ')
+if [ "$opencv" = lean ]; then
+    ! grep -q libopencv_ <<<"$arm_needed" || fail "DOLBOM_OPENCV=lean, but $ARM64_BIN links Debian's OpenCV: $arm_needed"
+else
+    grep -q libopencv_core <<<"$arm_needed" || fail "$ARM64_BIN links no libopencv_core (a lean build? then DOLBOM_OPENCV=lean): $arm_needed"
+fi
+arm64_log "arm64 binary ($opencv OpenCV) needs: $arm_needed"
+
+# The x86 reference, before the aarch64 environment is set (its OpenCV paths are the target's),
+# built against the same kind of OpenCV: DOLBOM_OPENCV=lean takes the lean x86 one
+# (scripts/opencv-lean.sh), so that a lean target directory is not rebuilt against Debian's.
 x86="$ARM64_ROOT/target/release/dolbom"
-arm64_log "x86 reference: cargo build --release --locked --bin dolbom"
-cargo build --release --locked --quiet --bin dolbom
+arm64_log "x86 reference ($opencv OpenCV): cargo build --release --locked --bin dolbom"
+if [ "$opencv" = lean ]; then
+    x86_env=$(scripts/opencv-lean.sh --env-file) || fail "the lean x86 OpenCV did not build (scripts/opencv-lean.sh)"
+    # shellcheck source=/dev/null
+    (. "$x86_env" && cargo build --release --locked --quiet --bin dolbom)
+else
+    cargo build --release --locked --quiet --bin dolbom
+fi
 arm64_cargo_env
 arm="$ARM64_ROOT/scripts/arm64/qemu-run.sh $ARM64_BIN"
 

@@ -2,16 +2,23 @@
 # Builds a lean, static OpenCV 4.6.0 (core, imgproc, imgcodecs, videoio; V4L2, JPEG, PNG, WebP,
 # PNM; no FFmpeg, GStreamer, GDAL, GDCM ...) for the kiosk daemon, and prints the environment the
 # opencv crate needs to link it instead of Debian's shared OpenCV. See docs/memory.md, "A lean OpenCV
-# without FFmpeg". Not used by setup.sh, CI or packaging.
+# without FFmpeg". Not used by setup.sh, CI or packaging by default: opt-in (docs/memory.md).
 #
 #   scripts/opencv-lean.sh              build once (a second run does nothing), print the env
 #   . "$(scripts/opencv-lean.sh --env-file)"     ... or source the file it writes
+#   scripts/opencv-lean.sh --arch arm64 the same OpenCV cross-built for aarch64 (Debian's
+#                                       aarch64-linux-gnu-g++) against the sysroot of
+#                                       scripts/arm64/sysroot.sh, which holds the arm64 JPEG, PNG,
+#                                       WebP and zlib headers and libraries; its env is for a cargo
+#                                       build --target aarch64-unknown-linux-gnu only
+#                                       (DOLBOM_OPENCV=lean scripts/build-arm64.sh sources it)
 #
 # Cache: ${XDG_CACHE_HOME:-$HOME/.cache}/dolbom/
 #   opencv-python-headless-4.6.0.66.tar.gz   the pinned sdist (sha256 checked); its opencv/ tree
 #                                            is OpenCV 4.6.0
 #   opencv-4.6.0-lean-<hash>/                the install prefix; <hash> is a sha256 of the sdist's
 #                                            hash, the options, link libraries, triplet, compiler
+#                                            (so amd64 and arm64 builds never share a prefix)
 #   opencv-4.6.0-lean-<hash>/env.sh          the OPENCV_* environment, ready to source
 #
 # About 6 CPU minutes on x86_64 (356 s measured). Run it under `nice` on a shared machine;
@@ -21,10 +28,18 @@ set -euo pipefail
 log() { printf 'opencv-lean: %s\n' "$*" >&2; }
 
 mode=print
-for arg in "$@"; do
-    case "$arg" in
-        --env-file) mode=file ;;
-        *) log "unknown option $arg"; exit 2 ;;
+arch=native
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --env-file) mode="file"; shift ;;
+        --arch)
+            case "${2:-}" in
+                arm64|aarch64) arch=arm64 ;;
+                amd64|x86_64|native) arch=native ;;
+                *) log "--arch must be arm64 (or amd64, the default)"; exit 2 ;;
+            esac
+            shift 2 ;;
+        *) log "unknown option $1"; exit 2 ;;
     esac
 done
 
@@ -112,10 +127,46 @@ EOF
     mv "$SDIST.part" "$SDIST"
 }
 
-need_tools # dpkg-query only, unless something is missing; the key below needs the compiler
-multiarch="$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)"
+CROSS=()
+if [ "$arch" = arm64 ]; then
+    # The cross build: Debian's cross compilers, and the sysroot (made here if missing) for the
+    # arm64 codec libraries. Their headers and .so links are named explicitly and CMake searches
+    # only the target's directories, so nothing of this x86 machine's /usr is picked up.
+    # shellcheck disable=SC2034 # read by the arm64_* helpers of lib.sh
+    ARM64_WHO=opencv-lean
+    # shellcheck source=scripts/arm64/lib.sh
+    . "$(dirname "$0")/arm64/lib.sh"
+    arm64_need_apt cmake cmake ninja ninja-build aarch64-linux-gnu-gcc gcc-aarch64-linux-gnu \
+        aarch64-linux-gnu-g++ g++-aarch64-linux-gnu
+    "$(dirname "$0")/arm64/sysroot.sh"
+    multiarch=$ARM64_MULTIARCH
+    CXX_VERSION="$(aarch64-linux-gnu-g++ --version | head -1)"
+    S=$ARM64_SYSROOT
+    L="$S/usr/lib/$multiarch"
+    # Options of the cross build, in the key; the sysroot's place is not (it may move).
+    OPTIONS+=(-DCMAKE_SYSTEM_NAME=Linux -DCMAKE_SYSTEM_PROCESSOR=aarch64
+        -DCMAKE_C_COMPILER=aarch64-linux-gnu-gcc -DCMAKE_CXX_COMPILER=aarch64-linux-gnu-g++
+        -DCMAKE_FIND_ROOT_PATH_MODE_PROGRAM=NEVER -DCMAKE_FIND_ROOT_PATH_MODE_LIBRARY=ONLY
+        -DCMAKE_FIND_ROOT_PATH_MODE_INCLUDE=ONLY -DCMAKE_FIND_ROOT_PATH_MODE_PACKAGE=ONLY)
+    CROSS=(-DCMAKE_FIND_ROOT_PATH="$S;/usr/$multiarch"
+        -DJPEG_INCLUDE_DIR="$S/usr/include" -DJPEG_LIBRARY="$L/libjpeg.so"
+        -DPNG_PNG_INCLUDE_DIR="$S/usr/include" -DPNG_LIBRARY="$L/libpng.so"
+        -DZLIB_INCLUDE_DIR="$S/usr/include" -DZLIB_LIBRARY="$L/libz.so"
+        -DWEBP_INCLUDE_DIR="$S/usr/include" -DWEBP_LIBRARY="$L/libwebp.so"
+        # jconfig.h (libjpeg62-turbo-dev) is in the multiarch include directory.
+        -DCMAKE_C_FLAGS="-isystem $S/usr/include/$multiarch" -DCMAKE_CXX_FLAGS="-isystem $S/usr/include/$multiarch")
+    for f in "$S/usr/include/jpeglib.h" "$S/usr/include/$multiarch/jconfig.h" "$S/usr/include/png.h" \
+        "$S/usr/include/zlib.h" "$S/usr/include/webp/decode.h" "$L/libjpeg.so" "$L/libpng.so" "$L/libz.so" "$L/libwebp.so"; do
+        [ -e "$f" ] || { log "the arm64 sysroot lacks $f (scripts/arm64/sysroot.sh)"; exit 1; }
+    done
+else
+    need_tools # dpkg-query only, unless something is missing; the key below needs the compiler
+    multiarch="$(gcc -print-multiarch 2>/dev/null || dpkg-architecture -qDEB_HOST_MULTIARCH)"
+    CXX_VERSION="$(c++ --version 2>/dev/null | head -1)"
+fi
+# (The native key is what it was before --arch existed, so the x86 prefix built then is reused.)
 key="$(printf '%s\n' "$SDIST_SHA256" "${OPTIONS[@]}" "${SYSTEM_LIBS[@]}" "$multiarch" \
-    "$(c++ --version 2>/dev/null | head -1)" | sha256sum | cut -c1-16)"
+    "$CXX_VERSION" | sha256sum | cut -c1-16)"
 PREFIX="$CACHE/opencv-4.6.0-lean-$key"
 ENV_FILE="$PREFIX/env.sh"
 
@@ -127,9 +178,20 @@ if [ ! -f "$PREFIX/.complete" ]; then
     log "unpacking the sdist's opencv/ tree"
     tar -xzf "$SDIST" -C "$work" --strip-components=1 "$SDIST_NAME-$SDIST_VERSION/opencv"
     log "configuring into $PREFIX"
-    cmake -S "$work/opencv" -B "$work/build" -G Ninja "${OPTIONS[@]}" -DCMAKE_INSTALL_PREFIX="$PREFIX" \
+    cmake -S "$work/opencv" -B "$work/build" -G Ninja "${OPTIONS[@]}" "${CROSS[@]}" -DCMAKE_INSTALL_PREFIX="$PREFIX" \
         >"$work/cmake.log" 2>&1 || { log "cmake failed, see $work/cmake.log"; exit 1; }
     grep -qE 'FFMPEG: *YES' "$work/cmake.log" && { log "cmake enabled FFmpeg; refusing"; exit 1; }
+    # Every codec found, and (cross) found in the sysroot, not on this machine.
+    for c in JPEG PNG WEBP; do
+        line="$(grep -E "^-- +$c: " "$work/cmake.log" || true)"
+        case "$line" in
+            *NO*|"") log "cmake did not enable $c: ${line:-no line}, see $work/cmake.log"; exit 1 ;;
+        esac
+        if [ "$arch" = arm64 ] && grep -q "/usr/lib/x86_64" <<<"$line"; then
+            log "cmake took the host's $c: $line"; exit 1
+        fi
+    done
+    grep -qE 'v4l/v4l2: *YES' "$work/cmake.log" || { log "cmake did not enable V4L2, see $work/cmake.log"; exit 1; }
     log "building (log: $work/build.log)"
     if ! /usr/bin/time -v -o "$work/time.txt" ninja -C "$work/build" -j "${JOBS:-$(nproc)}" >"$work/build.log" 2>&1; then
         log "build failed, see $work/build.log"; exit 1
@@ -157,7 +219,7 @@ if [ ! -f "$PREFIX/.complete" ]; then
 # Lean static OpenCV 4.6.0 without FFmpeg, built by scripts/opencv-lean.sh. Source this file.
 export OPENCV_DISABLE_PROBES=pkg_config,cmake,vcpkg_cmake,vcpkg
 export OPENCV_INCLUDE_PATHS=$PREFIX/include/opencv4
-export OPENCV_LINK_PATHS=$link_paths,/usr/lib/$multiarch
+export OPENCV_LINK_PATHS=$link_paths,${L:-/usr/lib/$multiarch}
 export OPENCV_LINK_LIBS=$link_libs
 EOF
     mv "$ENV_FILE.tmp" "$ENV_FILE"

@@ -28,15 +28,36 @@ arm64_libdirs() {
     cat "$ARM64_SYSROOT/.libdirs"
 }
 
+# Which OpenCV the build links: DOLBOM_OPENCV=debian (the default: Debian 12's shared arm64
+# OpenCV from the sysroot; the board needs libopencv-*406) or DOLBOM_OPENCV=lean (the lean static
+# OpenCV that scripts/opencv-lean.sh --arch arm64 cross-builds into the cache, built on first use;
+# the board needs only libjpeg62-turbo, libpng16-16 and libwebp7). Opt-in: see docs/memory.md.
+arm64_opencv() {
+    case "${DOLBOM_OPENCV:-debian}" in
+        debian|lean) echo "${DOLBOM_OPENCV:-debian}" ;;
+        *) arm64_die "DOLBOM_OPENCV must be debian (the default) or lean, not '$DOLBOM_OPENCV'" ;;
+    esac
+}
+
 # Exports what `cargo build --target aarch64-unknown-linux-gnu` needs beyond .cargo/config.toml,
 # which cannot name the cache directory. None of it reaches a native (x86_64) build's flags, but
 # OPENCV_* would reach its opencv crate: set this only for aarch64 builds.
 arm64_cargo_env() {
     arm64_libdirs >/dev/null
-    export OPENCV_LINK_LIBS="$ARM64_OPENCV_LIBS"
-    export OPENCV_LINK_PATHS="$ARM64_SYSROOT/usr/lib/$ARM64_MULTIARCH"
-    # cvconfig.h lives in the multiarch include directory, every other header in the plain one.
-    export OPENCV_INCLUDE_PATHS="$ARM64_SYSROOT/usr/include/opencv4,$ARM64_SYSROOT/usr/include/$ARM64_MULTIARCH/opencv4"
+    if [ "$(arm64_opencv)" = lean ]; then
+        local env_file
+        env_file=$("$ARM64_ROOT/scripts/opencv-lean.sh" --arch arm64 --env-file) ||
+            arm64_die "the lean arm64 OpenCV did not build (scripts/opencv-lean.sh --arch arm64)"
+        # OPENCV_DISABLE_PROBES, OPENCV_INCLUDE_PATHS, OPENCV_LINK_PATHS, OPENCV_LINK_LIBS: the
+        # static libraries in the cache, then the sysroot's codec libraries.
+        # shellcheck source=/dev/null
+        . "$env_file"
+    else
+        export OPENCV_LINK_LIBS="$ARM64_OPENCV_LIBS"
+        export OPENCV_LINK_PATHS="$ARM64_SYSROOT/usr/lib/$ARM64_MULTIARCH"
+        # cvconfig.h lives in the multiarch include directory, every other header in the plain one.
+        export OPENCV_INCLUDE_PATHS="$ARM64_SYSROOT/usr/include/opencv4,$ARM64_SYSROOT/usr/include/$ARM64_MULTIARCH/opencv4"
+    fi
     export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
     export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
     export AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar

@@ -18,8 +18,12 @@ ARM64_WHO=sysroot
 # Runtime: the libraries the opencv crate links (their soname is Debian 12's 4.6 -> 406). apt adds
 # libc6, libstdc++6 and everything else they need. ONNX Runtime needs only libc and libstdc++.
 runtime=(libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-videoio406 libstdc++6)
-# Headers and the unversioned .so links, without their dependencies (other -dev packages).
-dev=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev)
+# Headers and the unversioned .so links, without their dependencies (other -dev packages). The
+# image codecs' (JPEG, PNG, WebP, zlib) are for the lean static OpenCV, which scripts/opencv-lean.sh
+# --arch arm64 cross-builds against this sysroot; their runtime libraries are in the closure above
+# (libopencv-imgcodecs406 needs them).
+dev=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev
+    libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev)
 # Bump when the layout below changes, so that an old sysroot is rebuilt.
 layout=2
 key="layout=$layout runtime=${runtime[*]} dev=${dev[*]}"
@@ -143,7 +147,10 @@ done
 printf '%s\n' "$libdirs" >"$staging/.libdirs"
 
 for f in lib/ld-linux-aarch64.so.1 usr/include/opencv4/opencv2/core.hpp \
-    "usr/include/$ARM64_MULTIARCH/opencv4/opencv2/cvconfig.h" "usr/lib/$ARM64_MULTIARCH/libopencv_videoio.so"; do
+    "usr/include/$ARM64_MULTIARCH/opencv4/opencv2/cvconfig.h" "usr/lib/$ARM64_MULTIARCH/libopencv_videoio.so" \
+    usr/include/jpeglib.h usr/include/png.h usr/include/webp/decode.h usr/include/zlib.h \
+    "usr/lib/$ARM64_MULTIARCH/libjpeg.so" "usr/lib/$ARM64_MULTIARCH/libpng.so" \
+    "usr/lib/$ARM64_MULTIARCH/libwebp.so" "usr/lib/$ARM64_MULTIARCH/libz.so"; do
     [ -e "$staging/$f" ] || arm64_die "the unpacked sysroot lacks $f"
 done
 
