@@ -145,14 +145,15 @@ impl Auth {
         password: &str,
         client: Option<IpAddr>,
     ) -> Result<(String, Session, User), LoginRefused> {
+        let users = self.users();
         let attempt = match self.limiter.begin(id, client) {
             Ok(a) => a,
             Err(wait) => {
-                tracing::warn!(account = %logged(&self.users(), id), client = ?client, "login refused: too many wrong passwords");
+                tracing::warn!(account = %logged(&users, id), client = ?client, "login refused: too many wrong passwords");
                 return Err(LoginRefused::TooMany(wait));
             }
         };
-        let user = self.users().get(id).cloned();
+        let user = users.get(id).cloned();
         let hash = user.as_ref().map(|u| u.hash.clone()).unwrap_or_else(|| self.decoy.clone());
         let password = password.to_string();
         // A few hashes at a time: each takes 19 MiB and most of a core for a while.
@@ -172,7 +173,7 @@ impl Auth {
                 Err(LoginRefused::Wrong)
             }
             None => {
-                tracing::warn!(account = %logged(&self.users(), id), client = ?client, "login refused: no such account");
+                tracing::warn!(account = %logged(&users, id), client = ?client, "login refused: no such account");
                 Err(LoginRefused::Wrong)
             }
         }
