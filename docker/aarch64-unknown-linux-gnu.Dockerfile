@@ -20,7 +20,9 @@ RUN apt-get update \
         qemu-user \
     && rm -rf /var/lib/apt/lists/*
 
-ENV DOLBOM_ARM64_SYSROOT=/opt/dolbom-arm64/sysroot
+# Debian's shared arm64 OpenCV in the image (the lean one is built by scripts/opencv-lean.sh,
+# which this image does not run): the sysroot holds its headers and runtime closure.
+ENV DOLBOM_ARM64_SYSROOT=/opt/dolbom-arm64/sysroot DOLBOM_OPENCV=debian
 COPY scripts/arm64/lib.sh scripts/arm64/sysroot.sh /opt/dolbom-arm64/scripts/arm64/
 # The private apt state and .debs go to a throw-away cache; only the sysroot stays in the image.
 RUN XDG_CACHE_HOME=/tmp/dolbom-cache /opt/dolbom-arm64/scripts/arm64/sysroot.sh \

@@ -104,6 +104,43 @@ if [ -n "${DOLBOM_CLIP:-}" ]; then
     [ -e "$DOLBOM_CLIP" ] || die "DOLBOM_CLIP=$DOLBOM_CLIP does not exist"
     clip=$DOLBOM_CLIP
     IFS=, read -r -a people <<<"$DOLBOM_ENROL"
+    case "$clip" in
+        *.avi) ;;
+        *)
+            # The kiosk's lean OpenCV has no FFmpeg and reads MJPEG AVI (docs/memory.md): every
+            # contender gets the same frames, re-encoded once by the peers' OpenCV, which has it.
+            mjpeg=$out/$(basename "${clip%.*}").avi
+            if [ ! -s "$mjpeg" ] || [ "$clip" -nt "$mjpeg" ]; then
+                log "re-encoding $clip as MJPEG AVI: $mjpeg"
+                "$py" - "$clip" "$mjpeg" <<'EOF_PY'
+import sys, cv2
+src, dst = sys.argv[1:3]
+cap = cv2.VideoCapture(src)
+if not cap.isOpened():
+    sys.exit(f"cannot open {src}")
+fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
+out, n = None, 0
+while True:
+    ok, frame = cap.read()
+    if not ok:
+        break
+    if out is None:
+        h, w = frame.shape[:2]
+        out = cv2.VideoWriter(dst + ".part.avi", cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
+        out.set(cv2.VIDEOWRITER_PROP_QUALITY, 95)
+    out.write(frame)
+    n += 1
+if out is None:
+    sys.exit(f"no frame in {src}")
+out.release()
+import os
+os.replace(dst + ".part.avi", dst)
+print(f"{n} frames at {fps:.2f} fps", file=sys.stderr)
+EOF_PY
+            fi
+            clip=$mjpeg
+            ;;
+    esac
 else
     # The kiosk bench's walk-up clip: Obama, Biden, a stranger, Obama again (benches/kiosk.rs).
     t=.dolbom/testdata

@@ -5,19 +5,21 @@
 #   scripts/build-arm64.sh [CARGO BUILD ARGS...]
 #
 # Installs what is missing (Debian's aarch64 cross compilers, the Rust target), builds the arm64
-# OpenCV sysroot in ${XDG_CACHE_HOME:-~/.cache}/dolbom/arm64 (scripts/arm64/sysroot.sh), fetches
-# the aarch64 ONNX Runtime with the models and test photos into .dolbom/arm64, and builds
+# sysroot in ${XDG_CACHE_HOME:-~/.cache}/dolbom/arm64 (scripts/arm64/sysroot.sh) and the lean
+# static aarch64 OpenCV without FFmpeg (scripts/opencv-lean.sh --arch arm64, on first use, about
+# as long as on x86), fetches the aarch64 ONNX Runtime with the models and test photos into
+# .dolbom/arm64, and builds
 #
 #   target/aarch64-unknown-linux-gnu/release/dolbom
 #
-# Copy that binary and .dolbom/arm64/{lib,models} to the board; it needs Debian 12's arm64
-# libopencv-core406, -imgproc406, -imgcodecs406 and -videoio406 installed there (see docs/arm64.md).
+# Copy that binary and .dolbom/arm64/{lib,models} to the board (or install the .deb of
+# scripts/build-deb.sh); it needs libjpeg62-turbo, libpng16-16, libwebp7 and zlib1g there, no
+# libopencv_* (see docs/arm64.md).
 #
-#   DOLBOM_OPENCV=lean scripts/build-arm64.sh
+#   DOLBOM_OPENCV=debian scripts/build-arm64.sh
 #
-# opts in to the lean static OpenCV instead (scripts/opencv-lean.sh --arch arm64 cross-builds it
-# into the cache on first use, about as long as on x86): the binary then needs no libopencv_*,
-# only libjpeg62-turbo, libpng16-16 and libwebp7 on the board. See docs/memory.md.
+# links Debian 12's shared arm64 OpenCV instead (with FFmpeg: H.264 files and url cameras); the
+# board then needs libopencv-core406, -imgproc406, -imgcodecs406 and -videoio406. See docs/memory.md.
 # Idempotent: a second run downloads nothing and cargo rebuilds nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

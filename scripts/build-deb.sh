@@ -106,7 +106,7 @@ package_of_soname() {
         owner="$(dpkg -S "$dir/$soname" 2>/dev/null | head -n1 | cut -d: -f1)" || true
         if [ -n "$owner" ]; then echo "$owner"; return; fi
     done
-    die "no installed package ships $soname, which the binary needs: install its runtime package on this machine (for OpenCV: apt-get install libopencv-dev) so that its name can be looked up"
+    die "no installed package ships $soname, which the binary needs: install its runtime package on this machine (scripts/setup.sh installs those of the default build) so that its name can be looked up"
 }
 
 # Depends for a set of ELF files: one entry per package, libc6 versioned by the newest GLIBC_

@@ -40,18 +40,13 @@ else
 fi
 arm64_log "arm64 binary ($opencv OpenCV) needs: $arm_needed"
 
-# The x86 reference, before the aarch64 environment is set (its OpenCV paths are the target's),
-# built against the same kind of OpenCV: DOLBOM_OPENCV=lean takes the lean x86 one
-# (scripts/opencv-lean.sh), so that a lean target directory is not rebuilt against Debian's.
+# The x86 reference, built before the aarch64 environment is set (its OpenCV paths are the
+# target's): the default build, against the lean x86 OpenCV of scripts/setup.sh
+# (.cargo/config.toml), whichever OpenCV the arm64 build links.
 x86="$ARM64_ROOT/target/release/dolbom"
-arm64_log "x86 reference ($opencv OpenCV): cargo build --release --locked --bin dolbom"
-if [ "$opencv" = lean ]; then
-    x86_env=$(scripts/opencv-lean.sh --env-file) || fail "the lean x86 OpenCV did not build (scripts/opencv-lean.sh)"
-    # shellcheck source=/dev/null
-    (. "$x86_env" && cargo build --release --locked --quiet --bin dolbom)
-else
-    cargo build --release --locked --quiet --bin dolbom
-fi
+[ -e "$ARM64_ROOT/.dolbom/opencv/include" ] || fail "no lean OpenCV at .dolbom/opencv: run scripts/setup.sh"
+arm64_log "x86 reference: cargo build --release --locked --bin dolbom"
+cargo build --release --locked --quiet --bin dolbom
 arm64_cargo_env
 arm="$ARM64_ROOT/scripts/arm64/qemu-run.sh $ARM64_BIN"
 

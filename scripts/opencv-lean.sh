@@ -2,7 +2,8 @@
 # Builds a lean, static OpenCV 4.6.0 (core, imgproc, imgcodecs, videoio; V4L2, JPEG, PNG, WebP,
 # PNM; no FFmpeg, GStreamer, GDAL, GDCM ...) for the kiosk daemon, and prints the environment the
 # opencv crate needs to link it instead of Debian's shared OpenCV. See docs/memory.md, "A lean OpenCV
-# without FFmpeg". Not used by setup.sh, CI or packaging by default: opt-in (docs/memory.md).
+# without FFmpeg". scripts/setup.sh runs it and links the result at .dolbom/opencv, where
+# .cargo/config.toml points the default build (docs/memory.md, "The lean OpenCV is the default").
 #
 #   scripts/opencv-lean.sh              build once (a second run does nothing), print the env
 #   . "$(scripts/opencv-lean.sh --env-file)"     ... or source the file it writes
@@ -11,7 +12,7 @@
 #                                       scripts/arm64/sysroot.sh, which holds the arm64 JPEG, PNG,
 #                                       WebP and zlib headers and libraries; its env is for a cargo
 #                                       build --target aarch64-unknown-linux-gnu only
-#                                       (DOLBOM_OPENCV=lean scripts/build-arm64.sh sources it)
+#                                       (scripts/build-arm64.sh sources it)
 #
 # Cache: ${XDG_CACHE_HOME:-$HOME/.cache}/dolbom/
 #   opencv-python-headless-4.6.0.66.tar.gz   the pinned sdist (sha256 checked); its opencv/ tree
@@ -170,6 +171,11 @@ key="$(printf '%s\n' "$SDIST_SHA256" "${OPTIONS[@]}" "${SYSTEM_LIBS[@]}" "$multi
 PREFIX="$CACHE/opencv-4.6.0-lean-$key"
 ENV_FILE="$PREFIX/env.sh"
 
+# One build at a time per cache (setup.sh runs this; the demo and the tests may start together):
+# a second caller waits, then finds the build complete.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/opencv-lean.lock"
+flock 9
 if [ ! -f "$PREFIX/.complete" ]; then
     fetch_sdist
     work="$CACHE/opencv-4.6.0-lean-$key.build"

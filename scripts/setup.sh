@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian 12 machine lacks to build, run and test dolbom, then fetches the
-# pinned ONNX Runtime library, models and test photos into .dolbom/ (see models/manifest.toml).
+# Installs what a fresh Debian 12 machine lacks to build, run and test dolbom, fetches the
+# pinned ONNX Runtime library, models and test photos into .dolbom/ (see models/manifest.toml),
+# and builds the lean OpenCV the kiosk links (scripts/opencv-lean.sh, once: about 6 CPU minutes).
 # Idempotent: a second run installs nothing and only re-checks hashes.
 #
 #   scripts/setup.sh           what the demo needs
@@ -34,10 +35,10 @@ apt_install() {
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-# OpenCV headers and libclang for the opencv crate's bindings; Python with venv for the model recipe;
-# Mosquitto, the MQTT broker the demo and the tests talk to.
+# libclang for the opencv crate's bindings (OpenCV itself is built below); Python with venv for
+# the model recipe; Mosquitto, the MQTT broker the demo and the tests talk to.
 missing=()
-for p in libopencv-dev clang libclang-dev pkg-config ca-certificates openssl mosquitto mosquitto-clients; do
+for p in clang libclang-dev pkg-config ca-certificates openssl mosquitto mosquitto-clients; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 # Judge Python by what it can do, not by package name: it may come from elsewhere than apt.
@@ -126,3 +127,18 @@ if [ "$with_tests" = 1 ]; then
 fi
 
 python3 scripts/fetch_assets.py
+
+# The kiosk links a lean static OpenCV without FFmpeg (docs/memory.md: 106 MB peak instead of
+# 166 MB with Debian's shared OpenCV), built once into the cache; .cargo/config.toml points the
+# opencv crate at .dolbom/opencv. When the link moves to a new build (other options), the crate's
+# bindings and link are redone, as cargo cannot see a symlink's target change.
+lean_env=$(scripts/opencv-lean.sh --env-file) # (its own line: a failure stops setup here)
+lean=$(dirname "$lean_env")
+if [ "$(readlink .dolbom/opencv 2>/dev/null)" != "$lean" ]; then
+    if [ -L .dolbom/opencv ] && [ -d target ]; then
+        log "OpenCV moved to $lean: cargo clean -p opencv (dev and release)"
+        cargo clean --quiet -p opencv
+        cargo clean --quiet -p opencv --release
+    fi
+    ln -sfn "$lean" .dolbom/opencv
+fi

@@ -310,7 +310,8 @@ fn image_sequence_source_works_like_a_video() {
     let frames = dir.path().join("frames");
     std::fs::create_dir(&frames).expect("dir");
     let clip = clip();
-    let mut cap = VideoCapture::from_file(clip.to_str().expect("utf-8"), opencv::videoio::CAP_ANY).expect("open");
+    let api = dolbom_kiosk::sources::camera::file_api();
+    let mut cap = VideoCapture::from_file(clip.to_str().expect("utf-8"), api).expect("open");
     let mut frame = Mat::default();
     let mut n = 0;
     while cap.read(&mut frame).expect("read") && !frame.empty() {

@@ -28,14 +28,15 @@ arm64_libdirs() {
     cat "$ARM64_SYSROOT/.libdirs"
 }
 
-# Which OpenCV the build links: DOLBOM_OPENCV=debian (the default: Debian 12's shared arm64
-# OpenCV from the sysroot; the board needs libopencv-*406) or DOLBOM_OPENCV=lean (the lean static
-# OpenCV that scripts/opencv-lean.sh --arch arm64 cross-builds into the cache, built on first use;
-# the board needs only libjpeg62-turbo, libpng16-16 and libwebp7). Opt-in: see docs/memory.md.
+# Which OpenCV the build links: DOLBOM_OPENCV=lean (the default: the lean static OpenCV without
+# FFmpeg that scripts/opencv-lean.sh --arch arm64 cross-builds into the cache, built on first use;
+# the board needs only libjpeg62-turbo, libpng16-16, libwebp7 and zlib1g) or DOLBOM_OPENCV=debian
+# (Debian 12's shared arm64 OpenCV from the sysroot, with FFmpeg for H.264 files and url cameras;
+# the board needs libopencv-*406 and 166 MB instead of 106: docs/memory.md).
 arm64_opencv() {
-    case "${DOLBOM_OPENCV:-debian}" in
-        debian|lean) echo "${DOLBOM_OPENCV:-debian}" ;;
-        *) arm64_die "DOLBOM_OPENCV must be debian (the default) or lean, not '$DOLBOM_OPENCV'" ;;
+    case "${DOLBOM_OPENCV:-lean}" in
+        debian|lean) echo "${DOLBOM_OPENCV:-lean}" ;;
+        *) arm64_die "DOLBOM_OPENCV must be lean (the default) or debian, not '$DOLBOM_OPENCV'" ;;
     esac
 }
 

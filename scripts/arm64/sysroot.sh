@@ -1,31 +1,37 @@
 #!/usr/bin/env bash
-# Builds the aarch64 sysroot that the cross build links against and qemu-aarch64 runs in: Debian
-# 12's arm64 OpenCV headers (core, imgproc, imgcodecs, videoio) and the runtime closure of those
-# four libraries, resolved by apt itself and unpacked with `dpkg -x`.
+# Builds the aarch64 sysroot that the cross build links against and qemu-aarch64 runs in: the
+# runtime closure of what the arm64 binary links, resolved by apt itself and unpacked with
+# `dpkg -x`, and the headers it is built against. Which OpenCV (DOLBOM_OPENCV, lib.sh) decides
+# what that is: for the lean static OpenCV (the default) the image codecs (JPEG, PNG, WebP, zlib)
+# and the C++ runtime, against which scripts/opencv-lean.sh --arch arm64 cross-builds OpenCV; for
+# Debian's, also Debian 12's arm64 OpenCV headers (core, imgproc, imgcodecs, videoio) and the
+# runtime closure of those four libraries (258 packages).
 #
-# The arm64 OpenCV packages cannot be installed beside the amd64 ones, so apt runs here with a
-# private configuration (architecture arm64, an empty dpkg status, lists and .debs in the cache):
-# the machine's own dpkg architectures, package lists and installed packages are never touched,
-# and no `dpkg --add-architecture` is needed. The package sources are the machine's own.
-#
-# Idempotent: when the sysroot for this package set is complete, nothing is downloaded (not even
-# the package lists). Prints nothing on stdout.
 set -euo pipefail
 ARM64_WHO=sysroot
 # shellcheck source=scripts/arm64/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-# Runtime: the libraries the opencv crate links (their soname is Debian 12's 4.6 -> 406). apt adds
-# libc6, libstdc++6 and everything else they need. ONNX Runtime needs only libc and libstdc++.
-runtime=(libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-videoio406 libstdc++6)
-# Headers and the unversioned .so links, without their dependencies (other -dev packages). The
-# image codecs' (JPEG, PNG, WebP, zlib) are for the lean static OpenCV, which scripts/opencv-lean.sh
-# --arch arm64 cross-builds against this sysroot; their runtime libraries are in the closure above
-# (libopencv-imgcodecs406 needs them).
-dev=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev
-    libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev)
+# Runtime: the libraries the binary links; apt adds libc6 and everything else they need. ONNX
+# Runtime needs only libc and libstdc++. Headers and the unversioned .so links come from the -dev
+# packages, unpacked without their dependencies (other -dev packages).
+runtime=(libjpeg62-turbo libpng16-16 libwebp7 zlib1g libstdc++6)
+dev=(libjpeg62-turbo-dev libpng-dev libwebp-dev zlib1g-dev)
+# The sonames whose closure must be complete, and files that must be there.
+roots=(libjpeg.so.62 libpng16.so.16 libwebp.so.7 libz.so.1 libstdc++.so.6 libgcc_s.so.1 libm.so.6 libc.so.6)
+expect=(lib/ld-linux-aarch64.so.1 usr/include/jpeglib.h usr/include/png.h usr/include/webp/decode.h
+    usr/include/zlib.h "usr/lib/$ARM64_MULTIARCH/libjpeg.so" "usr/lib/$ARM64_MULTIARCH/libpng.so"
+    "usr/lib/$ARM64_MULTIARCH/libwebp.so" "usr/lib/$ARM64_MULTIARCH/libz.so")
+if [ "$(arm64_opencv)" = debian ]; then
+    # The libraries the opencv crate links (their soname is Debian 12's 4.6 -> 406).
+    runtime+=(libopencv-core406 libopencv-imgproc406 libopencv-imgcodecs406 libopencv-videoio406)
+    dev+=(libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev libopencv-videoio-dev)
+    roots+=(libopencv_core.so.406 libopencv_imgproc.so.406 libopencv_imgcodecs.so.406 libopencv_videoio.so.406)
+    expect+=(usr/include/opencv4/opencv2/core.hpp "usr/include/$ARM64_MULTIARCH/opencv4/opencv2/cvconfig.h"
+        "usr/lib/$ARM64_MULTIARCH/libopencv_videoio.so")
+fi
 # Bump when the layout below changes, so that an old sysroot is rebuilt.
-layout=2
+layout=3
 key="layout=$layout runtime=${runtime[*]} dev=${dev[*]}"
 
 # qemu-user reads /proc/cpuinfo from the prefix when it is there. ONNX Runtime's CPU detection
@@ -115,8 +121,7 @@ find "$staging" -type l -lname '/*' -print0 | while IFS= read -r -d '' link; do
     ln -sfn --relative "$staging$(readlink "$link")" "$link"
 done
 
-# The runtime closure, checked: every library that the four OpenCV libraries (and the C++
-# runtime) need, transitively, must be found in the sysroot. Its directories, in the guest's
+# The runtime closure, checked: every library that the roots need, transitively, must be found in the sysroot. Its directories, in the guest's
 # terms, become .libdirs: the multiarch pair, /lib and /usr/lib (armadillo, ogdi and hdf4 live
 # there), and the subdirectories Debian's alternatives point into (blas/, lapack/), which stay
 # unlinked because `dpkg -x` runs no maintainer scripts.
@@ -124,8 +129,7 @@ command -v aarch64-linux-gnu-readelf >/dev/null || arm64_die "aarch64-linux-gnu-
 search=("/lib/$ARM64_MULTIARCH" "/usr/lib/$ARM64_MULTIARCH" /lib /usr/lib)
 while IFS= read -r dir; do search+=("$dir"); done < <(cd "$staging" && find "usr/lib/$ARM64_MULTIARCH" -mindepth 1 -maxdepth 1 -type d | sed 's|^|/|' | sort)
 declare -A found=() used=()
-queue=(libopencv_core.so.406 libopencv_imgproc.so.406 libopencv_imgcodecs.so.406 libopencv_videoio.so.406
-    libstdc++.so.6 libgcc_s.so.1 libm.so.6 libc.so.6)
+queue=("${roots[@]}")
 missing=()
 while [ ${#queue[@]} -gt 0 ]; do
     lib=${queue[0]}
@@ -146,11 +150,7 @@ for dir in "${search[@]}"; do
 done
 printf '%s\n' "$libdirs" >"$staging/.libdirs"
 
-for f in lib/ld-linux-aarch64.so.1 usr/include/opencv4/opencv2/core.hpp \
-    "usr/include/$ARM64_MULTIARCH/opencv4/opencv2/cvconfig.h" "usr/lib/$ARM64_MULTIARCH/libopencv_videoio.so" \
-    usr/include/jpeglib.h usr/include/png.h usr/include/webp/decode.h usr/include/zlib.h \
-    "usr/lib/$ARM64_MULTIARCH/libjpeg.so" "usr/lib/$ARM64_MULTIARCH/libpng.so" \
-    "usr/lib/$ARM64_MULTIARCH/libwebp.so" "usr/lib/$ARM64_MULTIARCH/libz.so"; do
+for f in "${expect[@]}"; do
     [ -e "$staging/$f" ] || arm64_die "the unpacked sysroot lacks $f"
 done
 

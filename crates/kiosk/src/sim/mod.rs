@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use opencv::core::{Mat, MatTraitConst, Rect, Scalar, Size, CV_8UC3};
 use opencv::imgproc;
-use opencv::videoio::{self, VideoWriter, VideoWriterTrait, VideoWriterTraitConst};
+use opencv::videoio::{VideoWriter, VideoWriterTrait, VideoWriterTraitConst};
 
 use dolbom_face::image::{load_bgr, ImageError};
 
@@ -116,9 +116,8 @@ pub fn placement(photo_w: f64, photo_h: f64, frac: f64, frame_w: f64, frame_h: f
 pub fn write_walk_up(out: &Path, walkers: &[Walker], p: WalkUp) -> Result<Vec<Appearance>, SimError> {
     let fourcc = VideoWriter::fourcc('M', 'J', 'P', 'G')?;
     let size = Size::new(p.width, p.height);
-    // Without FFmpeg, OpenCV's own MJPEG writer: CAP_ANY reaches it too, but only after the
-    // image-sequence backend has logged an error about the file name.
-    let api = if crate::sources::camera::has_ffmpeg() { videoio::CAP_ANY } else { videoio::CAP_OPENCV_MJPEG };
+    // Without FFmpeg, OpenCV's own MJPEG writer (the camera source reads what this writes).
+    let api = crate::sources::camera::file_api();
     let mut writer = VideoWriter::new_with_backend(out.display().to_string(), api, fourcc, p.fps, size, true)?;
     if !writer.is_opened()? {
         return Err(SimError::Writer(out.display().to_string()));

@@ -8,4 +8,4 @@ pub mod source;
 
 pub use pool::{FrameImage, FramePool};
 pub use slot::{FrameSlot, Take};
-pub use source::{has_ffmpeg, mono_now_ms, run_camera, CameraConfig, CameraKind, Frame, Pace};
+pub use source::{file_api, has_ffmpeg, mono_now_ms, run_camera, CameraConfig, CameraKind, Frame, Pace};

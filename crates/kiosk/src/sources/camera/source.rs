@@ -160,10 +160,8 @@ pub fn open(config: &CameraConfig) -> Result<(VideoCapture, f64), String> {
         return Err(format!("{}: no such file", config.source));
     }
     let mut cap = if config.kind == CameraKind::File && !has_ffmpeg() {
-        // An OpenCV without FFmpeg (scripts/opencv-lean.sh) reads MJPEG AVI files with its own
-        // reader. CAP_ANY gets there too, but only after the image-sequence backend has logged an
-        // error for every file name without a number in it; so try that reader first.
-        match VideoCapture::from_file(&config.source, videoio::CAP_OPENCV_MJPEG) {
+        // OpenCV's own MJPEG reader first (file_api), then whatever else this OpenCV has.
+        match VideoCapture::from_file(&config.source, file_api()) {
             Ok(cap) if cap.is_opened().unwrap_or(false) => cap,
             _ => VideoCapture::from_file(&config.source, api).map_err(|e| e.to_string())?,
         }
@@ -212,6 +210,18 @@ pub fn open(config: &CameraConfig) -> Result<(VideoCapture, f64), String> {
 /// scripts/opencv-lean.sh does not, and then reads only MJPEG AVI files and V4L2 cameras).
 pub fn has_ffmpeg() -> bool {
     videoio::has_backend(videoio::VideoCaptureAPIs::CAP_FFMPEG).unwrap_or(false)
+}
+
+/// The backend to read or write a video file with: any (FFmpeg first) when this OpenCV has
+/// FFmpeg, else OpenCV's own MJPEG AVI reader and writer. Without FFmpeg, `CAP_ANY` reaches that
+/// reader too, but only after the image-sequence backend has logged an error for every file name
+/// without a number in it.
+pub fn file_api() -> i32 {
+    if has_ffmpeg() {
+        videoio::CAP_ANY
+    } else {
+        videoio::CAP_OPENCV_MJPEG
+    }
 }
 
 /// Runs until shutdown or a finite source ends with `at_end = "exit"`; then ends the slot.
