@@ -7,6 +7,13 @@
 # Debian's, also Debian 12's arm64 OpenCV headers (core, imgproc, imgcodecs, videoio) and the
 # runtime closure of those four libraries (258 packages).
 #
+# arm64 -dev packages often cannot be installed beside the amd64 ones, so apt runs here with a
+# private configuration (architecture arm64, an empty dpkg status, lists and .debs in the cache):
+# the machine's own dpkg architectures, package lists and installed packages are never touched,
+# and no `dpkg --add-architecture` is needed. The package sources are the machine's own.
+#
+# Idempotent: when the sysroot for this package set is complete, nothing is downloaded (not even
+# the package lists). Prints nothing on stdout.
 set -euo pipefail
 ARM64_WHO=sysroot
 # shellcheck source=scripts/arm64/lib.sh
