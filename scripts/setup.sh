@@ -134,6 +134,13 @@ python3 scripts/fetch_assets.py
 # bindings and link are redone, as cargo cannot see a symlink's target change.
 lean_env=$(scripts/opencv-lean.sh --env-file) # (its own line: a failure stops setup here)
 lean=$(dirname "$lean_env")
+# .cargo/config.toml cannot read env.sh, so it repeats its library list: they must agree.
+want=$(sed -n 's/^export OPENCV_LINK_LIBS=//p' "$lean_env")
+have=$(sed -n 's/^OPENCV_LINK_LIBS = "\(.*\)"$/\1/p' .cargo/config.toml)
+if [ "$want" != "$have" ]; then
+    log "OPENCV_LINK_LIBS in .cargo/config.toml is '$have', but $lean_env says '$want': make them agree"
+    exit 1
+fi
 if [ "$(readlink .dolbom/opencv 2>/dev/null)" != "$lean" ]; then
     if [ -L .dolbom/opencv ] && [ -d target ]; then
         log "OpenCV moved to $lean: cargo clean -p opencv (dev and release)"
