@@ -113,7 +113,7 @@ if [ -n "${DOLBOM_CLIP:-}" ]; then
             if [ ! -s "$mjpeg" ] || [ "$clip" -nt "$mjpeg" ]; then
                 log "re-encoding $clip as MJPEG AVI: $mjpeg"
                 "$py" - "$clip" "$mjpeg" <<'EOF_PY'
-import sys, cv2
+import os, sys, cv2
 src, dst = sys.argv[1:3]
 cap = cv2.VideoCapture(src)
 if not cap.isOpened():
@@ -133,7 +133,6 @@ while True:
 if out is None:
     sys.exit(f"no frame in {src}")
 out.release()
-import os
 os.replace(dst + ".part.avi", dst)
 print(f"{n} frames at {fps:.2f} fps", file=sys.stderr)
 EOF_PY

@@ -406,8 +406,9 @@ check_arm64() { # DEB AMD64-DEB-OR-EMPTY
             "diff <(dpkg-deb -c '$deb' | awk '{print \$1, \$6}') <(dpkg-deb -c '$ref' | awk '{print \$1, \$6}')"
         # Modulo zlib1g: the aarch64 link (GNU ld) keeps the lean OpenCV's -lz, the x86 one
         # (rust-lld) drops it as unused; libpng16-16 depends on zlib1g anyway (docs/memory.md).
+        local names='s/ ([^)]*)//g; s/\(, \)\?zlib1g//; s/^, //'
         check "arm64 $(basename "$deb"): same Depends as amd64 (but zlib1g)" bash -c \
-            "[ \"\$(dpkg-deb -f '$deb' Depends | sed 's/ ([^)]*)//g; s/\(, \)\?zlib1g//; s/^, //')\" = \"\$(dpkg-deb -f '$ref' Depends | sed 's/ ([^)]*)//g; s/\(, \)\?zlib1g//; s/^, //')\" ]"
+            "[ \"\$(dpkg-deb -f '$deb' Depends | sed '$names')\" = \"\$(dpkg-deb -f '$ref' Depends | sed '$names')\" ]"
         check "arm64 $(basename "$deb"): ONNX Runtime present" test -f "$x/usr/lib/dolbom/libonnxruntime.so.1.32.0"
     fi
 }

@@ -128,10 +128,11 @@ find "$staging" -type l -lname '/*' -print0 | while IFS= read -r -d '' link; do
     ln -sfn --relative "$staging$(readlink "$link")" "$link"
 done
 
-# The runtime closure, checked: every library that the roots need, transitively, must be found in the sysroot. Its directories, in the guest's
-# terms, become .libdirs: the multiarch pair, /lib and /usr/lib (armadillo, ogdi and hdf4 live
-# there), and the subdirectories Debian's alternatives point into (blas/, lapack/), which stay
-# unlinked because `dpkg -x` runs no maintainer scripts.
+# The runtime closure, checked: every library that the roots need, transitively, must be found
+# in the sysroot. Its directories, in the guest's terms, become .libdirs: the multiarch pair, and
+# for Debian's OpenCV also /lib and /usr/lib (armadillo, ogdi and hdf4 live there) and the
+# subdirectories Debian's alternatives point into (blas/, lapack/), which stay unlinked because
+# `dpkg -x` runs no maintainer scripts.
 command -v aarch64-linux-gnu-readelf >/dev/null || arm64_die "aarch64-linux-gnu-readelf is missing: apt-get install binutils-aarch64-linux-gnu"
 search=("/lib/$ARM64_MULTIARCH" "/usr/lib/$ARM64_MULTIARCH" /lib /usr/lib)
 while IFS= read -r dir; do search+=("$dir"); done < <(cd "$staging" && find "usr/lib/$ARM64_MULTIARCH" -mindepth 1 -maxdepth 1 -type d | sed 's|^|/|' | sort)

@@ -160,8 +160,8 @@ pub fn open(config: &CameraConfig) -> Result<(VideoCapture, f64), String> {
         return Err(format!("{}: no such file", config.source));
     }
     let mut cap = if config.kind == CameraKind::File && !has_ffmpeg() {
-        // OpenCV's own MJPEG reader first (file_api), then whatever else this OpenCV has.
-        match VideoCapture::from_file(&config.source, file_api()) {
+        // OpenCV's own MJPEG reader first (see file_api), then whatever else this OpenCV has.
+        match VideoCapture::from_file(&config.source, videoio::CAP_OPENCV_MJPEG) {
             Ok(cap) if cap.is_opened().unwrap_or(false) => cap,
             _ => VideoCapture::from_file(&config.source, api).map_err(|e| e.to_string())?,
         }
